@@ -1,0 +1,327 @@
+"""`floss-plan` and the `floss` app. Thin: parse, call planner.plan, render; never imports torch.
+
+Precedence of settings, written once here: CLI flag > profile file > built-in default.
+"""
+
+from __future__ import annotations
+
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from planner.budget import BUDGET_HELP, parse_budget
+from planner.encoding import ENCODING_CHOICES, PRECISIONS
+from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK, Plan, PlanSettings, plan
+from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles, load_model, load_network
+from planner.render import FORMATS, render_plan, write_output
+
+app = typer.Typer(
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    help="floss: communication-budget planning and autotuning for federated LoRA with sparse "
+    "communication (FLoSS / FLASC).",
+)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One readable line on stderr and a non-zero exit: how every user mistake ends."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=code)
+
+
+def parse_ints(text: str, *, name: str) -> tuple[int, ...]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            value = int(part)
+        except ValueError:
+            raise ValueError(
+                f"{name}: {part!r} is not an integer (expected e.g. 1,2,4,8)."
+            ) from None
+        if value < 1:
+            raise ValueError(f"{name}: rank must be >= 1, but got {value}.")
+        out.append(value)
+    return tuple(out)
+
+
+def parse_density(text: str, *, name: str) -> float:
+    """'1/16', '0.0625' or '1' -> a float in (0, 1]."""
+    part = text.strip()
+    try:
+        value = float(Fraction(part))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(
+            f"{name}: {part!r} is not a density (expected e.g. 1, 1/4, 0.0625)."
+        ) from None
+    if not 0 < value <= 1:
+        raise ValueError(f"{name}: density must be in (0, 1], but got {part!r}.")
+    return value
+
+
+def parse_densities(text: str, *, name: str) -> tuple[float, ...]:
+    return tuple(parse_density(p, name=name) for p in text.split(",") if p.strip()) or (
+        parse_density(text, name=name),
+    )
+
+
+def _default_grid() -> str:
+    return ",".join(["1"] + [f"1/{2**i}" for i in range(1, 9)])
+
+
+def build_settings(
+    *,
+    budget: str,
+    profile: str,
+    down: float | None,
+    up: float | None,
+    up_slowdown: float | None,
+    rtt_ms: float | None,
+    model: str,
+    lora_params: int | None,
+    num_labels: int,
+    head_params: int,
+    ref_rank: int,
+    ranks: str,
+    d_down: str,
+    d_up: str,
+    heuristic_d_down: str,
+    clients_per_round: int,
+    precision: str,
+    encoding: str,
+    compute_seconds: float,
+    min_rounds: int,
+    max_rounds: int | None,
+) -> PlanSettings:
+    from planner.model import raw_model_profile
+
+    network = load_network(profile).with_links(
+        down_mbps=down, up_mbps=up, up_slowdown=up_slowdown, rtt_ms=rtt_ms
+    )
+    if ref_rank < 1:
+        raise ValueError(f"--ref-rank must be >= 1, but got {ref_rank}.")
+    model_profile = (
+        raw_model_profile(lora_params, ref_rank=ref_rank)
+        if lora_params is not None
+        else load_model(model)
+    )
+    if num_labels < 0:
+        raise ValueError(f"--num-labels must be >= 0, but got {num_labels}.")
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"--precision must be one of {', '.join(PRECISIONS)}, but got {precision!r}."
+        )
+    if encoding not in ENCODING_CHOICES:
+        raise ValueError(
+            f"--encoding must be one of {', '.join(ENCODING_CHOICES)}, but got {encoding!r}."
+        )
+    return PlanSettings(
+        model=model_profile,
+        network=network,
+        budget=parse_budget(budget),
+        ranks=parse_ints(ranks, name="--ranks"),
+        d_down=parse_densities(d_down, name="--d-down"),
+        d_up=parse_densities(d_up, name="--d-up"),
+        heuristic_down=parse_densities(heuristic_d_down, name="--heuristic-d-down"),
+        ref_rank=ref_rank,
+        clients_per_round=clients_per_round,
+        num_labels=num_labels,
+        head_params=head_params,
+        precision=precision,
+        encoding=encoding,
+        compute_seconds=compute_seconds,
+        min_rounds=min_rounds,
+        max_rounds=max_rounds,
+    )
+
+
+@app.command("plan")
+def plan_command(
+    budget: Annotated[str, typer.Option("--budget", "-b", help=BUDGET_HELP)] = "50-dense-rounds",
+    profile: Annotated[
+        str,
+        typer.Option("--profile", "-p", help="network profile name or file (see `floss profiles`)"),
+    ] = DEFAULT_NETWORK,
+    down: Annotated[
+        float | None, typer.Option(help="downlink in Mbps (10^6 bit/s); overrides the profile")
+    ] = None,
+    up: Annotated[
+        float | None, typer.Option(help="uplink in Mbps (10^6 bit/s); overrides the profile")
+    ] = None,
+    up_slowdown: Annotated[
+        float | None, typer.Option(help="S: uplink = downlink / S (the thesis uses 1, 4, 16)")
+    ] = None,
+    rtt_ms: Annotated[
+        float | None, typer.Option(help="round-trip latency in ms, paid once per transfer")
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="model profile name or file, or a Hugging Face config.json / model folder",
+        ),
+    ] = DEFAULT_MODEL,
+    lora_params: Annotated[
+        int | None, typer.Option(help="raw adapter size at --ref-rank instead of a model profile")
+    ] = None,
+    num_labels: Annotated[
+        int, typer.Option(help="classifier labels: adds a trainable head of hidden*L+L")
+    ] = 0,
+    head_params: Annotated[
+        int, typer.Option(help="extra trainable entries sent with the adapter")
+    ] = 0,
+    ref_rank: Annotated[
+        int, typer.Option(help="rank of the dense reference round (FLASC default 16)")
+    ] = REF_RANK,
+    ranks: Annotated[str, typer.Option(help="comma-separated LoRA ranks")] = "1,2,4,8,16,32,64",
+    d_down: Annotated[
+        str, typer.Option(help="download densities, e.g. 1,1/4,0.0625")
+    ] = _default_grid(),
+    d_up: Annotated[str, typer.Option(help="upload densities")] = _default_grid(),
+    heuristic_d_down: Annotated[
+        str, typer.Option(help="download densities of the recommended d_up = d_down/S family")
+    ] = ",".join(str(Fraction(d)) for d in DEFAULT_HEURISTIC_DOWN),
+    clients_per_round: Annotated[
+        int, typer.Option("--clients-per-round", "-c", help="sampled clients m per round")
+    ] = 10,
+    precision: Annotated[
+        str, typer.Option(help="value precision on the wire: fp32, fp16, bf16")
+    ] = "fp32",
+    encoding: Annotated[
+        str, typer.Option(help="auto (cheapest per message), dense, coo, bitmap, rice")
+    ] = "auto",
+    compute_seconds: Annotated[
+        float, typer.Option(help="local compute seconds per round (default 0: communication only)")
+    ] = 0.0,
+    min_rounds: Annotated[
+        int, typer.Option(help="configs affording fewer rounds are infeasible")
+    ] = 1,
+    max_rounds: Annotated[
+        int | None, typer.Option(help="cap on rounds (more are not needed)")
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, json, csv or yaml")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="table: every feasible config, not just the top")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option(help="table: rows shown (recommended first, then the frontier)")
+    ] = 20,
+) -> None:
+    """Turn a budget and a network into the feasible (rank, d_down, d_up) configurations."""
+    try:
+        if output_format not in FORMATS:
+            raise ValueError(
+                f"--format must be one of {', '.join(FORMATS)}, but got {output_format!r}."
+            )
+        if limit < 1:
+            raise ValueError(f"--limit must be at least 1, but got {limit}.")
+        settings = build_settings(
+            budget=budget,
+            profile=profile,
+            down=down,
+            up=up,
+            up_slowdown=up_slowdown,
+            rtt_ms=rtt_ms,
+            model=model,
+            lora_params=lora_params,
+            num_labels=num_labels,
+            head_params=head_params,
+            ref_rank=ref_rank,
+            ranks=ranks,
+            d_down=d_down,
+            d_up=d_up,
+            heuristic_d_down=heuristic_d_down,
+            clients_per_round=clients_per_round,
+            precision=precision,
+            encoding=encoding,
+            compute_seconds=compute_seconds,
+            min_rounds=min_rounds,
+            max_rounds=max_rounds,
+        )
+        result: Plan = plan(settings)
+        text = render_plan(result, fmt=output_format, limit=None if show_all else limit)
+        write_output(text, output)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@app.command("profiles")
+def profiles_command(
+    kind: Annotated[str | None, typer.Argument(help="network or model (default: both)")] = None,
+) -> None:
+    """List the network and model profiles visible by name (built-in and $FLOSS_PROFILE_DIR)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if kind not in (None, "network", "model"):
+        fail(f"profile kind must be network or model, but got {kind!r}.")
+    table = Table(title="profiles (user folders in $FLOSS_PROFILE_DIR shadow built-ins)")
+    for col in ("kind", "name", "description", "from"):
+        table.add_column(col)
+    for e in list_profiles(kind):  # type: ignore[arg-type]
+        table.add_row(
+            e.kind, e.name, e.description, e.origin if e.origin != "built-in" else "built-in"
+        )
+    Console(width=120).print(table)
+
+
+def _mount_optional() -> None:
+    """Mount `floss train` and `floss tune` when those packages are importable (they import
+    torch/optuna only when their commands run)."""
+    for module, name in (("trainer.cli", "train"), ("tuner.cli", "tune")):
+        try:
+            mod = __import__(module, fromlist=["app"])
+        except ImportError:
+            continue
+        app.add_typer(mod.app, name=name)
+
+
+def run_typer(typer_app: typer.Typer, *, prog_name: str, args: list[str] | None = None) -> None:
+    """Run a Typer app so that usage errors (a bad flag value) end in one line too, exit 2.
+
+    The trainer's and tuner's entry points use this as well.
+    """
+    try:  # newer typer vendors click as typer._click
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - typer on plain click
+        from click.exceptions import ClickException  # type: ignore[assignment]
+    from typer import Abort
+
+    command = typer.main.get_command(typer_app)
+    try:
+        code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # the help text, as click prints it
+            sys.exit(exc.exit_code)
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except Abort:
+        typer.echo("aborted.", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def main() -> None:
+    """Entry point of `floss`."""
+    _mount_optional()
+    run_typer(app, prog_name="floss")
+
+
+def plan_main() -> None:
+    """Entry point of `floss-plan`: the plan command itself (`floss-plan profiles` lists profiles)."""
+    if len(sys.argv) > 1 and sys.argv[1] == "profiles":
+        run_typer(app, prog_name="floss-plan", args=sys.argv[1:])
+    single = typer.Typer(rich_markup_mode="rich", add_completion=False)
+    single.command()(plan_command)
+    run_typer(single, prog_name="floss-plan")

@@ -1,0 +1,206 @@
+"""Load network and model profiles: built-in TOML files, user folders, or a path.
+
+Lookup of ``--profile NAME|PATH``: an existing file path wins; otherwise NAME is searched in the
+folders of ``$FLOSS_PROFILE_DIR`` (``os.pathsep``-separated; each may hold ``network/`` and
+``model/`` subfolders or the files directly), then in the built-in ``profiles/`` package.
+Files are TOML (``.toml``), YAML (``.yaml``/``.yml``) or JSON (``.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+from planner.model import LoraModule, ModelProfile, model_profile_from_hf_config
+from planner.network import NetworkProfile
+
+Kind = Literal["network", "model"]
+SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+ENV_DIRS = "FLOSS_PROFILE_DIR"
+DEFAULT_NETWORK = "thesis"
+DEFAULT_MODEL = "all-minilm-l6-v2"
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be found or read; the message names it."""
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    kind: Kind
+    name: str
+    path: Path
+    origin: str  # "built-in" or the user folder
+    description: str
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(
+            f"cannot read profile file {str(path)!r}: {exc.strerror or exc}."
+        ) from None
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ProfileError(
+                f"profile file {str(path)!r} must end in {', '.join(SUFFIXES)}, got {path.suffix!r}."
+            )
+    except ProfileError:
+        raise
+    except Exception as exc:  # the parsers raise many types; all mean "not a valid file"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ProfileError(f"cannot parse profile file {str(path)!r}: {first}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile file {str(path)!r} must hold a mapping of keys to values.")
+    return data
+
+
+def _user_dirs() -> list[Path]:
+    raw = os.environ.get(ENV_DIRS, "")
+    return [Path(p) for p in raw.split(os.pathsep) if p]
+
+
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("profiles")))
+
+
+def _candidates(kind: Kind) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    for folder in _user_dirs():
+        for sub in (folder / kind, folder):
+            if sub.is_dir():
+                found += [(p, str(folder)) for p in sorted(sub.iterdir()) if p.suffix in SUFFIXES]
+    builtin = _builtin_dir() / kind
+    found += [(p, "built-in") for p in sorted(builtin.iterdir()) if p.suffix in SUFFIXES]
+    return found
+
+
+def list_profiles(kind: Kind | None = None) -> list[ProfileEntry]:
+    """Every profile visible by name (user folders first: they shadow built-ins)."""
+    entries: list[ProfileEntry] = []
+    seen: set[tuple[str, str]] = set()
+    for k in ("network", "model") if kind is None else (kind,):
+        for path, origin in _candidates(k):
+            try:
+                data = _read_mapping(path)
+            except ProfileError:
+                continue
+            if k == "model" and "modules" not in data:
+                continue
+            if k == "network" and "down_mbps" not in data:
+                continue
+            name = str(data.get("name", path.stem))
+            if (k, name) in seen:
+                continue
+            seen.add((k, name))
+            entries.append(ProfileEntry(k, name, path, origin, str(data.get("description", ""))))
+    return entries
+
+
+def _find(kind: Kind, name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.suffix in SUFFIXES or os.sep in name_or_path:
+        raise ProfileError(f"{kind} profile file {name_or_path!r} does not exist.")
+    for entry in list_profiles(kind):
+        if entry.name == name_or_path or entry.path.stem == name_or_path:
+            return entry.path
+    names = ", ".join(sorted({e.name for e in list_profiles(kind)}))
+    raise ProfileError(
+        f"unknown {kind} profile {name_or_path!r}; known: {names} (or give a path to a file)."
+    )
+
+
+def _check_keys(data: dict[str, Any], allowed: set[str], path: Path) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ProfileError(
+            f"profile file {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}."
+        )
+
+
+def network_from_mapping(data: dict[str, Any], *, path: Path, name: str) -> NetworkProfile:
+    allowed = {"name", "description", "source", "down_mbps", "up_mbps", "rtt_ms", "spread_sigma"}
+    _check_keys(data, allowed, path)
+    for key in ("down_mbps", "up_mbps"):
+        if key not in data:
+            raise ProfileError(f"network profile {str(path)!r} is missing {key}.")
+    try:
+        return NetworkProfile(
+            name=str(data.get("name", name)),
+            down_mbps=data["down_mbps"],
+            up_mbps=data["up_mbps"],
+            rtt_ms=data.get("rtt_ms", 0.0),
+            spread_sigma=data.get("spread_sigma", 0.0),
+            source=str(data.get("source", "")),
+            description=str(data.get("description", "")),
+        )
+    except ValueError as exc:
+        raise ProfileError(f"network profile {str(path)!r}: {exc}") from None
+
+
+def model_from_mapping(data: dict[str, Any], *, path: Path, name: str) -> ModelProfile:
+    _check_keys(data, {"name", "description", "source", "hidden_size", "modules"}, path)
+    raw = data.get("modules")
+    if not isinstance(raw, list) or not raw:
+        raise ProfileError(f"model profile {str(path)!r} needs a non-empty [[modules]] list.")
+    try:
+        modules = []
+        for m in raw:
+            if not isinstance(m, dict):
+                raise ValueError(f"each module must be a table, got {m!r}")
+            _check_keys(m, {"name", "d_in", "d_out", "count"}, path)
+            modules.append(
+                LoraModule(
+                    name=str(m.get("name", "?")),
+                    d_in=m.get("d_in", 0),
+                    d_out=m.get("d_out", 0),
+                    count=m.get("count", 1),
+                )
+            )
+        hidden = data.get("hidden_size", 0)
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+            raise ValueError(f"hidden_size must be an integer >= 0, got {hidden!r}")
+        return ModelProfile(
+            name=str(data.get("name", name)),
+            modules=tuple(modules),
+            hidden_size=hidden,
+            source=str(data.get("source", "")),
+            description=str(data.get("description", "")),
+        )
+    except ValueError as exc:
+        raise ProfileError(f"model profile {str(path)!r}: {exc}") from None
+
+
+def load_network(name_or_path: str = DEFAULT_NETWORK) -> NetworkProfile:
+    path = _find("network", name_or_path)
+    return network_from_mapping(_read_mapping(path), path=path, name=path.stem)
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL) -> ModelProfile:
+    """A model profile by name, profile file, or Hugging Face ``config.json`` (file or folder)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() or path.name == "config.json":
+        try:
+            return model_profile_from_hf_config(path)
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from None
+    path = _find("model", name_or_path)
+    return model_from_mapping(_read_mapping(path), path=path, name=path.stem)
