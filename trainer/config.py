@@ -1,0 +1,296 @@
+"""The run configuration: one frozen, validated record; everything downstream trusts it.
+
+Precedence (CLI flag > config file > default) is applied once, in ``trainer.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from planner.encoding import ENCODING_CHOICES, PRECISIONS
+from trainer.errors import TrainerError
+
+METHODS = ("floss", "dense", "sparseadapter", "adapterlth", "ffa")
+TOPK_MODES = ("global", "per-tensor")
+CLIENT_OPTIMIZERS = ("sgd", "adam", "adamw")
+SERVER_OPTIMIZERS = ("fedadam", "fedavg", "fedavgm")
+TASKS = ("classification", "lm")
+DATA_SOURCES = ("fortunes", "csv", "jsonl", "20newsgroups", "hf")
+PARTITIONS = ("iid", "dirichlet", "natural")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+DEFAULT_MODEL = "all-minilm-l6-v2"
+
+
+def _h(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise TrainerError(f"{name} must be one of {', '.join(choices)}, but got {value!r}.")
+    return str(value)
+
+
+def _int(value: Any, name: str, *, low: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise TrainerError(f"{name} must be an integer >= {low}, but got {value!r}.")
+    return value
+
+
+def _float(
+    value: Any, name: str, *, low: float, strict: bool, optional: bool = False
+) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TrainerError(f"{name} must be a finite number, but got {value!r}.")
+    if value < low or (strict and value == low):
+        op = ">" if strict else ">="
+        raise TrainerError(f"{name} must be {op} {low:g}, but got {value!r}.")
+    return float(value)
+
+
+def parse_density(value: Any, name: str) -> float:
+    """1, 0.25 or the string '1/4' -> a float in (0, 1]."""
+    if isinstance(value, str):
+        try:
+            value = float(Fraction(value.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise TrainerError(
+                f"{name} must be a density like 1, 1/4 or 0.0625, but got {value!r}."
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TrainerError(f"{name} must be a number in (0, 1], but got {value!r}.")
+    if not 0 < value <= 1:
+        raise TrainerError(f"{name} must be in (0, 1], but got {value!r}.")
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """One federated LoRA training run (FLoSS or a baseline in the same harness)."""
+
+    # what is trained and sent
+    method: str = field(
+        default="floss", metadata=_h("floss | dense | sparseadapter | adapterlth | ffa")
+    )
+    rank: int = field(default=16, metadata=_h("LoRA rank r"))
+    lora_alpha: float = field(default=16.0, metadata=_h("LoRA alpha (scale = alpha / r)"))
+    lora_dropout: float = field(default=0.0, metadata=_h("dropout on the LoRA input"))
+    target_modules: tuple[str, ...] | None = field(
+        default=None, metadata=_h("modules that get LoRA; None = by model type (BERT: query,value)")
+    )
+    d_down: float = field(default=0.25, metadata=_h("download density: top-k of |P|"))
+    d_up: float = field(default=0.25, metadata=_h("upload density: each client's top-k of |Delta|"))
+    topk: str = field(default="global", metadata=_h("global | per-tensor top-k"))
+    encoding: str = field(default="auto", metadata=_h("auto | dense | coo | bitmap | rice"))
+    precision: str = field(default="fp32", metadata=_h("wire precision: fp32 | fp16 | bf16"))
+    prune_rate: float = field(
+        default=0.2, metadata=_h("adapterlth: share of surviving entries pruned per round")
+    )
+    # federation
+    rounds: int = field(default=50, metadata=_h("server rounds"))
+    num_clients: int = field(default=100, metadata=_h("clients in the population (iid/dirichlet)"))
+    clients_per_round: int = field(default=10, metadata=_h("clients sampled each round (m)"))
+    local_epochs: int = field(default=1, metadata=_h("local epochs E per round"))
+    batch_size: int = field(default=16, metadata=_h("local batch size"))
+    group_by_length: bool = field(
+        default=True, metadata=_h("batch texts of similar length together (less padding)")
+    )
+    client_lr: float = field(default=0.01, metadata=_h("client learning rate"))
+    client_optimizer: str = field(default="sgd", metadata=_h("sgd | adam | adamw"))
+    client_momentum: float = field(default=0.9, metadata=_h("sgd momentum"))
+    server_optimizer: str = field(default="fedadam", metadata=_h("fedadam | fedavg | fedavgm"))
+    server_lr: float = field(default=1e-3, metadata=_h("server learning rate"))
+    server_momentum: float = field(default=0.9, metadata=_h("fedavgm momentum"))
+    server_weight_decay: float = field(
+        default=0.0, metadata=_h("fedadam decoupled weight decay (FLASC's code: 0.01)")
+    )
+    # model and data
+    model: str = field(default=DEFAULT_MODEL, metadata=_h("packaged name, local path or hub id"))
+    task: str = field(default="classification", metadata=_h("classification | lm"))
+    data: str = field(default="fortunes", metadata=_h("fortunes | csv | jsonl | 20newsgroups | hf"))
+    data_path: str | None = field(
+        default=None, metadata=_h("fortunes folder, CSV/JSONL file, or hf dataset name")
+    )
+    text_column: str = field(default="text", metadata=_h("CSV/JSONL text column"))
+    label_column: str = field(default="label", metadata=_h("CSV/JSONL label column"))
+    client_column: str = field(default="client", metadata=_h("CSV/JSONL client column"))
+    min_examples_per_class: int = field(default=200, metadata=_h("drop rarer classes"))
+    partition: str = field(default="iid", metadata=_h("iid | dirichlet | natural"))
+    dirichlet_alpha: float = field(default=0.1, metadata=_h("Dirichlet concentration"))
+    max_length: int = field(default=64, metadata=_h("tokens per text (truncation)"))
+    val_fraction: float = field(default=0.1, metadata=_h("share of examples for validation"))
+    test_fraction: float = field(default=0.1, metadata=_h("share of examples for test"))
+    max_examples_per_client: int | None = field(default=None, metadata=_h("cap per client"))
+    max_eval_examples: int | None = field(default=None, metadata=_h("cap on validation set"))
+    # accounting
+    network: str = field(default="thesis", metadata=_h("network profile name or path"))
+    up_slowdown: float | None = field(default=None, metadata=_h("uplink = downlink / S"))
+    compute_seconds: float = field(default=0.0, metadata=_h("client compute per round, s"))
+    # schedule and machine
+    eval_every: int = field(default=1, metadata=_h("evaluate every N rounds (0 = last only)"))
+    checkpoint_every: int = field(default=0, metadata=_h("checkpoint every N rounds (0 = off)"))
+    seed: int = field(default=0, metadata=_h("seed of split, partition, sampling, init"))
+    device: str = field(default="auto", metadata=_h("auto | cpu | cuda | mps"))
+    amp: str = field(default="auto", metadata=_h("auto (bf16/fp16 on GPU) | off | bf16 | fp16"))
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        _choice(self.method, "method", METHODS)
+        _int(self.rank, "rank", low=1)
+        _float(self.lora_alpha, "lora_alpha", low=0, strict=True)
+        _float(self.lora_dropout, "lora_dropout", low=0, strict=False)
+        if self.lora_dropout >= 1:
+            raise TrainerError(f"lora_dropout must be < 1, but got {self.lora_dropout!r}.")
+        if self.target_modules is not None:
+            mods = self.target_modules
+            if isinstance(mods, str):
+                mods = tuple(m.strip() for m in mods.split(",") if m.strip())
+            if not mods or not all(isinstance(m, str) and m for m in mods):
+                raise TrainerError(
+                    f"target_modules must be module names, but got {self.target_modules!r}."
+                )
+            s(self, "target_modules", tuple(mods))
+        s(self, "d_down", parse_density(self.d_down, "d_down"))
+        s(self, "d_up", parse_density(self.d_up, "d_up"))
+        _choice(self.topk, "topk", TOPK_MODES)
+        _choice(self.encoding, "encoding", ENCODING_CHOICES)
+        _choice(self.precision, "precision", PRECISIONS)
+        _float(self.prune_rate, "prune_rate", low=0, strict=True)
+        if self.prune_rate >= 1:
+            raise TrainerError(f"prune_rate must be < 1, but got {self.prune_rate!r}.")
+        for name in ("rounds", "num_clients", "clients_per_round", "local_epochs", "batch_size"):
+            _int(getattr(self, name), name, low=1)
+        if self.clients_per_round > self.num_clients:
+            raise TrainerError(
+                f"clients_per_round must be at most num_clients={self.num_clients}, "
+                f"but got {self.clients_per_round}."
+            )
+        _float(self.client_lr, "client_lr", low=0, strict=True)
+        _choice(self.client_optimizer, "client_optimizer", CLIENT_OPTIMIZERS)
+        _float(self.client_momentum, "client_momentum", low=0, strict=False)
+        _choice(self.server_optimizer, "server_optimizer", SERVER_OPTIMIZERS)
+        _float(self.server_lr, "server_lr", low=0, strict=True)
+        _float(self.server_momentum, "server_momentum", low=0, strict=False)
+        _float(self.server_weight_decay, "server_weight_decay", low=0, strict=False)
+        if not isinstance(self.group_by_length, bool):
+            raise TrainerError(
+                f"group_by_length must be true or false, but got {self.group_by_length!r}."
+            )
+        if not isinstance(self.model, str) or not self.model:
+            raise TrainerError(f"model must be a name or path, but got {self.model!r}.")
+        _choice(self.task, "task", TASKS)
+        _choice(self.data, "data", DATA_SOURCES)
+        if self.data in ("csv", "jsonl", "hf") and not self.data_path:
+            raise TrainerError(f"data={self.data!r} needs data_path (a file or dataset name).")
+        if self.data_path is not None and not isinstance(self.data_path, str):
+            s(self, "data_path", str(self.data_path))
+        _int(self.min_examples_per_class, "min_examples_per_class", low=1)
+        _choice(self.partition, "partition", PARTITIONS)
+        _float(self.dirichlet_alpha, "dirichlet_alpha", low=0, strict=True)
+        _int(self.max_length, "max_length", low=2)
+        _float(self.val_fraction, "val_fraction", low=0, strict=True)
+        _float(self.test_fraction, "test_fraction", low=0, strict=False)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise TrainerError(
+                f"val_fraction + test_fraction must be < 1, but got "
+                f"{self.val_fraction} + {self.test_fraction}."
+            )
+        _int(self.max_examples_per_client, "max_examples_per_client", low=1, optional=True)
+        _int(self.max_eval_examples, "max_eval_examples", low=1, optional=True)
+        if not isinstance(self.network, str) or not self.network:
+            raise TrainerError(f"network must be a profile name or path, but got {self.network!r}.")
+        _float(self.up_slowdown, "up_slowdown", low=0, strict=True, optional=True)
+        _float(self.compute_seconds, "compute_seconds", low=0, strict=False)
+        _int(self.eval_every, "eval_every", low=0)
+        _int(self.checkpoint_every, "checkpoint_every", low=0)
+        _int(self.seed, "seed", low=0)
+        _choice(self.device, "device", DEVICES)
+        _choice(self.amp, "amp", AMP_MODES)
+        if self.task == "lm" and self.data not in ("fortunes", "csv", "jsonl"):
+            raise TrainerError(
+                f"task='lm' reads plain texts from fortunes, csv or jsonl, not {self.data!r}."
+            )
+
+    @property
+    def effective_densities(self) -> tuple[float, float]:
+        """(d_down, d_up) as sent: dense and ffa send everything they train."""
+        if self.method in ("dense", "ffa"):
+            return 1.0, 1.0
+        if self.method in ("sparseadapter", "adapterlth"):
+            return self.d_up, self.d_up
+        return self.d_down, self.d_up
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.target_modules is not None:
+            out["target_modules"] = list(self.target_modules)
+        return dict(sorted(out.items()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        if not isinstance(data, dict):
+            raise TrainerError(f"a run config must be a mapping, but got {type(data).__name__}.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainerError(f"unknown run config keys: {', '.join(unknown)}.")
+        values = dict(data)
+        if isinstance(values.get("target_modules"), list):
+            values["target_modules"] = tuple(values["target_modules"])
+        return cls(**values)
+
+    def save(self, path: str | Path) -> Path:
+        """Write YAML (.yaml/.yml) or sorted, indented JSON (.json)."""
+        p = Path(path)
+        data = self.to_dict()
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            text = yaml.safe_dump(data, sort_keys=True)
+        elif p.suffix == ".json":
+            text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        else:
+            raise TrainerError(f"config file must end in .yaml, .yml or .json, but got {str(p)!r}.")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        return cls.from_dict(read_config_mapping(path))
+
+
+def read_config_mapping(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a YAML/JSON config file (the CLI merges flags into it)."""
+    p = Path(path)
+    if p.suffix not in (".yaml", ".yml", ".json"):
+        raise TrainerError(f"config file must end in .yaml, .yml or .json, but got {str(p)!r}.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TrainerError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}.") from None
+    try:
+        if p.suffix == ".json":
+            data: Any = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # yaml and json raise many types; all mean "not a valid file"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TrainerError(f"cannot parse config file {str(p)!r}: {first}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise TrainerError(f"config file {str(p)!r} must hold a mapping of keys to values.")
+    return data

@@ -1,0 +1,73 @@
+"""The per-round record that flows to the tuner, the CLI, the CSV/JSONL files and the plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+CSV_NAME = "rounds.csv"
+JSONL_NAME = "rounds.jsonl"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundRecord:
+    """One server round. Bytes are bytes (MB = 10**6 bytes), seconds are seconds."""
+
+    round: int  # 1-based
+    rank: int
+    d_down: float  # density actually sent this round
+    d_up: float
+    bytes_down: int  # per client
+    bytes_up: int  # per client, mean over the sampled clients
+    bytes_total: int  # all sampled clients, both directions, this round
+    cum_bytes: int
+    sim_seconds: float  # simulated network (+ given compute) time of this round
+    cum_sim_seconds: float
+    wall_seconds: float  # real time this process spent on the round
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+    client_steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RoundRecord:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+FIELDS = tuple(f.name for f in fields(RoundRecord))
+
+
+def _json_value(value: Any) -> Any:
+    # JSON has no NaN/inf; a diverged round's loss is written as a string so the file stays valid
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class RecordWriter:
+    """Appends records to ``rounds.csv`` and ``rounds.jsonl`` in a folder, flushing each round."""
+
+    def __init__(self, out_dir: Path, *, existing: list[RoundRecord] | None = None) -> None:
+        self.csv_path = out_dir / CSV_NAME
+        self.jsonl_path = out_dir / JSONL_NAME
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # (re)write from the known records: a resumed run drops rounds after its checkpoint
+        with self.csv_path.open("w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerow(FIELDS)
+        self.jsonl_path.write_text("", encoding="utf-8")
+        for record in existing or []:
+            self.write(record)
+
+    def write(self, record: RoundRecord) -> None:
+        row = record.to_dict()
+        with self.csv_path.open("a", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerow(["" if row[k] is None else row[k] for k in FIELDS])
+        with self.jsonl_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")

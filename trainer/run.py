@@ -1,0 +1,320 @@
+"""The federated round loop: ``train(config)`` runs FLoSS or a baseline and returns its records.
+
+One round (DESIGN.md): the server sends P masked to its top-k_down |P| entries; each of the m
+sampled clients loads that vector into the shared model in place, trains all of P densely for E
+local epochs, and uploads Delta_i = start - end masked to its own top-k_up |Delta_i|; the server
+averages the decoded sparse Delta_i into a pseudo-gradient and takes one server-optimizer step on
+its dense P. Every message is encoded by planner.codec; bytes are the payloads' lengths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.client import evaluate, train_client
+from trainer.config import RunConfig
+from trainer.errors import DivergedError, TrainerError
+from trainer.flat import FlatAdapter
+from trainer.methods import make_method
+from trainer.modeling import TINY_BERT, TINY_GPT2, amp_dtype, resolve_device, wrap_lora
+from trainer.records import RecordWriter, RoundRecord
+from trainer.server import ServerState
+from trainer.workload import Workload, prepare
+
+__all__ = ["RunResult", "Workload", "prepare", "train"]
+
+ADAPTER_DIR = "adapter"
+BASE_DIR = "base_model"  # written for random-init models, whose base cannot be reloaded by name
+
+
+@dataclass(frozen=True)
+class RunResult:
+    records: list[RoundRecord]
+    final_val_accuracy: float | None
+    final_val_loss: float | None
+    adapter_size: int  # n = len(P)
+    stopped_early: bool
+    out_dir: Path | None = None
+    final_p: torch.Tensor | None = field(default=None, repr=False)
+
+
+def round_seed(seed: int, round_: int, client: int = -1) -> int:
+    """A 63-bit seed that depends only on (seed, round, client)."""
+    return random.Random(f"floss/{seed}/{round_}/{client}").getrandbits(63)
+
+
+def load_network_profile(config: RunConfig) -> Any:
+    from planner.profiles import load_network
+
+    try:
+        network = load_network(config.network)
+        if config.up_slowdown is not None:
+            network = network.with_links(up_slowdown=config.up_slowdown)
+    except ValueError as exc:
+        raise TrainerError(str(exc)) from None
+    return network
+
+
+def simulated_seconds(
+    network: Any,
+    *,
+    bytes_down: list[int],
+    bytes_up: list[int],
+    factors: list[float],
+    compute_seconds: float,
+) -> float:
+    """The slowest sampled client sets the pace of a synchronous round."""
+    from planner.network import round_seconds
+
+    return max(
+        round_seconds(
+            bytes_down=bd,
+            bytes_up=bu,
+            down_mbps=network.down_mbps * f,
+            up_mbps=network.up_mbps * f,
+            rtt_ms=network.rtt_ms,
+            compute_seconds=compute_seconds,
+        )
+        for bd, bu, f in zip(bytes_down, bytes_up, factors, strict=True)
+    )
+
+
+def _eval_due(config: RunConfig, round_: int) -> bool:
+    return round_ == config.rounds or (config.eval_every > 0 and round_ % config.eval_every == 0)
+
+
+class _Progress:
+    """A rich progress bar, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, done: int) -> None:
+        self.bar: Any = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            self.task = self.bar.add_task("training", total=total, completed=done)
+            self.bar.start()
+
+    def update(self, record: RoundRecord) -> None:
+        if self.bar is not None:
+            acc = "" if record.val_accuracy is None else f" acc {record.val_accuracy:.3f}"
+            self.bar.update(
+                self.task,
+                advance=1,
+                description=f"loss {record.train_loss:.4f}{acc} {record.cum_bytes / 1e6:.1f} MB",
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def train(
+    config: RunConfig,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    on_round: Callable[[RoundRecord], bool | None] | None = None,
+    progress: bool = True,
+    workload: Workload | None = None,
+) -> RunResult:
+    """Run ``config.rounds`` federated rounds; see the module docstring for one round."""
+    out = Path(out_dir) if out_dir is not None else None
+    if out is None and (resume or config.checkpoint_every):
+        raise TrainerError("resume and checkpoint_every need an out_dir.")
+    network = load_network_profile(config)  # before the slow part, so a typo fails fast
+    wl = workload if workload is not None else prepare(config)
+    wl.check(config)
+    device = resolve_device(config.device)
+    amp = amp_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    model = wrap_lora(wl.base_model, config).to(device)
+    adapter = FlatAdapter(model, device)
+    data = wl.tokens_on(device)
+    clients = [torch.as_tensor(r, device=device) for r in wl.client_rows(config)]
+    val_rows = torch.as_tensor(wl.val_rows(config), device=device)
+    server = ServerState(adapter.flat, config)
+    method = make_method(config, n=adapter.n, slices=adapter.slices)
+    m = config.clients_per_round
+    records: list[RoundRecord] = []
+    if resume:
+        assert out is not None
+        ckpt = load_checkpoint(out, config=config.to_dict())
+        server.load_state_dict(
+            {k: ckpt.tensors[k].to(device) for k in ("p", "m", "v")}, step_count=ckpt.step_count
+        )
+        method.load_state({k: v.to(device) for k, v in ckpt.tensors.items()}, ckpt.meta["method"])
+        records = [RoundRecord.from_dict(r) for r in ckpt.meta["records"]]
+    if out is not None:
+        config.save(out / "config.yaml")
+    writer = RecordWriter(out, existing=records) if out is not None else None
+    cum_bytes = records[-1].cum_bytes if records else 0
+    cum_sim = records[-1].cum_sim_seconds if records else 0.0
+    bar = _Progress(progress, config.rounds, len(records))
+    stopped = False
+    try:
+        for r in range(len(records) + 1, config.rounds + 1):
+            tick = time.perf_counter()
+            rng = random.Random(round_seed(config.seed, r))
+            sampled = sorted(rng.sample(range(len(clients)), min(m, len(clients))))
+            factors = _bandwidth_factors(network, len(sampled), rng)
+            start, bytes_down, d_down = method.download(server.p, sampled)
+            total = torch.zeros_like(server.p)
+            bytes_up: list[int] = []
+            losses: list[float] = []
+            steps = 0
+            d_up = 1.0
+            for c in sampled:
+                adapter.flat.copy_(start)
+                seed_c = round_seed(config.seed, r, c)
+                torch.manual_seed(seed_c)  # dropout
+                result = train_client(
+                    model,
+                    adapter,
+                    data,
+                    clients[c],
+                    config=config,
+                    generator=torch.Generator().manual_seed(seed_c),
+                    grad_mask=method.grad_mask(),
+                    amp=amp,
+                    scaler=scaler,
+                )
+                sent = method.upload(start - adapter.flat)
+                total += sent.vector
+                bytes_up.append(sent.nbytes)
+                losses.append(result.loss)
+                steps += result.steps
+                d_up = sent.k / adapter.n
+            server.step(total / len(sampled))
+            method.after_aggregate(server.p)
+            train_loss = sum(losses) / len(losses)
+            diverged = not math.isfinite(train_loss) or not bool(torch.isfinite(server.p).all())
+            val_loss = val_acc = None
+            if _eval_due(config, r) and not diverged:
+                adapter.flat.copy_(server.p)
+                val_loss, val_acc = evaluate(model, data, val_rows, lm=config.task == "lm", amp=amp)
+            sim = simulated_seconds(
+                network,
+                bytes_down=bytes_down,
+                bytes_up=bytes_up,
+                factors=factors,
+                compute_seconds=config.compute_seconds,
+            )
+            round_bytes = sum(bytes_down) + sum(bytes_up)
+            cum_bytes += round_bytes
+            cum_sim += sim
+            record = RoundRecord(
+                round=r,
+                rank=config.rank,
+                d_down=d_down,
+                d_up=d_up,
+                bytes_down=round(sum(bytes_down) / len(bytes_down)),
+                bytes_up=round(sum(bytes_up) / len(bytes_up)),
+                bytes_total=round_bytes,
+                cum_bytes=cum_bytes,
+                sim_seconds=sim,
+                cum_sim_seconds=cum_sim,
+                wall_seconds=time.perf_counter() - tick,
+                train_loss=train_loss,
+                val_loss=val_loss,
+                val_accuracy=val_acc,
+                client_steps=steps,
+            )
+            records.append(record)
+            if writer is not None:
+                writer.write(record)
+            bar.update(record)
+            if diverged:
+                raise DivergedError(
+                    f"training diverged in round {r} (train loss {train_loss}); "
+                    "lower client_lr or server_lr.",
+                    record=record,
+                )
+            if on_round is not None and on_round(record) is False:
+                stopped = r < config.rounds
+            due = config.checkpoint_every and r % config.checkpoint_every == 0
+            if out is not None and (due or (stopped and config.checkpoint_every)):
+                _checkpoint(out, config, server, method, records)
+            if stopped:
+                break
+    finally:
+        bar.close()
+    adapter.flat.copy_(server.p)
+    if out is not None:
+        _save_outputs(out, model, wl, config, records)
+    last_eval = next((rec for rec in reversed(records) if rec.val_loss is not None), None)
+    return RunResult(
+        records=records,
+        final_val_accuracy=last_eval.val_accuracy if last_eval else None,
+        final_val_loss=last_eval.val_loss if last_eval else None,
+        adapter_size=adapter.n,
+        stopped_early=stopped,
+        out_dir=out,
+        final_p=server.p.detach().cpu().clone(),
+    )
+
+
+def _bandwidth_factors(network: Any, m: int, rng: random.Random) -> list[float]:
+    from planner.network import client_bandwidth_factors
+
+    return client_bandwidth_factors(network, m, rng)
+
+
+def _checkpoint(
+    out: Path, config: RunConfig, server: ServerState, method: Any, records: list[RoundRecord]
+) -> None:
+    method_tensors, method_meta = method.state()
+    save_checkpoint(
+        out,
+        round=records[-1].round,
+        step_count=server.step_count,
+        tensors={**server.state_dict(), **method_tensors},
+        meta={
+            "config": config.to_dict(),
+            "method": method_meta,
+            "records": [rec.to_dict() for rec in records],
+        },
+    )
+
+
+def _save_outputs(
+    out: Path, model: Any, wl: Workload, config: RunConfig, records: list[RoundRecord]
+) -> None:
+    """The adapter in PEFT format (plus the base model when it is random), and a summary."""
+    model.save_pretrained(str(out / ADAPTER_DIR))
+    wl.tokenizer.save_pretrained(str(out / ADAPTER_DIR))
+    if config.model in (TINY_BERT, TINY_GPT2):
+        wl.base_model.save_pretrained(str(out / BASE_DIR))
+    summary = {
+        "rounds": len(records),
+        "labels": wl.dataset.label_names,
+        "cum_bytes": records[-1].cum_bytes if records else 0,
+        "cum_sim_seconds": records[-1].cum_sim_seconds if records else 0.0,
+        "final_val_accuracy": next(
+            (r.val_accuracy for r in reversed(records) if r.val_loss is not None), None
+        ),
+    }
+    (out / "summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
