@@ -23,11 +23,11 @@ def test_minilm_on_fortunes_beats_majority_class() -> None:
         rank=8,
         d_down=0.25,
         d_up=0.25,
-        rounds=4,
+        rounds=5,
         num_clients=20,
         clients_per_round=4,
-        max_examples_per_client=32,
-        local_epochs=2,
+        max_examples_per_client=64,
+        local_epochs=1,
         client_optimizer="adam",
         client_lr=1e-3,
         server_lr=0.01,
@@ -43,5 +43,6 @@ def test_minilm_on_fortunes_beats_majority_class() -> None:
     majority = max(counts.values()) / sum(counts.values())
     result = train(config, workload=wl, progress=False)
     assert result.final_val_accuracy is not None
-    assert result.final_val_accuracy > majority + 0.05, (result.final_val_accuracy, majority)
+    # measured: 0.47 against a majority class of 0.267 (accuracy per round 0.27 0.27 0.40 0.41 0.47)
+    assert result.final_val_accuracy > majority + 0.1, (result.final_val_accuracy, majority)
     assert result.records[-1].cum_bytes > 0
