@@ -1,0 +1,251 @@
+"""floss-tune end to end on the trainer's tiny random BERT, the export, and every bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from tuner.cli import app
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+runner = CliRunner()
+WORDS = {
+    "cats": "whiskers purr meow kitten litter",
+    "ships": "anchor harbor sail hull captain",
+    "stars": "galaxy nebula orbit comet telescope",
+    "bread": "flour yeast oven crust dough",
+}
+
+
+def write_data(folder: Path) -> Path:
+    rng = random.Random(0)
+    path = folder / "texts.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        for label, words in WORDS.items():
+            vocab = words.split()
+            for _ in range(40):
+                w.writerow([" ".join(rng.choices(vocab, k=6)), label])
+    return path
+
+
+def base_config(folder: Path) -> Path:
+    cfg = {
+        "model": "tiny-random-bert",
+        "data": "csv",
+        "data_path": str(write_data(folder)),
+        "min_examples_per_class": 10,
+        "num_clients": 8,
+        "clients_per_round": 4,
+        "batch_size": 8,
+        "max_length": 16,
+        "max_eval_examples": 32,
+        "client_lr": 0.05,
+        "server_lr": 0.01,
+        "device": "cpu",
+        "up_slowdown": 16,
+        "checkpoint_every": 5,  # the full run checkpoints; trials must not (they have no out_dir)
+    }
+    path = folder / "base.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
+    """One small study on the tiny model (shared by the tests below), exported."""
+    import torch
+
+    # On a shared 2-core CPU, torch's 2 intra-op threads spin against other processes and run
+    # ~30x slower than 1 thread; the test needs no parallelism.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("tune")
+    storage = f"sqlite:///{folder / 'tune.db'}"
+    args = [
+        "run",
+        "--config", str(base_config(folder)),
+        "--budget", "50-dense-rounds",
+        "--budget-scale", "0.1",
+        "--max-rounds", "60",
+        "--ranks", "2,4,16",
+        "--d-down", "1,1/4,1/16",
+        "--d-up", "1,1/4,1/16,1/64,1/256",
+        "--n-trials", "7",
+        "--seed", "0",
+        "--storage", storage,
+        "--study-name", "tiny",
+        "--export", str(folder / "out"),
+    ]  # fmt: skip
+    try:
+        result = runner.invoke(app, args)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    return folder, storage, result
+
+
+def test_study_runs_reports_and_recommends(tuned: tuple[Path, str, object]) -> None:
+    _, storage, result = tuned
+    out = result.output  # type: ignore[attr-defined]
+    assert "study 'tiny'" in out and "recommended: rank" in out
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(finished) >= 7
+    first = study.trials[0].user_attrs
+    assert first["candidate"]["why"] == "dense LoRA baseline"
+    assert first["config"]["rounds"] == 5  # 50 dense rounds x 0.1
+    assert first["full_config"]["rounds"] == 50
+    assert (
+        first["config"]["checkpoint_every"] == 0 and first["full_config"]["checkpoint_every"] == 5
+    )
+    twins = [t for t in finished if "duplicate_of" in t.user_attrs]
+    for t in twins:  # a config that already ran is not trained again
+        assert "records" not in t.user_attrs
+        assert t.user_attrs["key"] == study.trials[t.user_attrs["duplicate_of"]].user_attrs["key"]
+    for t in (t for t in finished if t not in twins):
+        recs = t.user_attrs["records"]
+        cand = t.user_attrs["candidate"]
+        assert recs and len(recs) <= cand["rounds"]
+        assert t.user_attrs["client_steps"] == sum(r["client_steps"] for r in recs)
+        # the planner's price of a round is what the trainer really sent
+        assert recs[0]["bytes_total"] == cand["bytes_per_round"]
+        if t.state == TrialState.COMPLETE:
+            assert len(recs) == cand["rounds"]
+            assert t.value == pytest.approx(recs[-1]["val_accuracy"])
+
+
+def test_export_round_trips_into_floss_train(tuned: tuple[Path, str, object]) -> None:
+    from trainer.config import RunConfig
+
+    folder, storage, _ = tuned
+    out = folder / "out"
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    best = max(
+        (
+            t
+            for t in study.trials
+            if t.state == TrialState.COMPLETE and "duplicate_of" not in t.user_attrs
+        ),
+        key=lambda t: (t.value, -t.user_attrs["records"][-1]["cum_bytes"]),
+    )
+    for name in ("run.yaml", "run.json"):
+        loaded = RunConfig.load(out / name)
+        assert loaded.to_dict() == best.user_attrs["full_config"]
+        assert loaded.rounds == best.user_attrs["candidate"]["full_rounds"]
+    peft_cfg = json.loads((out / "peft" / "adapter_config.json").read_text())
+    assert peft_cfg["r"] == best.user_attrs["candidate"]["rank"]
+    assert sorted(peft_cfg["target_modules"]) == ["query", "value"]
+    assert peft_cfg["task_type"] == "SEQ_CLS"
+    import pandas as pd
+
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == len(study.trials) and trials["recommended"].sum() == 1
+    assert (out / "pareto.png").stat().st_size > 10_000
+    assert len(pd.read_csv(out / "rounds.csv")) == sum(
+        len(t.user_attrs.get("records", [])) for t in study.trials
+    )
+
+
+def test_exported_config_trains_with_floss_train(tuned: tuple[Path, str, object]) -> None:
+    from trainer.cli import app as train_app
+    from trainer.config import RunConfig
+
+    folder, _, _ = tuned
+    run_yaml = folder / "out" / "run.yaml"
+    exported = RunConfig.load(run_yaml)
+    # the file as exported; only --rounds 1 keeps the test short (flags override the file)
+    result = runner.invoke(
+        train_app,
+        ["--config", str(run_yaml), "--rounds", "1", "--out-dir", str(folder / "train"),
+         "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"method floss, rank {exported.rank}, d_down {exported.d_down:g}" in result.output
+    assert f"d_up {exported.d_up:g}, 1 rounds" in result.output
+
+
+def test_show_and_export_subcommands(tuned: tuple[Path, str, object], tmp_path: Path) -> None:
+    _, storage, _ = tuned
+    shown = runner.invoke(app, ["show", "--storage", storage, "--study-name", "tiny"])
+    assert shown.exit_code == 0 and "recommended: rank" in shown.output
+    exported = runner.invoke(
+        app, ["export", str(tmp_path / "x"), "--storage", storage, "--study-name", "tiny"]
+    )
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "x" / "run.yaml").exists()
+    assert "trials.parquet" in exported.output  # written, or skipped with the reason
+
+
+def test_resume_with_another_budget_is_refused(tuned: tuple[Path, str, object]) -> None:
+    folder, storage, _ = tuned
+    result = runner.invoke(
+        app,
+        ["run", "--config", str(folder / "base.yaml"), "--budget", "20-dense-rounds",
+         "--budget-scale", "0.1", "--max-rounds", "60", "--ranks", "2,4,16", "--d-down",
+         "1,1/4,1/16", "--d-up", "1,1/4,1/16,1/64,1/256", "--storage", storage,
+         "--study-name", "tiny"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "error: study 'tiny'" in result.output and "made for another search" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--storage", "mongodb://x/y"], "error: unknown storage scheme 'mongodb'"),
+        (["run", "--study-name", "bad name!"], "error: study name 'bad name!'"),
+        (["run", "--budget-scale", "0"], "error: --budget-scale must be in (0, 1], but got 0.0"),
+        (["run", "--budget-scale", "2"], "error: --budget-scale must be in (0, 1], but got 2.0"),
+        (["run", "--pruner", "magic"], "error: --pruner must be one of"),
+        (["run", "--n-trials", "0"], "error: --n-trials must be an integer >= 1, but got 0"),
+        (["run", "--budget", "12 parsecs"], "error: unknown budget unit 'parsecs' in '12 parsecs'"),
+        (["run", "--ranks", "4,x"], "error: --ranks: 'x' is not an integer"),
+        (["show", "--storage", "sqlite:///nowhere/none.db"], "error: no study 'floss'"),
+        (["export", "OUT", "--storage", "nope.journal"], "error: no study 'floss'"),
+    ],
+)
+def test_bad_inputs_end_in_one_line(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("*.db"))  # a refused run leaves no database behind
+
+
+def test_no_feasible_config_and_missing_study(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 't.db'}"
+    cfg = base_config(tmp_path)
+    result = runner.invoke(
+        app, ["run", "--config", str(cfg), "--budget", "1B", "--storage", storage]
+    )
+    assert result.exit_code == 2
+    assert "error: no feasible configuration" in result.output and "'1B'" in result.output
+    result = runner.invoke(app, ["export", str(tmp_path / "o"), "--storage", storage,
+                                 "--study-name", "other"])  # fmt: skip
+    assert result.exit_code == 2 and "error: no study 'other'" in result.output
+
+
+def test_cli_module_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tuner.cli; "
+        "print(sorted(m for m in ('torch', 'transformers', 'optuna', 'peft', 'pandas', "
+        "'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,233 @@
+"""`floss-tune` (and `floss tune`): run, resume or join a study; show it; export it.
+
+Thin: parse, call the library, render. Imports nothing heavy at module import (torch, optuna,
+transformers load inside the commands), so `floss --help` stays fast.
+
+Precedence of run settings, written once (``base_config``): CLI flag > --config file > default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from planner.budget import BUDGET_HELP
+from planner.cli import parse_densities, parse_ints, run_typer
+from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK
+from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, PRUNERS, SAMPLERS
+
+app = typer.Typer(
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Optuna over the planner's feasible (rank, d_down, d_up): short FLoSS runs under the "
+    "budget pick the configuration before the expensive full training.",
+)
+
+STORAGE_HELP = (
+    "Optuna storage: an SQLAlchemy URL (sqlite:///FILE.db, postgresql://..., mysql://...) or a "
+    "journal file path; several workers may share one"
+)
+Storage = Annotated[
+    str, typer.Option("--storage", "-s", help=STORAGE_HELP, envvar="FLOSS_TUNE_STORAGE")
+]
+StudyName = Annotated[str, typer.Option("--study-name", "-n", help="study name in the storage")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=code)
+
+
+def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
+    """CLI flag > config file > RunConfig default."""
+    from trainer.config import RunConfig, read_config_mapping
+
+    data = read_config_mapping(config_file) if config_file is not None else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return RunConfig.from_dict(data)
+
+
+@app.command("run")
+def run_command(
+    budget: Annotated[str, typer.Option("--budget", "-b", help=BUDGET_HELP)] = "50-dense-rounds",
+    n_trials: Annotated[
+        int,
+        typer.Option(
+            help="finished trials (complete or pruned) the study aims for, shared "
+            "by every worker and by reruns"
+        ),
+    ] = 20,
+    budget_scale: Annotated[
+        float, typer.Option(help="trials train on this fraction of the budget, in (0, 1]")
+    ] = 1.0,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="base run config (YAML/JSON) of floss-train"),
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="network profile name or file")] = None,
+    up_slowdown: Annotated[float | None, typer.Option(help="S: uplink = downlink / S")] = None,
+    model: Annotated[str | None, typer.Option(help="model name, local path or hub id")] = None,
+    data: Annotated[str | None, typer.Option(help="fortunes, csv, jsonl, 20newsgroups, hf")] = None,
+    data_path: Annotated[str | None, typer.Option(help="data file or folder")] = None,
+    num_clients: Annotated[int | None, typer.Option(help="clients in the population")] = None,
+    clients_per_round: Annotated[int | None, typer.Option(help="clients sampled per round")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps")] = None,
+    ranks: Annotated[str, typer.Option(help="LoRA ranks to search")] = "1,2,4,8,16,32,64",
+    d_down: Annotated[str, typer.Option(help="download densities to search")] = ",".join(
+        ["1"] + [f"1/{2**i}" for i in range(1, 9)]
+    ),
+    d_up: Annotated[str, typer.Option(help="upload densities to search")] = ",".join(
+        ["1"] + [f"1/{2**i}" for i in range(1, 9)]
+    ),
+    ref_rank: Annotated[int, typer.Option(help="rank of the dense reference round")] = REF_RANK,
+    min_rounds: Annotated[
+        int, typer.Option(help="configs affording fewer rounds are left out")
+    ] = 1,
+    max_rounds: Annotated[
+        int | None, typer.Option(help="cap on the rounds of a run (full budget)")
+    ] = None,
+    levels: Annotated[
+        int, typer.Option(help="fidelity checkpoints: 1/2^(L-1), ..., 1/2, 1 of the budget")
+    ] = 4,
+    pruner: Annotated[
+        str, typer.Option(help=f"{', '.join(PRUNERS)} (sha = successive halving)")
+    ] = "sha",
+    reduction_factor: Annotated[int, typer.Option(help="eta of sha/hyperband")] = 2,
+    sampler: Annotated[str, typer.Option(help=", ".join(SAMPLERS))] = "tpe",
+    seed: Annotated[
+        int | None, typer.Option(help="sampler seed (give each worker its own, or none)")
+    ] = None,
+    tune_lr: Annotated[
+        bool, typer.Option(help="also search client and server learning rates")
+    ] = False,
+    seeds: Annotated[
+        bool, typer.Option(help="enqueue dense LoRA and the d_up = d_down/S family first")
+    ] = True,
+    trial_clients_per_round: Annotated[
+        int | None, typer.Option(help="trials train this many of the sampled clients per round")
+    ] = None,
+    max_client_steps: Annotated[
+        int | None, typer.Option(help="compute cap: client optimizer steps over the whole study")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="this worker starts no trial after this many seconds")
+    ] = None,
+    storage: Storage = DEFAULT_STORAGE,
+    study_name: StudyName = DEFAULT_STUDY,
+    export: Annotated[
+        Path | None, typer.Option("--export", "-e", help="export the recommendation to this folder")
+    ] = None,
+) -> None:
+    """Run a study, or resume/join the one named by --storage and --study-name."""
+    from tuner.runner import PlanArgs, run_tuning
+    from tuner.settings import TuneSettings
+
+    try:
+        settings = TuneSettings(
+            storage=storage,
+            study_name=study_name,
+            n_trials=n_trials,
+            timeout_seconds=timeout,
+            max_client_steps=max_client_steps,
+            budget_scale=budget_scale,
+            levels=levels,
+            pruner=pruner,  # type: ignore[arg-type]
+            reduction_factor=reduction_factor,
+            sampler=sampler,  # type: ignore[arg-type]
+            seed=seed,
+            tune_lr=tune_lr,
+            seed_heuristics=seeds,
+            trial_clients_per_round=trial_clients_per_round,
+        )
+        from tuner.storage import storage_kind
+
+        storage_kind(storage)  # refuse an unknown scheme before loading a model
+        args = PlanArgs(
+            budget=budget,
+            ranks=parse_ints(ranks, name="--ranks"),
+            d_down=parse_densities(d_down, name="--d-down"),
+            d_up=parse_densities(d_up, name="--d-up"),
+            heuristic_down=DEFAULT_HEURISTIC_DOWN,
+            ref_rank=ref_rank,
+            min_rounds=min_rounds,
+            max_rounds=max_rounds,
+        )
+        from planner.budget import parse_budget
+
+        parse_budget(budget)
+        base = base_config(
+            config,
+            {
+                "network": profile,
+                "up_slowdown": up_slowdown,
+                "model": model,
+                "data": data,
+                "data_path": data_path,
+                "num_clients": num_clients,
+                "clients_per_round": clients_per_round,
+                "device": device,
+            },
+        )
+        study = run_tuning(base, args, settings, log=lambda m: typer.echo(m, err=True))
+    except ValueError as exc:
+        fail(str(exc))
+    _show(study)
+    if export is not None:
+        _export(study, export)
+
+
+def _show(study: Any) -> None:
+    from rich.console import Console
+
+    from tuner.report import recommendation_line, trials_table
+
+    console = Console(width=140)
+    console.print(trials_table(study))
+    console.print(recommendation_line(study))
+
+
+def _export(study: Any, out: Path) -> None:
+    from tuner.export import export_study
+
+    try:
+        lines = export_study(study, out)
+    except ValueError as exc:
+        fail(str(exc))
+    for line in lines:
+        typer.echo(line)
+
+
+def _load(storage: str, study_name: str) -> Any:
+    from tuner.settings import check_study_name
+    from tuner.storage import load_existing_study
+
+    try:
+        check_study_name(study_name)
+        return load_existing_study(storage, study_name)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@app.command("show")
+def show_command(storage: Storage = DEFAULT_STORAGE, study_name: StudyName = DEFAULT_STUDY) -> None:
+    """Print the trials of a study and its recommendation."""
+    _show(_load(storage, study_name))
+
+
+@app.command("export")
+def export_command(
+    out_dir: Annotated[Path, typer.Argument(help="folder to write the export to")],
+    storage: Storage = DEFAULT_STORAGE,
+    study_name: StudyName = DEFAULT_STUDY,
+) -> None:
+    """Write run.yaml/run.json (floss-train --config), peft/adapter_config.json, trials.csv
+    (+ .parquet), rounds.csv and pareto.png for the recommended configuration."""
+    _export(_load(storage, study_name), out_dir)
+
+
+def main() -> None:
+    """Entry point of `floss-tune`."""
+    run_typer(app, prog_name="floss-tune")

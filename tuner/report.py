@@ -1,0 +1,273 @@
+"""Read a study back: the trials as rows, the Pareto front, the recommendation, the rich table.
+
+Everything comes from the trials' user attributes (candidate, configs, RoundRecords), so a study
+in any storage can be shown and exported without re-running a trial.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuner.objective import (
+    ATTR_CANDIDATE,
+    ATTR_END,
+    ATTR_FULL_CONFIG,
+    ATTR_RECORDS,
+    ATTR_STEPS,
+)
+from tuner.space import density_label
+from tuner.study import ATTR_SPACE
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from rich.table import Table
+
+COLUMNS = (
+    "trial",
+    "state",
+    "end",
+    "rank",
+    "d_down",
+    "d_up",
+    "rounds",
+    "full_rounds",
+    "value",
+    "client_steps",
+    "bytes",
+    "sim_seconds",
+    "full_bytes",
+    "last_step",
+    "why",
+    "enqueued",
+    "duplicate_of",
+    "pareto",
+    "recommended",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRow:
+    trial: int
+    state: str  # COMPLETE | PRUNED | RUNNING | FAIL | WAITING
+    end: str
+    rank: int | None
+    d_down: float | None
+    d_up: float | None
+    rounds: int | None  # trial budget
+    full_rounds: int | None
+    value: float | None  # objective (complete) or last reported value (pruned)
+    client_steps: int
+    bytes: int | None  # communication the trial really spent (all clients, both directions)
+    sim_seconds: float | None
+    full_bytes: int | None  # planner's bytes of the full run
+    last_step: int | None
+    why: str  # the planner's reason when the config is dense LoRA or the heuristic family
+    enqueued: bool  # a seed put in the queue before sampling
+    duplicate_of: int | None
+    pareto: bool = False
+    recommended: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.rank is None or self.d_down is None or self.d_up is None:
+            return "-"
+        return f"r{self.rank} ↓{density_label(self.d_down)} ↑{density_label(self.d_up)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in COLUMNS}
+
+
+def study_metric(study: optuna.Study) -> str:
+    meta = study.user_attrs.get(ATTR_SPACE) or {}
+    return str(meta.get("metric", "val_accuracy"))
+
+
+def trial_rows(study: optuna.Study) -> list[TrialRow]:
+    """One row per trial (waiting trials left out), with the Pareto flags and recommendation."""
+    from dataclasses import replace
+
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            continue
+        cand = t.user_attrs.get(ATTR_CANDIDATE) or {}
+        records = t.user_attrs.get(ATTR_RECORDS) or []
+        last = records[-1] if records else {}
+        steps = sorted(t.intermediate_values)
+        value = t.value if t.state == TrialState.COMPLETE else None
+        if value is None and steps:
+            value = t.intermediate_values[steps[-1]]
+        full_rounds = cand.get("full_rounds")
+        rows.append(
+            TrialRow(
+                trial=t.number,
+                state=t.state.name,
+                end=str(t.user_attrs.get(ATTR_END, t.state.name.lower())),
+                rank=cand.get("rank"),
+                d_down=cand.get("d_down"),
+                d_up=cand.get("d_up"),
+                rounds=cand.get("rounds"),
+                full_rounds=full_rounds,
+                value=None if value is None else float(value),
+                client_steps=int(t.user_attrs.get(ATTR_STEPS, 0)),
+                bytes=last.get("cum_bytes"),
+                sim_seconds=last.get("cum_sim_seconds"),
+                full_bytes=(
+                    None if full_rounds is None else full_rounds * int(cand["bytes_per_round"])
+                ),
+                last_step=steps[-1] if steps else None,
+                why=str(cand.get("why", "")),
+                enqueued="fixed_params" in t.system_attrs,
+                duplicate_of=t.user_attrs.get("duplicate_of"),
+            )
+        )
+    maximize = study.direction.name == "MAXIMIZE"
+    front = pareto_front(rows, maximize=maximize)
+    best = recommend(rows, maximize=maximize)
+    return [
+        replace(r, pareto=r.trial in front, recommended=best is not None and r.trial == best.trial)
+        for r in rows
+    ]
+
+
+def _scored(rows: list[TrialRow]) -> list[TrialRow]:
+    return [
+        r
+        for r in rows
+        if r.state == "COMPLETE"
+        and r.duplicate_of is None
+        and r.value is not None
+        and math.isfinite(r.value)
+        and r.bytes is not None
+    ]
+
+
+def pareto_front(rows: list[TrialRow], *, maximize: bool) -> set[int]:
+    """Complete trials that no other beats on both quality and bytes spent."""
+    scored = _scored(rows)
+    sign = 1.0 if maximize else -1.0
+
+    def dominates(a: TrialRow, b: TrialRow) -> bool:
+        qa, qb = sign * float(a.value or 0), sign * float(b.value or 0)
+        ba, bb = int(a.bytes or 0), int(b.bytes or 0)
+        return qa >= qb and ba <= bb and (qa > qb or ba < bb)
+
+    return {r.trial for r in scored if not any(dominates(o, r) for o in scored if o is not r)}
+
+
+def recommend(rows: list[TrialRow], *, maximize: bool) -> TrialRow | None:
+    """The best complete trial; equal quality goes to the one that sent fewer bytes."""
+    scored = _scored(rows)
+    if not scored:
+        return None
+    sign = -1.0 if maximize else 1.0
+    return min(scored, key=lambda r: (sign * float(r.value or 0), r.bytes or 0, r.trial))
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    rec = next((r for r in trial_rows(study) if r.recommended), None)
+    return None if rec is None else study.trials[rec.trial]
+
+
+def recommended_full_config(study: optuna.Study) -> dict[str, Any] | None:
+    t = best_trial(study)
+    return None if t is None else dict(t.user_attrs[ATTR_FULL_CONFIG])
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame([r.to_dict() for r in trial_rows(study)], columns=list(COLUMNS))
+
+
+def records_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every RoundRecord of every trial, with the trial number in front."""
+    import pandas as pd
+
+    rows = [
+        {"trial": t.number, **rec}
+        for t in study.get_trials(deepcopy=False)
+        for rec in t.user_attrs.get(ATTR_RECORDS) or []
+    ]
+    return pd.DataFrame(rows)
+
+
+def _mb(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:,.1f}" if n >= 1e7 else f"{n / 1e6:.3g}"
+
+
+def trials_table(study: optuna.Study, *, limit: int | None = 30) -> Table:
+    from rich.table import Table
+
+    metric = study_metric(study)
+    rows = trial_rows(study)
+    maximize = study.direction.name == "MAXIMIZE"
+    rows.sort(
+        key=lambda r: (
+            r.state != "COMPLETE",
+            -(r.value or -math.inf) if maximize else (r.value if r.value is not None else math.inf),
+            r.trial,
+        )
+    )
+    table = Table(
+        title=f"study {study.study_name!r}: {len(rows)} trials, {metric} "
+        f"({'higher' if maximize else 'lower'} is better); MB = 10^6 bytes, all clients, both ways"
+    )
+    for col, justify in (
+        ("#", "right"),
+        ("r ↓d_down ↑d_up", "left"),
+        ("state", "left"),
+        ("rounds", "right"),
+        (metric, "right"),
+        ("at step", "right"),
+        ("client steps", "right"),
+        ("MB sent", "right"),
+        ("full run", "right"),
+        ("note", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows[:limit] if limit else rows:
+        note = []
+        if r.recommended:
+            note.append("★ recommended")
+        if r.pareto:
+            note.append("P")
+        if r.enqueued and r.why:
+            note.append("seed: dense" if r.why.startswith("dense") else "seed: d_up=d_down/S")
+        if r.duplicate_of is not None:
+            note.append(f"same as {r.duplicate_of}")
+        elif r.end not in ("complete", r.state.lower()):
+            note.append(r.end)
+        table.add_row(
+            str(r.trial),
+            r.label,
+            r.state.lower(),
+            "-" if r.rounds is None else str(r.rounds),
+            "-" if r.value is None else f"{r.value:.4f}",
+            "-" if r.last_step is None else str(r.last_step),
+            f"{r.client_steps:,}",
+            _mb(r.bytes),
+            "-" if r.full_rounds is None else f"{r.full_rounds} rounds, {_mb(r.full_bytes)} MB",
+            ", ".join(note),
+        )
+    return table
+
+
+def recommendation_line(study: optuna.Study) -> str:
+    rows = trial_rows(study)
+    best = next((r for r in rows if r.recommended), None)
+    if best is None:
+        return "no trial has finished its budget yet: nothing to recommend."
+    return (
+        f"recommended: rank {best.rank}, d_down {density_label(best.d_down or 1)}, "
+        f"d_up {density_label(best.d_up or 1)} (trial {best.trial}): {study_metric(study)} "
+        f"{best.value:.4f} on the trial budget; the full run is {best.full_rounds} rounds, "
+        f"{_mb(best.full_bytes)} MB."
+    )

@@ -1,0 +1,111 @@
+"""The tuning configuration: one frozen, validated record that everything downstream trusts."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+PrunerName = Literal["sha", "hyperband", "median", "none"]
+SamplerName = Literal["tpe", "random"]
+PRUNERS: tuple[str, ...] = ("sha", "hyperband", "median", "none")
+SAMPLERS: tuple[str, ...] = ("tpe", "random")
+DEFAULT_STORAGE = "sqlite:///floss-tune.db"
+DEFAULT_STUDY = "floss"
+# Optuna keeps study names in a VARCHAR(512); we also keep them to characters that are safe in a
+# file name, because the export folder and the plot title use them.
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class TuneError(ValueError):
+    """A tuning request that cannot be met; the message names the value."""
+
+
+def check_study_name(name: str) -> str:
+    if not isinstance(name, str) or not _STUDY_NAME.match(name):
+        raise TuneError(
+            f"study name {name!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def check_budget_scale(scale: float) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TuneError(f"--budget-scale must be a number in (0, 1], but got {scale!r}.")
+    if not math.isfinite(scale) or not 0 < scale <= 1:
+        raise TuneError(f"--budget-scale must be in (0, 1], but got {scale!r}.")
+    return float(scale)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneSettings:
+    """How a study searches; what it searches over comes from the planner (``space.py``)."""
+
+    storage: str = field(default=DEFAULT_STORAGE, metadata={"help": "Optuna storage URL or path"})
+    study_name: str = field(default=DEFAULT_STUDY, metadata={"help": "study name in the storage"})
+    n_trials: int = field(
+        default=20, metadata={"help": "finished (complete or pruned) trials the study aims for"}
+    )
+    timeout_seconds: float | None = field(
+        default=None, metadata={"help": "this worker stops starting trials after this long"}
+    )
+    max_client_steps: int | None = field(
+        default=None,
+        metadata={"help": "compute cap: client optimizer steps summed over the whole study"},
+    )
+    budget_scale: float = field(
+        default=1.0, metadata={"help": "trials run on this fraction of the budget"}
+    )
+    levels: int = field(
+        default=4, metadata={"help": "fidelity checkpoints: 1/2^(levels-1), ..., 1/2, 1"}
+    )
+    pruner: PrunerName = "sha"
+    reduction_factor: int = field(default=2, metadata={"help": "eta of the halving pruners"})
+    sampler: SamplerName = "tpe"
+    seed: int | None = None
+    n_startup_trials: int = field(
+        default=8, metadata={"help": "TPE: random trials (after the enqueued seeds) before TPE"}
+    )
+    tune_lr: bool = field(default=False, metadata={"help": "also search client and server lr"})
+    seed_heuristics: bool = field(
+        default=True, metadata={"help": "enqueue dense LoRA and d_up = d_down/S first"}
+    )
+    trial_clients_per_round: int | None = field(
+        default=None, metadata={"help": "train trials on this many clients per round"}
+    )
+
+    def __post_init__(self) -> None:
+        check_study_name(self.study_name)
+        if not isinstance(self.storage, str) or not self.storage.strip():
+            raise TuneError(f"--storage must be a URL or a file path, but got {self.storage!r}.")
+        _at_least(self.n_trials, 1, "--n-trials")
+        if self.timeout_seconds is not None and not (
+            math.isfinite(self.timeout_seconds) and self.timeout_seconds > 0
+        ):
+            raise TuneError(f"--timeout must be positive, but got {self.timeout_seconds!r}.")
+        if self.max_client_steps is not None:
+            _at_least(self.max_client_steps, 1, "--max-client-steps")
+        check_budget_scale(self.budget_scale)
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int):
+            raise TuneError(f"--levels must be an integer in [1, 8], but got {self.levels!r}.")
+        if not 1 <= self.levels <= 8:
+            raise TuneError(f"--levels must be in [1, 8], but got {self.levels}.")
+        if self.pruner not in PRUNERS:
+            raise TuneError(
+                f"--pruner must be one of {', '.join(PRUNERS)}, but got {self.pruner!r}."
+            )
+        _at_least(self.reduction_factor, 2, "--reduction-factor")
+        if self.sampler not in SAMPLERS:
+            raise TuneError(
+                f"--sampler must be one of {', '.join(SAMPLERS)}, but got {self.sampler!r}."
+            )
+        _at_least(self.n_startup_trials, 0, "--n-startup-trials")
+        if self.trial_clients_per_round is not None:
+            _at_least(self.trial_clients_per_round, 1, "--trial-clients-per-round")
+
+
+def _at_least(value: object, low: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise TuneError(f"{name} must be an integer >= {low}, but got {value!r}.")

@@ -1,0 +1,118 @@
+"""Where studies live: any Optuna storage URL, or a journal file path.
+
+* ``sqlite:///floss-tune.db`` (the default, in the working directory), ``postgresql://...``,
+  ``mysql+pymysql://...``: Optuna's RDB storage. It runs a heartbeat, so a trial whose worker was
+  killed is marked failed after the grace period and its configuration is tried again.
+* a path without ``://`` (``tune.journal``, ``/shared/tune.log``): Optuna's journal file storage,
+  an append-only log with file locks, safe for many processes on one machine or on a shared file
+  system. Optuna's journal storage has no heartbeat: a killed worker's trial stays RUNNING, and is
+  not counted as finished.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuner.settings import TuneError
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+    from optuna.study import Study
+
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 90
+SQLITE_TIMEOUT_SECONDS = 60  # several workers on one SQLite file wait for the write lock
+
+
+def storage_kind(url: str) -> str:
+    """'rdb' or 'journal'; raises TuneError naming the URL when its scheme is unknown."""
+    if "://" not in url:
+        return "journal"
+    try:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
+        raise TuneError(f"storage {url!r} needs SQLAlchemy, which is not installed.") from None
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        scheme = url.split("://", 1)[0]
+        raise TuneError(
+            f"unknown storage scheme {scheme!r} in {url!r}; use sqlite:///FILE.db, "
+            "postgresql://..., mysql://... or a journal file path."
+        ) from None
+    except ImportError as exc:
+        raise TuneError(f"storage {url!r} needs a database driver: {exc}.") from None
+    return "rdb"
+
+
+def open_storage(url: str) -> BaseStorage:
+    """An Optuna storage for ``url`` (see the module doc); errors name the URL."""
+    import optuna
+    from optuna.storages import RDBStorage
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    kind = storage_kind(url)
+    if kind == "journal":
+        path = Path(url).expanduser()
+        if path.is_dir():
+            raise TuneError(f"journal storage {url!r} is a folder; give a file path.")
+        if not path.parent.exists():
+            raise TuneError(f"journal storage {url!r}: folder {str(path.parent)!r} does not exist.")
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs = {}
+    if url.startswith("sqlite"):
+        db = url.split(":///", 1)[-1]
+        if db and db != ":memory:" and not Path(db).expanduser().parent.exists():
+            raise TuneError(f"storage {url!r}: folder {str(Path(db).parent)!r} does not exist.")
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is "experimental" since optuna 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=1
+                    ),
+                )
+        except Exception as exc:  # SQLAlchemy raises many types for a bad database
+            # Workers started together race to create the tables and the schema version row
+            # ("table ... already exists", "UNIQUE constraint failed: alembic_version"); the
+            # loser retries and finds them made.
+            if _creation_race(exc) and attempt < 2:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TuneError(f"cannot open storage {url!r}: {first}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _creation_race(exc: Exception) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("already exists", "alembic_version", "database is locked"))
+
+
+def load_existing_study(storage_url: str, study_name: str) -> Study:
+    """A study that must already exist (export, show); names what is there when it does not."""
+    import optuna
+
+    local = storage_url.split(":///", 1)[-1] if storage_url.startswith("sqlite") else None
+    if storage_kind(storage_url) == "journal":
+        local = storage_url
+    if local and local != ":memory:" and not Path(local).expanduser().exists():
+        raise TuneError(f"no study {study_name!r}: storage file {local!r} does not exist.")
+    storage = open_storage(storage_url)
+    names = [
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
+    if study_name not in names:
+        there = ", ".join(repr(n) for n in names) or "none"
+        raise TuneError(f"no study {study_name!r} in storage {storage_url!r} (studies: {there}).")
+    return optuna.load_study(study_name=study_name, storage=storage)

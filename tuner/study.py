@@ -1,0 +1,185 @@
+"""Open (or resume) a study, seed it with the known-good configurations, and run trials.
+
+Resume and several workers both come from Optuna's storage: ``create_study(load_if_exists=True)``
+joins a study that is already there, every finished trial is in the storage the moment it ends,
+and the trial target counts finished trials study-wide (``MaxTrialsCallback``), so rerunning the
+same command after Ctrl-C or a kill, or starting it twice, works towards one shared target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tuner.objective import ATTR_KEY, Objective, candidate_key, client_steps_spent
+from tuner.settings import TuneError, TuneSettings
+from tuner.space import Candidate, SearchSpace, seed_params, snap
+from tuner.storage import open_storage
+
+if TYPE_CHECKING:
+    import optuna
+
+ATTR_SPACE = "floss_space"  # study user attribute: what the study searches over
+
+
+def make_sampler(settings: TuneSettings) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=settings.seed)
+    return optuna.samplers.TPESampler(
+        seed=settings.seed,
+        n_startup_trials=settings.n_startup_trials,
+        multivariate=True,  # rank and densities interact (bytes ~ rank x density)
+        constant_liar=True,  # parallel workers do not all pick the same point
+    )
+
+
+def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
+    import optuna
+
+    eta = settings.reduction_factor
+    if settings.pruner == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=eta)
+    if settings.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=2 ** (settings.levels - 1), reduction_factor=eta
+        )
+    if settings.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    return optuna.pruners.NopPruner()
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def open_study(
+    settings: TuneSettings, *, direction: str, space_meta: dict[str, Any]
+) -> optuna.Study:
+    """Create the study or join the one of that name; refuse one made for another search."""
+    import optuna
+
+    storage = open_storage(settings.storage)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=settings.study_name,
+            direction="maximize" if direction == "maximize" else "minimize",
+            sampler=make_sampler(settings),
+            pruner=make_pruner(settings),
+            load_if_exists=True,
+        )
+    except ValueError as exc:
+        raise TuneError(f"study {settings.study_name!r}: {exc}") from None
+    if study.direction.name.lower() != direction:
+        raise TuneError(
+            f"study {settings.study_name!r} in {settings.storage!r} is set to "
+            f"{study.direction.name.lower()}, not {direction}; use another --study-name."
+        )
+    stored = study.user_attrs.get(ATTR_SPACE)
+    if stored is None:
+        study.set_user_attr(ATTR_SPACE, space_meta)
+    elif changed := meta_differences(stored, space_meta):
+        raise TuneError(
+            f"study {settings.study_name!r} in {settings.storage!r} was made for another search "
+            f"({', '.join(changed)} differ); use another --study-name."
+        )
+    return study
+
+
+def meta_differences(stored: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Keys whose values differ. Keys only one side has are ignored (a field added to RunConfig
+    by a newer floss, with its default, does not make another search)."""
+    out = []
+    for key in sorted(set(stored) & set(new)):
+        a, b = stored[key], new[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += meta_differences(a, b, prefix=f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | None:
+    """The candidate key of a trial, finished or only enqueued (from its fixed params)."""
+    if ATTR_KEY in trial.user_attrs:
+        return str(trial.user_attrs[ATTR_KEY])
+    fixed = trial.system_attrs.get("fixed_params") or trial.params
+    try:
+        rank = int(fixed["rank"])
+        d_down = snap(float(fixed["d_down"]), space.grid("d_down"))
+        d_up = snap(float(fixed["d_up"]), space.grid("d_up"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    cand = space.lookup(rank, d_down, d_up) or space.nearest(rank, d_down, d_up)
+    lrs = {k: float(fixed[k]) for k in ("client_lr", "server_lr") if k in fixed}
+    return candidate_key(cand, lrs)
+
+
+def enqueue_seeds(
+    study: optuna.Study, space: SearchSpace, *, lrs: dict[str, float]
+) -> list[Candidate]:
+    """Enqueue dense LoRA and the heuristic family unless the study already holds them (resume:
+    waiting, running, finished; failed trials are retried by the storage, not here)."""
+    from optuna.trial import TrialState
+
+    live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    present = {_planned_key(t, space) for t in study.get_trials(deepcopy=False, states=live)}
+    added = []
+    for cand in space.seeds:
+        if candidate_key(cand, lrs) in present:
+            continue
+        study.enqueue_trial({**seed_params(cand), **lrs}, skip_if_exists=True)
+        added.append(cand)
+    return added
+
+
+def run_study(
+    settings: TuneSettings,
+    space: SearchSpace,
+    objective: Objective,
+    *,
+    space_meta: dict[str, Any],
+    log: Callable[[str], None] = lambda _msg: None,
+) -> optuna.Study:
+    """Run trials until the study holds ``n_trials`` finished ones (or timeout / compute cap)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(settings, direction=objective.direction, space_meta=space_meta)
+    if settings.seed_heuristics:
+        lrs = (
+            {k: float(getattr(objective.base_config, k)) for k in ("client_lr", "server_lr")}
+            if settings.tune_lr
+            else {}
+        )
+        for cand in enqueue_seeds(study, space, lrs=lrs):
+            log(f"enqueued {cand.label} ({cand.why or 'seed'})")
+    done = len(finished_trials(study))
+    if done >= settings.n_trials:
+        log(f"study {settings.study_name!r} already has {done} finished trials; nothing to run.")
+        return study
+    cap = settings.max_client_steps
+
+    def stop_at_cap(st: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if cap is not None and client_steps_spent(st) >= cap:
+            log(f"compute cap of {cap:,} client steps reached; stopping.")
+            st.stop()
+
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
+        optuna.study.MaxTrialsCallback(
+            settings.n_trials,
+            states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+        ),
+        stop_at_cap,
+    ]
+    study.optimize(
+        objective,
+        timeout=settings.timeout_seconds,
+        callbacks=list(callbacks),
+        gc_after_trial=True,
+    )
+    return study
