@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
-
-import tomllib
 
 from planner.model import LoraModule, ModelProfile, model_profile_from_hf_config
 from planner.network import NetworkProfile

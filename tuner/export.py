@@ -10,6 +10,8 @@ Files written to the export folder:
   the communication densities; they are in ``run.yaml``;
 * ``trials.csv`` (and ``trials.parquet`` when pyarrow or fastparquet is installed), ``rounds.csv``
   with every RoundRecord of every trial;
+* ``flower/run_config.toml`` and ``flower/pyproject-snippet.toml``: the same run as a Flower run
+  config (``flwr run --run-config``; ``[tool.flwr.app.config]``), see ``tuner.flower``;
 * ``pareto.png``: the metric against the bytes each trial sent, the Pareto front and the
   recommendation marked.
 """
@@ -141,6 +143,11 @@ def export_study(
     )
     path = save_peft_config(config.to_dict(), out_dir / "peft", modules)
     lines.append(f"{path}: PEFT LoraConfig")
+    from tuner.flower import write_flower_config
+
+    flat, snippet = write_flower_config(config.to_dict(), out_dir / "flower")
+    lines.append(f"{flat}: Flower run config (flwr run --run-config)")
+    lines.append(f"{snippet}: the same keys under [tool.flwr.app.config]")
     frame = trials_frame(study)
     frame.to_csv(out_dir / "trials.csv", index=False)
     lines.append(f"{out_dir / 'trials.csv'}: all {len(frame)} trials")

@@ -146,6 +146,11 @@ def test_export_round_trips_into_floss_train(tuned: tuple[Path, str, object]) ->
     assert peft_cfg["r"] == best.user_attrs["candidate"]["rank"]
     assert sorted(peft_cfg["target_modules"]) == ["query", "value"]
     assert peft_cfg["task_type"] == "SEQ_CLS"
+    import tomllib
+
+    flower = tomllib.loads((out / "flower" / "run_config.toml").read_text())
+    assert flower["num-server-rounds"] == best.user_attrs["candidate"]["full_rounds"]
+    assert flower["lora-rank"] == best.user_attrs["candidate"]["rank"]
     import pandas as pd
 
     trials = pd.read_csv(out / "trials.csv")
