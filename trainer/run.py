@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from planner.network import NetworkProfile, client_bandwidth_factors, round_seconds
+from planner.profiles import load_network
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.client import evaluate, train_client
 from trainer.config import RunConfig
@@ -53,9 +55,7 @@ def round_seed(seed: int, round_: int, client: int = -1) -> int:
     return random.Random(f"floss/{seed}/{round_}/{client}").getrandbits(63)
 
 
-def load_network_profile(config: RunConfig) -> Any:
-    from planner.profiles import load_network
-
+def load_network_profile(config: RunConfig) -> NetworkProfile:
     try:
         network = load_network(config.network)
         if config.up_slowdown is not None:
@@ -66,7 +66,7 @@ def load_network_profile(config: RunConfig) -> Any:
 
 
 def simulated_seconds(
-    network: Any,
+    network: NetworkProfile,
     *,
     bytes_down: list[int],
     bytes_up: list[int],
@@ -74,8 +74,6 @@ def simulated_seconds(
     compute_seconds: float,
 ) -> float:
     """The slowest sampled client sets the pace of a synchronous round."""
-    from planner.network import round_seconds
-
     return max(
         round_seconds(
             bytes_down=bd,
@@ -178,7 +176,7 @@ def train(
             tick = time.perf_counter()
             rng = random.Random(round_seed(config.seed, r))
             sampled = sorted(rng.sample(range(len(clients)), min(m, len(clients))))
-            factors = _bandwidth_factors(network, len(sampled), rng)
+            factors = client_bandwidth_factors(network, len(sampled), rng)
             start, bytes_down, d_down = method.download(server.p, sampled)
             total = torch.zeros_like(server.p)
             bytes_up: list[int] = []
@@ -273,12 +271,6 @@ def train(
         out_dir=out,
         final_p=server.p.detach().cpu().clone(),
     )
-
-
-def _bandwidth_factors(network: Any, m: int, rng: random.Random) -> list[float]:
-    from planner.network import client_bandwidth_factors
-
-    return client_bandwidth_factors(network, m, rng)
 
 
 def _checkpoint(
