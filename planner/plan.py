@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -141,7 +141,8 @@ class PlanRow:
     why: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # flat scalar fields: a shallow dict (dataclasses.asdict deep-copies, 10x slower here)
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
