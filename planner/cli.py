@@ -14,9 +14,17 @@ import typer
 
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
-from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK, Plan, PlanSettings, plan
+from planner.plan import (
+    DEFAULT_DENSITIES,
+    DEFAULT_HEURISTIC_DOWN,
+    DEFAULT_RANKS,
+    REF_RANK,
+    Plan,
+    PlanSettings,
+    plan,
+)
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles, load_model, load_network
-from planner.render import FORMATS, render_plan, write_output
+from planner.render import FORMATS, fmt_density, render_plan, write_output
 
 app = typer.Typer(
     rich_markup_mode="rich",
@@ -69,8 +77,9 @@ def parse_densities(text: str, *, name: str) -> tuple[float, ...]:
     )
 
 
-def _default_grid() -> str:
-    return ",".join(["1"] + [f"1/{2**i}" for i in range(1, 9)])
+# The CLI's default strings spell the planner's own default grids, so the two cannot drift.
+DEFAULT_RANKS_TEXT = ",".join(str(r) for r in DEFAULT_RANKS)
+DEFAULT_DENSITIES_TEXT = ",".join(fmt_density(d) for d in DEFAULT_DENSITIES)
 
 
 def build_settings(
@@ -178,11 +187,11 @@ def plan_command(
     ref_rank: Annotated[
         int, typer.Option(help="rank of the dense reference round (FLASC default 16)")
     ] = REF_RANK,
-    ranks: Annotated[str, typer.Option(help="comma-separated LoRA ranks")] = "1,2,4,8,16,32,64",
+    ranks: Annotated[str, typer.Option(help="comma-separated LoRA ranks")] = DEFAULT_RANKS_TEXT,
     d_down: Annotated[
         str, typer.Option(help="download densities, e.g. 1,1/4,0.0625")
-    ] = _default_grid(),
-    d_up: Annotated[str, typer.Option(help="upload densities")] = _default_grid(),
+    ] = DEFAULT_DENSITIES_TEXT,
+    d_up: Annotated[str, typer.Option(help="upload densities")] = DEFAULT_DENSITIES_TEXT,
     heuristic_d_down: Annotated[
         str, typer.Option(help="download densities of the recommended d_up = d_down/S family")
     ] = ",".join(str(Fraction(d)) for d in DEFAULT_HEURISTIC_DOWN),

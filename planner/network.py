@@ -140,6 +140,25 @@ def client_bandwidth_factors(
     return [math.exp(rng.gauss(0.0, network.spread_sigma)) for _ in range(clients_per_round)]
 
 
+def client_round_seconds(
+    *,
+    bytes_down: int,
+    bytes_up: int,
+    network: NetworkProfile,
+    bandwidth_factor: float = 1.0,
+    compute_seconds: float = 0.0,
+) -> float:
+    """One client's round on ``network`` with both links scaled by ``bandwidth_factor``."""
+    return round_seconds(
+        bytes_down=bytes_down,
+        bytes_up=bytes_up,
+        down_mbps=network.down_mbps * bandwidth_factor,
+        up_mbps=network.up_mbps * bandwidth_factor,
+        rtt_ms=network.rtt_ms,
+        compute_seconds=compute_seconds,
+    )
+
+
 def fleet_round_seconds(
     *,
     bytes_down: int,
@@ -149,12 +168,10 @@ def fleet_round_seconds(
     compute_seconds: float = 0.0,
 ) -> float:
     """Planner's round time: the expected slowest sampled client sets the pace."""
-    f = slowest_client_factor(network.spread_sigma, clients_per_round)
-    return round_seconds(
+    return client_round_seconds(
         bytes_down=bytes_down,
         bytes_up=bytes_up,
-        down_mbps=network.down_mbps * f,
-        up_mbps=network.up_mbps * f,
-        rtt_ms=network.rtt_ms,
+        network=network,
+        bandwidth_factor=slowest_client_factor(network.spread_sigma, clients_per_round),
         compute_seconds=compute_seconds,
     )

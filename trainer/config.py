@@ -10,10 +10,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
 from trainer.errors import TrainerError
+
+if TYPE_CHECKING:
+    from planner.network import NetworkProfile
 
 METHODS = ("floss", "dense", "sparseadapter", "adapterlth", "ffa")
 TOPK_MODES = ("global", "per-tensor")
@@ -229,6 +232,19 @@ class RunConfig:
         if self.method in ("sparseadapter", "adapterlth"):
             return self.d_up, self.d_up
         return self.d_down, self.d_up
+
+    def network_profile(self) -> NetworkProfile:
+        """The network this run is accounted on: the ``network`` profile, uplink set by
+        ``up_slowdown`` when given (trainer and tuner both price rounds with it)."""
+        from planner.profiles import load_network
+
+        try:
+            network = load_network(self.network)
+            if self.up_slowdown is not None:
+                network = network.with_links(up_slowdown=self.up_slowdown)
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
+        return network
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

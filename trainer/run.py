@@ -20,8 +20,7 @@ from typing import Any
 
 import torch
 
-from planner.network import NetworkProfile, client_bandwidth_factors, round_seconds
-from planner.profiles import load_network
+from planner.network import NetworkProfile, client_bandwidth_factors, client_round_seconds
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.client import evaluate, train_client
 from trainer.config import RunConfig
@@ -55,16 +54,6 @@ def round_seed(seed: int, round_: int, client: int = -1) -> int:
     return random.Random(f"floss/{seed}/{round_}/{client}").getrandbits(63)
 
 
-def load_network_profile(config: RunConfig) -> NetworkProfile:
-    try:
-        network = load_network(config.network)
-        if config.up_slowdown is not None:
-            network = network.with_links(up_slowdown=config.up_slowdown)
-    except ValueError as exc:
-        raise TrainerError(str(exc)) from None
-    return network
-
-
 def simulated_seconds(
     network: NetworkProfile,
     *,
@@ -75,12 +64,11 @@ def simulated_seconds(
 ) -> float:
     """The slowest sampled client sets the pace of a synchronous round."""
     return max(
-        round_seconds(
+        client_round_seconds(
             bytes_down=bd,
             bytes_up=bu,
-            down_mbps=network.down_mbps * f,
-            up_mbps=network.up_mbps * f,
-            rtt_ms=network.rtt_ms,
+            network=network,
+            bandwidth_factor=f,
             compute_seconds=compute_seconds,
         )
         for bd, bu, f in zip(bytes_down, bytes_up, factors, strict=True)
@@ -141,7 +129,7 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if out is None and (resume or config.checkpoint_every):
         raise TrainerError("resume and checkpoint_every need an out_dir.")
-    network = load_network_profile(config)  # before the slow part, so a typo fails fast
+    network = config.network_profile()  # before the slow part, so a typo fails fast
     wl = workload if workload is not None else prepare(config)
     wl.check(config)
     device = resolve_device(config.device)

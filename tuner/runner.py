@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from planner.budget import parse_budget
 from planner.plan import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, REF_RANK, PlanSettings
-from planner.profiles import load_network
 from tuner.objective import Objective
 from tuner.settings import TuneSettings
 from tuner.space import SearchSpace, build_space
@@ -81,12 +80,9 @@ def plan_settings_for(
     config: Any, args: PlanArgs, *, model: ModelProfile, num_labels: int, head_params: int
 ) -> PlanSettings:
     """The planner's view of the base run: its network, clients per round, wire format."""
-    network = load_network(config.network)
-    if config.up_slowdown is not None:
-        network = network.with_links(up_slowdown=config.up_slowdown)
     return PlanSettings(
         model=model,
-        network=network,
+        network=config.network_profile(),
         budget=parse_budget(args.budget),
         ranks=args.ranks,
         d_down=args.d_down,
