@@ -1,132 +1,141 @@
-"""Does floss-tune pick well, and cheaply? Grid vs floss-tune vs random search, side by side.
+"""Does floss-tune pick well, and cheaply? Grid vs floss-tune vs random search vs the heuristic.
 
-On one workload (the real MiniLM + fortunes by default) and one budget (50 dense rounds at
-S = 16 by default, times --scale so it fits this CPU):
+One workload (real MiniLM + fortunes, bench.common.RECIPE), one budget (50 dense rounds at
+S = 16, times --scale so it fits this CPU), one grid of FLoSS configurations (--ranks x --d-down
+x --d-up). No round cap: every configuration trains until its whole budget is spent.
 
-(a) grid: every configuration of a small grid trained on the whole (scaled) budget;
-(b) floss-tune: TPE + successive halving over the same grid, seeded with dense LoRA and the
-    d_up = d_down/S family, stopped at a compute cap (--cap, a share of the grid's compute);
-(c) random search: random configurations of the same grid, no pruning, under the same cap
-    (--random-repeats independent runs, averaged).
+(a) ground truth: every grid configuration trained on the whole budget (floss-train), with
+    validation accuracy at 1/8, 1/4, 1/2 and all of the budget and test accuracy at the end;
+(b) floss-tune (TPE + successive halving, heuristic seeds first), stopped at a compute cap of
+    --cap times the grid's client optimizer steps, one study per --study-seeds seed;
+(c) random search over the same grid, no pruning, the same cap, the same study seeds;
+(d) the thesis heuristic with no search: d_up = d_down / S at each d_down of --heuristic-down
+    (compute 0).
+Each pick is a recommendation made on VALIDATION accuracy; its regret is the grid's best TEST
+accuracy minus the pick's TEST accuracy from (a), in points. Compute = client steps spent / the
+grid's. Also: Spearman rank correlation, over the grid, between validation accuracy at a short
+budget fraction and test accuracy at the full budget (can short runs rank configs at all?).
 
-Regret = grid-best accuracy minus the full-budget accuracy (from the grid) of the method's pick.
-Compute = client optimizer steps (RoundRecord.client_steps) spent, as a ratio to the grid's.
-Studies live in a journal file under --out, so a killed bench resumes where it stopped.
+Everything is stored under --out (runs.jsonl, one SQLite study per search): a rerun resumes.
 
-Quick check (minutes):  python bench/tuner_quality.py --model tiny-random-bert --quick
-Full (about an hour):   python bench/tuner_quality.py
+Quick (< 15 min here):  python bench/tuner_quality.py --quick
+Full (hours):           python bench/tuner_quality.py
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import itertools
+import math
+import subprocess
 import sys
 import time
-from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from planner.cli import parse_densities, parse_ints  # noqa: E402
-from tuner.objective import Objective, candidate_key  # noqa: E402
-from tuner.report import recommend, trial_rows  # noqa: E402
-from tuner.runner import (  # noqa: E402
-    PlanArgs,
-    metric_for,
-    model_profile_for,
-    plan_settings_for,
-    space_meta,
-    trainer_adapter_size,
-)
-from tuner.settings import TuneSettings  # noqa: E402
-from tuner.space import SearchSpace, build_space, scaled_budget, seed_params  # noqa: E402
-from tuner.study import run_study  # noqa: E402
+from bench.common import RECIPE, ResultStore, mean_sd, spearman  # noqa: E402
+
+SHORT = (0.125, 0.25, 0.5)
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--budget", default="50-dense-rounds")
+    p.add_argument("--dense-rounds", type=float, default=50.0)
+    p.add_argument("--scale", type=float, default=0.2, help="share of the budget that fits here")
     p.add_argument("--up-slowdown", type=float, default=16.0)
-    p.add_argument("--scale", type=float, default=0.2, help="share of the budget that fits the CPU")
-    p.add_argument("--max-rounds", type=int, default=40, help="round cap of a run")
     p.add_argument("--ranks", default="4,16")
     p.add_argument("--d-down", default="1,1/4,1/16")
     p.add_argument("--d-up", default="1,1/16,1/64,1/256")
-    p.add_argument("--cap", type=float, default=0.25, help="compute cap, share of the grid's")
-    p.add_argument("--tune-scale", type=float, default=1.0, help="floss-tune --budget-scale")
-    p.add_argument("--levels", type=int, default=4, help="floss-tune --levels")
-    p.add_argument("--pruner", default="sha", help="floss-tune --pruner")
-    p.add_argument("--random-repeats", type=int, default=3)
-    p.add_argument("--model", default="all-minilm-l6-v2")
-    p.add_argument("--num-clients", type=int, default=50)
-    p.add_argument("--clients-per-round", type=int, default=5)
-    p.add_argument("--max-examples-per-client", type=int, default=32)
-    p.add_argument("--max-eval-examples", type=int, default=300)
-    # the trainer's integration-test recipe, which learns fortunes within a few rounds
-    p.add_argument("--client-optimizer", default="adam")
-    p.add_argument("--client-lr", type=float, default=1e-3)
-    p.add_argument("--server-lr", type=float, default=0.01)
-    p.add_argument("--local-epochs", type=int, default=2)
-    p.add_argument("--max-length", type=int, default=32)
-    p.add_argument("--min-examples-per-class", type=int, default=1000, help="1000: 4 classes")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heuristic-down", default="1,1/4,1/16")
+    p.add_argument("--cap", type=float, default=0.25, help="search compute cap, share of grid's")
+    p.add_argument("--study-seeds", default="0,1,2")
+    p.add_argument("--levels", type=int, default=3, help="floss-tune --levels")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every run")
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("bench-out/tuner_quality"))
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="~30 min: 5 dense rounds, cap 10 rounds, 10 configs, 4 small clients a round",
-    )
+    p.add_argument("--quick", action="store_true", help="rank 16 only, 3x3 grid, 5 dense rounds")
     args = p.parse_args()
     if args.quick:
-        args.scale, args.max_rounds, args.random_repeats = 0.1, 10, 2
-        args.d_down, args.d_up = "1,1/16", "1/16,1/256"
-        args.num_clients, args.clients_per_round = 20, 4
-        args.max_examples_per_client, args.max_eval_examples = 32, 200
+        args.scale, args.ranks, args.d_down, args.d_up = 0.1, "16", "1,1/4,1/16", "1,1/16,1/256"
     return args
 
 
-def run(
-    name: str,
-    *,
-    space: SearchSpace,
-    base: Any,
-    wl: Any,
-    train: Any,
-    diverged: tuple[type[BaseException], ...],
-    meta: dict[str, Any],
-    out: Path,
-    enqueue: bool = False,
-    **settings: Any,
-) -> tuple[Any, float]:
-    """One study in its own journal file; returns (study, wall seconds)."""
-    tune = TuneSettings(storage=str(out / f"{name}.journal"), study_name=name, **settings)
-    objective = Objective(
-        space=space, base_config=base, settings=tune, train_fn=train, metric=metric_for(base),
-        workload=wl, diverged=diverged, log=lambda m: print(f"  [{name}] {m}", flush=True),
-    )  # fmt: skip
-    if enqueue:  # the grid: every candidate once, in order
-        import optuna
-
-        from tuner.storage import open_storage
-
-        study = optuna.create_study(
-            storage=open_storage(tune.storage), study_name=name, direction=objective.direction,
-            load_if_exists=True,
-        )  # fmt: skip
-        if not study.trials:
-            for c in space.candidates:
-                study.enqueue_trial(seed_params(c))
-    start = time.perf_counter()
-    study = run_study(tune, space, objective, space_meta=meta)
-    return study, time.perf_counter() - start
+def densities(text: str) -> list[float]:
+    return [float(Fraction(x)) for x in text.split(",")]
 
 
-def steps(study: Any) -> int:
-    return sum(int(t.user_attrs.get("client_steps", 0)) for t in study.trials)
+def budget_text(args: argparse.Namespace) -> str:
+    return f"{args.dense_rounds * args.scale:g}-dense-rounds"
+
+
+def key_of(method: str, rank: int, d_down: float, d_up: float) -> str:
+    if method != "floss":
+        d_down = d_up = 1.0
+    return (
+        f"{method}|r{rank}|{Fraction(d_down).limit_denominator(1 << 20)}|"
+        f"{Fraction(d_up).limit_denominator(1 << 20)}"
+    )
+
+
+def ground_truth(args: argparse.Namespace, store: ResultStore) -> dict[str, dict[str, Any]]:
+    """Every grid configuration on the whole budget; returns key -> row."""
+    from bench.budget_frontier import train_one
+    from trainer.config import RunConfig
+    from trainer.run import prepare
+
+    wl = None
+    grid = list(itertools.product(
+        [int(r) for r in args.ranks.split(",")], densities(args.d_down), densities(args.d_up)
+    ))  # fmt: skip
+    out: dict[str, dict[str, Any]] = {}
+    for rank, dd, du in grid:
+        key = key_of("floss", rank, dd, du)
+        if not store.done(key):
+            cfg = RunConfig(**RECIPE, seed=args.seed, up_slowdown=args.up_slowdown,
+                            budget=budget_text(args), method="floss", rank=rank, d_down=dd,
+                            d_up=du)  # fmt: skip
+            if wl is None:
+                wl = prepare(cfg)
+            row = train_one(cfg, wl)
+            row.update(name=key, rank=rank, d_down=dd, d_up=du)
+            store.add(row)
+            print(f"grid {key:28} rounds {row['rounds']:4d}  val {row['val_accuracy']:.4f}  "
+                  f"test {row['test_accuracy']:.4f}  steps {row['client_steps']}", flush=True)  # fmt: skip
+        out[key] = store.rows[key]
+    return out
+
+
+def search(args: argparse.Namespace, name: str, *, cap: int, extra: list[str]) -> dict[str, Any]:
+    """One floss-tune study through the real CLI; its pick and the compute it spent."""
+    import optuna
+    import yaml
+
+    from trainer.config import RunConfig
+
+    folder = args.out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    RunConfig(**RECIPE, seed=args.seed).save(folder / "base.yaml")
+    storage = f"sqlite:///{folder / 'study.db'}"
+    cmd = [
+        sys.executable, "-m", "tuner.cli", "run", "--config", str(folder / "base.yaml"),
+        "--budget", budget_text(args), "--up-slowdown", f"{args.up_slowdown:g}",
+        "--ranks", args.ranks, "--d-down", args.d_down, "--d-up", args.d_up,
+        "--n-trials", "1000", "--max-client-steps", str(cap), "--storage", storage,
+        "--study-name", name, "--export", str(folder / "export"), *extra,
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    run = yaml.safe_load((folder / "export" / "run.yaml").read_text(encoding="utf-8"))
+    study = optuna.load_study(study_name=name, storage=storage)
+    steps = sum(int(t.user_attrs.get("client_steps", 0)) for t in study.trials)
+    return {
+        "pick": key_of(run["method"], run["rank"], run["d_down"], run["d_up"]),
+        "steps": steps,
+        "trials": len(study.trials),
+    }
 
 
 def main() -> None:
@@ -134,109 +143,67 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from trainer.config import RunConfig
-    from trainer.errors import DivergedError
-    from trainer.run import prepare, train
-
-    base = RunConfig(
-        model=args.model, up_slowdown=args.up_slowdown, num_clients=args.num_clients,
-        clients_per_round=args.clients_per_round,
-        max_examples_per_client=args.max_examples_per_client,
-        max_eval_examples=args.max_eval_examples, client_optimizer=args.client_optimizer,
-        client_lr=args.client_lr, server_lr=args.server_lr, local_epochs=args.local_epochs,
-        max_length=args.max_length, min_examples_per_class=args.min_examples_per_class,
-        seed=args.seed, device="cpu",
-    )  # fmt: skip
-    plan_args = PlanArgs(
-        budget=args.budget, ranks=parse_ints(args.ranks, name="--ranks"),
-        d_down=parse_densities(args.d_down, name="--d-down"),
-        d_up=parse_densities(args.d_up, name="--d-up"), max_rounds=args.max_rounds,
-    )  # fmt: skip
-    print(f"bench: {vars(args)}", flush=True)
+    store = ResultStore(args.out / "runs.jsonl")
+    print(f"bench: {vars(args)}; budget {budget_text(args)}", flush=True)
     t0 = time.perf_counter()
-    wl = prepare(base)
-    profile, labels, head = model_profile_for(base, trainer_adapter_size(base, wl))
-    settings = plan_settings_for(
-        base, plan_args, model=profile, num_labels=labels, head_params=head
-    )
-    # the bench's "full budget" is the scaled one (and --max-rounds caps it); every method
-    # searches the same space
-    settings = replace(settings, budget=scaled_budget(settings.budget, args.scale))
-    space = build_space(settings, budget_scale=1.0)
-    print(f"prepared in {time.perf_counter() - t0:.1f} s; {len(space.candidates)} grid configs, "
-          f"rounds {sorted(c.rounds for c in space.candidates)}", flush=True)  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    common = {"base": base, "wl": wl, "train": train, "diverged": (DivergedError,), "out": args.out}
-
-    def meta(tune: TuneSettings) -> dict[str, Any]:
-        return space_meta(space, config=base, args=plan_args, settings=tune,
-                          metric=metric_for(base))  # fmt: skip
-
-    n = len(space.candidates)
-    grid, grid_s = run(
-        "grid", space=space, enqueue=True, meta=meta(TuneSettings(pruner="none")),
-        n_trials=n, pruner="none", sampler="random", seed_heuristics=False, **common,
-    )  # fmt: skip
-    acc = {t.user_attrs["key"]: t.value for t in grid.trials if t.value is not None}
-    best_key = max(acc, key=lambda k: acc[k])
-    grid_steps = steps(grid)
+    truth = ground_truth(args, store)
+    grid_steps = sum(r["client_steps"] for r in truth.values())
+    best_test = max(r["test_accuracy"] for r in truth.values())
     cap = max(1, int(args.cap * grid_steps))
-    tune_opts = {"budget_scale": args.tune_scale, "levels": args.levels, "pruner": args.pruner}
-    tuned, tuned_s = run(
-        f"floss-tune-{args.pruner}-L{args.levels}-x{args.tune_scale:g}", space=space,
-        meta=meta(TuneSettings(**tune_opts)), n_trials=10 * n, max_client_steps=cap,
-        seed=args.seed, n_startup_trials=4, **tune_opts, **common,
-    )  # fmt: skip
-    randoms = []
-    for r in range(args.random_repeats):
-        study, secs = run(
-            f"random-{r}", space=space, meta=meta(TuneSettings(pruner="none")),
-            n_trials=10 * n, max_client_steps=cap, pruner="none", sampler="random",
-            seed=args.seed + 100 + r, seed_heuristics=False, **common,
-        )  # fmt: skip
-        randoms.append((study, secs))
 
-    def pick(study: Any) -> tuple[str, float, str]:
-        rows = trial_rows(study)
-        best = recommend(rows, maximize=True)
-        if best is None:
-            return "-", float("nan"), "no trial finished"
-        cand = space.lookup(best.rank or 0, best.d_down or 1.0, best.d_up or 1.0)
-        assert cand is not None
-        key = candidate_key(cand, {})
-        return key, acc[key], best.label
+    def regret(key: str) -> float:
+        return 100 * (best_test - truth[key]["test_accuracy"]) if key in truth else math.nan
 
-    print(
-        "\nmethod           pick                     acc(full)  regret(pts)  steps  x grid  wall s"
-    )
-    print(f"grid             {_label(best_key):24} "
-          f"{acc[best_key]:9.4f}  {0.0:11.2f}  {grid_steps:5d}  {1.0:6.3f}  {grid_s:6.0f}")  # fmt: skip
-    for name, study, secs in [("floss-tune", tuned, tuned_s)] + [
-        (f"random-{i}", s, w) for i, (s, w) in enumerate(randoms)
-    ]:
-        _, a, label = pick(study)
-        regret = 100 * (acc[best_key] - a)
-        print(f"{name:16} {label:24} {a:9.4f}  {regret:11.2f}  {steps(study):5d}  "
-              f"{steps(study) / grid_steps:6.3f}  {secs:6.0f}")  # fmt: skip
-    rand_regret = [100 * (acc[best_key] - pick(s)[1]) for s, _ in randoms]
-    if rand_regret:
-        print(f"random search mean regret {statistics.fmean(rand_regret):.2f} pts over "
-              f"{len(rand_regret)} repeats")  # fmt: skip
-    print(f"total wall {time.perf_counter() - t0:.0f} s; grid accuracies:")
-    for k in sorted(acc, key=lambda k: -acc[k]):
-        print(f"  {_label(k):24} {acc[k]:.4f}")
-
-
-def _parse(key: str) -> tuple[int, float, float]:
-    r, dd, du = key.split("|")[:3]
-    return int(r[1:]), float(dd), float(du)
+    results: dict[str, list[dict[str, Any]]] = {"floss-tune": [], "random search": []}
+    for seed in [int(x) for x in args.study_seeds.split(",")]:
+        results["floss-tune"].append(search(
+            args, f"floss-tune-{seed}", cap=cap,
+            extra=["--sampler", "tpe", "--pruner", "sha", "--levels", str(args.levels),
+                   "--seed", str(seed)],
+        ))  # fmt: skip
+        results["random search"].append(search(
+            args, f"random-{seed}", cap=cap,
+            extra=["--sampler", "random", "--pruner", "none", "--no-seeds", "--seed", str(seed)],
+        ))  # fmt: skip
+    best_key = max(truth, key=lambda k: truth[k]["test_accuracy"])
+    val_key = max(truth, key=lambda k: truth[k]["val_accuracy"])
+    print(f"\nbudget {budget_text(args)} at S={args.up_slowdown:g}; {len(truth)} grid configs; "
+          f"grid compute {grid_steps} client steps; cap {cap} ({args.cap:g} of the grid)")  # fmt: skip
+    print(f"{'method':28} {'picks (per study seed)':54} {'regret pts (test)':>18} {'x grid':>8}")
+    print(f"{'grid, best by test':28} {best_key:54} {0.0:>18.2f} {1.0:>8.3f}")
+    print(f"{'grid, best by validation':28} {val_key:54} {regret(val_key):>18.2f} {1.0:>8.3f}")
+    for name, rows in results.items():
+        regs = [regret(r["pick"]) for r in rows]
+        m, sd = mean_sd(regs)
+        frac = mean_sd([r["steps"] / grid_steps for r in rows])[0]
+        picks = ", ".join(r["pick"] for r in rows)
+        print(f"{name:28} {picks[:54]:54} {f'{m:.2f} ± {sd:.2f}':>18} {frac:>8.3f}")
+    for dd in densities(args.heuristic_down):
+        rank = 16 if "16" in args.ranks.split(",") else int(args.ranks.split(",")[-1])
+        key = key_of("floss", rank, dd, dd / args.up_slowdown)
+        print(f"{'heuristic d_down=' + str(Fraction(dd).limit_denominator()):28} {key:54} "
+              f"{regret(key):>18.2f} {0.0:>8.3f}")  # fmt: skip
+    keys = sorted(truth)
+    final = [truth[k]["test_accuracy"] for k in keys]
+    for f in SHORT:
+        short = [_val_at(truth[k], f) for k in keys]
+        print(f"Spearman(val acc at {f:g} of budget, test acc at full budget) = "
+              f"{spearman(short, final):.3f} over {len(keys)} configs")  # fmt: skip
+    print("\ngrid (test accuracy %, val accuracy %, rounds):")
+    for k in sorted(keys, key=lambda k: -truth[k]["test_accuracy"]):
+        r = truth[k]
+        print(f"  {k:28} test {100 * r['test_accuracy']:5.1f}  val {100 * r['val_accuracy']:5.1f}"
+              f"  rounds {r['rounds']}")  # fmt: skip
+    print(f"total wall {time.perf_counter() - t0:.0f} s")
 
 
-def _label(key: str) -> str:
-    from tuner.space import density_label
-
-    r, dd, du = _parse(key)
-    return f"r{r} ↓{density_label(dd)} ↑{density_label(du)}"
+def _val_at(row: dict[str, Any], fraction: float) -> float:
+    """Validation accuracy at the first evaluation that spent >= fraction of the run's seconds."""
+    total = row["cum_sim_seconds"]
+    for _round, secs, _bytes, acc, _server in row["curve"]:
+        if secs >= fraction * total - 1e-9:
+            return float(acc)
+    return float(row["curve"][-1][3])
 
 
 if __name__ == "__main__":

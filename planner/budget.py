@@ -45,6 +45,11 @@ _DENSE = re.compile(rf"^(?P<all>{_NUMBER})\s*-?\s*dense[-_ ]?rounds?$", re.IGNOR
 _UNIT = re.compile(rf"^(?P<all>{_NUMBER})\s*(?P<unit>[A-Za-z]+)$")
 
 
+# Relative slack when comparing float seconds with a budget: N dense rounds buy exactly N of them
+# although N * s and a running sum of s differ in the last bits.
+BUDGET_RTOL = 1e-9
+
+
 class BudgetError(ValueError):
     """A budget string that does not parse; the message names it and the accepted forms."""
 
@@ -103,7 +108,7 @@ def parse_budget(text: str) -> Budget:
 
 
 def rounds_affordable(*, budget_amount: float, cost_per_round: float) -> int:
-    """floor(budget / cost), tolerant of the last ulp (50 dense rounds buy exactly 50 of them)."""
+    """floor(budget / cost), tolerant of float rounding (50 dense rounds buy exactly 50 of them)."""
     if cost_per_round <= 0:
         raise ValueError(f"cost per round must be positive, but got {cost_per_round!r}.")
-    return math.floor(budget_amount / cost_per_round * (1 + 1e-12))
+    return math.floor(budget_amount / cost_per_round * (1 + BUDGET_RTOL))

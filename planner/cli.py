@@ -17,6 +17,7 @@ from planner.encoding import ENCODING_CHOICES, PRECISIONS
 from planner.plan import (
     DEFAULT_DENSITIES,
     DEFAULT_HEURISTIC_DOWN,
+    DEFAULT_NUM_CLIENTS,
     DEFAULT_RANKS,
     REF_RANK,
     Plan,
@@ -25,6 +26,7 @@ from planner.plan import (
 )
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles, load_model, load_network
 from planner.render import FORMATS, fmt_density, render_plan, write_output
+from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 
 app = typer.Typer(
     rich_markup_mode="rich",
@@ -71,6 +73,22 @@ def parse_density(text: str, *, name: str) -> float:
     return value
 
 
+def parse_methods(text: str) -> tuple[str, ...]:
+    """'floss', 'floss,ffa' or 'all' -> methods in the planner's order, each once."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise ValueError(f"--method: expected one of {', '.join(METHODS)}, all, got {text!r}.")
+    if "all" in names:
+        return METHODS
+    for name in names:
+        if name not in METHODS:
+            raise ValueError(
+                f"--method must be one of {', '.join(METHODS)}, all (or a comma list), "
+                f"but got {name!r}."
+            )
+    return tuple(m for m in METHODS if m in names)
+
+
 def parse_densities(text: str, *, name: str) -> tuple[float, ...]:
     return tuple(parse_density(p, name=name) for p in text.split(",") if p.strip()) or (
         parse_density(text, name=name),
@@ -92,7 +110,7 @@ def build_settings(
     rtt_ms: float | None,
     model: str,
     lora_params: int | None,
-    num_labels: int,
+    num_labels: int | None,
     head_params: int,
     ref_rank: int,
     ranks: str,
@@ -105,6 +123,11 @@ def build_settings(
     compute_seconds: float,
     min_rounds: int,
     max_rounds: int | None,
+    method: str = "floss",
+    num_clients: int = DEFAULT_NUM_CLIENTS,
+    seed: int = 0,
+    keep_rate: float = DEFAULT_KEEP_RATE,
+    lth_floor: str | None = None,
 ) -> PlanSettings:
     from planner.model import raw_model_profile
 
@@ -118,8 +141,26 @@ def build_settings(
         if lora_params is not None
         else load_model(model)
     )
+    if num_labels is None:
+        num_labels = model_profile.num_labels  # the head the default task trains
     if num_labels < 0:
         raise ValueError(f"--num-labels must be >= 0, but got {num_labels}.")
+    methods = parse_methods(method)
+    if "ffa" in methods and lora_params is not None:
+        raise ValueError(
+            "--method ffa needs the module shapes (A is frozen, B alone is sent): give a model "
+            "profile instead of --lora-params."
+        )
+    if num_clients < clients_per_round:
+        raise ValueError(
+            f"--num-clients ({num_clients}) must be at least --clients-per-round "
+            f"({clients_per_round})."
+        )
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, but got {seed}.")
+    if not 0 < keep_rate <= 1:
+        raise ValueError(f"--keep-rate must be in (0, 1], but got {keep_rate!r}.")
+    floor = None if lth_floor is None else parse_density(lth_floor, name="--lth-floor")
     if precision not in PRECISIONS:
         raise ValueError(
             f"--precision must be one of {', '.join(PRECISIONS)}, but got {precision!r}."
@@ -145,7 +186,18 @@ def build_settings(
         compute_seconds=compute_seconds,
         min_rounds=min_rounds,
         max_rounds=max_rounds,
+        methods=methods,
+        num_clients=num_clients,
+        seed=seed,
+        keep_rate=keep_rate,
+        floor=floor,
     )
+
+
+METHOD_HELP = (
+    f"{' | '.join(METHODS)} | all, or a comma list: every method under the same budget. "
+    "sparseadapter and adapterlth are priced on the seeded schedule (--seed, --num-clients)"
+)
 
 
 @app.command("plan")
@@ -179,8 +231,13 @@ def plan_command(
         int | None, typer.Option(help="raw adapter size at --ref-rank instead of a model profile")
     ] = None,
     num_labels: Annotated[
-        int, typer.Option(help="classifier labels: adds a trainable head of hidden*L+L")
-    ] = 0,
+        int | None,
+        typer.Option(
+            help="classifier labels: a trainable head of hidden*L+L (default: the model "
+            "profile's, e.g. 24 fortunes categories for all-minilm-l6-v2; 0 = no head)",
+            show_default=False,
+        ),
+    ] = None,
     head_params: Annotated[
         int, typer.Option(help="extra trainable entries sent with the adapter")
     ] = 0,
@@ -198,6 +255,27 @@ def plan_command(
     clients_per_round: Annotated[
         int, typer.Option("--clients-per-round", "-c", help="sampled clients m per round")
     ] = 10,
+    method: Annotated[str, typer.Option("--method", help=METHOD_HELP)] = "floss",
+    num_clients: Annotated[
+        int,
+        typer.Option(
+            help="clients in the population, as floss-train: who is sampled when "
+            "(sparseadapter/adapterlth send positions to clients lacking the mask)"
+        ),
+    ] = DEFAULT_NUM_CLIENTS,
+    seed: Annotated[
+        int, typer.Option(help="seed of the client sampling (sparseadapter/adapterlth schedule)")
+    ] = 0,
+    keep_rate: Annotated[
+        float, typer.Option(help="adapterlth: share of the mask kept per round (thesis 0.98)")
+    ] = DEFAULT_KEEP_RATE,
+    lth_floor: Annotated[
+        str | None,
+        typer.Option(
+            help="adapterlth: density floor, e.g. 1/64 (default none: k shrinks to 1)",
+            show_default=False,
+        ),
+    ] = None,
     precision: Annotated[
         str, typer.Option(help="value precision on the wire: fp32, fp16, bf16")
     ] = "fp32",
@@ -220,19 +298,23 @@ def plan_command(
         Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
     ] = None,
     show_all: Annotated[
-        bool, typer.Option("--all", help="table: every feasible config, not just the top")
+        bool, typer.Option("--all", help="table: every feasible config, not just the short list")
     ] = False,
     limit: Annotated[
-        int, typer.Option(help="table: rows shown (recommended first, then the frontier)")
-    ] = 20,
+        int | None,
+        typer.Option(
+            help="table: at most this many rows (default: all of them)", show_default=False
+        ),
+    ] = None,
 ) -> None:
-    """Turn a budget and a network into the feasible (rank, d_down, d_up) configurations."""
+    """Turn a budget and a network into the feasible (rank, d_down, d_up) configurations of each
+    method, and a short list with the reason for each row."""
     try:
         if output_format not in FORMATS:
             raise ValueError(
                 f"--format must be one of {', '.join(FORMATS)}, but got {output_format!r}."
             )
-        if limit < 1:
+        if limit is not None and limit < 1:
             raise ValueError(f"--limit must be at least 1, but got {limit}.")
         settings = build_settings(
             budget=budget,
@@ -256,9 +338,14 @@ def plan_command(
             compute_seconds=compute_seconds,
             min_rounds=min_rounds,
             max_rounds=max_rounds,
+            method=method,
+            num_clients=num_clients,
+            seed=seed,
+            keep_rate=keep_rate,
+            lth_floor=lth_floor,
         )
         result: Plan = plan(settings)
-        text = render_plan(result, fmt=output_format, limit=None if show_all else limit)
+        text = render_plan(result, fmt=output_format, limit=limit, show_all=show_all)
         write_output(text, output)
     except ValueError as exc:
         fail(str(exc))

@@ -13,6 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# LoRA target modules by model_type when none are named: PEFT's defaults
+# (peft.utils.constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING; distilbert and vit,
+# absent there, take their attention query/value like BERT). The one table: the trainer wraps
+# these modules and the planner prices them (model profiles and config.json alike).
+DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
+    "bert": ("query", "value"),
+    "roberta": ("query", "value"),
+    "xlm-roberta": ("query", "value"),
+    "distilbert": ("q_lin", "v_lin"),
+    "vit": ("query", "value"),
+    "gpt2": ("c_attn",),
+    "llama": ("q_proj", "v_proj"),
+    "mistral": ("q_proj", "v_proj"),
+    "qwen2": ("q_proj", "v_proj"),
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class LoraModule:
@@ -31,8 +47,9 @@ class LoraModule:
                     f"module {self.name!r}: {key} must be an integer >= 1, got {value!r}."
                 )
 
-    def params_per_rank(self) -> int:
-        return self.count * (self.d_in + self.d_out)
+    def params_per_rank(self, *, freeze_a: bool = False) -> int:
+        """Entries per unit of rank: A (r x d_in) and B (d_out x r), or B alone when A is frozen."""
+        return self.count * (self.d_out if freeze_a else self.d_in + self.d_out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +57,9 @@ class ModelProfile:
     name: str
     modules: tuple[LoraModule, ...] = field(metadata={"help": "targeted modules"})
     hidden_size: int = field(default=0, metadata={"help": "classifier head input width"})
+    num_labels: int = field(
+        default=0, metadata={"help": "labels of the head the default task trains (0: no head)"}
+    )
     source: str = ""
     description: str = ""
     # A raw adapter size given by the user (--lora-params N at the reference rank): n(r) is then
@@ -50,6 +70,9 @@ class ModelProfile:
     def __post_init__(self) -> None:
         if not self.modules and self.params_at_ref < 1:
             raise ValueError(f"model profile {self.name!r} has no LoRA target modules.")
+        if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int):
+            raise ValueError(f"num_labels must be an integer >= 0, but got {self.num_labels!r}.")
+        self.head_params(self.num_labels)
 
     def head_params(self, num_labels: int) -> int:
         if num_labels < 0:
@@ -63,14 +86,21 @@ class ModelProfile:
             )
         return self.hidden_size * num_labels + num_labels
 
-    def adapter_params(self, rank: int, *, num_labels: int = 0, head_params: int = 0) -> int:
-        """n(r): entries of the flattened adapter vector P."""
+    def adapter_params(
+        self, rank: int, *, num_labels: int = 0, head_params: int = 0, freeze_a: bool = False
+    ) -> int:
+        """n(r): entries of the flattened adapter vector P (``freeze_a``: FFA-LoRA, B + head)."""
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
             raise ValueError(f"rank must be an integer >= 1, but got {rank!r}.")
         if self.params_at_ref:
+            if freeze_a:
+                raise ValueError(
+                    f"{self.name}: a raw adapter size (--lora-params) cannot be split into A and "
+                    "B, so ffa (A frozen) cannot be sized; give a model profile instead."
+                )
             lora = math.floor(self.params_at_ref * rank / self.ref_rank + 0.5)
         else:
-            lora = rank * sum(m.params_per_rank() for m in self.modules)
+            lora = rank * sum(m.params_per_rank(freeze_a=freeze_a) for m in self.modules)
         return lora + self.head_params(num_labels) + head_params
 
 
@@ -103,6 +133,10 @@ def _bert_like(cfg: dict[str, Any], targets: tuple[str, ...], path: Path) -> lis
     )
     layers = _get(cfg, "num_hidden_layers", "n_layers", path=path)
     shapes = {
+        "q_lin": (h, h),  # DistilBERT's names
+        "k_lin": (h, h),
+        "v_lin": (h, h),
+        "out_lin": (h, h),
         "query": (h, h),
         "key": (h, h),
         "value": (h, h),
@@ -155,23 +189,16 @@ def _llama(cfg: dict[str, Any], targets: tuple[str, ...], path: Path) -> list[Lo
     ]
 
 
-_FAMILIES = {
-    "bert": (_bert_like, ("query", "value")),
-    "roberta": (_bert_like, ("query", "value")),
-    "vit": (_bert_like, ("query", "value")),
-    "gpt2": (_gpt2, ("c_attn", "c_proj", "c_fc")),
-    "llama": (
-        _llama,
-        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    ),
-    "mistral": (
-        _llama,
-        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    ),
-    "qwen2": (
-        _llama,
-        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-    ),
+_BUILDERS = {
+    "bert": _bert_like,
+    "roberta": _bert_like,
+    "xlm-roberta": _bert_like,
+    "distilbert": _bert_like,
+    "vit": _bert_like,
+    "gpt2": _gpt2,
+    "llama": _llama,
+    "mistral": _llama,
+    "qwen2": _llama,
 }
 
 
@@ -186,18 +213,18 @@ def model_profile_from_hf_config(
         cfg = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"no config.json at {str(path)!r}.") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, or not UTF-8
         raise ValueError(f"cannot read {str(p)!r} as JSON: {exc}.") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"{str(p)!r} is not a JSON object.")
     model_type = str(cfg.get("model_type", ""))
-    if model_type not in _FAMILIES:
+    if model_type not in _BUILDERS:
         raise ValueError(
-            f"{str(p)!r}: model_type {model_type!r} is not one of {', '.join(sorted(_FAMILIES))}; "
+            f"{str(p)!r}: model_type {model_type!r} is not one of {', '.join(sorted(_BUILDERS))}; "
             "write a model profile TOML instead (see `floss profiles`)."
         )
-    build, default_targets = _FAMILIES[model_type]
-    targets = target_modules or default_targets
+    build = _BUILDERS[model_type]
+    targets = target_modules or DEFAULT_TARGETS[model_type]
     modules = build(cfg, targets, p)
     if not modules:
         raise ValueError(
@@ -206,7 +233,7 @@ def model_profile_from_hf_config(
     return ModelProfile(
         name=str(cfg.get("_name_or_path") or p.parent.name),
         modules=tuple(modules),
-        hidden_size=int(cfg.get("hidden_size") or cfg.get("n_embd") or 0),
+        hidden_size=int(cfg.get("hidden_size") or cfg.get("n_embd") or cfg.get("dim") or 0),
         source=str(p),
         description=f"{model_type} from config.json, LoRA on {', '.join(targets)}",
     )

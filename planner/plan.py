@@ -1,15 +1,28 @@
-"""Planning: every (rank, d_down, d_up) on the grids, what one round costs, how many fit the budget.
+"""Planning: every method and configuration on the grids, what its rounds cost, how many fit.
 
-Per client per round: bytes_down = the cheapest encoding of k_down = k(n, d_down) entries of the
-n-vector P (``auto``), bytes_up likewise for k_up. Per round: m clients each download and upload, so
-the round moves m * (bytes_down + bytes_up) bytes and lasts ``network.fleet_round_seconds``.
-Rounds affordable = floor(budget / cost per round), capped at ``max_rounds``; configs under
-``min_rounds`` are infeasible.
+Per client per round (FLoSS): bytes_down = the cheapest encoding of k_down = k(n, d_down) entries
+of the n-vector P (``auto``), bytes_up likewise for k_up. Per round: m clients each download and
+upload, so the round moves m * (bytes_down + bytes_up) bytes and lasts
+``network.fleet_round_seconds``. Rounds affordable = floor(budget / cost per round), capped at
+``max_rounds``; configs under ``min_rounds`` are infeasible.
 
-Pareto frontier: a config is dominated when another is at least as large in rank, d_down, d_up
-*and* rounds, and larger in one (more capacity for no fewer rounds). Recommended: dense LoRA at
-the reference rank, and the thesis heuristic d_up = d_down / S at the reference rank for each of
-the heuristic download densities (default 1, 1/4, 1/16: the range where FLoSS matched dense).
+Methods (``planner.schedule``): floss (rank x d_down x d_up), dense and ffa (one row per rank,
+d = 1; ffa sends B and the head only) cost the same every round, so the closed form above holds.
+sparseadapter (rank x mask density) and adapterlth (rank; keep rate and floor as set) cost
+differently by round (a dense first round, then positions only to clients that lack the current
+mask): their rounds come from the seeded schedule (``--seed``, ``--num-clients``), walked while
+the cost changes and closed-form once it is steady; their per-round columns are means.
+
+The short list (``recommended``, each with its reason in ``why``; SHORT_LIST_REASONS):
+dense LoRA at the reference rank; the thesis heuristic d_up = d_down / S at the reference rank
+for each heuristic download density (default 1, 1/4, 1/16: where FLoSS matched dense); per rank,
+the FLoSS config with the most communication (densest d_down, then d_up, with d_up <= d_down / S)
+that still buys the baseline's rounds; and each other method at its best feasible setting (the
+largest rank, then density, buying the baseline's rounds). "The baseline's rounds" are what dense
+LoRA at the reference rank affords (``min_rounds`` when it affords none).
+
+Pareto flags (kept in JSON/CSV, per method): a config is dominated when another is at least as
+large in rank, d_down, d_up *and* rounds, and larger in one.
 """
 
 from __future__ import annotations
@@ -31,11 +44,31 @@ from planner.encoding import (
 )
 from planner.model import ModelProfile
 from planner.network import NetworkProfile, fleet_round_seconds, transfer_seconds
+from planner.schedule import (
+    DEFAULT_KEEP_RATE,
+    MASK_METHODS,
+    METHODS,
+    MethodSpec,
+    afford,
+    check_floor,
+    check_keep_rate,
+    check_method,
+)
 
 DEFAULT_RANKS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 DEFAULT_DENSITIES: tuple[float, ...] = tuple(2.0**-i for i in range(9))  # 1 .. 1/256
 DEFAULT_HEURISTIC_DOWN: tuple[float, ...] = (1.0, 0.25, 0.0625)
 REF_RANK = 16  # FLASC's default LoRA rank
+DEFAULT_NUM_CLIENTS = 100  # floss-train's default population
+
+# The short list's reasons, in the order the rows appear (``why``); ``{...}`` are filled in.
+SHORT_LIST_REASONS = {
+    "baseline": "dense LoRA baseline at the reference rank",
+    "heuristic": "thesis heuristic d_up = d_down/S",
+    "rank": "rank {rank}: densest d_up <= d_down/S with >= {rounds} rounds",
+    "method": "{method}: its largest setting with >= {rounds} rounds",
+    "most": "{method}: most rounds (none buys {rounds})",
+}
 
 
 class PlanError(ValueError):
@@ -60,6 +93,11 @@ class PlanSettings:
     compute_seconds: float = 0.0
     min_rounds: int = 1
     max_rounds: int | None = None
+    methods: tuple[str, ...] = ("floss",)
+    num_clients: int = DEFAULT_NUM_CLIENTS  # the seeded schedule of the mask-sharing methods
+    seed: int = 0
+    keep_rate: float = DEFAULT_KEEP_RATE  # adapterlth
+    floor: float | None = None  # adapterlth: density floor; None = k shrinks down to 1
 
     def __post_init__(self) -> None:
         for r in (*self.ranks, self.ref_rank):
@@ -82,14 +120,29 @@ class PlanSettings:
             raise PlanError(f"head params must be >= 0, but got {self.head_params}.")
         value_bytes(self.precision)
         check_encoding_choice(self.encoding)
-        if self.compute_seconds < 0:
-            raise PlanError(f"compute seconds must be >= 0, but got {self.compute_seconds}.")
+        if not math.isfinite(self.compute_seconds) or self.compute_seconds < 0:
+            raise PlanError(
+                f"compute seconds must be a finite number >= 0, but got {self.compute_seconds}."
+            )
         if self.min_rounds < 1:
             raise PlanError(f"--min-rounds must be at least 1, but got {self.min_rounds}.")
         if self.max_rounds is not None and self.max_rounds < self.min_rounds:
             raise PlanError(
                 f"--max-rounds ({self.max_rounds}) must be at least --min-rounds ({self.min_rounds})."
             )
+        if not self.methods:
+            raise PlanError("the method list is empty.")
+        for method in self.methods:
+            check_method(method, name="--method")
+        if self.num_clients < self.clients_per_round:
+            raise PlanError(
+                f"--num-clients ({self.num_clients}) must be at least --clients-per-round "
+                f"({self.clients_per_round})."
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise PlanError(f"--seed must be an integer >= 0, but got {self.seed!r}.")
+        check_keep_rate(self.keep_rate, name="--keep-rate")
+        check_floor(self.floor, name="--lth-floor")
 
     @property
     def up_slowdown(self) -> float:
@@ -117,6 +170,7 @@ class RoundCost:
 
 @dataclass(frozen=True, kw_only=True)
 class PlanRow:
+    method: str
     rank: int
     d_down: float
     d_up: float
@@ -136,6 +190,8 @@ class PlanRow:
     rounds: int
     total_bytes: int
     total_seconds: float
+    keep_rate: float | None = None  # adapterlth only
+    floor: float | None = None  # adapterlth only
     pareto: bool = False
     recommended: bool = False
     why: str = ""
@@ -186,9 +242,26 @@ def round_cost(*, n: int, d_down: float, d_up: float, settings: PlanSettings) ->
     )
 
 
-def adapter_size(settings: PlanSettings, rank: int) -> int:
+def adapter_size(settings: PlanSettings, rank: int, *, method: str = "floss") -> int:
+    """n(r) as the method trains it (ffa: A frozen, so B and the head only)."""
     return settings.model.adapter_params(
-        rank, num_labels=settings.num_labels, head_params=settings.head_params
+        rank,
+        num_labels=settings.num_labels,
+        head_params=settings.head_params,
+        freeze_a=method == "ffa",
+    )
+
+
+def dense_round_cost(settings: PlanSettings) -> RoundCost:
+    """The dense reference round: dense LoRA at ``ref_rank``, always dense-encoded fp32 values,
+    whatever encoding or precision the plan forces (the budget must not move with them)."""
+    from dataclasses import replace
+
+    return round_cost(
+        n=adapter_size(settings, settings.ref_rank),
+        d_down=1.0,
+        d_up=1.0,
+        settings=replace(settings, encoding="dense", precision="fp32"),
     )
 
 
@@ -229,100 +302,318 @@ def pareto_flags(rows: Sequence[PlanRow]) -> list[bool]:
     return flags
 
 
-def plan(settings: PlanSettings) -> Plan:
-    """Every feasible configuration on the grids, recommended first, then the Pareto frontier."""
+def _budget_amounts(settings: PlanSettings, dense: RoundCost) -> tuple[float | None, int | None]:
     budget = settings.budget
-    dense = round_cost(
-        n=adapter_size(settings, settings.ref_rank), d_down=1.0, d_up=1.0, settings=settings
-    )
-    budget_seconds: float | None = None
-    budget_bytes: int | None = None
     if budget.kind == "dense-rounds":
-        budget_seconds = budget.amount * dense.seconds_per_round
-    elif budget.kind == "seconds":
-        budget_seconds = budget.amount
+        return budget.amount * dense.seconds_per_round, None
+    if budget.kind == "seconds":
+        return budget.amount, None
+    return None, int(budget.amount)
+
+
+def _uniform_rounds(
+    settings: PlanSettings, cost: RoundCost, budget_seconds: float | None, budget_bytes: int | None
+) -> int:
+    if budget_seconds is not None:
+        rounds = rounds_affordable(
+            budget_amount=budget_seconds, cost_per_round=cost.seconds_per_round
+        )
     else:
-        budget_bytes = int(budget.amount)
+        rounds = (budget_bytes or 0) // cost.bytes_per_round  # integers: exact
+    if settings.max_rounds is not None:
+        rounds = min(rounds, settings.max_rounds)
+    return rounds
 
-    heuristic = heuristic_pairs(settings)
-    values = {
-        _key(d): d
-        for d in (*settings.d_down, *settings.d_up, 1.0, *(x for p in heuristic for x in p))
-    }
-    recommended = {
-        (settings.ref_rank, _key(dd), _key(du)): "thesis heuristic d_up = d_down/S"
-        for dd, du in heuristic
-    }
-    recommended[(settings.ref_rank, _key(1.0), _key(1.0))] = "dense LoRA baseline"
-    configs = {
-        (r, _key(dd), _key(du))
-        for r in settings.ranks
-        for dd in settings.d_down
-        for du in settings.d_up
-    } | set(recommended)
 
+def _uniform_row(
+    settings: PlanSettings,
+    *,
+    method: str,
+    rank: int,
+    n: int,
+    d_down: float,
+    d_up: float,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+) -> PlanRow | None:
+    """floss, dense or ffa: every round costs the same, so rounds = floor(budget / cost)."""
+    cost = round_cost(n=n, d_down=d_down, d_up=d_up, settings=settings)
+    rounds = _uniform_rounds(settings, cost, budget_seconds, budget_bytes)
+    if rounds < settings.min_rounds:
+        return None
+    return PlanRow(
+        method=method,
+        rank=rank,
+        d_down=d_down,
+        d_up=d_up,
+        n=n,
+        k_down=cost.k_down,
+        k_up=cost.k_up,
+        bytes_down=cost.bytes_down,
+        bytes_up=cost.bytes_up,
+        encoding_down=cost.encoding_down,
+        encoding_up=cost.encoding_up,
+        bound_bytes_down=cost.bound_down,
+        bound_bytes_up=cost.bound_up,
+        seconds_down=cost.seconds_down,
+        seconds_up=cost.seconds_up,
+        seconds_per_round=cost.seconds_per_round,
+        bytes_per_round=cost.bytes_per_round,
+        rounds=rounds,
+        total_bytes=rounds * cost.bytes_per_round,
+        total_seconds=rounds * cost.seconds_per_round,
+    )
+
+
+def _schedule_row(
+    settings: PlanSettings,
+    *,
+    method: str,
+    rank: int,
+    n: int,
+    density: float,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+) -> PlanRow | None:
+    """sparseadapter or adapterlth: the seeded schedule's rounds; per-round columns are means."""
+    spec = MethodSpec(
+        method=method,
+        n=n,
+        d_down=density,
+        d_up=density,
+        keep_rate=settings.keep_rate,
+        floor=settings.floor,
+        encoding=settings.encoding,
+        precision=settings.precision,
+    )
+    got = afford(
+        spec,
+        network=settings.network,
+        seed=settings.seed,
+        num_clients=settings.num_clients,
+        clients_per_round=settings.clients_per_round,
+        compute_seconds=settings.compute_seconds,
+        budget_seconds=budget_seconds,
+        budget_bytes=budget_bytes,
+        max_rounds=settings.max_rounds,
+    )
+    if got.rounds < settings.min_rounds:
+        return None
+    k = max(1, round(got.mean_density * n))
+    full_encoding = resolve_encoding(
+        n, k, encoding=settings.encoding, precision=settings.precision
+    )[0]
+    net = settings.network
+    lth = method == "adapterlth"
+    return PlanRow(
+        method=method,
+        rank=rank,
+        d_down=k / n if lth else density,
+        d_up=k / n if lth else density,
+        n=n,
+        k_down=k,
+        k_up=k,
+        bytes_down=round(got.mean_bytes_down),
+        bytes_up=round(got.mean_bytes_up),
+        encoding_down=f"values/{full_encoding}",
+        encoding_up="values",
+        # both ends hold the mask: values carry all the information (k * v)
+        bound_bytes_down=float(k * value_bytes(settings.precision)),
+        bound_bytes_up=float(k * value_bytes(settings.precision)),
+        seconds_down=transfer_seconds(round(got.mean_bytes_down), net.down_mbps),
+        seconds_up=transfer_seconds(round(got.mean_bytes_up), net.up_mbps),
+        seconds_per_round=got.mean_seconds,
+        bytes_per_round=round(got.total_bytes / max(got.rounds, 1)),
+        rounds=got.rounds,
+        total_bytes=got.total_bytes,
+        total_seconds=got.total_seconds,
+        keep_rate=settings.keep_rate if lth else None,
+        floor=settings.floor if lth else None,
+    )
+
+
+RowKey = tuple[str, int, Fraction, Fraction]
+
+
+def _row_key(r: PlanRow) -> RowKey:
+    return (r.method, r.rank, _key(r.d_down), _key(r.d_up))
+
+
+def _method_rows(
+    settings: PlanSettings, budget_seconds: float | None, budget_bytes: int | None
+) -> tuple[list[PlanRow], int]:
+    """Every feasible row of every requested method, and how many configs were infeasible."""
     rows: list[PlanRow] = []
     infeasible = 0
-    sizes: dict[int, int] = {}
-    for rank, kd, ku in sorted(configs, reverse=True):
-        if rank not in sizes:
-            sizes[rank] = adapter_size(settings, rank)
-        n = sizes[rank]
-        d_down, d_up = values[kd], values[ku]
-        is_rec = (rank, kd, ku) in recommended
-        cost = round_cost(n=n, d_down=d_down, d_up=d_up, settings=settings)
-        if budget_seconds is not None:
-            rounds = rounds_affordable(
-                budget_amount=budget_seconds, cost_per_round=cost.seconds_per_round
+    sizes: dict[tuple[int, str], int] = {}
+
+    def size(rank: int, method: str) -> int:
+        key = (rank, "ffa" if method == "ffa" else "lora")
+        if key not in sizes:
+            sizes[key] = adapter_size(settings, rank, method=method)
+        return sizes[key]
+
+    ranks = sorted({*settings.ranks, settings.ref_rank}, reverse=True)
+    for method in (m for m in METHODS if m in settings.methods):
+        found: list[PlanRow | None] = []
+        if method == "floss":
+            heuristic = heuristic_pairs(settings)
+            values = {
+                _key(d): d
+                for d in (
+                    *settings.d_down,
+                    *settings.d_up,
+                    1.0,
+                    *(x for p in heuristic for x in p),
+                )
+            }
+            extra = {(settings.ref_rank, _key(dd), _key(du)) for dd, du in heuristic}
+            extra.add((settings.ref_rank, _key(1.0), _key(1.0)))
+            configs = {
+                (r, _key(dd), _key(du))
+                for r in settings.ranks
+                for dd in settings.d_down
+                for du in settings.d_up
+            } | extra
+            for rank, kd, ku in sorted(configs, reverse=True):
+                found.append(
+                    _uniform_row(
+                        settings,
+                        method=method,
+                        rank=rank,
+                        n=size(rank, method),
+                        d_down=values[kd],
+                        d_up=values[ku],
+                        budget_seconds=budget_seconds,
+                        budget_bytes=budget_bytes,
+                    )
+                )
+        elif method in MASK_METHODS:
+            densities = (
+                sorted({_key(d): d for d in settings.d_up}.values(), reverse=True)
+                if method == "sparseadapter"
+                else [1.0]
             )
-        else:
-            rounds = rounds_affordable(
-                budget_amount=float(budget_bytes or 0), cost_per_round=cost.bytes_per_round
-            )
-        if settings.max_rounds is not None:
-            rounds = min(rounds, settings.max_rounds)
-        if rounds < settings.min_rounds:
-            infeasible += 1
+            for rank in ranks:
+                for d in densities:
+                    found.append(
+                        _schedule_row(
+                            settings,
+                            method=method,
+                            rank=rank,
+                            n=size(rank, method),
+                            density=d,
+                            budget_seconds=budget_seconds,
+                            budget_bytes=budget_bytes,
+                        )
+                    )
+        else:  # dense, ffa
+            for rank in ranks:
+                found.append(
+                    _uniform_row(
+                        settings,
+                        method=method,
+                        rank=rank,
+                        n=size(rank, method),
+                        d_down=1.0,
+                        d_up=1.0,
+                        budget_seconds=budget_seconds,
+                        budget_bytes=budget_bytes,
+                    )
+                )
+        infeasible += sum(r is None for r in found)
+        rows += [r for r in found if r is not None]
+    return rows, infeasible
+
+
+def short_list(
+    settings: PlanSettings, rows: Sequence[PlanRow], base_rounds: int
+) -> dict[RowKey, str]:
+    """The recommended rows, in table order, each with its reason (module docstring)."""
+    by_key = {_row_key(r): r for r in rows}
+    chosen: dict[RowKey, str] = {}
+
+    def pick(key: RowKey | None, why: str) -> None:
+        if key is not None and key in by_key and key not in chosen:
+            chosen[key] = why
+
+    ref, one = settings.ref_rank, _key(1.0)
+    base_method = "dense" if "dense" in settings.methods else "floss"
+    pick((base_method, ref, one, one), SHORT_LIST_REASONS["baseline"])
+    if "floss" in settings.methods:
+        for dd, du in heuristic_pairs(settings):
+            pick(("floss", ref, _key(dd), _key(du)), SHORT_LIST_REASONS["heuristic"])
+        s = settings.up_slowdown
+        for rank in sorted(set(settings.ranks)):
+            fits = [
+                r
+                for r in rows
+                if r.method == "floss"
+                and r.rank == rank
+                and r.rounds >= base_rounds
+                and r.d_up <= r.d_down / s * (1 + 1e-12)
+            ]
+            if fits:
+                best = max(fits, key=lambda r: (r.d_down, r.d_up))
+                why = SHORT_LIST_REASONS["rank"].format(rank=rank, rounds=base_rounds)
+                pick(_row_key(best), why)
+    for method in METHODS:
+        if method not in settings.methods or method in ("floss", base_method):
             continue
-        rows.append(
-            PlanRow(
-                rank=rank,
-                d_down=d_down,
-                d_up=d_up,
-                n=n,
-                k_down=cost.k_down,
-                k_up=cost.k_up,
-                bytes_down=cost.bytes_down,
-                bytes_up=cost.bytes_up,
-                encoding_down=cost.encoding_down,
-                encoding_up=cost.encoding_up,
-                bound_bytes_down=cost.bound_down,
-                bound_bytes_up=cost.bound_up,
-                seconds_down=cost.seconds_down,
-                seconds_up=cost.seconds_up,
-                seconds_per_round=cost.seconds_per_round,
-                bytes_per_round=cost.bytes_per_round,
-                rounds=rounds,
-                total_bytes=rounds * cost.bytes_per_round,
-                total_seconds=rounds * cost.seconds_per_round,
-                recommended=is_rec,
-                why=recommended.get((rank, kd, ku), ""),
-            )
-        )
+        mine = [r for r in rows if r.method == method]
+        if not mine:
+            continue
+        fits = [r for r in mine if r.rounds >= base_rounds]
+        if fits:
+            best = max(fits, key=lambda r: (r.rank, r.d_down, r.d_up))
+            why = SHORT_LIST_REASONS["method"].format(method=method, rounds=base_rounds)
+        else:
+            best = max(mine, key=lambda r: (r.rounds, r.rank, r.d_down))
+            why = SHORT_LIST_REASONS["most"].format(method=method, rounds=base_rounds)
+        pick(_row_key(best), why)
+    return chosen
+
+
+def plan(settings: PlanSettings) -> Plan:
+    """Every feasible configuration of every requested method, the short list first."""
+    budget = settings.budget
+    dense = dense_round_cost(settings)
+    budget_seconds, budget_bytes = _budget_amounts(settings, dense)
+    rows, infeasible = _method_rows(settings, budget_seconds, budget_bytes)
     if not rows:
         raise PlanError(
             f"budget {budget.text!r} affords fewer than {settings.min_rounds} round(s) for every "
             f"configuration (a dense round at rank {settings.ref_rank} takes "
             f"{dense.seconds_per_round:.3g} s and moves {dense.bytes_per_round:,} bytes)."
         )
-    flags = pareto_flags(rows)
-    rows = [_with(r, pareto=f) for r, f in zip(rows, flags, strict=True)]
+    # The baseline's rounds: dense LoRA at the reference rank, priced as the plan prices it.
+    base_cost = round_cost(
+        n=adapter_size(settings, settings.ref_rank), d_down=1.0, d_up=1.0, settings=settings
+    )
+    base_rounds = max(
+        _uniform_rounds(settings, base_cost, budget_seconds, budget_bytes), settings.min_rounds
+    )
+    chosen = short_list(settings, rows, base_rounds)
+    flags: dict[RowKey, bool] = {}
+    for method in settings.methods:
+        mine = [r for r in rows if r.method == method]
+        flags.update(zip(map(_row_key, mine), pareto_flags(mine), strict=True))
+    order = {key: i for i, key in enumerate(chosen)}
+    rows = [
+        _with(
+            r,
+            pareto=flags[_row_key(r)],
+            recommended=_row_key(r) in chosen,
+            why=chosen.get(_row_key(r), ""),
+        )
+        for r in rows
+    ]
     log_s = math.log2(settings.up_slowdown)
-    # After the recommendations, frontier configs nearest the balanced ratio d_down/d_up = S first.
+    # After the short list: by method, then nearest the balanced ratio d_down/d_up = S.
     rows.sort(
         key=lambda r: (
-            not r.recommended,
-            not r.pareto,
+            order.get(_row_key(r), len(order)),
+            METHODS.index(r.method),
             round(abs(math.log2(r.d_down / r.d_up) - log_s), 6),
             -r.rank,
             -r.d_down,

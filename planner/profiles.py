@@ -41,10 +41,15 @@ class ProfileEntry:
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ProfileError(
             f"cannot read profile file {str(path)!r}: {exc.strerror or exc}."
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"profile file {str(path)!r} is not UTF-8 text "
+            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})."
         ) from None
     try:
         if path.suffix == ".toml":
@@ -156,7 +161,9 @@ def network_from_mapping(data: dict[str, Any], *, path: Path, name: str) -> Netw
 
 
 def model_from_mapping(data: dict[str, Any], *, path: Path, name: str) -> ModelProfile:
-    _check_keys(data, {"name", "description", "source", "hidden_size", "modules"}, path)
+    _check_keys(
+        data, {"name", "description", "source", "hidden_size", "num_labels", "modules"}, path
+    )
     raw = data.get("modules")
     if not isinstance(raw, list) or not raw:
         raise ProfileError(f"model profile {str(path)!r} needs a non-empty [[modules]] list.")
@@ -177,10 +184,14 @@ def model_from_mapping(data: dict[str, Any], *, path: Path, name: str) -> ModelP
         hidden = data.get("hidden_size", 0)
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
             raise ValueError(f"hidden_size must be an integer >= 0, got {hidden!r}")
+        labels = data.get("num_labels", 0)
+        if isinstance(labels, bool) or not isinstance(labels, int) or labels < 0:
+            raise ValueError(f"num_labels must be an integer >= 0, got {labels!r}")
         return ModelProfile(
             name=str(data.get("name", name)),
             modules=tuple(modules),
             hidden_size=hidden,
+            num_labels=labels,
             source=str(data.get("source", "")),
             description=str(data.get("description", "")),
         )

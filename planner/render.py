@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from planner.plan import Plan, PlanRow
+from planner.schedule import MASK_METHODS
 
 FORMATS = ("table", "json", "csv", "yaml")
 
@@ -63,9 +64,14 @@ def header_lines(p: Plan) -> list[str]:
         budget = s.budget.describe()
         if p.budget_seconds is not None and s.budget.kind == "dense-rounds":
             budget += f" = {p.budget_seconds:,.3f} s"
+        forced = (
+            " (dense fp32 values, whatever --encoding/--precision)"
+            if (s.encoding, s.precision) not in (("auto", "fp32"), ("dense", "fp32"))
+            else ""
+        )
         lines.append(
             f"budget   {budget}; a dense round at rank {s.ref_rank} takes {d.seconds_per_round:.4g} s "
-            f"and moves {fmt_bytes(d.bytes_per_round)}"
+            f"and moves {fmt_bytes(d.bytes_per_round)}{forced}"
         )
     compute = (
         f"compute  {s.compute_seconds:g} s per round included (given)"
@@ -77,21 +83,42 @@ def header_lines(p: Plan) -> list[str]:
         f"units    Mbps = 10^6 bit/s, MB = 10^6 bytes; down/up bytes are per client per round, "
         f"{s.precision} values, encoding {s.encoding}; total = all clients, both directions"
     )
+    schedule = [m for m in s.methods if m in MASK_METHODS]
+    if schedule:
+        lth = (
+            f"; adapterlth keeps {s.keep_rate:g} of its mask per round, "
+            + ("no floor" if s.floor is None else f"floor {fmt_density(s.floor)}")
+            if "adapterlth" in schedule
+            else ""
+        )
+        lines.append(
+            f"schedule {', '.join(schedule)}: seeded sampling (seed {s.seed}, "
+            f"{s.num_clients} clients), dense round 1, then the shared mask; per-round "
+            f"columns are means over the affordable rounds{lth}"
+        )
     lines.append(
-        f"feasible {len(p.rows)} configs ({sum(r.pareto for r in p.rows)} on the Pareto frontier, "
-        f"{sum(r.recommended for r in p.rows)} recommended), {p.infeasible} infeasible"
+        f"feasible {len(p.rows)} configs of {', '.join(s.methods)} "
+        f"({sum(r.recommended for r in p.rows)} on the short list), {p.infeasible} infeasible"
     )
     return lines
 
 
-def render_table(p: Plan, *, limit: int | None) -> str:
+def render_table(p: Plan, *, limit: int | None, show_all: bool = False) -> str:
+    """The short list (each row with its reason), or with ``show_all`` every feasible row."""
     from rich.console import Console
     from rich.table import Table
 
-    rows = p.rows if limit is None else p.rows[: max(limit, sum(r.recommended for r in p.rows))]
-    table = Table(title="floss plan: recommended first (★), then the Pareto frontier (P)")
+    rows = p.rows if show_all else [r for r in p.rows if r.recommended]
+    if limit is not None:
+        rows = rows[:limit]
+    title = (
+        "floss plan: every feasible configuration, the short list first"
+        if show_all
+        else ("floss plan: the short list (--all for every feasible configuration)")
+    )
+    table = Table(title=title)
     for col, justify in (
-        ("", "left"),
+        ("method", "left"),
         ("rank", "right"),
         ("d_down", "right"),
         ("d_up", "right"),
@@ -104,9 +131,8 @@ def render_table(p: Plan, *, limit: int | None) -> str:
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
-        mark = "★" if r.recommended else ("P" if r.pareto else "")
         table.add_row(
-            mark,
+            r.method,
             str(r.rank),
             fmt_density(r.d_down),
             fmt_density(r.d_up),
@@ -118,11 +144,11 @@ def render_table(p: Plan, *, limit: int | None) -> str:
             r.why,
         )
     buf = io.StringIO()
-    console = Console(file=buf, width=140, force_terminal=False, color_system=None)
+    console = Console(file=buf, width=200, force_terminal=False, color_system=None)
     for line in header_lines(p):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(table)
-    if limit is not None and len(p.rows) > len(rows):
+    if len(p.rows) > len(rows):
         console.print(
             f"... {len(p.rows) - len(rows)} more feasible configs: --all, or --format json|csv|yaml",
             highlight=False,
@@ -135,9 +161,10 @@ def row_dicts(p: Plan) -> list[dict[str, object]]:
     return [r.to_dict() for r in p.rows]
 
 
-def render_plan(p: Plan, *, fmt: str, limit: int | None = 20) -> str:
+def render_plan(p: Plan, *, fmt: str, limit: int | None = None, show_all: bool = False) -> str:
+    """A table (the short list, or every row with ``show_all``), or every row as JSON/CSV/YAML."""
     if fmt == "table":
-        return render_table(p, limit=limit)
+        return render_table(p, limit=limit, show_all=show_all)
     rows = row_dicts(p)
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"

@@ -1,8 +1,14 @@
-"""Local training of one client on the shared model, and evaluation of the server's P."""
+"""Local training of one client on the shared model, and evaluation of the served and server P.
+
+Two models can be evaluated (DESIGN.md): the *served* model, the server's P as the next round's
+clients receive it (masked to the download mask, through the wire precision: what a client
+holds, as FLASC evaluates), and the *server* model, the server's dense P.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,3 +119,33 @@ def evaluate(
         return loss, None
     acc = float(correct) / max(count, 1)
     return (loss if math.isfinite(loss) else float("nan")), acc
+
+
+def evaluate_models(
+    model: Any,
+    adapter: FlatAdapter,
+    data: TokenizedText,
+    rows: Mapping[str, torch.Tensor],
+    *,
+    served: torch.Tensor,
+    server: torch.Tensor,
+    lm: bool,
+    amp: torch.dtype | None,
+) -> dict[str, float | None]:
+    """``RoundRecord`` fields for each split in ``rows`` (``"val"``, ``"test"``):
+    ``{split}_loss``/``{split}_accuracy`` of the served vector and ``{split}_loss_server``/
+    ``{split}_accuracy_server`` of the server's dense P. When the two vectors are equal (d_down = 1
+    at fp32, or a mask that P already obeys) each split is evaluated once and both get its numbers.
+    Leaves the evaluated vector in ``adapter.flat``; the caller reloads what it needs next."""
+    out: dict[str, float | None] = {}
+    same = torch.equal(served, server)
+    for suffix, vector in (("", served), ("_server", server)):
+        if suffix and same:
+            out.update({f"{k}_server": v for k, v in list(out.items())})
+            break
+        adapter.flat.copy_(vector)
+        for split, split_rows in rows.items():
+            loss, acc = evaluate(model, data, split_rows, lm=lm, amp=amp)
+            out[f"{split}_loss{suffix}"] = loss
+            out[f"{split}_accuracy{suffix}"] = acc
+    return out

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
+from planner.schedule import DEFAULT_KEEP_RATE, METHODS, check_floor, check_keep_rate
 from trainer.errors import TrainerError
 
 if TYPE_CHECKING:
     from planner.network import NetworkProfile
 
-METHODS = ("floss", "dense", "sparseadapter", "adapterlth", "ffa")
 TOPK_MODES = ("global", "per-tensor")
 CLIENT_OPTIMIZERS = ("sgd", "adam", "adamw")
 SERVER_OPTIMIZERS = ("fedadam", "fedavg", "fedavgm")
@@ -28,6 +28,9 @@ PARTITIONS = ("iid", "dirichlet", "natural")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEFAULT_MODEL = "all-minilm-l6-v2"
+# torch.manual_seed and torch.Generator take seeds below 2**64 and numpy any; 2**63 - 1 keeps
+# every seed a signed 64-bit integer too (the round seeds are 63-bit as well)
+MAX_SEED = 2**63 - 1
 
 
 def _h(text: str) -> dict[str, str]:
@@ -96,11 +99,25 @@ class RunConfig:
     topk: str = field(default="global", metadata=_h("global | per-tensor top-k"))
     encoding: str = field(default="auto", metadata=_h("auto | dense | coo | bitmap | rice"))
     precision: str = field(default="fp32", metadata=_h("wire precision: fp32 | fp16 | bf16"))
-    prune_rate: float = field(
-        default=0.2, metadata=_h("adapterlth: share of surviving entries pruned per round")
+    keep_rate: float = field(
+        default=DEFAULT_KEEP_RATE,
+        metadata=_h("adapterlth: share of the mask kept per round (the thesis: 0.98)"),
+    )
+    lth_floor: float | None = field(
+        default=None, metadata=_h("adapterlth: density floor; None = k shrinks down to 1")
     )
     # federation
-    rounds: int = field(default=50, metadata=_h("server rounds"))
+    rounds: int = field(
+        default=50, metadata=_h("server rounds; with budget, set to the rounds the budget buys")
+    )
+    budget: str | None = field(
+        default=None,
+        metadata=_h("N-dense-rounds, a time (90m, 6h) or bytes (2GB): rounds = what it buys"),
+    )
+    ref_rank: int = field(default=16, metadata=_h("rank of the budget's dense reference round"))
+    max_rounds: int | None = field(
+        default=None, metadata=_h("with budget: at most this many rounds")
+    )
     num_clients: int = field(default=100, metadata=_h("clients in the population (iid/dirichlet)"))
     clients_per_round: int = field(default=10, metadata=_h("clients sampled each round (m)"))
     local_epochs: int = field(default=1, metadata=_h("local epochs E per round"))
@@ -134,13 +151,18 @@ class RunConfig:
     val_fraction: float = field(default=0.1, metadata=_h("share of examples for validation"))
     test_fraction: float = field(default=0.1, metadata=_h("share of examples for test"))
     max_examples_per_client: int | None = field(default=None, metadata=_h("cap per client"))
-    max_eval_examples: int | None = field(default=None, metadata=_h("cap on validation set"))
+    max_eval_examples: int | None = field(
+        default=None, metadata=_h("cap on validation and test sets")
+    )
     # accounting
     network: str = field(default="thesis", metadata=_h("network profile name or path"))
     up_slowdown: float | None = field(default=None, metadata=_h("uplink = downlink / S"))
     compute_seconds: float = field(default=0.0, metadata=_h("client compute per round, s"))
     # schedule and machine
     eval_every: int = field(default=1, metadata=_h("evaluate every N rounds (0 = last only)"))
+    eval_test: bool = field(
+        default=True, metadata=_h("evaluate the test split at the last round (report only)")
+    )
     checkpoint_every: int = field(default=0, metadata=_h("checkpoint every N rounds (0 = off)"))
     seed: int = field(default=0, metadata=_h("seed of split, partition, sampling, init"))
     device: str = field(default="auto", metadata=_h("auto | cpu | cuda | mps"))
@@ -168,9 +190,27 @@ class RunConfig:
         _choice(self.topk, "topk", TOPK_MODES)
         _choice(self.encoding, "encoding", ENCODING_CHOICES)
         _choice(self.precision, "precision", PRECISIONS)
-        _float(self.prune_rate, "prune_rate", low=0, strict=True)
-        if self.prune_rate >= 1:
-            raise TrainerError(f"prune_rate must be < 1, but got {self.prune_rate!r}.")
+        try:
+            check_keep_rate(self.keep_rate)
+            if self.lth_floor is not None:
+                s(self, "lth_floor", parse_density(self.lth_floor, "lth_floor"))
+            check_floor(self.lth_floor)
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
+        s(self, "keep_rate", float(self.keep_rate))
+        if self.budget is not None:
+            from planner.budget import parse_budget
+
+            if not isinstance(self.budget, str):
+                raise TrainerError(f"budget must be a string like 2GB, but got {self.budget!r}.")
+            try:
+                parse_budget(self.budget)
+            except ValueError as exc:
+                raise TrainerError(str(exc)) from None
+        _int(self.ref_rank, "ref_rank", low=1)
+        _int(self.max_rounds, "max_rounds", low=1, optional=True)
+        if self.max_rounds is not None and self.budget is None:
+            raise TrainerError("max_rounds caps the rounds a budget buys; it needs budget.")
         for name in ("rounds", "num_clients", "clients_per_round", "local_epochs", "batch_size"):
             _int(getattr(self, name), name, low=1)
         if self.clients_per_round > self.num_clients:
@@ -215,8 +255,12 @@ class RunConfig:
         _float(self.up_slowdown, "up_slowdown", low=0, strict=True, optional=True)
         _float(self.compute_seconds, "compute_seconds", low=0, strict=False)
         _int(self.eval_every, "eval_every", low=0)
+        if not isinstance(self.eval_test, bool):
+            raise TrainerError(f"eval_test must be true or false, but got {self.eval_test!r}.")
         _int(self.checkpoint_every, "checkpoint_every", low=0)
         _int(self.seed, "seed", low=0)
+        if self.seed > MAX_SEED:
+            raise TrainerError(f"seed must be at most 2**63 - 1 = {MAX_SEED}, but got {self.seed}.")
         _choice(self.device, "device", DEVICES)
         _choice(self.amp, "amp", AMP_MODES)
         if self.task == "lm" and self.data not in ("fortunes", "csv", "jsonl"):
@@ -229,8 +273,10 @@ class RunConfig:
         """(d_down, d_up) as sent: dense and ffa send everything they train."""
         if self.method in ("dense", "ffa"):
             return 1.0, 1.0
-        if self.method in ("sparseadapter", "adapterlth"):
+        if self.method == "sparseadapter":
             return self.d_up, self.d_up
+        if self.method == "adapterlth":  # dense round 1; later rounds follow keep_rate
+            return 1.0, 1.0
         return self.d_down, self.d_up
 
     def network_profile(self) -> NetworkProfile:
@@ -256,11 +302,11 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         if not isinstance(data, dict):
             raise TrainerError(f"a run config must be a mapping, but got {type(data).__name__}.")
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} | {"prune_rate"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise TrainerError(f"unknown run config keys: {', '.join(unknown)}.")
-        values = dict(data)
+        values = migrate_prune_rate(dict(data))
         if isinstance(values.get("target_modules"), list):
             values["target_modules"] = tuple(values["target_modules"])
         return cls(**values)
@@ -286,15 +332,37 @@ class RunConfig:
         return cls.from_dict(read_config_mapping(path))
 
 
+def migrate_prune_rate(values: dict[str, Any]) -> dict[str, Any]:
+    """Configs written before keep_rate: ``prune_rate`` p becomes keep_rate = 1 - p, and an
+    adapterlth run keeps its old floor, d_up (the old schedule pruned down to d_up). Other
+    methods never used prune_rate (every config saved it), so it is dropped for them."""
+    if "prune_rate" not in values:
+        return values
+    rate = values.pop("prune_rate")
+    if "keep_rate" in values:
+        raise TrainerError("give keep_rate or the older prune_rate, not both.")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise TrainerError(f"prune_rate (old name) must be in [0, 1), but got {rate!r}.")
+    if values.get("method") == "adapterlth":
+        values["keep_rate"] = 1 - rate
+        values.setdefault("lth_floor", values.get("d_up", 0.25))
+    return values
+
+
 def read_config_mapping(path: str | Path) -> dict[str, Any]:
     """The raw mapping of a YAML/JSON config file (the CLI merges flags into it)."""
     p = Path(path)
     if p.suffix not in (".yaml", ".yml", ".json"):
         raise TrainerError(f"config file must end in .yaml, .yml or .json, but got {str(p)!r}.")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise TrainerError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise TrainerError(
+            f"config file {str(p)!r} is not UTF-8 text "
+            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})."
+        ) from None
     try:
         if p.suffix == ".json":
             data: Any = json.loads(text)

@@ -3,14 +3,21 @@
 * ``TopK`` (floss, dense, ffa): download = top-k_down |P| with positions; clients train all of P;
   upload = each client's top-k_up |Delta_i| with positions. dense and ffa use d = 1 (for ffa,
   P holds only the B matrices and the head, because A is frozen at its shared seeded init).
-* ``FixedMask`` (SparseAdapter): round 1 is dense; after its aggregation the top-d |P| entries
+* ``FixedMask`` (SparseAdapter): round 1 is dense; after its aggregation the top-d_up |P| entries
   form a mask that never changes. Pruned entries stay zero, clients train only masked entries.
-* ``IterativePrune`` (AdapterLTH, fine-tuning variant, no rewinding): after every aggregation
-  the density shrinks by ``prune_rate`` (down to d_up) and the smallest surviving |P| are cut.
+* ``IterativePrune`` (AdapterLTH as the thesis runs it, fine-tuning variant, no rewinding):
+  round 1 is dense; after every aggregation the density is multiplied by ``keep_rate`` (0.98),
+  never below ``lth_floor`` when set (k >= 1 always), and when k drops the smallest surviving
+  |P| are cut (a new mask version).
 
 Bytes with a mask both ends know: an upload is k values only (k * v bytes). A download carries
 the positions too (a full sparse message) to every client that has not yet received the current
 mask; clients that hold it get values only. Each client's mask version is tracked for that.
+``planner.schedule.price_rounds`` prices exactly this, payload for payload
+(tests/trainer/test_method_bytes.py pins the two round by round).
+
+``served(p)`` is what a client receiving the next download would hold: P masked to the download
+mask, through the wire precision (the served model that evaluation scores).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import Any
 import torch
 
 from planner.encoding import kept_entries
+from planner.schedule import lth_next_density, mask_entries
 from trainer.config import RunConfig
 from trainer.flat import Slice
 from trainer.sparse import Sent, mask_from_positions, select_positions, send, send_values
@@ -37,6 +45,11 @@ class Method:
         self, p: torch.Tensor, clients: list[int]
     ) -> tuple[torch.Tensor, list[int], float]:
         """(client start vector, bytes received by each client, density sent)."""
+        raise NotImplementedError
+
+    def served(self, p: torch.Tensor) -> torch.Tensor:
+        """The vector a client receiving the next download of ``p`` would hold. Pure: no state
+        changes (no client is marked as holding the mask)."""
         raise NotImplementedError
 
     def upload(self, delta: torch.Tensor) -> Sent:
@@ -71,6 +84,9 @@ class TopK(Method):
         sent = self._send(p, self.d_down)
         return sent.vector, [sent.nbytes] * len(clients), sent.k / self.n
 
+    def served(self, p: torch.Tensor) -> torch.Tensor:
+        return self._send(p, self.d_down).vector
+
     def upload(self, delta: torch.Tensor) -> Sent:
         return self._send(delta, self.d_up)
 
@@ -85,6 +101,11 @@ class FixedMask(Method):
         self.version = 0  # bumps whenever the mask changes
         self.seen: dict[int, int] = {}  # client -> mask version it holds
         self.density = 1.0
+
+    @property
+    def k(self) -> int:
+        """Entries of the current mask (n before the first one)."""
+        return self.n if self.positions is None else int(self.positions.numel())
 
     def _everything(self, x: torch.Tensor) -> Sent:
         return send(
@@ -112,6 +133,11 @@ class FixedMask(Method):
         # both messages decode to the same vector (same values, same places)
         return values.vector, sizes, values.k / self.n
 
+    def served(self, p: torch.Tensor) -> torch.Tensor:
+        if self.positions is None:
+            return self._everything(p).vector
+        return send_values(p, self.positions, precision=self.config.precision).vector
+
     def upload(self, delta: torch.Tensor) -> Sent:
         if self.positions is None:
             return self._everything(delta)
@@ -120,11 +146,11 @@ class FixedMask(Method):
     def grad_mask(self) -> torch.Tensor | None:
         return self.mask_f
 
-    def _prune_to(self, p: torch.Tensor, density: float) -> None:
+    def _prune_to(self, p: torch.Tensor, k: int, density: float) -> None:
+        """Keep the k largest |P| among the surviving entries: a new mask version."""
         score = p.abs()
         if self.mask_f is not None:
             score = torch.where(self.mask_f.bool(), score, torch.full_like(score, -1.0))
-        k = kept_entries(self.n, density)
         pos = torch.topk(score, k, sorted=False).indices.sort().values
         self.positions = pos
         self.mask_f = mask_from_positions(pos, self.n).float()
@@ -132,14 +158,9 @@ class FixedMask(Method):
         self.density = density
         self.version += 1
 
-    def next_density(self) -> float | None:
-        """The density to prune to after this aggregation, or None to keep the mask."""
-        return self.config.d_up if self.positions is None else None
-
     def after_aggregate(self, p: torch.Tensor) -> None:
-        density = self.next_density()
-        if density is not None:
-            self._prune_to(p, density)
+        if self.positions is None:  # after the dense first round: the fixed mask
+            self._prune_to(p, kept_entries(self.n, self.config.d_up), self.config.d_up)
         elif self.mask_f is not None:
             p.mul_(self.mask_f)
 
@@ -162,16 +183,21 @@ class FixedMask(Method):
 
 
 class IterativePrune(FixedMask):
-    """AdapterLTH: after every aggregation keep (1 - prune_rate) of the survivors, down to d_up."""
+    """AdapterLTH: after every aggregation the density shrinks by ``keep_rate`` (not below
+    ``lth_floor``); the mask is re-cut, a new version, whenever k drops."""
 
-    def next_density(self) -> float | None:
-        target = max(self.config.d_up, self.density * (1 - self.config.prune_rate))
-        if (
-            kept_entries(self.n, target) >= kept_entries(self.n, self.density)
-            and self.positions is not None
-        ):
-            return None
-        return target
+    def after_aggregate(self, p: torch.Tensor) -> None:
+        start = 1.0 if self.positions is None else self.density
+        density = lth_next_density(
+            start, keep_rate=self.config.keep_rate, floor=self.config.lth_floor
+        )
+        k = mask_entries(self.n, density)
+        if self.positions is None or k < self.k:
+            self._prune_to(p, k, density)
+        else:
+            self.density = density
+            if self.mask_f is not None:
+                p.mul_(self.mask_f)
 
 
 def make_method(config: RunConfig, *, n: int, slices: tuple[Slice, ...]) -> Method:

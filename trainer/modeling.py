@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planner.model import DEFAULT_TARGETS  # LoRA targets by model_type, shared with the planner
 from trainer.config import DEFAULT_MODEL
 from trainer.errors import TrainerError
 
@@ -24,16 +25,6 @@ if TYPE_CHECKING:
 TINY_BERT = "tiny-random-bert"
 TINY_GPT2 = "tiny-random-gpt2"
 TINY_SEED = 1234  # the tiny models' base weights are a fixed function of this seed
-DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
-    "bert": ("query", "value"),
-    "roberta": ("query", "value"),
-    "xlm-roberta": ("query", "value"),
-    "distilbert": ("q_lin", "v_lin"),
-    "gpt2": ("c_attn",),
-    "llama": ("q_proj", "v_proj"),
-    "mistral": ("q_proj", "v_proj"),
-    "qwen2": ("q_proj", "v_proj"),
-}
 
 
 def packaged_minilm_path() -> str:
@@ -67,6 +58,9 @@ def _pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
     if Path(name).exists():
         if not Path(name).is_dir():
             raise TrainerError(f"model path {name!r} must be a folder with config.json.")
+        from trainer.model_check import read_config_json
+
+        read_config_json(Path(name) / "config.json")  # one line for a wrong-typed field
         try:
             return loader.from_pretrained(name, **kwargs)
         except (OSError, ValueError) as exc:
@@ -113,6 +107,8 @@ def load_base_model(config: RunConfig, *, num_labels: int, tokenizer: Any) -> An
         GPT2LMHeadModel,
     )
 
+    from trainer.model_check import TINY_POSITIONS
+
     _quiet_transformers()
     lm = config.task == "lm"
     vocab = len(tokenizer)
@@ -126,7 +122,7 @@ def load_base_model(config: RunConfig, *, num_labels: int, tokenizer: Any) -> An
                 n_embd=32,
                 n_layer=2,
                 n_head=2,
-                n_positions=512,
+                n_positions=TINY_POSITIONS,
                 pad_token_id=tokenizer.pad_token_id,
             )
             model: Any = GPT2LMHeadModel(gpt2_cfg)
@@ -139,6 +135,7 @@ def load_base_model(config: RunConfig, *, num_labels: int, tokenizer: Any) -> An
                 num_hidden_layers=2,
                 num_attention_heads=2,
                 intermediate_size=64,
+                max_position_embeddings=TINY_POSITIONS,  # the default; check_model relies on it
             )
             bert_cfg.num_labels = num_labels
             model = BertForSequenceClassification(bert_cfg)
@@ -151,6 +148,11 @@ def load_base_model(config: RunConfig, *, num_labels: int, tokenizer: Any) -> An
             num_labels=num_labels,
             dtype=torch.float32,
         )
+    from trainer.model_check import check_max_length
+
+    # check_model (prepare) covered the models whose config.json was known before loading
+    source = "the loaded model's config"
+    check_max_length(config.max_length, model.config.to_dict(), model=config.model, source=source)
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     for p in model.parameters():

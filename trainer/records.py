@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,38 @@ class RoundRecord:
     cum_sim_seconds: float
     wall_seconds: float  # real time this process spent on the round
     train_loss: float
+    # validation of the served model: the server's P as the next round's clients receive it
+    # (masked to the download mask, through the wire precision); None when not evaluated
     val_loss: float | None
-    val_accuracy: float | None
+    val_accuracy: float | None  # None for LM too
     client_steps: int
+    # the same for the server's dense P (equal to the served numbers when the vectors are equal)
+    val_loss_server: float | None = None
+    val_accuracy_server: float | None = None
+    # the test split, served and server: only on the last round of a run with eval_test
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    test_loss_server: float | None = None
+    test_accuracy_server: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoundRecord:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        """Fields with a default may be missing (records written before they existed)."""
+        return cls(
+            **{
+                f.name: data[f.name] if f.default is MISSING else data.get(f.name, f.default)
+                for f in fields(cls)
+            }
+        )
 
 
 FIELDS = tuple(f.name for f in fields(RoundRecord))
 
 
-def _json_value(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     # JSON has no NaN/inf; a diverged round's loss is written as a string so the file stays valid
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -70,4 +86,4 @@ class RecordWriter:
         with self.csv_path.open("a", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerow(["" if row[k] is None else row[k] for k in FIELDS])
         with self.jsonl_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+            fh.write(json.dumps({k: json_safe(v) for k, v in row.items()}) + "\n")

@@ -11,24 +11,26 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from planner.network import NetworkProfile, client_bandwidth_factors, client_round_seconds
+from planner.network import NetworkProfile
+from planner.sampling import round_draws, round_seed
+from planner.schedule import synchronous_seconds
+from trainer.budget import resolve_budget_rounds
 from trainer.checkpoint import load_checkpoint, save_checkpoint
-from trainer.client import evaluate, train_client
+from trainer.client import evaluate_models, train_client
 from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
 from trainer.flat import FlatAdapter
 from trainer.methods import make_method
 from trainer.modeling import TINY_BERT, TINY_GPT2, amp_dtype, resolve_device, wrap_lora
-from trainer.records import RecordWriter, RoundRecord
+from trainer.records import RecordWriter, RoundRecord, json_safe
 from trainer.server import ServerState
 from trainer.workload import Workload, prepare
 
@@ -40,6 +42,10 @@ BASE_DIR = "base_model"  # written for random-init models, whose base cannot be 
 
 @dataclass(frozen=True)
 class RunResult:
+    """A finished run. ``final_val_*`` come from the last evaluated round (served model;
+    ``*_server``: the server's dense P); ``test_*`` from the last round's test evaluation
+    (None when ``eval_test`` is off, the test split is empty or the run stopped early)."""
+
     records: list[RoundRecord]
     final_val_accuracy: float | None
     final_val_loss: float | None
@@ -47,11 +53,12 @@ class RunResult:
     stopped_early: bool
     out_dir: Path | None = None
     final_p: torch.Tensor | None = field(default=None, repr=False)
-
-
-def round_seed(seed: int, round_: int, client: int = -1) -> int:
-    """A 63-bit seed that depends only on (seed, round, client)."""
-    return random.Random(f"floss/{seed}/{round_}/{client}").getrandbits(63)
+    final_val_accuracy_server: float | None = None
+    final_val_loss_server: float | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    test_accuracy_server: float | None = None
+    test_loss_server: float | None = None
 
 
 def simulated_seconds(
@@ -62,21 +69,48 @@ def simulated_seconds(
     factors: list[float],
     compute_seconds: float,
 ) -> float:
-    """The slowest sampled client sets the pace of a synchronous round."""
-    return max(
-        client_round_seconds(
-            bytes_down=bd,
-            bytes_up=bu,
-            network=network,
-            bandwidth_factor=f,
-            compute_seconds=compute_seconds,
-        )
-        for bd, bu, f in zip(bytes_down, bytes_up, factors, strict=True)
+    """The slowest sampled client sets the pace of a synchronous round (planner's function)."""
+    return synchronous_seconds(
+        network,
+        bytes_down=bytes_down,
+        bytes_up=bytes_up,
+        factors=factors,
+        compute_seconds=compute_seconds,
     )
 
 
-def _eval_due(config: RunConfig, round_: int) -> bool:
-    return round_ == config.rounds or (config.eval_every > 0 and round_ % config.eval_every == 0)
+def _eval_due(config: RunConfig, round_: int, extra: frozenset[int] = frozenset()) -> bool:
+    return (
+        round_ == config.rounds
+        or (config.eval_every > 0 and round_ % config.eval_every == 0)
+        or round_ in extra
+    )
+
+
+def _eval_rounds(rounds: Collection[int] | None) -> frozenset[int]:
+    out = frozenset(rounds or ())
+    bad = sorted(
+        (r for r in out if isinstance(r, bool) or not isinstance(r, int) or r < 1), key=str
+    )
+    if bad:
+        raise TrainerError(f"eval_rounds must be round numbers >= 1, but got {bad!r}.")
+    return out
+
+
+def _final_metrics(records: list[RoundRecord], config: RunConfig) -> dict[str, float | None]:
+    """The last evaluated round's validation metrics and the last round's test metrics."""
+    val = next((rec for rec in reversed(records) if rec.val_loss is not None), None)
+    last = records[-1] if records and records[-1].round == config.rounds else None
+    return {
+        "final_val_accuracy": val.val_accuracy if val else None,
+        "final_val_loss": val.val_loss if val else None,
+        "final_val_accuracy_server": val.val_accuracy_server if val else None,
+        "final_val_loss_server": val.val_loss_server if val else None,
+        "test_accuracy": last.test_accuracy if last else None,
+        "test_loss": last.test_loss if last else None,
+        "test_accuracy_server": last.test_accuracy_server if last else None,
+        "test_loss_server": last.test_loss_server if last else None,
+    }
 
 
 class _Progress:
@@ -104,7 +138,14 @@ class _Progress:
 
     def update(self, record: RoundRecord) -> None:
         if self.bar is not None:
-            acc = "" if record.val_accuracy is None else f" acc {record.val_accuracy:.3f}"
+            acc = ""
+            if record.val_accuracy is not None:
+                acc = f" acc {record.val_accuracy:.3f}"
+                server_acc = record.val_accuracy_server
+                if server_acc is not None and server_acc != record.val_accuracy:
+                    acc += f" (server {server_acc:.3f})"
+            if record.test_accuracy is not None:
+                acc += f" test {record.test_accuracy:.3f}"
             self.bar.update(
                 self.task,
                 advance=1,
@@ -124,12 +165,18 @@ def train(
     on_round: Callable[[RoundRecord], bool | None] | None = None,
     progress: bool = True,
     workload: Workload | None = None,
+    eval_rounds: Collection[int] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run ``config.rounds`` federated rounds; see the module docstring for one round."""
+    """Run ``config.rounds`` federated rounds; see the module docstring for one round.
+
+    Validation runs every ``eval_every`` rounds, at the last round and at each of
+    ``eval_rounds``; the test split only at the last round (``eval_test``)."""
     out = Path(out_dir) if out_dir is not None else None
     if out is None and (resume or config.checkpoint_every):
         raise TrainerError("resume and checkpoint_every need an out_dir.")
     network = config.network_profile()  # before the slow part, so a typo fails fast
+    extra_evals = _eval_rounds(eval_rounds)
     wl = workload if workload is not None else prepare(config)
     wl.check(config)
     device = resolve_device(config.device)
@@ -140,13 +187,19 @@ def train(
     data = wl.tokens_on(device)
     clients = [torch.as_tensor(r, device=device) for r in wl.client_rows(config)]
     val_rows = torch.as_tensor(wl.val_rows(config), device=device)
+    test_rows = torch.as_tensor(wl.test_rows(config), device=device)
     server = ServerState(adapter.flat, config)
     method = make_method(config, n=adapter.n, slices=adapter.slices)
+    if config.budget is not None:  # the rounds the budget buys, before the first one
+        config = resolve_budget_rounds(
+            config, wl, adapter, num_clients=len(clients), network=network, log=log
+        )
+        method.config = config
     m = config.clients_per_round
     records: list[RoundRecord] = []
     if resume:
         assert out is not None
-        ckpt = load_checkpoint(out, config=config.to_dict())
+        ckpt = load_checkpoint(out, config=config.to_dict(), n=adapter.n)
         server.load_state_dict(
             {k: ckpt.tensors[k].to(device) for k in ("p", "m", "v")}, step_count=ckpt.step_count
         )
@@ -162,9 +215,13 @@ def train(
     try:
         for r in range(len(records) + 1, config.rounds + 1):
             tick = time.perf_counter()
-            rng = random.Random(round_seed(config.seed, r))
-            sampled = sorted(rng.sample(range(len(clients)), min(m, len(clients))))
-            factors = client_bandwidth_factors(network, len(sampled), rng)
+            sampled, factors = round_draws(
+                seed=config.seed,
+                round_=r,
+                num_clients=len(clients),
+                clients_per_round=m,
+                network=network,
+            )
             start, bytes_down, d_down = method.download(server.p, sampled)
             total = torch.zeros_like(server.p)
             bytes_up: list[int] = []
@@ -196,10 +253,23 @@ def train(
             method.after_aggregate(server.p)
             train_loss = sum(losses) / len(losses)
             diverged = not math.isfinite(train_loss) or not bool(torch.isfinite(server.p).all())
-            val_loss = val_acc = None
-            if _eval_due(config, r) and not diverged:
-                adapter.flat.copy_(server.p)
-                val_loss, val_acc = evaluate(model, data, val_rows, lm=config.task == "lm", amp=amp)
+            splits: dict[str, torch.Tensor] = {}
+            if _eval_due(config, r, extra_evals):
+                splits["val"] = val_rows
+            if r == config.rounds and config.eval_test and len(test_rows):
+                splits["test"] = test_rows
+            metrics: dict[str, float | None] = {"val_loss": None, "val_accuracy": None}
+            if splits and not diverged:
+                metrics = evaluate_models(
+                    model,
+                    adapter,
+                    data,
+                    splits,
+                    served=method.served(server.p),
+                    server=server.p,
+                    lm=config.task == "lm",
+                    amp=amp,
+                )
             sim = simulated_seconds(
                 network,
                 bytes_down=bytes_down,
@@ -223,9 +293,8 @@ def train(
                 cum_sim_seconds=cum_sim,
                 wall_seconds=time.perf_counter() - tick,
                 train_loss=train_loss,
-                val_loss=val_loss,
-                val_accuracy=val_acc,
                 client_steps=steps,
+                **metrics,
             )
             records.append(record)
             if writer is not None:
@@ -249,15 +318,13 @@ def train(
     adapter.flat.copy_(server.p)
     if out is not None:
         _save_outputs(out, model, wl, config, records)
-    last_eval = next((rec for rec in reversed(records) if rec.val_loss is not None), None)
     return RunResult(
         records=records,
-        final_val_accuracy=last_eval.val_accuracy if last_eval else None,
-        final_val_loss=last_eval.val_loss if last_eval else None,
         adapter_size=adapter.n,
         stopped_early=stopped,
         out_dir=out,
         final_p=server.p.detach().cpu().clone(),
+        **_final_metrics(records, config),
     )
 
 
@@ -291,9 +358,7 @@ def _save_outputs(
         "labels": wl.dataset.label_names,
         "cum_bytes": records[-1].cum_bytes if records else 0,
         "cum_sim_seconds": records[-1].cum_sim_seconds if records else 0.0,
-        "final_val_accuracy": next(
-            (r.val_accuracy for r in reversed(records) if r.val_loss is not None), None
-        ),
+        **{k: json_safe(v) for k, v in _final_metrics(records, config).items()},
     }
     (out / "summary.json").write_text(
         json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"

@@ -15,6 +15,7 @@ import torch
 from trainer.config import RunConfig
 from trainer.data import Split, TextDataset, load_texts, split_indices
 from trainer.errors import TrainerError
+from trainer.model_check import check_model
 from trainer.modeling import load_base_model, load_tokenizer
 from trainer.partition import cap_clients, dirichlet_partition, iid_partition, natural_partition
 from trainer.tokens import TokenizedText, tokenize
@@ -93,16 +94,25 @@ class Workload:
         return cap_clients(parts, config.max_examples_per_client, seed=config.seed)
 
     def val_rows(self, config: RunConfig) -> np.ndarray:
-        val = self.split.val
-        cap = config.max_eval_examples
-        if cap is None or cap >= len(val):
-            return val
-        rng = np.random.default_rng([config.seed, 0xE7A])
-        return np.sort(rng.choice(val, size=cap, replace=False))
+        """The validation rows, a seeded subsample of ``max_eval_examples`` when capped."""
+        return _capped(self.split.val, config.max_eval_examples, seed=[config.seed, 0xE7A])
+
+    def test_rows(self, config: RunConfig) -> np.ndarray:
+        """The test rows (report only, never for choosing), capped like validation with
+        an independent seeded subsample; empty when ``test_fraction`` is 0."""
+        return _capped(self.split.test, config.max_eval_examples, seed=[config.seed, 0x7E57])
+
+
+def _capped(rows: np.ndarray, cap: int | None, *, seed: list[int]) -> np.ndarray:
+    if cap is None or cap >= len(rows):
+        return rows
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(rows, size=cap, replace=False))
 
 
 def prepare(config: RunConfig) -> Workload:
     """Read, split and tokenize the data and load the base model, once."""
+    check_model(config)  # config.json fields and max_length, before the slow part
     dataset = load_texts(config)
     split = split_indices(
         len(dataset.texts),

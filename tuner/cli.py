@@ -16,14 +16,15 @@ import typer
 from planner.budget import BUDGET_HELP
 from planner.cli import parse_densities, parse_ints, run_typer
 from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK
-from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, PRUNERS, SAMPLERS
+from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, METRICS, PRUNERS, SAMPLERS
 
 app = typer.Typer(
     rich_markup_mode="rich",
     no_args_is_help=True,
     add_completion=False,
-    help="Optuna over the planner's feasible (rank, d_down, d_up): short FLoSS runs under the "
-    "budget pick the configuration before the expensive full training.",
+    help="Optuna over every configuration the budget affords (FLoSS rank, d_down, d_up, top-k; "
+    "optionally dense, SparseAdapter, AdapterLTH, FFA-LoRA), priced round by round: short runs "
+    "under the budget pick the configuration before the expensive full training.",
 )
 
 STORAGE_HELP = (
@@ -39,6 +40,21 @@ StudyName = Annotated[str, typer.Option("--study-name", "-n", help="study name i
 def fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=code)
+
+
+def parse_names(text: str) -> tuple[str, ...]:
+    """'floss, dense' -> ('floss', 'dense')."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_floats(text: str, *, name: str) -> list[float]:
+    out = []
+    for part in parse_names(text):
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise ValueError(f"{name}: {part!r} is not a number.") from None
+    return out
 
 
 def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
@@ -89,6 +105,31 @@ def run_command(
     max_rounds: Annotated[
         int | None, typer.Option(help="cap on the rounds of a run (full budget)")
     ] = None,
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="methods to search, priced under the same budget: floss, dense, "
+            "sparseadapter, adapterlth, ffa (comma-separated)"
+        ),
+    ] = "floss",
+    topk: Annotated[
+        str, typer.Option(help="FLoSS top-k modes to search: global, per-tensor (or both)")
+    ] = "global",
+    keep_rates: Annotated[
+        str | None,
+        typer.Option(
+            help="AdapterLTH keep rates per round to search (default: the base run's "
+            "keep_rate, 0.98 as in the thesis)"
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help=f"objective, validation split only: {', '.join(METRICS)} (served model = "
+            "P masked to the download mask, as FLASC evaluates; _server = the dense P). "
+            "Default: val_accuracy, val_loss for task lm"
+        ),
+    ] = None,
     levels: Annotated[
         int, typer.Option(help="fidelity checkpoints: 1/2^(L-1), ..., 1/2, 1 of the budget")
     ] = 4,
@@ -123,7 +164,7 @@ def run_command(
 ) -> None:
     """Run a study, or resume/join the one named by --storage and --study-name."""
     from tuner.runner import PlanArgs, run_tuning
-    from tuner.settings import TuneSettings
+    from tuner.settings import TuneSettings, check_methods, check_topks
 
     try:
         settings = TuneSettings(
@@ -141,6 +182,7 @@ def run_command(
             tune_lr=tune_lr,
             seed_heuristics=seeds,
             trial_clients_per_round=trial_clients_per_round,
+            metric=metric,
         )
         from tuner.storage import storage_kind
 
@@ -154,6 +196,11 @@ def run_command(
             ref_rank=ref_rank,
             min_rounds=min_rounds,
             max_rounds=max_rounds,
+            methods=check_methods(parse_names(methods)),
+            topks=check_topks(parse_names(topk)),
+            keep_rates=(
+                None if keep_rates is None else tuple(parse_floats(keep_rates, name="--keep-rates"))
+            ),
         )
         from planner.budget import parse_budget
 
@@ -231,3 +278,7 @@ def export_command(
 def main() -> None:
     """Entry point of `floss-tune`."""
     run_typer(app, prog_name="floss-tune")
+
+
+if __name__ == "__main__":  # python -m tuner.cli (the benches run it this way)
+    main()

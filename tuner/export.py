@@ -6,8 +6,10 @@ Files written to the export folder:
   (full-budget rounds), which ``floss-train --config`` reads unchanged;
 * ``peft/adapter_config.json``: ``peft.LoraConfig.save_pretrained`` with the recommended rank,
   alpha, dropout and target modules (left out when the run config leaves them to the model type:
-  PEFT then picks the same defaults as the trainer, query/value for BERT). PEFT has no field for
-  the communication densities; they are in ``run.yaml``;
+  PEFT then picks the same defaults as the trainer, query/value for BERT; sorted, so two exports
+  are the same file). ``base_model_name_or_path`` is what PEFT can load: the packaged model's
+  folder, a local folder's absolute path, or the hub id. PEFT has no field for the
+  communication densities; they are in ``run.yaml``;
 * ``trials.csv`` (and ``trials.parquet`` when pyarrow or fastparquet is installed), ``rounds.csv``
   with every RoundRecord of every trial;
 * ``flower/run_config.toml`` and ``flower/pyproject-snippet.toml``: the same run as a Flower run
@@ -47,27 +49,51 @@ def parquet_engine() -> str | None:
     return None
 
 
+def peft_base_model(model: str) -> str:
+    """What PEFT can load the base model from: the packaged model's folder for its name, an
+    absolute path for a local folder, a hub id (or a tiny random test model's name) as given."""
+    from trainer.config import DEFAULT_MODEL
+
+    if model == DEFAULT_MODEL:
+        from trainer.modeling import packaged_minilm_path
+
+        return packaged_minilm_path()
+    if Path(model).is_dir():
+        return str(Path(model).resolve())
+    return model
+
+
 def lora_config_dict(run: dict[str, Any], target_modules: list[str] | None) -> dict[str, Any]:
     """The keyword arguments of ``peft.LoraConfig`` for a run config mapping."""
+    model = run.get("model")
     kwargs: dict[str, Any] = {
         "r": int(run["rank"]),
         "lora_alpha": run["lora_alpha"],
         "lora_dropout": float(run.get("lora_dropout", 0.0)),
         "task_type": PEFT_TASK.get(str(run.get("task"))),
-        "base_model_name_or_path": run.get("model"),
+        "base_model_name_or_path": peft_base_model(model) if isinstance(model, str) else None,
     }
     if target_modules:
-        kwargs["target_modules"] = list(target_modules)
+        kwargs["target_modules"] = sorted(target_modules)
     return kwargs
 
 
 def save_peft_config(run: dict[str, Any], folder: Path, target_modules: list[str] | None) -> Path:
+    import json
+
     from peft import LoraConfig
 
     config = LoraConfig(**lora_config_dict(run, target_modules))
     folder.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(str(folder))
-    return folder / "adapter_config.json"
+    # LoraConfig keeps target_modules as a set, written in hash order (differs between
+    # processes); sort it so that two exports of one study are the same file
+    path = folder / "adapter_config.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data.get("target_modules"), list):
+        data["target_modules"] = sorted(data["target_modules"])
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
 
 
 def _xy(rows: list[TrialRow]) -> tuple[list[float], list[float]]:

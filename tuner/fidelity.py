@@ -1,9 +1,18 @@
-"""Multi-fidelity over the fraction of the budget spent.
+"""Multi-fidelity at exact fractions of the budget, the same for every configuration.
 
 A trial reports its validation metric when it has spent 1/2^(L-1), ..., 1/4, 1/2 and all of its
-budget (L = ``levels``). Configurations with different round costs therefore meet the pruner at the
-same share of the budget, not after the same number of rounds: a cheap sparse config that affords
-400 rounds is compared at round 50 with a dense config at round 6, both having spent 1/8.
+planned spend (L = ``levels``). The rounds where that happens are known before training: the
+trial's rounds are priced one by one (``tuner.pricing``, the trainer's own seeded prices), and
+for each fraction f the checkpoint is
+
+    the first round r whose cumulative spend reaches f * S:  cum(r) >= f * S,
+
+where S = cum(R) is what the trial's R rounds cost (the trial budget less the unspent remainder,
+which is under one round's cost; less when ``--max-rounds`` caps the rounds). Spend is simulated
+seconds for time and dense-round budgets, bytes for byte budgets. So cum(r-1) < f*S <= cum(r):
+every checkpoint lies within one round's cost past its target, for cheap and dense configs alike,
+and f = 1 is the last round. The trainer evaluates exactly those rounds (``eval_rounds``), so a
+checkpoint is never pushed to a later evaluated round.
 
 The step reported to Optuna is the fraction in units of the smallest one (1, 2, 4, ..., 2^(L-1)),
 so the rungs of successive halving and Hyperband with ``min_resource=1`` and
@@ -12,11 +21,13 @@ so the rungs of successive halving and Hyperband with ``min_resource=1`` and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-# Floating error in cum_sim_seconds / budget must not make a round miss its checkpoint.
-_EPS = 1e-9
+from tuner.settings import METRICS
+
+# Floating error in a cumulative sum must not move a checkpoint one round later.
+_REL_EPS = 1e-9
 
 
 class ReportingTrial(Protocol):
@@ -54,50 +65,61 @@ def checkpoint_steps(levels: int) -> tuple[int, ...]:
     return tuple(2**j for j in range(levels))
 
 
-def eval_every_for(rounds: int, levels: int) -> int:
-    """Evaluate often enough that every checkpoint has an evaluated round at or just after it."""
-    return max(1, rounds // 2 ** (levels - 1))
+def checkpoint_rounds(cum_spend: Sequence[float], fractions: Sequence[float]) -> tuple[int, ...]:
+    """For each fraction f, the first round (1-based) with cum_spend[r-1] >= f * cum_spend[-1].
+
+    ``cum_spend`` is the cumulative planned spend after each round (non-decreasing, positive).
+    """
+    if not cum_spend:
+        raise ValueError("cum_spend is empty: a trial needs at least one round.")
+    total = float(cum_spend[-1])
+    if not total > 0:
+        raise ValueError(f"the trial's planned spend must be positive, but got {total!r}.")
+    out = []
+    r = 0
+    for f in fractions:
+        if not 0 < f <= 1:
+            raise ValueError(f"fractions must be in (0, 1], but got {f!r}.")
+        target = f * total * (1 - _REL_EPS)
+        while cum_spend[r] < target:
+            r += 1
+        out.append(r + 1)
+    return tuple(out)
 
 
-def metric_value(record: RecordLike, metric: str) -> float | None:
-    """Validation accuracy or loss of a round, None when that round was not evaluated."""
-    if metric == "val_accuracy":
-        return record.val_accuracy
-    if metric == "val_loss":
-        return record.val_loss
-    raise ValueError(f"metric must be val_accuracy or val_loss, but got {metric!r}.")
+def metric_value(record: Any, metric: str) -> float | None:
+    """A validation metric of a round (served or server model), None when not evaluated."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, but got {metric!r}.")
+    value = getattr(record, metric, None)
+    return None if value is None else float(value)
 
 
 class FidelityReporter:
-    """The ``on_round`` callback of one trial: reports at checkpoints, asks the pruner, keeps the
-    records and the compute spent. Returning False stops training after that round."""
+    """The ``on_round`` callback of one trial: reports at the checkpoint rounds, asks the pruner,
+    keeps the records and the compute spent. Returning False stops training after that round."""
 
     def __init__(
         self,
         *,
         trial: ReportingTrial,
-        rounds: int,
-        budget: float,
-        budget_kind: str,
-        levels: int,
+        checkpoints: Sequence[int],
         metric: str,
         steps_before: int = 0,
         max_client_steps: int | None = None,
         on_checkpoint: Callable[[int, float], None] | None = None,
     ) -> None:
-        if rounds < 1:
-            raise ValueError(f"rounds must be at least 1, but got {rounds=}.")
-        if budget <= 0:
-            raise ValueError(f"budget must be positive, but got {budget=}.")
-        if budget_kind not in ("seconds", "bytes"):
-            raise ValueError(f"budget_kind must be seconds or bytes, but got {budget_kind=}.")
+        if not checkpoints or any(r < 1 for r in checkpoints):
+            raise ValueError(f"checkpoints must be rounds >= 1, but got {list(checkpoints)!r}.")
+        if list(checkpoints) != sorted(checkpoints):
+            raise ValueError(f"checkpoints must not decrease, but got {list(checkpoints)!r}.")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, but got {metric!r}.")
         self.trial = trial
-        self.rounds = rounds
-        self.budget = budget
-        self.budget_kind = budget_kind
+        self.checkpoints = tuple(int(r) for r in checkpoints)
+        self.rounds = self.checkpoints[-1]
         self.metric = metric
-        self.fractions = checkpoint_fractions(levels)
-        self.steps = checkpoint_steps(levels)
+        self.steps = checkpoint_steps(len(self.checkpoints))
         self.steps_before = steps_before
         self.max_client_steps = max_client_steps
         self.on_checkpoint = on_checkpoint
@@ -108,12 +130,10 @@ class FidelityReporter:
         self.capped = False
         self._next = 0
 
-    def fraction_spent(self, record: RecordLike) -> float:
-        """Share of the trial budget spent after ``record``; the last affordable round is 1."""
-        if record.round >= self.rounds:
-            return 1.0
-        spent = record.cum_sim_seconds if self.budget_kind == "seconds" else record.cum_bytes
-        return min(1.0, float(spent) / self.budget)
+    @property
+    def eval_rounds(self) -> tuple[int, ...]:
+        """The rounds the trainer must evaluate (``train(..., eval_rounds=...)``)."""
+        return tuple(sorted(set(self.checkpoints)))
 
     def __call__(self, record: RecordLike) -> bool:
         self.records.append(record.to_dict())
@@ -131,19 +151,21 @@ class FidelityReporter:
         return True
 
     def _report_due(self, record: RecordLike) -> bool:
-        """Report every checkpoint this round reached; False when the pruner says stop."""
-        value = metric_value(record, self.metric)
-        fraction = self.fraction_spent(record)
-        while self._next < len(self.fractions) and fraction >= self.fractions[self._next] - _EPS:
+        """Report every checkpoint that falls on this round; False when the pruner says stop."""
+        while self._next < len(self.checkpoints) and self.checkpoints[self._next] <= record.round:
+            value = metric_value(record, self.metric)
             if value is None:
-                return True  # not evaluated this round: report at the next evaluated one
+                raise RuntimeError(
+                    f"round {record.round} is a fidelity checkpoint but has no {self.metric}: "
+                    "the trainer must evaluate every round in eval_rounds."
+                )
             step = self.steps[self._next]
-            self.trial.report(float(value), step=step)
-            self.reported.append((step, float(value)))
+            self.trial.report(value, step=step)
+            self.reported.append((step, value))
             if self.on_checkpoint is not None:
-                self.on_checkpoint(step, float(value))
+                self.on_checkpoint(step, value)
             self._next += 1
-            if self._next < len(self.fractions) and self.trial.should_prune():
+            if self._next < len(self.checkpoints) and self.trial.should_prune():
                 self.pruned = True
                 return False
         return True
@@ -151,7 +173,7 @@ class FidelityReporter:
     @property
     def finished(self) -> bool:
         """True when the final checkpoint (the whole budget) was reported."""
-        return self._next == len(self.fractions)
+        return self._next == len(self.checkpoints)
 
     @property
     def final_value(self) -> float | None:

@@ -2,6 +2,10 @@
 
 The trainer is injected (``train_fn`` has the signature of ``trainer.run.train``), so the same
 objective runs a real FLoSS training or, in tests, a fake one that returns in milliseconds.
+
+Selection reads validation metrics only (``metric``). A completed trial's test-split metrics
+(``TEST_METRICS``) are stored as user attributes for the reports and the export; nothing that
+ranks, prunes or recommends trials reads them.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from tuner.fidelity import FidelityReporter, eval_every_for
-from tuner.settings import TuneSettings
+from tuner.fidelity import FidelityReporter, checkpoint_fractions, checkpoint_rounds
+from tuner.settings import METRIC_DIRECTION, METRICS, TuneSettings
 from tuner.space import Candidate, SearchSpace, suggest
 
 if TYPE_CHECKING:
@@ -20,7 +24,6 @@ if TYPE_CHECKING:
 
 TrainFn = Callable[..., Any]
 LR_SPAN = 10.0  # learning rates are searched log-uniformly within x/÷ this of the base config's
-METRIC_DIRECTION = {"val_accuracy": "maximize", "val_loss": "minimize"}
 # user attribute keys (JSON values; exports read them back without re-running anything)
 ATTR_KEY = "key"
 ATTR_CANDIDATE = "candidate"
@@ -29,13 +32,43 @@ ATTR_FULL_CONFIG = "full_config"
 ATTR_RECORDS = "records"
 ATTR_STEPS = "client_steps"
 ATTR_END = "end"  # complete | pruned | diverged | capped | duplicate
+ATTR_CHECKPOINTS = "checkpoint_rounds"  # the round of each fidelity step (1/8, 1/4, ... of spend)
+# reported on complete trials, never selected on (attribute names = RunResult fields)
+TEST_METRICS = ("test_accuracy", "test_accuracy_server", "test_loss", "test_loss_server")
+
+
+def trained_as(candidate: Candidate) -> tuple[str, str]:
+    """(method, top-k mode) as far as training can tell them apart: FLoSS sending every entry
+    both ways is dense LoRA, and the top-k mode only matters when something is cut."""
+    dense = candidate.d_down == 1.0 and candidate.d_up == 1.0
+    if candidate.method == "floss" and dense:
+        return "dense", "global"
+    return candidate.method, candidate.topk if candidate.method == "floss" else "global"
 
 
 def candidate_key(candidate: Candidate, lrs: dict[str, float]) -> str:
     """A string that is equal for two trials that would train the same thing."""
-    parts = [f"r{candidate.rank}", f"{candidate.d_down:.12g}", f"{candidate.d_up:.12g}"]
+    method, topk = trained_as(candidate)
+    parts = [method, topk, f"r{candidate.rank}"]
+    parts += [f"{candidate.d_down:.12g}", f"{candidate.d_up:.12g}"]
+    if candidate.keep_rate is not None:
+        parts.append(f"keep={candidate.keep_rate:.12g}")
     parts += [f"{k}={v:.6g}" for k, v in sorted(lrs.items())]
     return "|".join(parts)
+
+
+def method_fields(candidate: Candidate) -> dict[str, Any]:
+    """The RunConfig fields a candidate sets (a saved config holds what its method uses)."""
+    out: dict[str, Any] = {
+        "method": candidate.method,
+        "topk": candidate.topk,
+        "rank": candidate.rank,
+        "d_down": candidate.d_down,
+        "d_up": candidate.d_up,
+    }
+    if candidate.keep_rate is not None:
+        out["keep_rate"] = candidate.keep_rate
+    return out
 
 
 def trial_config(
@@ -43,18 +76,14 @@ def trial_config(
     candidate: Candidate,
     *,
     lrs: dict[str, float],
-    levels: int,
     clients_per_round: int | None,
 ) -> Any:
-    """The RunConfig a trial trains: the base config with the candidate, trial rounds and an
-    evaluation schedule that lands on every budget checkpoint."""
+    """The RunConfig a trial trains: the base config with the candidate and the trial rounds.
+    It evaluates only the fidelity checkpoints (passed as ``eval_rounds``) and the last round."""
     changes: dict[str, Any] = {
-        "method": "floss",
-        "rank": candidate.rank,
-        "d_down": candidate.d_down,
-        "d_up": candidate.d_up,
+        **method_fields(candidate),
         "rounds": candidate.rounds,
-        "eval_every": eval_every_for(candidate.rounds, levels),
+        "eval_every": 0,
         "checkpoint_every": 0,  # trials keep no files; their records go to the study
         **lrs,
     }
@@ -65,15 +94,20 @@ def trial_config(
 
 def full_config(base: Any, candidate: Candidate, *, lrs: dict[str, float]) -> Any:
     """The RunConfig of the full training run (full budget rounds, the base eval schedule)."""
-    return replace(
-        base,
-        method="floss",
-        rank=candidate.rank,
-        d_down=candidate.d_down,
-        d_up=candidate.d_up,
-        rounds=candidate.full_rounds,
-        **lrs,
-    )
+    return replace(base, **method_fields(candidate), rounds=candidate.full_rounds, **lrs)
+
+
+def test_split_metrics(result: Any, records: list[dict[str, Any]]) -> dict[str, float]:
+    """Test-split metrics of a finished run (RunResult, else its last record); finite ones."""
+    last = records[-1] if records else {}
+    out = {}
+    for name in TEST_METRICS:
+        value = getattr(result, name, None)
+        if value is None:
+            value = last.get(name)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out[name] = float(value)
+    return out
 
 
 def client_steps_spent(study: optuna.Study, *, exclude: int | None = None) -> int:
@@ -98,20 +132,19 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.metric not in METRIC_DIRECTION:
-            raise ValueError(f"metric must be val_accuracy or val_loss, but got {self.metric!r}.")
+            raise ValueError(
+                f"metric must be one of {', '.join(METRICS)}, but got {self.metric!r}."
+            )
 
     @property
     def direction(self) -> str:
         return METRIC_DIRECTION[self.metric]
 
-    def planned_spend(self, candidate: Candidate, config: Any) -> float:
-        """What the trial will spend by the planner's prices: its rounds times one round's cost
-        (at most the trial budget; less when --max-rounds caps the rounds). Bytes scale with the
-        clients per round when trials train a subset."""
-        if self.space.budget_kind == "seconds":
-            return candidate.rounds * candidate.seconds_per_round
-        share = config.clients_per_round / self.base_config.clients_per_round
-        return candidate.rounds * candidate.bytes_per_round * share
+    def checkpoints(self, candidate: Candidate) -> tuple[int, ...]:
+        """The round of each fidelity checkpoint, from the candidate's exact seeded prices (the
+        base run's clients per round: trials on fewer clients keep the emulated run's rounds)."""
+        fractions = checkpoint_fractions(self.settings.levels)
+        return checkpoint_rounds(self.space.spend_curve(candidate), fractions)
 
     def suggest_lrs(self, trial: optuna.Trial) -> dict[str, float]:
         if not self.settings.tune_lr:
@@ -134,7 +167,6 @@ class Objective:
             self.base_config,
             candidate,
             lrs=lrs,
-            levels=self.settings.levels,
             clients_per_round=self.settings.trial_clients_per_round,
         )
         trial.set_user_attr(ATTR_CONFIG, config.to_dict())
@@ -157,18 +189,20 @@ class Objective:
             raise optuna.TrialPruned("compute cap reached before this trial")
         reporter = FidelityReporter(
             trial=trial,
-            rounds=candidate.rounds,
-            budget=self.planned_spend(candidate, config),
-            budget_kind=self.space.budget_kind,
-            levels=self.settings.levels,
+            checkpoints=self.checkpoints(candidate),
             metric=self.metric,
             steps_before=steps_before,
             max_client_steps=cap,
         )
+        trial.set_user_attr(ATTR_CHECKPOINTS, list(reporter.checkpoints))
         self.log(f"trial {trial.number}: {candidate.label}, {candidate.rounds} rounds")
         try:
             result = self.train_fn(
-                config, on_round=reporter, progress=False, workload=self.workload
+                config,
+                on_round=reporter,
+                progress=False,
+                workload=self.workload,
+                eval_rounds=reporter.eval_rounds,
             )
         except self.diverged as exc:
             record = getattr(exc, "record", None)  # the trainer attaches the NaN round's record
@@ -186,6 +220,8 @@ class Objective:
                 trial.study.stop()
             raise optuna.TrialPruned()
         self._finish(trial, reporter, "complete")
+        for name, test_value in test_split_metrics(result, reporter.records).items():
+            trial.set_user_attr(name, test_value)  # reported, never selected on
         value = reporter.final_value
         if value is None:
             value = getattr(result, f"final_{self.metric}", None)

@@ -16,8 +16,9 @@ from tuner.objective import (
     ATTR_FULL_CONFIG,
     ATTR_RECORDS,
     ATTR_STEPS,
+    TEST_METRICS,
 )
-from tuner.space import density_label
+from tuner.space import candidate_label, density_label
 from tuner.study import ATTR_SPACE
 
 if TYPE_CHECKING:
@@ -29,12 +30,16 @@ COLUMNS = (
     "trial",
     "state",
     "end",
+    "method",
+    "topk",
     "rank",
     "d_down",
     "d_up",
+    "keep_rate",
     "rounds",
     "full_rounds",
     "value",
+    *TEST_METRICS,
     "client_steps",
     "bytes",
     "sim_seconds",
@@ -53,12 +58,19 @@ class TrialRow:
     trial: int
     state: str  # COMPLETE | PRUNED | RUNNING | FAIL | WAITING
     end: str
+    method: str | None
+    topk: str | None
     rank: int | None
     d_down: float | None
     d_up: float | None
+    keep_rate: float | None
     rounds: int | None  # trial budget
     full_rounds: int | None
-    value: float | None  # objective (complete) or last reported value (pruned)
+    value: float | None  # objective (complete) or last reported value (pruned): validation
+    test_accuracy: float | None  # test split, complete trials only: reported, never selected on
+    test_accuracy_server: float | None
+    test_loss: float | None
+    test_loss_server: float | None
     client_steps: int
     bytes: int | None  # communication the trial really spent (all clients, both directions)
     sim_seconds: float | None
@@ -74,10 +86,25 @@ class TrialRow:
     def label(self) -> str:
         if self.rank is None or self.d_down is None or self.d_up is None:
             return "-"
-        return f"r{self.rank} ↓{density_label(self.d_down)} ↑{density_label(self.d_up)}"
+        method = self.method or "floss"
+        if method == "floss":
+            topk = " per-tensor" if self.topk == "per-tensor" else ""
+            return f"r{self.rank} ↓{density_label(self.d_down)} ↑{density_label(self.d_up)}{topk}"
+        return candidate_label(
+            {"method": method, "rank": self.rank, "d_up": self.d_up, "keep_rate": self.keep_rate}
+        )
+
+    def test_value(self, metric: str) -> float | None:
+        """The test-split counterpart of a validation metric (for the reports only)."""
+        return getattr(self, test_metric_for(metric), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in COLUMNS}
+
+
+def test_metric_for(metric: str) -> str:
+    """val_accuracy -> test_accuracy, val_loss_server -> test_loss_server, ..."""
+    return "test_" + metric.removeprefix("val_")
 
 
 def study_metric(study: optuna.Study) -> str:
@@ -103,23 +130,35 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
         if value is None and steps:
             value = t.intermediate_values[steps[-1]]
         full_rounds = cand.get("full_rounds")
+        full_bytes = cand.get("full_bytes")
+        if full_bytes is None and full_rounds is not None:  # a study from before exact prices
+            full_bytes = full_rounds * int(cand["bytes_per_round"])
+        tests = {
+            name: (float(t.user_attrs[name]) if name in t.user_attrs else None)
+            for name in TEST_METRICS
+        }
         rows.append(
             TrialRow(
                 trial=t.number,
                 state=t.state.name,
                 end=str(t.user_attrs.get(ATTR_END, t.state.name.lower())),
+                method=cand.get("method", "floss" if cand else None),
+                topk=cand.get("topk", "global" if cand else None),
                 rank=cand.get("rank"),
                 d_down=cand.get("d_down"),
                 d_up=cand.get("d_up"),
+                keep_rate=cand.get("keep_rate"),
                 rounds=cand.get("rounds"),
                 full_rounds=full_rounds,
                 value=None if value is None else float(value),
+                test_accuracy=tests["test_accuracy"],
+                test_accuracy_server=tests["test_accuracy_server"],
+                test_loss=tests["test_loss"],
+                test_loss_server=tests["test_loss_server"],
                 client_steps=int(t.user_attrs.get(ATTR_STEPS, 0)),
                 bytes=last.get("cum_bytes"),
                 sim_seconds=last.get("cum_sim_seconds"),
-                full_bytes=(
-                    None if full_rounds is None else full_rounds * int(cand["bytes_per_round"])
-                ),
+                full_bytes=full_bytes,
                 last_step=steps[-1] if steps else None,
                 why=str(cand.get("why", "")),
                 enqueued="fixed_params" in t.system_attrs,
@@ -161,7 +200,8 @@ def pareto_front(rows: list[TrialRow], *, maximize: bool) -> set[int]:
 
 
 def recommend(rows: list[TrialRow], *, maximize: bool) -> TrialRow | None:
-    """The best complete trial; equal quality goes to the one that sent fewer bytes."""
+    """The best complete trial by its validation value; equal quality goes to the one that
+    sent fewer bytes. Test metrics play no part."""
     scored = _scored(rows)
     if not scored:
         return None
@@ -203,6 +243,17 @@ def _mb(n: int | None) -> str:
     return f"{n / 1e6:,.1f}" if n >= 1e7 else f"{n / 1e6:.3g}"
 
 
+def _seed_note(why: str) -> str:
+    short = (
+        "dense"
+        if why.startswith("dense")
+        else "d_up=d_down/S"
+        if why.startswith("thesis")
+        else why.split(" ")[0]
+    )
+    return f"seed: {short}" + (" (nearest on grid)" if why.endswith("nearest on the grid") else "")
+
+
 def trials_table(study: optuna.Study, *, limit: int | None = 30) -> Table:
     from rich.table import Table
 
@@ -219,13 +270,15 @@ def trials_table(study: optuna.Study, *, limit: int | None = 30) -> Table:
     table = Table(
         title=f"study {study.study_name!r}: {len(rows)} trials, {metric} "
         f"({'higher' if maximize else 'lower'} is better); MB = 10^6 bytes, all clients, both ways"
+        f"; *test split: reported, never used to pick"
     )
     for col, justify in (
         ("#", "right"),
-        ("r ↓d_down ↑d_up", "left"),
+        ("config", "left"),
         ("state", "left"),
         ("rounds", "right"),
         (metric, "right"),
+        (test_metric_for(metric).replace("_", " ") + "*", "right"),
         ("at step", "right"),
         ("client steps", "right"),
         ("MB sent", "right"),
@@ -240,7 +293,7 @@ def trials_table(study: optuna.Study, *, limit: int | None = 30) -> Table:
         if r.pareto:
             note.append("P")
         if r.enqueued and r.why:
-            note.append("seed: dense" if r.why.startswith("dense") else "seed: d_up=d_down/S")
+            note.append(_seed_note(r.why))
         if r.duplicate_of is not None:
             note.append(f"same as {r.duplicate_of}")
         elif r.end not in ("complete", r.state.lower()):
@@ -251,6 +304,7 @@ def trials_table(study: optuna.Study, *, limit: int | None = 30) -> Table:
             r.state.lower(),
             "-" if r.rounds is None else str(r.rounds),
             "-" if r.value is None else f"{r.value:.4f}",
+            "-" if r.test_value(metric) is None else f"{r.test_value(metric):.4f}",
             "-" if r.last_step is None else str(r.last_step),
             f"{r.client_steps:,}",
             _mb(r.bytes),
@@ -265,9 +319,20 @@ def recommendation_line(study: optuna.Study) -> str:
     best = next((r for r in rows if r.recommended), None)
     if best is None:
         return "no trial has finished its budget yet: nothing to recommend."
+    metric = study_metric(study)
+    test = best.test_value(metric)
+    tested = "" if test is None else f" ({test_metric_for(metric)} {test:.4f}, reported only)"
+    method = best.method or "floss"
+    if method == "floss":
+        what = (
+            f"rank {best.rank}, d_down {density_label(best.d_down or 1)}, "
+            f"d_up {density_label(best.d_up or 1)}"
+            + (", per-tensor top-k" if best.topk == "per-tensor" else "")
+        )
+    else:
+        what = best.label
     return (
-        f"recommended: rank {best.rank}, d_down {density_label(best.d_down or 1)}, "
-        f"d_up {density_label(best.d_up or 1)} (trial {best.trial}): {study_metric(study)} "
-        f"{best.value:.4f} on the trial budget; the full run is {best.full_rounds} rounds, "
-        f"{_mb(best.full_bytes)} MB."
+        f"recommended: {what} (trial {best.trial}): {metric} "
+        f"{best.value:.4f} on the trial budget{tested}; the full run is {best.full_rounds} "
+        f"rounds, {_mb(best.full_bytes)} MB."
     )

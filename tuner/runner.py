@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING, Any
 from planner.budget import parse_budget
 from planner.plan import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, REF_RANK, PlanSettings
 from tuner.objective import Objective
-from tuner.settings import TuneSettings
-from tuner.space import SearchSpace, build_space
+from tuner.settings import TuneError, TuneSettings
+from tuner.space import (
+    THESIS_KEEP_RATE,
+    AdapterSize,
+    MethodGrid,
+    SearchSpace,
+    TensorSizes,
+    build_space,
+)
 from tuner.study import run_study
 
 if TYPE_CHECKING:
@@ -35,28 +42,75 @@ class PlanArgs:
     ref_rank: int = REF_RANK
     min_rounds: int = 1
     max_rounds: int | None = None
+    methods: tuple[str, ...] = ("floss",)
+    topks: tuple[str, ...] = ("global",)
+    keep_rates: tuple[float, ...] | None = None  # None: the base run's keep_rate
+
+    def method_grid(self, config: Any) -> MethodGrid:
+        """The methods searched; AdapterLTH's floor (and, unless given, its keep rate) are the
+        base run's (``lth_floor``, ``keep_rate``)."""
+        keep = self.keep_rates or (float(getattr(config, "keep_rate", THESIS_KEEP_RATE)),)
+        return MethodGrid(
+            methods=self.methods,
+            topks=self.topks,
+            keep_rates=keep,
+            lth_floor=getattr(config, "lth_floor", None),
+        )
 
 
-def metric_for(config: Any) -> str:
-    """Validation accuracy for classification, validation loss for language modelling."""
-    return "val_loss" if config.task == "lm" else "val_accuracy"
+def metric_for(config: Any, metric: str | None = None) -> str:
+    """The objective: ``metric`` when given, else the served model's validation accuracy for
+    classification and validation loss for language modelling (which has no accuracy)."""
+    if metric is None:
+        return "val_loss" if config.task == "lm" else "val_accuracy"
+    if config.task == "lm" and "accuracy" in metric:
+        raise TuneError(f"--metric {metric}: task 'lm' has no accuracy; use val_loss.")
+    return metric
 
 
-def trainer_adapter_size(config: Any, workload: Any) -> Callable[[int], int]:
-    """n(r) as the trainer builds it: trainable entries of the LoRA-wrapped base model."""
+def trainer_adapter_size(config: Any, workload: Any) -> AdapterSize:
+    """n(method, r) as the trainer builds it: trainable entries of the LoRA-wrapped base model
+    (FFA-LoRA freezes A). LoRA is linear in r, so ranks 1 and 2 give n = a*r + h per family."""
     from dataclasses import replace
 
     from trainer.modeling import wrap_lora
 
-    def size(rank: int) -> int:
-        model = wrap_lora(workload.base_model, replace(config, rank=rank, method="floss"))
+    fits: dict[str, tuple[int, int]] = {}
+
+    def trainable(method: str, rank: int) -> int:
+        model = wrap_lora(workload.base_model, replace(config, rank=rank, method=method))
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def size(method: str, rank: int) -> int:
+        family = "ffa" if method == "ffa" else "floss"
+        if family not in fits:
+            n1, n2 = trainable(family, 1), trainable(family, 2)
+            fits[family] = (n2 - n1, 2 * n1 - n2)
+        per_rank, head = fits[family]
+        return per_rank * rank + head
 
     return size
 
 
+def trainer_tensor_sizes(config: Any, workload: Any) -> TensorSizes:
+    """P's tensors as the trainer flattens them (its per-tensor top-k slices), per rank."""
+    from dataclasses import replace
+
+    from trainer.modeling import wrap_lora
+
+    cache: dict[tuple[str, int], tuple[int, ...]] = {}
+
+    def sizes(method: str, rank: int) -> tuple[int, ...]:
+        if (method, rank) not in cache:
+            model = wrap_lora(workload.base_model, replace(config, rank=rank, method=method))
+            cache[(method, rank)] = tuple(p.numel() for p in model.parameters() if p.requires_grad)
+        return cache[(method, rank)]
+
+    return sizes
+
+
 def model_profile_for(
-    config: Any, adapter_size: Callable[[int], int] | None = None, *, num_labels: int = 0
+    config: Any, adapter_size: AdapterSize | None = None, *, num_labels: int = 0
 ) -> tuple[ModelProfile, int, int]:
     """(model profile, num_labels, head_params) that give the trainer's adapter size n(r).
 
@@ -68,7 +122,7 @@ def model_profile_for(
     from planner.model import raw_model_profile
 
     if adapter_size is not None:
-        n1, n2 = adapter_size(1), adapter_size(2)
+        n1, n2 = adapter_size("floss", 1), adapter_size("floss", 2)
         per_rank, head = n2 - n1, 2 * n1 - n2
         return raw_model_profile(per_rank * REF_RANK, ref_rank=REF_RANK), 0, head
     from planner.profiles import load_model
@@ -80,7 +134,10 @@ def plan_settings_for(
     config: Any, args: PlanArgs, *, model: ModelProfile, num_labels: int, head_params: int
 ) -> PlanSettings:
     """The planner's view of the base run: its network, clients per round, wire format."""
+    # population and seed draw the sampled clients of each round (planner.sampling)
+    population = {"num_clients": config.num_clients, "seed": config.seed}
     return PlanSettings(
+        **{k: v for k, v in population.items() if k in PlanSettings.__dataclass_fields__},
         model=model,
         network=config.network_profile(),
         budget=parse_budget(args.budget),
@@ -129,6 +186,8 @@ def run_tuning(
     from trainer.modeling import target_modules
     from trainer.run import prepare, train
 
+    metric = metric_for(config, settings.metric)
+    grid = args.method_grid(config)  # refuse a bad method list before loading a model
     log(f"preparing {config.model} on {config.data} (read, tokenize, load once)")
     workload = prepare(config)
     sizes = trainer_adapter_size(config, workload)
@@ -136,10 +195,15 @@ def run_tuning(
     space = build_space(
         plan_settings_for(config, args, model=model, num_labels=num_labels, head_params=head),
         budget_scale=settings.budget_scale,
+        grid=grid,
+        num_clients=config.num_clients,
+        seed=config.seed,
+        adapter_size=sizes,
+        tensor_sizes=trainer_tensor_sizes(config, workload),
     )
-    metric = metric_for(config)
     log(
-        f"search space: {len(space.candidates)} feasible configs over ranks {space.ranks}; "
+        f"search space: {len(space.candidates)} feasible configs of {', '.join(space.methods)} "
+        f"over ranks {space.ranks}; "
         f"trial budget {space.trial_budget:,.4g} {space.budget_kind} "
         f"(x{settings.budget_scale:g} of {space.full_budget:,.4g}); objective {metric}; "
         f"trial rounds {min(c.rounds for c in space.candidates)}.."
@@ -157,5 +221,5 @@ def run_tuning(
     )
     meta = space_meta(space, config=config, args=args, settings=settings, metric=metric)
     meta["target_modules"] = target_modules(config, workload.base_model)
-    meta["adapter_size_ref_rank"] = sizes(args.ref_rank)
+    meta["adapter_size_ref_rank"] = sizes("floss", args.ref_rank)
     return run_study(settings, space, objective, space_meta=meta, log=log)

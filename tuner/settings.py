@@ -7,9 +7,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from planner.schedule import METHODS
+
 PrunerName = Literal["sha", "hyperband", "median", "none"]
 SamplerName = Literal["tpe", "random"]
 PRUNERS: tuple[str, ...] = ("sha", "hyperband", "median", "none")
+# The objective: validation only (the test split is reported, never selected on). "val_*" is the
+# served model (P masked to the download mask, what a client receives; FLASC evaluates this),
+# "*_server" the server's dense P.
+METRIC_DIRECTION: dict[str, str] = {
+    "val_accuracy": "maximize",
+    "val_accuracy_server": "maximize",
+    "val_loss": "minimize",
+    "val_loss_server": "minimize",
+}
+METRICS: tuple[str, ...] = tuple(METRIC_DIRECTION)
+TOPK_MODES: tuple[str, ...] = ("global", "per-tensor")
 SAMPLERS: tuple[str, ...] = ("tpe", "random")
 DEFAULT_STORAGE = "sqlite:///floss-tune.db"
 DEFAULT_STUDY = "floss"
@@ -20,6 +33,31 @@ _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 class TuneError(ValueError):
     """A tuning request that cannot be met; the message names the value."""
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRIC_DIRECTION:
+        raise TuneError(f"--metric must be one of {', '.join(METRICS)}, but got {metric!r}.")
+    return metric
+
+
+def _choices(values: object, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, (tuple, list)) or not values:
+        raise TuneError(f"{name} must be a non-empty list of {', '.join(allowed)}, got {values!r}.")
+    for v in values:
+        if v not in allowed:
+            raise TuneError(f"{name}: {v!r} is not one of {', '.join(allowed)}.")
+    if len(set(values)) != len(values):
+        raise TuneError(f"{name} names a value twice: {', '.join(values)}.")
+    return tuple(values)
+
+
+def check_methods(methods: object) -> tuple[str, ...]:
+    return _choices(methods, METHODS, "--methods")
+
+
+def check_topks(topks: object) -> tuple[str, ...]:
+    return _choices(topks, TOPK_MODES, "--topk")
 
 
 def check_study_name(name: str) -> str:
@@ -75,6 +113,10 @@ class TuneSettings:
     trial_clients_per_round: int | None = field(
         default=None, metadata={"help": "train trials on this many clients per round"}
     )
+    metric: str | None = field(
+        default=None,
+        metadata={"help": "objective (validation only); None: val_accuracy, val_loss for lm"},
+    )
 
     def __post_init__(self) -> None:
         check_study_name(self.study_name)
@@ -104,6 +146,8 @@ class TuneSettings:
         _at_least(self.n_startup_trials, 0, "--n-startup-trials")
         if self.trial_clients_per_round is not None:
             _at_least(self.trial_clients_per_round, 1, "--trial-clients-per-round")
+        if self.metric is not None:
+            check_metric(self.metric)
 
 
 def _at_least(value: object, low: int, name: str) -> None:

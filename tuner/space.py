@@ -1,31 +1,49 @@
-"""The search space: the planner's feasible set, and how an Optuna trial picks one member of it.
+"""The search space: every configuration the budget affords, and how an Optuna trial picks one.
 
-Every candidate is a (rank, d_down, d_up) the planner found feasible twice: under the full budget
-(which sets the rounds of the exported full run; ``--min-rounds``/``--max-rounds`` apply here) and
-under the trial budget (the budget times ``--budget-scale``, with the round cap scaled alike),
-which sets the rounds a trial trains.
+A candidate is a method with its parameters (``MethodGrid``): FLoSS at (rank, d_down, d_up) in
+either top-k mode; dense LoRA and FFA-LoRA at a rank (d = 1 both ways); SparseAdapter at a rank
+and a mask density (its d_up); AdapterLTH at a rank and a keep rate. Each is priced round by
+round by ``planner.schedule`` on the base run's seeded clients (``tuner.pricing``) under the
+full budget (the exported run's rounds; ``--min-rounds``/``--max-rounds`` apply) and under the
+trial budget (the budget times ``--budget-scale``, the round cap scaled alike). A candidate must
+afford one trial round and ``--min-rounds`` full rounds.
 
-How a trial picks (``suggest``): ``rank`` is categorical over the feasible ranks; ``d_down`` and
-``d_up`` are log-uniform floats over the feasible density range, snapped to the nearest density of
-the planner's grid (in log space), so TPE can learn that neighbouring densities behave alike.
-A (rank, d_down, d_up) the budget cannot afford is projected to the nearest feasible candidate of
-that rank (log distance in both densities; ties go to the cheaper). Fixed per-study choice lists
-keep the Optuna distributions static, which RDB storages require ("dynamic value space" is refused).
+How a trial picks (``suggest``): ``method`` (when several) and ``rank`` are categorical; FLoSS
+draws ``topk`` (when both modes are searched), ``d_down`` and ``d_up``; SparseAdapter draws
+``d_up`` only (its mask density: what each client uploads, so TPE models one upload-density axis
+across both sparse methods); AdapterLTH draws ``keep_rate`` (when several); dense and FFA draw
+nothing more. Densities are log-uniform floats snapped to the nearest grid density (log space),
+so TPE learns that neighbouring densities behave alike; a point the budget cannot afford is
+projected to the nearest feasible candidate of that method and rank (ties: the cheaper). Every
+choice list is fixed per study (RDB storages refuse a "dynamic value space").
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Protocol
 
 from planner.budget import Budget
-from planner.plan import Plan, PlanRow, PlanSettings, heuristic_pairs, plan
-from tuner.settings import TuneError, check_budget_scale
+from planner.plan import Plan, PlanSettings, heuristic_pairs, plan
+from planner.plan import adapter_size as planner_adapter_size
+from tuner.pricing import Pricing, Spend, totals
+from tuner.settings import (
+    METHODS,
+    TOPK_MODES,
+    TuneError,
+    check_budget_scale,
+    check_methods,
+    check_topks,
+)
 
-Key = tuple[int, Fraction, Fraction]
+Key = tuple[str, str, int, Fraction, Fraction, Fraction | None]
+AdapterSize = Callable[[str, int], int]  # (method, rank) -> n, entries of P as trained
+TensorSizes = Callable[[str, int], tuple[int, ...]]  # (method, rank) -> P's tensors, in order
+THESIS_KEEP_RATE = 0.98  # AdapterLTH: the thesis keeps 98 % of the surviving entries per round
+SPARSE_UP = ("floss", "sparseadapter")  # methods whose upload density is searched (d_up)
 
 
 class SuggestingTrial(Protocol):
@@ -48,74 +66,239 @@ def density_label(d: float) -> str:
     return f"{d:.4g}"
 
 
+def make_key(
+    method: str, topk: str, rank: int, d_down: float, d_up: float, keep_rate: float | None
+) -> Key:
+    keep = None if keep_rate is None else density_key(keep_rate)
+    return (method, topk, rank, density_key(d_down), density_key(d_up), keep)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodGrid:
+    """Which methods and method parameters the study searches (beside ranks and densities)."""
+
+    methods: tuple[str, ...] = field(default=("floss",), metadata={"help": "methods to search"})
+    topks: tuple[str, ...] = field(default=("global",), metadata={"help": "FLoSS top-k modes"})
+    keep_rates: tuple[float, ...] = field(
+        default=(THESIS_KEEP_RATE,), metadata={"help": "AdapterLTH keep rates per round"}
+    )
+    lth_floor: float | None = field(
+        default=None, metadata={"help": "AdapterLTH density floor (None: k never below 1)"}
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", check_methods(self.methods))
+        object.__setattr__(self, "topks", check_topks(self.topks))
+        if not self.keep_rates:
+            raise TuneError("--keep-rates is empty.")
+        for k in self.keep_rates:
+            if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k < 1:
+                raise TuneError(f"--keep-rates values must be in (0, 1), but got {k!r}.")
+        if len(set(self.keep_rates)) != len(self.keep_rates):
+            raise TuneError(f"--keep-rates has a repeated value: {self.keep_rates!r}.")
+        if self.lth_floor is not None and not 0 < self.lth_floor <= 1:
+            raise TuneError(f"the AdapterLTH floor must be in (0, 1], but got {self.lth_floor!r}.")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Candidate:
+    method: str = "floss"
+    topk: str = "global"
     rank: int
-    d_down: float
+    d_down: float  # 1 for dense, ffa and adapterlth; = d_up (the mask density) for sparseadapter
     d_up: float
+    keep_rate: float | None = None  # adapterlth only
+    n: int = 0  # adapter entries as trained (ffa: B and the head only)
     rounds: int  # affordable under the trial budget
     full_rounds: int  # affordable under the full budget
-    bytes_per_round: int  # all sampled clients, both directions (planner)
-    seconds_per_round: float
+    bytes_per_round: int  # mean over the trial's rounds; all sampled clients, both directions
+    seconds_per_round: float  # mean over the trial's rounds
+    trial_bytes: int = 0  # the trial's planned spend, exact
+    trial_seconds: float = 0.0
+    full_bytes: int = 0  # the full run's planned spend, exact
+    full_seconds: float = 0.0
     why: str = ""
 
     @property
     def key(self) -> Key:
-        return (self.rank, density_key(self.d_down), density_key(self.d_up))
+        return make_key(self.method, self.topk, self.rank, self.d_down, self.d_up, self.keep_rate)
 
     @property
     def label(self) -> str:
-        return f"r{self.rank} d_down={density_label(self.d_down)} d_up={density_label(self.d_up)}"
+        return candidate_label(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "d_down": self.d_down,
-            "d_up": self.d_up,
-            "rounds": self.rounds,
-            "full_rounds": self.full_rounds,
-            "bytes_per_round": self.bytes_per_round,
-            "seconds_per_round": self.seconds_per_round,
-            "why": self.why,
-        }
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def candidate_label(c: Mapping[str, Any]) -> str:
+    """A short name of a candidate mapping (``Candidate.to_dict`` or a trial's attribute)."""
+    method, rank = str(c.get("method", "floss")), c.get("rank")
+    if method == "floss":
+        topk = " per-tensor" if c.get("topk") == "per-tensor" else ""
+        return (
+            f"r{rank} d_down={density_label(float(c['d_down']))} "
+            f"d_up={density_label(float(c['d_up']))}{topk}"
+        )
+    if method == "sparseadapter":
+        return f"sparseadapter r{rank} d={density_label(float(c['d_up']))}"
+    if method == "adapterlth":
+        return f"adapterlth r{rank} keep={c.get('keep_rate')}"
+    return f"{method} r{rank}"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SearchSpace:
     candidates: tuple[Candidate, ...]
-    seeds: tuple[Candidate, ...]  # dense LoRA, then the d_up = d_down / S family
+    seeds: tuple[Candidate, ...]  # dense LoRA, the d_up = d_down / S family, one per method
     budget_kind: str  # "seconds" or "bytes"
     trial_budget: float  # seconds or bytes of one trial
     full_budget: float
+    pricing: Pricing
+    grid: MethodGrid = field(default_factory=MethodGrid)
+    tensor_sizes: TensorSizes | None = None  # per-tensor top-k prices need them
 
     def __post_init__(self) -> None:
         if not self.candidates:
             raise TuneError("the search space is empty: no configuration is feasible.")
 
     @property
+    def methods(self) -> list[str]:
+        """Searched methods with at least one feasible candidate, in the user's order."""
+        present = {c.method for c in self.candidates}
+        return [m for m in self.grid.methods if m in present]
+
+    @property
+    def topks(self) -> list[str]:
+        return list(self.grid.topks)
+
+    @property
+    def keep_rates(self) -> list[float]:
+        return list(self.grid.keep_rates)
+
+    @property
     def ranks(self) -> list[int]:
         return sorted({c.rank for c in self.candidates})
 
     def density_range(self, which: str) -> tuple[float, float]:
-        values = [getattr(c, which) for c in self.candidates]
-        return min(values), max(values)
+        """Range of ``d_down`` (FLoSS) or ``d_up`` (FLoSS and SparseAdapter) over the space."""
+        methods = ("floss",) if which == "d_down" else SPARSE_UP
+        values = [getattr(c, which) for c in self.candidates if c.method in methods]
+        return (min(values), max(values)) if values else (1.0, 1.0)
 
-    def grid(self, which: str) -> list[float]:
-        return sorted({getattr(c, which) for c in self.candidates})
+    def grid_of(self, which: str, method: str = "floss") -> list[float]:
+        return sorted({getattr(c, which) for c in self.candidates if c.method == method}) or [1.0]
 
-    def lookup(self, rank: int, d_down: float, d_up: float) -> Candidate | None:
-        key = (rank, density_key(d_down), density_key(d_up))
-        return next((c for c in self.candidates if c.key == key), None)
+    def lookup(
+        self,
+        rank: int,
+        d_down: float,
+        d_up: float,
+        *,
+        method: str = "floss",
+        topk: str = "global",
+        keep_rate: float | None = None,
+    ) -> Candidate | None:
+        return self._by_key.get(make_key(method, topk, rank, d_down, d_up, keep_rate))
 
-    def nearest(self, rank: int, d_down: float, d_up: float) -> Candidate:
-        """The feasible candidate of ``rank`` closest in log densities (ties: the cheaper)."""
-        same = [c for c in self.candidates if c.rank == rank] or list(self.candidates)
+    def lookup_config(self, config: Any) -> Candidate | None:
+        """The candidate a trial RunConfig trains (the inverse of ``trial_config``)."""
+        method = str(getattr(config, "method", "floss"))
+        keep = getattr(config, "keep_rate", None) if method == "adapterlth" else None
+        return self.lookup(
+            config.rank,
+            config.d_down,
+            config.d_up,
+            method=method,
+            topk=str(getattr(config, "topk", "global")) if method == "floss" else "global",
+            keep_rate=keep,
+        )
+
+    @property
+    def _by_key(self) -> dict[Key, Candidate]:
+        cache: dict[Key, Candidate] | None = self.__dict__.get("_keys")
+        if cache is None:
+            cache = {c.key: c for c in self.candidates}
+            object.__setattr__(self, "_keys", cache)
+        return cache
+
+    def nearest(
+        self,
+        rank: int,
+        d_down: float,
+        d_up: float,
+        *,
+        method: str = "floss",
+        topk: str = "global",
+        keep_rate: float | None = None,
+    ) -> Candidate:
+        """The feasible candidate closest in log densities (and keep rate): same method, top-k
+        mode and rank first, then the nearest rank; ties go to the cheaper."""
+        pools = (
+            [c for c in self.candidates if (c.method, c.topk, c.rank) == (method, topk, rank)],
+            [c for c in self.candidates if (c.method, c.rank) == (method, rank)],
+            [c for c in self.candidates if c.method == method],
+            list(self.candidates),
+        )
+        pool = next(p for p in pools if p)
 
         def distance(c: Candidate) -> tuple[float, float, int]:
             dist = abs(math.log2(c.d_down / d_down)) + abs(math.log2(c.d_up / d_up))
-            return (round(dist, 9), abs(c.rank - rank), c.bytes_per_round)
+            if c.keep_rate is not None and keep_rate is not None:
+                dist += abs(math.log2(c.keep_rate / keep_rate))
+            return (round(dist, 9), abs(math.log2(c.rank / rank)), c.trial_bytes)
 
-        return min(same, key=distance)
+        return min(pool, key=distance)
+
+    def candidate_for(self, params: Mapping[str, Any]) -> Candidate:
+        """The feasible candidate that Optuna params (sampled, or fixed by enqueue) land on."""
+        method = str(params.get("method", self.methods[0]))
+        if method not in self.methods:
+            method = self.methods[0]
+        rank = int(params["rank"])
+        topk, keep = "global", None
+        d_down = d_up = 1.0
+        if method == "floss":
+            topk = str(params.get("topk", self.topks[0]))
+            d_down = snap(float(params["d_down"]), self.grid_of("d_down"))
+            d_up = snap(float(params["d_up"]), self.grid_of("d_up"))
+        elif method == "sparseadapter":
+            d_down = d_up = snap(float(params["d_up"]), self.grid_of("d_up", method))
+        elif method == "adapterlth":
+            keep = snap(float(params.get("keep_rate", self.keep_rates[0])), self.keep_rates)
+        kw: dict[str, Any] = {"method": method, "topk": topk, "keep_rate": keep}
+        return self.lookup(rank, d_down, d_up, **kw) or self.nearest(rank, d_down, d_up, **kw)
+
+    def params_of(self, candidate: Candidate) -> dict[str, Any]:
+        """The Optuna params that ``candidate_for`` maps back onto ``candidate``."""
+        out: dict[str, Any] = {}
+        if len(self.methods) > 1:
+            out["method"] = candidate.method
+        out["rank"] = candidate.rank
+        if candidate.method == "floss":
+            if len(self.topks) > 1:
+                out["topk"] = candidate.topk
+            out["d_down"] = candidate.d_down
+        if candidate.method in SPARSE_UP:
+            out["d_up"] = candidate.d_up
+        if candidate.method == "adapterlth" and len(self.keep_rates) > 1:
+            out["keep_rate"] = candidate.keep_rate
+        return out
+
+    def spend_curve(self, candidate: Candidate) -> list[float]:
+        """Cumulative planned spend after each of the trial's rounds (seconds or bytes)."""
+        return self.pricing.curve(self._spec(candidate), candidate.rounds)
+
+    def round_costs(self, candidate: Candidate, rounds: int) -> list[tuple[int, float]]:
+        """(bytes_total, seconds) of rounds 1..rounds as the trainer will pay them."""
+        return [
+            (p.bytes_total, p.seconds)
+            for p in self.pricing.round_prices(self._spec(candidate), rounds)
+        ]
+
+    def _spec(self, c: Candidate) -> Any:
+        return spec_of(self.pricing, self.tensor_sizes, c.method, c.topk, c.rank, c.n,
+                       c.d_down, c.d_up, c.keep_rate)  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """What identifies the space; stored on the study so a resume can check it matches."""
@@ -125,6 +308,11 @@ class SearchSpace:
             "full_budget": self.full_budget,
             "candidates": len(self.candidates),
             "ranks": self.ranks,
+            "methods": self.methods,
+            "topks": self.topks,
+            "keep_rates": self.keep_rates,
+            "d_down_range": list(self.density_range("d_down")),
+            "d_up_range": list(self.density_range("d_up")),
         }
 
 
@@ -151,45 +339,166 @@ def _budget_amount(p: Plan) -> tuple[str, float]:
     return "bytes", float(p.budget_bytes or 0)
 
 
-def build_space(settings: PlanSettings, *, budget_scale: float = 1.0) -> SearchSpace:
-    """Plan the full and the scaled budget; candidates are the configs feasible under both.
+def planner_sizes(settings: PlanSettings) -> AdapterSize:
+    """n(method, rank) from the planner's model profile (FFA-LoRA: B and the head only)."""
 
-    Raises ``TuneError`` (a ``ValueError``) naming the budget when nothing is feasible.
+    def size(method: str, rank: int) -> int:
+        return planner_adapter_size(settings, rank, method=method)
+
+    return size
+
+
+def planner_tensor_sizes(settings: PlanSettings) -> TensorSizes:
+    """P's tensors from the planner's model profile: A (r x d_in) and B (d_out x r) of every
+    targeted module, then the head (weight, bias). The order does not change a top-k price."""
+
+    def sizes(method: str, rank: int) -> tuple[int, ...]:
+        model = settings.model
+        if not model.modules:
+            raise TuneError(
+                f"per-tensor top-k needs the module shapes of {model.name!r}; give a model "
+                "profile, not a raw adapter size."
+            )
+        out: list[int] = []
+        for m in model.modules:
+            pair = [m.d_out * rank] if method == "ffa" else [rank * m.d_in, m.d_out * rank]
+            out += pair * m.count
+        labels = settings.num_labels
+        if labels:
+            out += [model.hidden_size * labels, labels]
+        if settings.head_params:
+            out.append(settings.head_params)
+        return tuple(out)
+
+    return sizes
+
+
+def spec_of(
+    pricing: Pricing,
+    tensor_sizes: TensorSizes | None,
+    method: str,
+    topk: str,
+    rank: int,
+    n: int,
+    d_down: float,
+    d_up: float,
+    keep_rate: float | None,
+) -> Any:
+    """The planner.schedule spec of a configuration (per-tensor top-k with P's tensor sizes)."""
+    per_tensor = method == "floss" and topk == "per-tensor" and not d_down == d_up == 1.0
+    sizes: tuple[int, ...] = ()
+    if per_tensor:
+        if tensor_sizes is None:
+            raise TuneError("per-tensor top-k needs the sizes of the adapter's tensors.")
+        sizes = tensor_sizes(method, rank)
+    return pricing.spec(
+        method=method, n=n, d_down=d_down, d_up=d_up, keep_rate=keep_rate, tensor_sizes=sizes
+    )
+
+
+def _configs(
+    settings: PlanSettings, grid: MethodGrid
+) -> list[tuple[str, str, int, float, float, float | None]]:
+    """(method, topk, rank, d_down, d_up, keep_rate) of every configuration on the grids."""
+    out: list[tuple[str, str, int, float, float, float | None]] = []
+    for method in grid.methods:
+        for rank in settings.ranks:
+            if method == "floss":
+                for topk in grid.topks:
+                    for dd in settings.d_down:
+                        for du in settings.d_up:
+                            if topk != "global" and dd == du == 1.0:
+                                continue  # every entry is sent: the top-k mode does not matter
+                            out.append((method, topk, rank, dd, du, None))
+            elif method == "sparseadapter":
+                out += [(method, "global", rank, du, du, None) for du in settings.d_up]
+            elif method == "adapterlth":
+                out += [(method, "global", rank, 1.0, 1.0, k) for k in grid.keep_rates]
+            else:  # dense, ffa
+                out.append((method, "global", rank, 1.0, 1.0, None))
+    return out
+
+
+def build_space(
+    settings: PlanSettings,
+    *,
+    budget_scale: float = 1.0,
+    grid: MethodGrid | None = None,
+    num_clients: int | None = None,
+    seed: int | None = None,
+    adapter_size: AdapterSize | None = None,
+    tensor_sizes: TensorSizes | None = None,
+) -> SearchSpace:
+    """Price every configuration on the grids exactly under the full and the trial budget.
+
+    ``num_clients`` and ``seed`` are the base run's (they draw the sampled clients; default: the
+    plan settings'). Raises ``TuneError`` (a ``ValueError``) naming the budget when nothing fits.
     """
     from planner.plan import PlanError
 
+    check_budget_scale(budget_scale)
+    grid = grid or MethodGrid()
+    cap = settings.max_rounds
+    trial_cap = None if cap is None else max(1, math.ceil(cap * budget_scale))
     try:
+        # the planner converts the budget (dense rounds -> seconds at the reference round)
         full = plan(settings)
-        # Trials are the full run scaled down: the round cap scales too; any round is enough.
-        cap = settings.max_rounds
         trial = plan(
             replace(
                 settings,
                 budget=scaled_budget(settings.budget, budget_scale),
                 min_rounds=1,
-                max_rounds=None if cap is None else max(1, math.ceil(cap * budget_scale)),
+                max_rounds=trial_cap,
             )
         )
     except PlanError as exc:
         raise TuneError(f"no feasible configuration: {exc}") from None
-    full_rows: dict[Key, PlanRow] = {
-        (r.rank, density_key(r.d_down), density_key(r.d_up)): r for r in full.rows
-    }
+    kind, trial_amount = _budget_amount(trial)
+    _, full_amount = _budget_amount(full)
+    pricing = Pricing(
+        network=settings.network,
+        seed=int(seed if seed is not None else getattr(settings, "seed", 0)),
+        num_clients=int(
+            num_clients if num_clients is not None else getattr(settings, "num_clients", 100)
+        ),
+        clients_per_round=settings.clients_per_round,
+        compute_seconds=settings.compute_seconds,
+        encoding=settings.encoding,
+        precision=settings.precision,
+        budget_kind=kind,
+        lth_floor=grid.lth_floor,
+    )
+    size = adapter_size or planner_sizes(settings)
+    tensors = tensor_sizes or planner_tensor_sizes(settings)
+    priced: dict[tuple[Any, ...], tuple[Spend, Spend] | None] = {}
     candidates = []
-    for row in trial.rows:
-        key = (row.rank, density_key(row.d_down), density_key(row.d_up))
-        if key not in full_rows:
+    for method, topk, rank, dd, du, keep in _configs(settings, grid):
+        n = size(method, rank)
+        spec = spec_of(pricing, tensors, method, topk, rank, n, dd, du, keep)
+        memo = (spec.method, n, density_key(dd), density_key(du), keep, spec.tensor_sizes)
+        if memo not in priced:
+            priced[memo] = _price(pricing, spec, settings, full_amount, trial_amount, trial_cap)
+        spends = priced[memo]
+        if spends is None:
             continue
+        full_spend, trial_spend = spends
         candidates.append(
             Candidate(
-                rank=row.rank,
-                d_down=row.d_down,
-                d_up=row.d_up,
-                rounds=row.rounds,
-                full_rounds=full_rows[key].rounds,
-                bytes_per_round=row.bytes_per_round,
-                seconds_per_round=row.seconds_per_round,
-                why=row.why,
+                method=method,
+                topk=topk,
+                rank=rank,
+                d_down=dd,
+                d_up=du,
+                keep_rate=keep,
+                n=n,
+                rounds=trial_spend.rounds,
+                full_rounds=full_spend.rounds,
+                bytes_per_round=round(trial_spend.bytes_per_round),
+                seconds_per_round=trial_spend.seconds_per_round,
+                trial_bytes=trial_spend.bytes,
+                trial_seconds=trial_spend.seconds,
+                full_bytes=full_spend.bytes,
+                full_seconds=full_spend.seconds,
             )
         )
     if not candidates:
@@ -197,38 +506,124 @@ def build_space(settings: PlanSettings, *, budget_scale: float = 1.0) -> SearchS
             f"no configuration is feasible under budget {settings.budget.text!r} scaled by "
             f"{budget_scale:g}."
         )
-    seed_keys: list[Key] = [(settings.ref_rank, density_key(1.0), density_key(1.0))]
-    seed_keys += [
-        (settings.ref_rank, density_key(dd), density_key(du))
-        for dd, du in heuristic_pairs(settings)
-    ]
-    by_key = {c.key: c for c in candidates}
-    seeds: list[Candidate] = []
-    for k in seed_keys:
-        if k in by_key and by_key[k] not in seeds:
-            seeds.append(by_key[k])
-    kind, trial_amount = _budget_amount(trial)
-    _, full_amount = _budget_amount(full)
-    return SearchSpace(
+    space = SearchSpace(
         candidates=tuple(candidates),
-        seeds=tuple(seeds),
+        seeds=(),
         budget_kind=kind,
         trial_budget=trial_amount,
         full_budget=full_amount,
+        pricing=pricing,
+        grid=grid,
+        tensor_sizes=tensors,
     )
+    return with_seeds(space, settings)
+
+
+def _price(
+    pricing: Pricing,
+    spec: Any,
+    settings: PlanSettings,
+    full_amount: float,
+    trial_amount: float,
+    trial_cap: int | None,
+) -> tuple[Spend, Spend] | None:
+    """(full, trial) spend of one configuration; None when it misses ``--min-rounds`` or one
+    trial round."""
+    label = f"{spec.method} n={spec.n} d_down={spec.d_down:g} d_up={spec.d_up:g}"
+    full, prices = pricing.within(
+        spec, budget=full_amount, max_rounds=settings.max_rounds, label=label
+    )
+    if full.rounds < settings.min_rounds:
+        return None
+    if prices is None:
+        trial, _ = pricing.within(spec, budget=trial_amount, max_rounds=trial_cap, label=label)
+    else:  # the trial's rounds are a prefix of the full run's (same seed, smaller budget)
+        trial = totals(pricing.prefix(prices, budget=trial_amount, max_rounds=trial_cap))
+    return (full, trial) if trial.rounds >= 1 else None
+
+
+def with_seeds(space: SearchSpace, settings: PlanSettings) -> SearchSpace:
+    """Enqueue-first configurations, each projected onto the feasible grid (``candidate_for``)
+    and deduplicated: dense LoRA at the reference rank, the thesis heuristic d_up = d_down / S
+    at each heuristic download density, then one per other searched method at the reference
+    rank (FFA; SparseAdapter at density 1/S; AdapterLTH at the first keep rate)."""
+    ref = settings.ref_rank
+    s = settings.up_slowdown
+    methods = space.methods
+    wanted: list[tuple[dict[str, Any], str]] = []  # (Optuna-like params, why)
+    if "dense" in methods:
+        wanted.append(({"method": "dense", "rank": ref}, "dense LoRA baseline"))
+    elif "floss" in methods:
+        dense = {"method": "floss", "rank": ref, "d_down": 1.0, "d_up": 1.0}
+        wanted.append((dense, "dense LoRA baseline"))
+    if "floss" in methods:
+        for dd, du in heuristic_pairs(settings):
+            params = {"method": "floss", "rank": ref, "d_down": dd, "d_up": du}
+            wanted.append((params, "thesis heuristic d_up = d_down/S"))
+    if "ffa" in methods:
+        wanted.append(({"method": "ffa", "rank": ref}, "FFA-LoRA baseline"))
+    if "sparseadapter" in methods:
+        params = {"method": "sparseadapter", "rank": ref, "d_up": min(1.0, 1.0 / s)}
+        wanted.append((params, "SparseAdapter baseline (density 1/S)"))
+    if "adapterlth" in methods:
+        params = {"method": "adapterlth", "rank": ref, "keep_rate": space.keep_rates[0]}
+        wanted.append((params, "AdapterLTH baseline"))
+    why: dict[Key, str] = {}
+    order: list[Key] = []
+    for wish, reason in wanted:
+        cand = space.candidate_for(wish)
+        if cand.key in why:
+            continue  # two seeds projected onto the same grid point
+        exact = cand.rank == wish["rank"] and all(
+            math.isclose(float(getattr(cand, k)), float(v))
+            for k, v in wish.items()
+            if k in ("d_down", "d_up", "keep_rate")
+        )
+        why[cand.key] = reason if exact else f"{reason}, nearest on the grid"
+        order.append(cand.key)
+    candidates = tuple(replace(c, why=why[c.key]) if c.key in why else c for c in space.candidates)
+    by_key = {c.key: c for c in candidates}
+    return replace(space, candidates=candidates, seeds=tuple(by_key[k] for k in order))
 
 
 def suggest(trial: SuggestingTrial, space: SearchSpace) -> Candidate:
-    """Sample (rank, d_down, d_up) in the trial and return the feasible candidate it lands on."""
-    rank = int(trial.suggest_categorical("rank", space.ranks))
-    lo, hi = space.density_range("d_down")
-    d_down = trial.suggest_float("d_down", lo, hi, log=True)
-    lo, hi = space.density_range("d_up")
-    d_up = trial.suggest_float("d_up", lo, hi, log=True)
-    exact = space.lookup(rank, snap(d_down, space.grid("d_down")), snap(d_up, space.grid("d_up")))
-    return exact or space.nearest(rank, d_down, d_up)
+    """Sample a method and its parameters in the trial; return the feasible candidate it lands
+    on (see the module docstring)."""
+    params: dict[str, Any] = {}
+    methods = space.methods
+    if len(methods) > 1:
+        params["method"] = trial.suggest_categorical("method", methods)
+    method = params.get("method", methods[0])
+    params["rank"] = int(trial.suggest_categorical("rank", space.ranks))
+    if method == "floss":
+        if len(space.topks) > 1:
+            params["topk"] = trial.suggest_categorical("topk", space.topks)
+        params["d_down"] = trial.suggest_float("d_down", *space.density_range("d_down"), log=True)
+    if method in SPARSE_UP:
+        params["d_up"] = trial.suggest_float("d_up", *space.density_range("d_up"), log=True)
+    if method == "adapterlth" and len(space.keep_rates) > 1:
+        params["keep_rate"] = trial.suggest_categorical("keep_rate", space.keep_rates)
+    return space.candidate_for(params)
 
 
-def seed_params(candidate: Candidate) -> dict[str, Any]:
+def seed_params(candidate: Candidate, space: SearchSpace) -> dict[str, Any]:
     """The Optuna params that ``suggest`` maps back onto ``candidate`` (for enqueue_trial)."""
-    return {"rank": candidate.rank, "d_down": candidate.d_down, "d_up": candidate.d_up}
+    return space.params_of(candidate)
+
+
+__all__ = [
+    "METHODS",
+    "TOPK_MODES",
+    "AdapterSize",
+    "Candidate",
+    "MethodGrid",
+    "SearchSpace",
+    "build_space",
+    "candidate_label",
+    "density_key",
+    "density_label",
+    "scaled_budget",
+    "seed_params",
+    "snap",
+    "suggest",
+]

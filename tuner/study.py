@@ -8,12 +8,13 @@ same command after Ctrl-C or a kill, or starting it twice, works towards one sha
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tuner.objective import ATTR_KEY, Objective, candidate_key, client_steps_spent
 from tuner.settings import TuneError, TuneSettings
-from tuner.space import Candidate, SearchSpace, seed_params, snap
+from tuner.space import Candidate, SearchSpace, seed_params
 from tuner.storage import open_storage
 
 if TYPE_CHECKING:
@@ -27,12 +28,18 @@ def make_sampler(settings: TuneSettings) -> optuna.samplers.BaseSampler:
 
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=settings.seed)
-    return optuna.samplers.TPESampler(
-        seed=settings.seed,
-        n_startup_trials=settings.n_startup_trials,
-        multivariate=True,  # rank and densities interact (bytes ~ rank x density)
-        constant_liar=True,  # parallel workers do not all pick the same point
-    )
+    with warnings.catch_warnings():  # multivariate/group/constant_liar are "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=settings.seed,
+            n_startup_trials=settings.n_startup_trials,
+            multivariate=True,  # rank and densities interact (bytes ~ rank x density)
+            # methods draw different parameters (dense none, SparseAdapter d_up only): group
+            # decomposition models each set of co-occurring parameters jointly, so d_up is
+            # learnt from FLoSS and SparseAdapter trials alike
+            group=True,
+            constant_liar=True,  # parallel workers do not all pick the same point
+        )
 
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
@@ -109,12 +116,9 @@ def _planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | N
         return str(trial.user_attrs[ATTR_KEY])
     fixed = trial.system_attrs.get("fixed_params") or trial.params
     try:
-        rank = int(fixed["rank"])
-        d_down = snap(float(fixed["d_down"]), space.grid("d_down"))
-        d_up = snap(float(fixed["d_up"]), space.grid("d_up"))
+        cand = space.candidate_for(fixed)
     except (KeyError, TypeError, ValueError):
         return None
-    cand = space.lookup(rank, d_down, d_up) or space.nearest(rank, d_down, d_up)
     lrs = {k: float(fixed[k]) for k in ("client_lr", "server_lr") if k in fixed}
     return candidate_key(cand, lrs)
 
@@ -122,8 +126,9 @@ def _planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | N
 def enqueue_seeds(
     study: optuna.Study, space: SearchSpace, *, lrs: dict[str, float]
 ) -> list[Candidate]:
-    """Enqueue dense LoRA and the heuristic family unless the study already holds them (resume:
-    waiting, running, finished; failed trials are retried by the storage, not here)."""
+    """Enqueue the space's seeds (dense LoRA, the heuristic family, one per other method, all
+    on the grid) unless the study already holds them (resume: waiting, running, finished;
+    failed trials are retried by the storage, not here)."""
     from optuna.trial import TrialState
 
     live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -132,7 +137,7 @@ def enqueue_seeds(
     for cand in space.seeds:
         if candidate_key(cand, lrs) in present:
             continue
-        study.enqueue_trial({**seed_params(cand), **lrs}, skip_if_exists=True)
+        study.enqueue_trial({**seed_params(cand, space), **lrs}, skip_if_exists=True)
         added.append(cand)
     return added
 

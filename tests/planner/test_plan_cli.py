@@ -22,25 +22,86 @@ def test_plan_table() -> None:
     result = runner.invoke(single, ["--budget", "50-dense-rounds", "--up-slowdown", "16"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "model    all-minilm-l6-v2: n(r=16) = 147,456 adapter entries"
-    assert lines[2] == (
-        "budget   50 dense rounds = 20.054 s; a dense round at rank 16 takes 0.4011 s and moves 11.80 MB"
+    # the default model's plan includes the 24-label head floss-train trains on fortunes
+    assert lines[0] == (
+        "model    all-minilm-l6-v2: n(r=16) = 156,696 adapter entries (incl. head of 9,240)"
     )
-    assert "thesis heuristic d_up = d_down/S" in result.output
+    assert lines[2] == (
+        "budget   50 dense rounds = 21.311 s; a dense round at rank 16 takes 0.4262 s and moves 12.54 MB"
+    )
+    assert lines[5] == "feasible 567 configs of floss (10 on the short list), 0 infeasible"
     cells = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
-    assert [
-        "★",
-        "16",
-        "1/4",
-        "1/64",
-        "163.58 kB rice",
-        "11.51 kB rice",
-        "13.9 ms",
-        "1,441",
-        "2.52 GB",
-        "thesis heuristic d_up = d_down/S",
-    ] in cells
-    assert cells[3][:4] == ["★", "16", "1", "1"]  # dense baseline among the recommended
+    heuristic = "thesis heuristic d_up = d_down/S"
+    per_rank = "rank {}: densest d_up <= d_down/S with >= 50 rounds"
+    # 626,784 B each way: 626784*8/200e6 + 626784*8/12.5e6 = 0.4262 s a round
+    assert cells[:4] == [
+        ["floss", "16", "1", "1", "626.78 kB dense", "626.78 kB dense", "426.2 ms", "50",
+         "626.78 MB", "dense LoRA baseline at the reference rank"],
+        ["floss", "16", "1", "1/16", "626.78 kB dense", "46.37 kB rice", "54.7 ms", "389",
+         "2.62 GB", heuristic],
+        ["floss", "16", "1/4", "1/64", "173.84 kB rice", "12.23 kB rice", "14.8 ms", "1,441",
+         "2.68 GB", heuristic],
+        ["floss", "16", "1/16", "1/256", "46.37 kB rice", "3.21 kB rice", "3.9 ms", "5,448",
+         "2.70 GB", heuristic],
+    ]  # fmt: skip
+    assert [(c[1], c[2], c[3], c[7], c[9]) for c in cells[4:]] == [
+        (str(r), "1", "1/16", rounds, per_rank.format(r))
+        for r, rounds in ((1, "3,304"), (2, "2,203"), (4, "1,322"), (8, "735"), (32, "200"),
+                          (64, "101"))
+    ]  # fmt: skip
+    assert lines[-1] == "... 557 more feasible configs: --all, or --format json|csv|yaml"
+    assert "P" not in {c[0] for c in cells}  # no Pareto marker: every row has its reason
+
+
+def test_plan_all_methods_short_list() -> None:
+    result = runner.invoke(
+        single, ["--budget", "50-dense-rounds", "--up-slowdown", "16", "--method", "all"]
+    )
+    assert result.exit_code == 0, result.output
+    cells = [
+        [c.strip() for c in line.split("│")[1:-1]]
+        for line in result.output.splitlines()
+        if line.startswith("│") and line.split("│")[1].strip()
+    ]
+    assert 10 <= len(cells) <= 15 and all(c[9] for c in cells)
+    assert cells[0][:4] == ["dense", "16", "1", "1"]
+    assert {c[0] for c in cells} == {"floss", "dense", "sparseadapter", "adapterlth", "ffa"}
+    ffa = next(c for c in cells if c[0] == "ffa")  # B alone at twice the rank = dense's bytes
+    assert ffa[1:4] == ["32", "1", "1"] and ffa[7] == "50"
+    assert "schedule sparseadapter, adapterlth: seeded sampling (seed 0, 100 clients)" in (
+        result.output
+    )
+
+
+def test_plan_methods_json_and_all() -> None:
+    result = runner.invoke(single, ["--method", "dense,ffa", "--format", "json"])
+    rows = json.loads(result.output)
+    assert {r["method"] for r in rows} == {"dense", "ffa"} and len(rows) == 14
+    dense16 = next(r for r in rows if r["method"] == "dense" and r["rank"] == 16)
+    assert dense16["rounds"] == 50 and dense16["why"].startswith("dense LoRA baseline")
+    table = runner.invoke(single, ["--method", "dense", "--all"])
+    assert sum(line.startswith("│ dense ") for line in table.output.splitlines()) == 7
+
+
+def test_forced_encoding_keeps_the_budget() -> None:
+    """The dense reference round is always dense fp32: forcing the wire format moves rows, not
+    the budget."""
+    base = runner.invoke(single, ["--format", "json"])
+    forced = runner.invoke(single, ["--format", "json", "--encoding", "coo", "--precision", "fp16"])
+    head = runner.invoke(single, ["--encoding", "coo", "--precision", "fp16"]).output.splitlines()
+    plain = runner.invoke(single, []).output.splitlines()
+    assert head[2].startswith(plain[2]) and plain[2].startswith(
+        "budget   50 dense rounds = 13.789 s;"
+    )
+    assert "(dense fp32 values, whatever --encoding/--precision)" in head[2]
+    assert json.loads(base.output) != json.loads(forced.output)
+
+
+def test_num_labels_overrides_the_profile_head() -> None:
+    result = runner.invoke(single, ["--num-labels", "0"])
+    assert result.output.splitlines()[0] == (
+        "model    all-minilm-l6-v2: n(r=16) = 147,456 adapter entries"
+    )
 
 
 def test_plan_json_has_required_fields() -> None:
@@ -108,6 +169,26 @@ def test_output_file(tmp_path: Path, fmt: str) -> None:
         (["--encoding", "zip"], "error: --encoding must be one of auto, dense, coo, bitmap, rice"),
         (["--min-rounds", "0"], "error: --min-rounds must be at least 1, but got 0."),
         (["--clients-per-round", "0"], "error: clients per round must be at least 1, but got 0."),
+        (
+            ["--method", "lora"],
+            "error: --method must be one of floss, dense, sparseadapter, adapterlth, ffa, all "
+            "(or a comma list), but got 'lora'.",
+        ),
+        (["--method", ","], "error: --method: expected one of floss"),
+        (["--keep-rate", "0"], "error: --keep-rate must be in (0, 1], but got 0.0."),
+        (["--keep-rate", "1.5"], "error: --keep-rate must be in (0, 1], but got 1.5."),
+        (["--lth-floor", "0"], "error: --lth-floor: density must be in (0, 1], but got '0'."),
+        (["--lth-floor", "3/2"], "error: --lth-floor: density must be in (0, 1], but got '3/2'."),
+        (
+            ["--num-clients", "5"],
+            "error: --num-clients (5) must be at least --clients-per-round (10).",
+        ),
+        (["--seed", "-1"], "error: --seed must be >= 0, but got -1."),
+        (
+            ["--method", "ffa", "--lora-params", "1000"],
+            "error: --method ffa needs the module shapes",
+        ),
+        (["--limit", "0"], "error: --limit must be at least 1, but got 0."),
     ],
 )
 def test_bad_inputs_one_line(args: list[str], message: str) -> None:

@@ -18,9 +18,9 @@ from planner.profiles import ProfileError, list_profiles, load_model, load_netwo
     ("name", "rank", "n"),
     [
         ("all-minilm-l6-v2", 16, 16 * 2 * 6 * (384 + 384)),  # 147,456
-        ("gpt2-small", 16, 16 * 12 * ((768 + 2304) + (768 + 768) + (768 + 3072) + (3072 + 768))),
+        ("gpt2-small", 16, 16 * 12 * (768 + 2304)),  # c_attn: PEFT's default, as the trainer
         ("vit-b16", 8, 8 * 2 * 12 * (768 + 768)),
-        ("llama-3-8b", 1, 32 * (8192 + 5120 + 5120 + 8192 + 3 * 18432)),
+        ("llama-3-8b", 1, 32 * (8192 + 5120)),  # q_proj, v_proj: PEFT's default
     ],
 )
 def test_builtin_model_sizes(name: str, rank: int, n: int) -> None:

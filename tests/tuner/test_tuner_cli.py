@@ -80,7 +80,10 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
         "--ranks", "2,4,16",
         "--d-down", "1,1/4,1/16",
         "--d-up", "1,1/4,1/16,1/64,1/256",
-        "--n-trials", "7",
+        "--methods", "floss,sparseadapter",
+        "--topk", "global,per-tensor",
+        "--metric", "val_accuracy",
+        "--n-trials", "8",
         "--seed", "0",
         "--storage", storage,
         "--study-name", "tiny",
@@ -97,12 +100,15 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
 def test_study_runs_reports_and_recommends(tuned: tuple[Path, str, object]) -> None:
     _, storage, result = tuned
     out = result.output  # type: ignore[attr-defined]
-    assert "study 'tiny'" in out and "recommended: rank" in out
+    assert "study 'tiny'" in out and "recommended: " in out and "reported only" in out
     study = optuna.load_study(study_name="tiny", storage=storage)
     finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
-    assert len(finished) >= 7
+    assert len(finished) >= 8
     first = study.trials[0].user_attrs
     assert first["candidate"]["why"] == "dense LoRA baseline"
+    seeds = [t.user_attrs["candidate"] for t in study.trials[:5]]
+    assert [c["method"] for c in seeds] == ["floss"] * 4 + ["sparseadapter"]
+    assert seeds[-1]["d_up"] == 1 / 16  # SparseAdapter at density 1/S
     assert first["config"]["rounds"] == 5  # 50 dense rounds x 0.1
     assert first["full_config"]["rounds"] == 50
     assert (
@@ -117,11 +123,21 @@ def test_study_runs_reports_and_recommends(tuned: tuple[Path, str, object]) -> N
         cand = t.user_attrs["candidate"]
         assert recs and len(recs) <= cand["rounds"]
         assert t.user_attrs["client_steps"] == sum(r["client_steps"] for r in recs)
-        # the planner's price of a round is what the trainer really sent
-        assert recs[0]["bytes_total"] == cand["bytes_per_round"]
+        # the fidelity checkpoints are exactly the rounds the trainer evaluated (and the last)
+        evaluated = [r["round"] for r in recs if r["val_accuracy"] is not None]
+        assert evaluated == sorted(set(t.user_attrs["checkpoint_rounds"]) & set(evaluated))
         if t.state == TrialState.COMPLETE:
             assert len(recs) == cand["rounds"]
-            assert t.value == pytest.approx(recs[-1]["val_accuracy"])
+            assert t.value == pytest.approx(recs[-1]["val_accuracy"])  # served model, validation
+            assert evaluated == sorted(set(t.user_attrs["checkpoint_rounds"]))
+            # planner.schedule's seeded prices are what the trainer really spent, for every
+            # method and top-k mode: the trial's spend equals its planned spend
+            assert recs[-1]["cum_bytes"] == cand["trial_bytes"]
+            assert recs[-1]["cum_sim_seconds"] == pytest.approx(cand["trial_seconds"])
+            assert "test_accuracy" in t.user_attrs and "test_accuracy_server" in t.user_attrs
+    tried = {(t.user_attrs["candidate"]["method"], t.user_attrs["candidate"]["topk"])
+             for t in finished}  # fmt: skip
+    assert ("sparseadapter", "global") in tried and ("floss", "global") in tried
 
 
 def test_export_round_trips_into_floss_train(tuned: tuple[Path, str, object]) -> None:
@@ -175,14 +191,15 @@ def test_exported_config_trains_with_floss_train(tuned: tuple[Path, str, object]
          "--no-progress"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert f"method floss, rank {exported.rank}, d_down {exported.d_down:g}" in result.output
+    assert f"method {exported.method}, rank {exported.rank}" in result.output
     assert f"d_up {exported.d_up:g}, 1 rounds" in result.output
 
 
 def test_show_and_export_subcommands(tuned: tuple[Path, str, object], tmp_path: Path) -> None:
     _, storage, _ = tuned
     shown = runner.invoke(app, ["show", "--storage", storage, "--study-name", "tiny"])
-    assert shown.exit_code == 0 and "recommended: rank" in shown.output
+    assert shown.exit_code == 0 and "recommended: " in shown.output
+    assert "test split: reported, never used to pick" in " ".join(shown.output.split())
     exported = runner.invoke(
         app, ["export", str(tmp_path / "x"), "--storage", storage, "--study-name", "tiny"]
     )
@@ -215,6 +232,10 @@ def test_resume_with_another_budget_is_refused(tuned: tuple[Path, str, object]) 
         (["run", "--n-trials", "0"], "error: --n-trials must be an integer >= 1, but got 0"),
         (["run", "--budget", "12 parsecs"], "error: unknown budget unit 'parsecs' in '12 parsecs'"),
         (["run", "--ranks", "4,x"], "error: --ranks: 'x' is not an integer"),
+        (["run", "--methods", "floss,lora"], "error: --methods: 'lora' is not one of"),
+        (["run", "--topk", "local"], "error: --topk: 'local' is not one of"),
+        (["run", "--metric", "test_accuracy"], "error: --metric must be one of val_accuracy"),
+        (["run", "--keep-rates", "0.9,x"], "error: --keep-rates: 'x' is not a number"),
         (["show", "--storage", "sqlite:///nowhere/none.db"], "error: no study 'floss'"),
         (["export", "OUT", "--storage", "nope.journal"], "error: no study 'floss'"),
     ],

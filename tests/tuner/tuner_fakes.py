@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from planner.budget import parse_budget
 from planner.plan import PlanSettings
 from planner.profiles import load_model, load_network
-from tuner.space import SearchSpace, build_space
+from tuner.space import MethodGrid, SearchSpace, build_space
 
 
 @dataclass(frozen=True, kw_only=True)
 class FakeConfig:
     method: str = "floss"
+    topk: str = "global"
     rank: int = 16
     d_down: float = 1.0
     d_up: float = 1.0
+    keep_rate: float = 0.98
+    lth_floor: float | None = None
     rounds: int = 10
     eval_every: int = 1
     checkpoint_every: int = 0
@@ -43,6 +47,13 @@ class FakeRecord:
     val_loss: float | None
     val_accuracy: float | None
     client_steps: int
+    bytes_total: int = 0
+    val_loss_server: float | None = None
+    val_accuracy_server: float | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    test_loss_server: float | None = None
+    test_accuracy_server: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +64,10 @@ class FakeResult:
     records: list[FakeRecord]
     final_val_accuracy: float | None
     final_val_loss: float | None
+    test_accuracy: float | None = None
+    test_accuracy_server: float | None = None
+    test_loss: float | None = None
+    test_loss_server: float | None = None
 
 
 class Diverged(ValueError):
@@ -81,12 +96,21 @@ def plan_settings(budget: str = "50-dense-rounds", *, max_rounds: int | None = 4
     )
 
 
-def small_space(budget: str = "50-dense-rounds", scale: float = 0.5) -> SearchSpace:
-    return build_space(plan_settings(budget), budget_scale=scale)
+def small_space(
+    budget: str = "50-dense-rounds", scale: float = 0.5, grid: MethodGrid | None = None
+) -> SearchSpace:
+    return build_space(plan_settings(budget), budget_scale=scale, grid=grid)
 
 
 class FakeTrain:
-    """Callable like trainer.run.train; counts calls; optional sleep per round; may diverge."""
+    """Callable like trainer.run.train; counts calls; optional sleep per round; may diverge.
+
+    Rounds cost what planner.schedule prices them at (the space's seeded prices), as in the real
+    trainer. It evaluates the rounds of ``eval_every`` and ``eval_rounds`` and the last one: the
+    served model (``val_*``) a little below the server model (``val_*_server``). On the last round
+    it also reports test metrics, by default equal to validation; ``test_of(validation)`` lets a
+    test make them disagree (the tuner must never select on them).
+    """
 
     def __init__(
         self,
@@ -96,7 +120,12 @@ class FakeTrain:
         diverge_rank: int | None = None,
         interrupt_round: int | None = None,
         steps_per_client: int = 2,
+        test_of: Callable[[float], float] = lambda acc: acc,
+        honour_eval_rounds: bool = True,
     ) -> None:
+        self.test_of = test_of
+        self.honour_eval_rounds = honour_eval_rounds
+        self.eval_rounds_seen: list[tuple[int, ...]] = []
         self.interrupt_round = interrupt_round
         self.space = space
         self.sleep = sleep
@@ -112,25 +141,44 @@ class FakeTrain:
         on_round: Any = None,
         progress: bool = True,
         workload: Any = None,
+        eval_rounds: Collection[int] | None = None,
     ) -> FakeResult:
         self.calls.append(config)
-        cand = self.space.lookup(config.rank, config.d_down, config.d_up)
+        self.eval_rounds_seen.append(tuple(sorted(eval_rounds or ())))
+        cand = self.space.lookup_config(config)
         assert cand is not None, f"trained an infeasible config {config}"
+        extra = set(eval_rounds or ()) if self.honour_eval_rounds else set()
         records: list[FakeRecord] = []
         q = quality(config)
+        cum_bytes, cum_seconds = 0, 0.0
+        costs = self.space.round_costs(cand, config.rounds)
         for r in range(1, config.rounds + 1):
             if self.sleep:
                 time.sleep(self.sleep)
             self.rounds_run += 1
-            evaluated = r % config.eval_every == 0 or r == config.rounds
+            every = config.eval_every
+            last = r == config.rounds
+            evaluated = (every > 0 and r % every == 0) or last or r in extra
             frac = r / config.rounds
-            acc = q * (1 - 0.5 * math.exp(-4 * frac)) if evaluated else None
+            server = q * (1 - 0.5 * math.exp(-4 * frac)) if evaluated else None
+            acc = None if server is None else server * 0.98
+            test = None if acc is None or not last else self.test_of(acc)
+            round_bytes, seconds = costs[r - 1]
+            cum_bytes += round_bytes
+            cum_seconds += seconds
             rec = FakeRecord(
                 round=r,
-                cum_bytes=r * cand.bytes_per_round,
-                cum_sim_seconds=r * cand.seconds_per_round,
+                cum_bytes=cum_bytes,
+                cum_sim_seconds=cum_seconds,
+                bytes_total=round_bytes,
                 val_loss=None if acc is None else 1 - acc,
                 val_accuracy=acc,
+                val_loss_server=None if server is None else 1 - server,
+                val_accuracy_server=server,
+                test_accuracy=test,
+                test_loss=None if test is None else 1 - test,
+                test_accuracy_server=None if test is None else test / 0.98,
+                test_loss_server=None if test is None else 1 - test / 0.98,
                 client_steps=config.clients_per_round * self.steps_per_client,
             )
             records.append(rec)
@@ -141,4 +189,12 @@ class FakeTrain:
             if on_round is not None and on_round(rec) is False:
                 break
         last = records[-1]
-        return FakeResult(records, last.val_accuracy, last.val_loss)
+        return FakeResult(
+            records,
+            last.val_accuracy,
+            last.val_loss,
+            test_accuracy=last.test_accuracy,
+            test_accuracy_server=last.test_accuracy_server,
+            test_loss=last.test_loss,
+            test_loss_server=last.test_loss_server,
+        )

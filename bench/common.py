@@ -1,0 +1,99 @@
+"""Shared pieces of the quality benches: the real-model recipe, a resumable result store, stats.
+
+The recipe is the trainer's integration-test one (MiniLM + fortunes' 4 largest categories, short
+texts, client Adam 1e-3, FedAdam 0.01), sized so one round takes about a second on one CPU core.
+Results go to a JSONL file, one line per finished run, keyed by the run's name: a killed bench
+rerun with the same --out skips what already finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+# The recipe every quality bench trains with (RunConfig keyword arguments).
+RECIPE: dict[str, Any] = {
+    "model": "all-minilm-l6-v2",
+    "min_examples_per_class": 1000,  # fortunes' 4 largest categories
+    "max_length": 32,
+    "num_clients": 30,
+    "clients_per_round": 3,
+    "max_examples_per_client": 32,
+    "local_epochs": 1,
+    "batch_size": 16,
+    "client_optimizer": "adam",
+    "client_lr": 1e-3,
+    "server_lr": 0.01,
+    "max_eval_examples": 300,
+    "eval_every": 0,
+    "device": "cpu",
+}
+FRACTIONS = tuple(j / 8 for j in range(1, 9))  # evaluation points of the time-to-accuracy curves
+
+
+class ResultStore:
+    """Finished runs as JSON lines; ``done(name)`` lets a rerun skip them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.rows[row["name"]] = row
+
+    def done(self, name: str) -> bool:
+        return name in self.rows
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows[row["name"]] = row
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
+            fh.flush()
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value); nan for none."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return math.nan, math.nan
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties); nan for fewer than 3 pairs."""
+    if len(xs) != len(ys) or len(xs) < 3:
+        return math.nan
+
+    def ranks(v: Sequence[float]) -> list[float]:
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        out = [0.0] * len(v)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2 + 1
+            i = j + 1
+        return out
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    vx = math.sqrt(sum((a - mx) ** 2 for a in rx))
+    vy = math.sqrt(sum((b - my) ** 2 for b in ry))
+    return cov / (vx * vy) if vx and vy else math.nan
+
+
+def fmt_pm(values: Iterable[float], scale: float = 100.0) -> str:
+    m, s = mean_sd(list(values))
+    if math.isnan(m):
+        return "n/a"
+    return f"{scale * m:.1f} ± {scale * s:.1f}"

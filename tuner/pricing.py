@@ -1,0 +1,162 @@
+"""Exact prices of a candidate: planner.schedule's seeded rounds, as ``floss-train`` spends them.
+
+A trial's rounds, the full run's rounds and the fidelity checkpoints all come from the same
+per-round prices the trainer will pay (the same seed draws the same clients and bandwidth
+factors), not from rounds x a mean cost. ``planner.schedule.rounds_within_budget`` is the rule:
+the longest prefix of rounds whose cumulative seconds (or bytes) stay within the budget.
+
+One shortcut, exact by construction: floss, dense and FFA-LoRA on identical links (no spread)
+pay the same bytes and seconds every round, so their rounds are floor(budget / cost) of round 1
+(``planner.budget.rounds_affordable``, the planner's rule); a test pins it to
+``rounds_within_budget`` over the real generator. Everything else (a fleet with spread, the
+mask-sharing methods, whose rounds differ) is priced round by round.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from planner.budget import rounds_affordable
+from planner.network import NetworkProfile
+from planner.schedule import MethodSpec, RoundPrice, price_rounds, rounds_within_budget
+from tuner.settings import TuneError
+
+# A configuration that affords more rounds than this under a per-round schedule asks for a
+# --max-rounds cap (pricing them one by one would take minutes, training them days).
+MAX_PRICED_ROUNDS = 200_000
+CONSTANT_METHODS = ("floss", "dense", "ffa")  # same message sizes every round
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spend:
+    """What a prefix of rounds costs: round count and totals."""
+
+    rounds: int
+    bytes: int  # all sampled clients, both directions
+    seconds: float
+
+    @property
+    def bytes_per_round(self) -> float:
+        return self.bytes / self.rounds if self.rounds else 0.0
+
+    @property
+    def seconds_per_round(self) -> float:
+        return self.seconds / self.rounds if self.rounds else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pricing:
+    """The run a candidate is priced on: network, population, seed, wire format, budget kind."""
+
+    network: NetworkProfile
+    seed: int
+    num_clients: int
+    clients_per_round: int
+    compute_seconds: float
+    encoding: str
+    precision: str
+    budget_kind: str  # "seconds" or "bytes"
+    lth_floor: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget_kind not in ("seconds", "bytes"):
+            raise ValueError(f"budget_kind must be seconds or bytes, but got {self.budget_kind!r}.")
+
+    def spec(
+        self,
+        *,
+        method: str,
+        n: int,
+        d_down: float,
+        d_up: float,
+        keep_rate: float | None,
+        tensor_sizes: tuple[int, ...] = (),
+    ) -> MethodSpec:
+        """What the method sends (``tensor_sizes``: per-tensor top-k; () for global)."""
+        extra: dict[str, Any] = {} if keep_rate is None else {"keep_rate": keep_rate}
+        if method == "adapterlth" and self.lth_floor is not None:
+            extra["floor"] = self.lth_floor
+        return MethodSpec(
+            method=method,
+            n=n,
+            d_down=d_down,
+            d_up=d_up,
+            encoding=self.encoding,
+            precision=self.precision,
+            tensor_sizes=tensor_sizes,
+            **extra,
+        )
+
+    def prices(self, spec: MethodSpec) -> Iterator[RoundPrice]:
+        return price_rounds(
+            spec,
+            network=self.network,
+            seed=self.seed,
+            num_clients=self.num_clients,
+            clients_per_round=self.clients_per_round,
+            compute_seconds=self.compute_seconds,
+        )
+
+    def constant(self, spec: MethodSpec) -> bool:
+        return spec.method in CONSTANT_METHODS and self.network.spread_sigma == 0
+
+    def cost(self, price: RoundPrice) -> float:
+        return price.seconds if self.budget_kind == "seconds" else float(price.bytes_total)
+
+    def within(
+        self, spec: MethodSpec, *, budget: float, max_rounds: int | None, label: str
+    ) -> tuple[Spend, list[RoundPrice] | None]:
+        """The rounds ``spec`` affords: (totals, the per-round prices or None when constant)."""
+        if self.constant(spec):
+            first = next(self.prices(spec))
+            rounds = rounds_affordable(budget_amount=budget, cost_per_round=self.cost(first))
+            if max_rounds is not None:
+                rounds = min(rounds, max_rounds)
+            return (
+                Spend(
+                    rounds=rounds, bytes=rounds * first.bytes_total, seconds=rounds * first.seconds
+                ),
+                None,
+            )
+        cap = MAX_PRICED_ROUNDS + 1 if max_rounds is None else max_rounds
+        kept = self.prefix(
+            itertools.islice(self.prices(spec), cap), budget=budget, max_rounds=max_rounds
+        )
+        if max_rounds is None and len(kept) > MAX_PRICED_ROUNDS:
+            raise TuneError(
+                f"{label} affords more than {MAX_PRICED_ROUNDS:,} rounds of a per-round "
+                "schedule; cap the rounds with --max-rounds."
+            )
+        return totals(kept), kept
+
+    def prefix(
+        self, prices: Iterable[RoundPrice], *, budget: float, max_rounds: int | None
+    ) -> list[RoundPrice]:
+        """The longest prefix of ``prices`` within ``budget`` (planner.schedule's rule)."""
+        return rounds_within_budget(
+            prices,
+            budget_seconds=budget if self.budget_kind == "seconds" else None,
+            budget_bytes=int(budget) if self.budget_kind == "bytes" else None,
+            max_rounds=max_rounds,
+        )
+
+    def curve(self, spec: MethodSpec, rounds: int) -> list[float]:
+        """Cumulative spend (seconds or bytes, by the budget kind) after rounds 1..rounds."""
+        if self.constant(spec):
+            cost = self.cost(next(self.prices(spec)))
+            return [r * cost for r in range(1, rounds + 1)]
+        return list(itertools.accumulate(self.cost(p) for p in self.round_prices(spec, rounds)))
+
+    def round_prices(self, spec: MethodSpec, rounds: int) -> list[RoundPrice]:
+        return list(itertools.islice(self.prices(spec), rounds))
+
+
+def totals(prices: list[RoundPrice]) -> Spend:
+    return Spend(
+        rounds=len(prices),
+        bytes=sum(p.bytes_total for p in prices),
+        seconds=sum(p.seconds for p in prices),
+    )
