@@ -59,11 +59,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tune-trials", type=int, default=8)
     p.add_argument("--tune-scale", type=float, default=0.25, help="floss-tune --budget-scale")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model", default=RECIPE["model"], help="tiny-random-bert: a smoke test")
     p.add_argument("--out", type=Path, default=Path("bench-out/budget_frontier"))
-    p.add_argument("--quick", action="store_true", help="S 1 and 16, IID, 1 seed, 5 dense rounds")
+    p.add_argument("--quick", action="store_true", help="S 1 and 16, IID, 1 seed, 2.5 dense rounds")
     args = p.parse_args()
     if args.quick:
-        args.scale, args.slowdowns, args.partitions, args.seeds = 0.1, "1,16", "iid", "0"
+        args.scale, args.slowdowns, args.partitions, args.seeds = 0.05, "1,16", "iid", "0"
         args.tune_trials = 6
     return args
 
@@ -77,19 +78,22 @@ def run_config(
 ):  # type: ignore[no-untyped-def]
     from trainer.config import RunConfig
 
-    extra: dict[str, Any] = (
-        {"d_up": args.sa_density} if changes["method"] == "sparseadapter" else {}
-    )
-    if changes["method"] == "floss":
-        extra["d_up"] = changes["d_down"] / s
+    extra: dict[str, Any] = {}
+    if "d_up" not in changes:  # the tuner's pick carries its own
+        if changes["method"] == "sparseadapter":
+            extra["d_up"] = args.sa_density
+        elif changes["method"] == "floss":
+            extra["d_up"] = changes["d_down"] / s  # the thesis heuristic d_up = d_down / S
+    recipe = {**RECIPE, "model": args.model}
     return RunConfig(
-        **RECIPE, seed=seed, up_slowdown=s, partition=part, budget=budget_text(args),
+        **recipe, seed=seed, up_slowdown=s, partition=part, budget=budget_text(args),
         **extra, **changes,
     )  # fmt: skip
 
 
 def fraction_rounds(config: Any, workload: Any) -> list[int]:
-    """The first round at which each eighth of the budget is spent (the planner's exact prices)."""
+    """The first round at which each of FRACTIONS of the budget is spent (the planner's exact
+    prices)."""
     from trainer.budget import planned_prices
 
     prices = planned_prices(config, workload)
@@ -136,7 +140,9 @@ def tune_pick(args: argparse.Namespace, *, s: float, part: str) -> dict[str, Any
 
     folder = args.out / f"tune-S{s:g}-{part}"
     folder.mkdir(parents=True, exist_ok=True)
-    base = replace(RunConfig(**RECIPE, seed=0, up_slowdown=s, partition=part))
+    base = replace(
+        RunConfig(**{**RECIPE, "model": args.model}, seed=0, up_slowdown=s, partition=part)
+    )
     base.save(folder / "base.yaml")
     cmd = [
         sys.executable, "-m", "tuner.cli", "run", "--config", str(folder / "base.yaml"),
@@ -168,19 +174,20 @@ def main() -> None:
     print(f"bench: {vars(args)}; budget {budget_text(args)}", flush=True)
     t0 = time.perf_counter()
     picks: dict[tuple[float, str], dict[str, Any]] = {}
-    if TUNE_PICK in names:
-        for s in slowdowns:
-            for part in parts:
-                picks[(s, part)] = tune_pick(args, s=s, part=part)
-                print(f"floss-tune pick S={s:g} {part}: {picks[(s, part)]}", flush=True)
-    for seed in seeds:
-        wl = prepare(RunConfig(**RECIPE, seed=seed))
-        for s in slowdowns:
-            for part in parts:
+    workloads: dict[int, Any] = {}
+    for part in parts:  # partition-major: the first partition gets all its seeds first
+        for seed in seeds:
+            if seed not in workloads:
+                workloads[seed] = prepare(RunConfig(**{**RECIPE, "model": args.model}, seed=seed))
+            wl = workloads[seed]
+            for s in slowdowns:
                 for name in names:
                     key = f"{name}|S{s:g}|{part}|seed{seed}"
                     if store.done(key):
                         continue
+                    if name == TUNE_PICK and (s, part) not in picks:  # a study on seed 0
+                        picks[(s, part)] = tune_pick(args, s=s, part=part)
+                        print(f"floss-tune pick S={s:g} {part}: {picks[(s, part)]}", flush=True)
                     changes = picks[(s, part)] if name == TUNE_PICK else METHODS[name]
                     cfg = run_config(args, seed=seed, s=s, part=part, changes=dict(changes))
                     row = train_one(cfg, wl)

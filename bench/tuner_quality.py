@@ -56,11 +56,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--levels", type=int, default=3, help="floss-tune --levels")
     p.add_argument("--seed", type=int, default=0, help="training seed of every run")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model", default=RECIPE["model"], help="tiny-random-bert: a smoke test")
     p.add_argument("--out", type=Path, default=Path("bench-out/tuner_quality"))
-    p.add_argument("--quick", action="store_true", help="rank 16 only, 3x3 grid, 5 dense rounds")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="rank 16 only, 3x4 grid, 2.5 dense rounds, one study seed",
+    )
     args = p.parse_args()
     if args.quick:
-        args.scale, args.ranks, args.d_down, args.d_up = 0.1, "16", "1,1/4,1/16", "1,1/16,1/256"
+        args.scale, args.ranks, args.study_seeds = 0.05, "16", "0"
+        args.d_down, args.d_up = "1,1/4,1/16", "1,1/16,1/64,1/256"
     return args
 
 
@@ -95,7 +101,7 @@ def ground_truth(args: argparse.Namespace, store: ResultStore) -> dict[str, dict
     for rank, dd, du in grid:
         key = key_of("floss", rank, dd, du)
         if not store.done(key):
-            cfg = RunConfig(**RECIPE, seed=args.seed, up_slowdown=args.up_slowdown,
+            cfg = RunConfig(**{**RECIPE, "model": args.model}, seed=args.seed, up_slowdown=args.up_slowdown,
                             budget=budget_text(args), method="floss", rank=rank, d_down=dd,
                             d_up=du)  # fmt: skip
             if wl is None:
@@ -118,7 +124,7 @@ def search(args: argparse.Namespace, name: str, *, cap: int, extra: list[str]) -
 
     folder = args.out / name
     folder.mkdir(parents=True, exist_ok=True)
-    RunConfig(**RECIPE, seed=args.seed).save(folder / "base.yaml")
+    RunConfig(**{**RECIPE, "model": args.model}, seed=args.seed).save(folder / "base.yaml")
     storage = f"sqlite:///{folder / 'study.db'}"
     cmd = [
         sys.executable, "-m", "tuner.cli", "run", "--config", str(folder / "base.yaml"),
