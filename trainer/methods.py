@@ -42,9 +42,11 @@ class Method:
         self.slices = slices
 
     def download(
-        self, p: torch.Tensor, clients: list[int]
+        self, p: torch.Tensor, clients: list[int], *, round_: int = 0
     ) -> tuple[torch.Tensor, list[int], float]:
-        """(client start vector, bytes received by each client, density sent)."""
+        """(client start vector, bytes received by each client, density sent). ``round_`` (and
+        ``client`` of ``upload``) let a method derive per-message randomness from (seed, round,
+        client), as everything else random in a run is."""
         raise NotImplementedError
 
     def served(self, p: torch.Tensor) -> torch.Tensor:
@@ -52,7 +54,7 @@ class Method:
         changes (no client is marked as holding the mask)."""
         raise NotImplementedError
 
-    def upload(self, delta: torch.Tensor) -> Sent:
+    def upload(self, delta: torch.Tensor, *, round_: int = 0, client: int = -1) -> Sent:
         raise NotImplementedError
 
     def grad_mask(self) -> torch.Tensor | None:
@@ -79,7 +81,7 @@ class TopK(Method):
         return send(x, pos, encoding=self.config.encoding, precision=self.config.precision)
 
     def download(
-        self, p: torch.Tensor, clients: list[int]
+        self, p: torch.Tensor, clients: list[int], *, round_: int = 0
     ) -> tuple[torch.Tensor, list[int], float]:
         sent = self._send(p, self.d_down)
         return sent.vector, [sent.nbytes] * len(clients), sent.k / self.n
@@ -87,7 +89,7 @@ class TopK(Method):
     def served(self, p: torch.Tensor) -> torch.Tensor:
         return self._send(p, self.d_down).vector
 
-    def upload(self, delta: torch.Tensor) -> Sent:
+    def upload(self, delta: torch.Tensor, *, round_: int = 0, client: int = -1) -> Sent:
         return self._send(delta, self.d_up)
 
 
@@ -116,7 +118,7 @@ class FixedMask(Method):
         )
 
     def download(
-        self, p: torch.Tensor, clients: list[int]
+        self, p: torch.Tensor, clients: list[int], *, round_: int = 0
     ) -> tuple[torch.Tensor, list[int], float]:
         if self.positions is None:
             sent = self._everything(p)
@@ -138,7 +140,7 @@ class FixedMask(Method):
             return self._everything(p).vector
         return send_values(p, self.positions, precision=self.config.precision).vector
 
-    def upload(self, delta: torch.Tensor) -> Sent:
+    def upload(self, delta: torch.Tensor, *, round_: int = 0, client: int = -1) -> Sent:
         if self.positions is None:
             return self._everything(delta)
         return send_values(delta, self.positions, precision=self.config.precision)

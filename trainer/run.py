@@ -222,7 +222,7 @@ def train(
                 clients_per_round=m,
                 network=network,
             )
-            start, bytes_down, d_down = method.download(server.p, sampled)
+            start, bytes_down, d_down = method.download(server.p, sampled, round_=r)
             total = torch.zeros_like(server.p)
             bytes_up: list[int] = []
             losses: list[float] = []
@@ -243,7 +243,7 @@ def train(
                     amp=amp,
                     scaler=scaler,
                 )
-                sent = method.upload(start - adapter.flat)
+                sent = method.upload(start - adapter.flat, round_=r, client=c)
                 total += sent.vector
                 bytes_up.append(sent.nbytes)
                 losses.append(result.loss)

@@ -107,8 +107,8 @@ def test_served_vector_is_the_next_rounds_start(
         method = real_make(*args, **kwargs)
         download = method.download
 
-        def recording(p: torch.Tensor, clients: list[int]) -> Any:
-            out = download(p, clients)
+        def recording(p: torch.Tensor, clients: list[int], **kw: Any) -> Any:
+            out = download(p, clients, **kw)
             starts.append(out[0].clone())
             return out
 

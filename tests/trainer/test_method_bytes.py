@@ -59,14 +59,14 @@ def _train_logged(
         seen["n"], seen["sizes"] = n, tuple(s.stop - s.start for s in slices)
         download, upload = method.download, method.upload
 
-        def down(p: Any, clients: list[int]) -> Any:
-            out = download(p, clients)
+        def down(p: Any, clients: list[int], **kw: Any) -> Any:
+            out = download(p, clients, **kw)
             downs.append(list(out[1]))
             ups.append([])
             return out
 
-        def up(delta: Any) -> Any:
-            sent = upload(delta)
+        def up(delta: Any, **kw: Any) -> Any:
+            sent = upload(delta, **kw)
             ups[-1].append(sent.nbytes)
             return sent
 
