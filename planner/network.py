@@ -20,10 +20,17 @@ BITS_PER_BYTE = 8
 MBPS = 1e6  # bits per second in one Mbps (decimal, as links are sold)
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond a float's range (a 400-digit profile value)
+        return False
+
+
 def _positive(value: float, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a positive number, but got {value!r}.")
-    if not math.isfinite(value) or value <= 0:
+    if not _finite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number, but got {value!r}.")
     return float(value)
 
@@ -31,7 +38,7 @@ def _positive(value: float, name: str) -> float:
 def _non_negative(value: float, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number >= 0, but got {value!r}.")
-    if not math.isfinite(value) or value < 0:
+    if not _finite(value) or value < 0:
         raise ValueError(f"{name} must be a number >= 0, but got {value!r}.")
     return float(value)
 

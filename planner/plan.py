@@ -21,7 +21,13 @@ that still buys the baseline's rounds; and each other method at its best feasibl
 largest rank, then density, buying the baseline's rounds). "The baseline's rounds" are what dense
 LoRA at the reference rank affords (``min_rounds`` when it affords none).
 
-Pareto flags (kept in JSON/CSV, per method): a config is dominated when another is at least as
+Value precisions (``precision_down`` x ``precision_up`` grids, each defaulting to ``precision``):
+every floss row is priced at every pair; the other methods at every pair too. The short list is
+built at the first pair (the primary); each further pair adds one row, the densest floss config at
+the reference rank with d_up <= d_down / S that buys the baseline's rounds ("bits down/up: ...").
+Fewer bits buy denser messages for the same bytes: the tuner decides which trade trains better.
+
+Pareto flags (kept in JSON/CSV, per method and precision pair): a config is dominated when another is at least as
 large in rank, d_down, d_up *and* rounds, and larger in one.
 """
 
@@ -37,10 +43,11 @@ from planner.budget import Budget, rounds_affordable
 from planner.encoding import (
     check_density,
     check_encoding_choice,
+    check_precision,
     information_bound_bytes,
     kept_entries,
     resolve_encoding,
-    value_bytes,
+    values_bytes,
 )
 from planner.model import ModelProfile
 from planner.network import NetworkProfile, fleet_round_seconds, transfer_seconds
@@ -68,6 +75,7 @@ SHORT_LIST_REASONS = {
     "rank": "rank {rank}: densest d_up <= d_down/S with >= {rounds} rounds",
     "method": "{method}: its largest setting with >= {rounds} rounds",
     "most": "{method}: most rounds (none buys {rounds})",
+    "precision": "{down}/{up}: densest d_up <= d_down/S at the reference rank with >= {rounds} rounds",
 }
 
 
@@ -98,6 +106,8 @@ class PlanSettings:
     seed: int = 0
     keep_rate: float = DEFAULT_KEEP_RATE  # adapterlth
     floor: float | None = None  # adapterlth: density floor; None = k shrinks down to 1
+    precision_down: tuple[str, ...] = ()  # download precisions to price; () = (precision,)
+    precision_up: tuple[str, ...] = ()  # upload precisions to price; () = (precision,)
 
     def __post_init__(self) -> None:
         for r in (*self.ranks, self.ref_rank):
@@ -118,7 +128,13 @@ class PlanSettings:
             )
         if self.head_params < 0:
             raise PlanError(f"head params must be >= 0, but got {self.head_params}.")
-        value_bytes(self.precision)
+        check_precision(self.precision, name="--precision")
+        for name in ("precision_down", "precision_up"):
+            grid = getattr(self, name)
+            for value in grid:
+                check_precision(value, name=f"--{name.replace('_', '-')}")
+            if len(set(grid)) != len(grid):
+                raise PlanError(f"--{name.replace('_', '-')} has a repeated value: {grid!r}.")
         check_encoding_choice(self.encoding)
         if not math.isfinite(self.compute_seconds) or self.compute_seconds < 0:
             raise PlanError(
@@ -147,6 +163,13 @@ class PlanSettings:
     @property
     def up_slowdown(self) -> float:
         return self.network.up_slowdown
+
+    @property
+    def precision_pairs(self) -> list[tuple[str, str]]:
+        """(download, upload) precisions priced, the primary pair first."""
+        downs = self.precision_down or (self.precision,)
+        ups = self.precision_up or (self.precision,)
+        return [(d, u) for d in downs for u in ups]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +218,8 @@ class PlanRow:
     pareto: bool = False
     recommended: bool = False
     why: str = ""
+    precision_down: str = "fp32"
+    precision_up: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         # flat scalar fields: a shallow dict (dataclasses.asdict deep-copies, 10x slower here)
@@ -211,13 +236,22 @@ class Plan:
     infeasible: int = 0
 
 
-def round_cost(*, n: int, d_down: float, d_up: float, settings: PlanSettings) -> RoundCost:
-    """Bytes and seconds of one round for an n-entry adapter (the planner's one cost function)."""
+def round_cost(
+    *,
+    n: int,
+    d_down: float,
+    d_up: float,
+    settings: PlanSettings,
+    precisions: tuple[str, str] | None = None,
+) -> RoundCost:
+    """Bytes and seconds of one round for an n-entry adapter (the planner's one cost function);
+    ``precisions`` = (download, upload), default the primary pair."""
     k_down = kept_entries(n, d_down)
     k_up = kept_entries(n, d_up)
-    p, enc = settings.precision, settings.encoding
-    enc_down, b_down = resolve_encoding(n, k_down, encoding=enc, precision=p)
-    enc_up, b_up = resolve_encoding(n, k_up, encoding=enc, precision=p)
+    p_down, p_up = precisions or settings.precision_pairs[0]
+    enc = settings.encoding
+    enc_down, b_down = resolve_encoding(n, k_down, encoding=enc, precision=p_down)
+    enc_up, b_up = resolve_encoding(n, k_up, encoding=enc, precision=p_up)
     net = settings.network
     return RoundCost(
         n=n,
@@ -227,8 +261,8 @@ def round_cost(*, n: int, d_down: float, d_up: float, settings: PlanSettings) ->
         bytes_up=b_up,
         encoding_down=enc_down,
         encoding_up=enc_up,
-        bound_down=information_bound_bytes(n, k_down, precision=p),
-        bound_up=information_bound_bytes(n, k_up, precision=p),
+        bound_down=information_bound_bytes(n, k_down, precision=p_down),
+        bound_up=information_bound_bytes(n, k_up, precision=p_up),
         seconds_down=transfer_seconds(b_down, net.down_mbps),
         seconds_up=transfer_seconds(b_up, net.up_mbps),
         seconds_per_round=fleet_round_seconds(
@@ -261,7 +295,9 @@ def dense_round_cost(settings: PlanSettings) -> RoundCost:
         n=adapter_size(settings, settings.ref_rank),
         d_down=1.0,
         d_up=1.0,
-        settings=replace(settings, encoding="dense", precision="fp32"),
+        settings=replace(
+            settings, encoding="dense", precision="fp32", precision_down=(), precision_up=()
+        ),
     )
 
 
@@ -335,9 +371,10 @@ def _uniform_row(
     d_up: float,
     budget_seconds: float | None,
     budget_bytes: int | None,
+    precisions: tuple[str, str],
 ) -> PlanRow | None:
     """floss, dense or ffa: every round costs the same, so rounds = floor(budget / cost)."""
-    cost = round_cost(n=n, d_down=d_down, d_up=d_up, settings=settings)
+    cost = round_cost(n=n, d_down=d_down, d_up=d_up, settings=settings, precisions=precisions)
     rounds = _uniform_rounds(settings, cost, budget_seconds, budget_bytes)
     if rounds < settings.min_rounds:
         return None
@@ -362,6 +399,8 @@ def _uniform_row(
         rounds=rounds,
         total_bytes=rounds * cost.bytes_per_round,
         total_seconds=rounds * cost.seconds_per_round,
+        precision_down=precisions[0],
+        precision_up=precisions[1],
     )
 
 
@@ -374,8 +413,10 @@ def _schedule_row(
     density: float,
     budget_seconds: float | None,
     budget_bytes: int | None,
+    precisions: tuple[str, str],
 ) -> PlanRow | None:
     """sparseadapter or adapterlth: the seeded schedule's rounds; per-round columns are means."""
+    p_down, p_up = precisions
     spec = MethodSpec(
         method=method,
         n=n,
@@ -385,6 +426,8 @@ def _schedule_row(
         floor=settings.floor,
         encoding=settings.encoding,
         precision=settings.precision,
+        precision_down=p_down,
+        precision_up=p_up,
     )
     got = afford(
         spec,
@@ -400,9 +443,7 @@ def _schedule_row(
     if got.rounds < settings.min_rounds:
         return None
     k = max(1, round(got.mean_density * n))
-    full_encoding = resolve_encoding(
-        n, k, encoding=settings.encoding, precision=settings.precision
-    )[0]
+    full_encoding = resolve_encoding(n, k, encoding=settings.encoding, precision=p_down)[0]
     net = settings.network
     lth = method == "adapterlth"
     return PlanRow(
@@ -418,8 +459,8 @@ def _schedule_row(
         encoding_down=f"values/{full_encoding}",
         encoding_up="values",
         # both ends hold the mask: values carry all the information (k * v)
-        bound_bytes_down=float(k * value_bytes(settings.precision)),
-        bound_bytes_up=float(k * value_bytes(settings.precision)),
+        bound_bytes_down=float(values_bytes(k, p_down)),
+        bound_bytes_up=float(values_bytes(k, p_up)),
         seconds_down=transfer_seconds(round(got.mean_bytes_down), net.down_mbps),
         seconds_up=transfer_seconds(round(got.mean_bytes_up), net.up_mbps),
         seconds_per_round=got.mean_seconds,
@@ -429,14 +470,16 @@ def _schedule_row(
         total_seconds=got.total_seconds,
         keep_rate=settings.keep_rate if lth else None,
         floor=settings.floor if lth else None,
+        precision_down=p_down,
+        precision_up=p_up,
     )
 
 
-RowKey = tuple[str, int, Fraction, Fraction]
+RowKey = tuple[str, int, Fraction, Fraction, str, str]
 
 
 def _row_key(r: PlanRow) -> RowKey:
-    return (r.method, r.rank, _key(r.d_down), _key(r.d_up))
+    return (r.method, r.rank, _key(r.d_down), _key(r.d_up), r.precision_down, r.precision_up)
 
 
 def _method_rows(
@@ -454,6 +497,7 @@ def _method_rows(
         return sizes[key]
 
     ranks = sorted({*settings.ranks, settings.ref_rank}, reverse=True)
+    pairs = settings.precision_pairs
     for method in (m for m in METHODS if m in settings.methods):
         found: list[PlanRow | None] = []
         if method == "floss":
@@ -476,18 +520,20 @@ def _method_rows(
                 for du in settings.d_up
             } | extra
             for rank, kd, ku in sorted(configs, reverse=True):
-                found.append(
-                    _uniform_row(
-                        settings,
-                        method=method,
-                        rank=rank,
-                        n=size(rank, method),
-                        d_down=values[kd],
-                        d_up=values[ku],
-                        budget_seconds=budget_seconds,
-                        budget_bytes=budget_bytes,
+                for pair in pairs:
+                    found.append(
+                        _uniform_row(
+                            settings,
+                            method=method,
+                            rank=rank,
+                            n=size(rank, method),
+                            d_down=values[kd],
+                            d_up=values[ku],
+                            budget_seconds=budget_seconds,
+                            budget_bytes=budget_bytes,
+                            precisions=pair,
+                        )
                     )
-                )
         elif method in MASK_METHODS:
             densities = (
                 sorted({_key(d): d for d in settings.d_up}.values(), reverse=True)
@@ -496,31 +542,35 @@ def _method_rows(
             )
             for rank in ranks:
                 for d in densities:
+                    for pair in pairs:
+                        found.append(
+                            _schedule_row(
+                                settings,
+                                method=method,
+                                rank=rank,
+                                n=size(rank, method),
+                                density=d,
+                                budget_seconds=budget_seconds,
+                                budget_bytes=budget_bytes,
+                                precisions=pair,
+                            )
+                        )
+        else:  # dense, ffa
+            for rank in ranks:
+                for pair in pairs:
                     found.append(
-                        _schedule_row(
+                        _uniform_row(
                             settings,
                             method=method,
                             rank=rank,
                             n=size(rank, method),
-                            density=d,
+                            d_down=1.0,
+                            d_up=1.0,
                             budget_seconds=budget_seconds,
                             budget_bytes=budget_bytes,
+                            precisions=pair,
                         )
                     )
-        else:  # dense, ffa
-            for rank in ranks:
-                found.append(
-                    _uniform_row(
-                        settings,
-                        method=method,
-                        rank=rank,
-                        n=size(rank, method),
-                        d_down=1.0,
-                        d_up=1.0,
-                        budget_seconds=budget_seconds,
-                        budget_bytes=budget_bytes,
-                    )
-                )
         infeasible += sum(r is None for r in found)
         rows += [r for r in found if r is not None]
     return rows, infeasible
@@ -531,6 +581,7 @@ def short_list(
 ) -> dict[RowKey, str]:
     """The recommended rows, in table order, each with its reason (module docstring)."""
     by_key = {_row_key(r): r for r in rows}
+    all_rows = rows
     chosen: dict[RowKey, str] = {}
 
     def pick(key: RowKey | None, why: str) -> None:
@@ -538,12 +589,15 @@ def short_list(
             chosen[key] = why
 
     ref, one = settings.ref_rank, _key(1.0)
+    pd, pu = primary = settings.precision_pairs[0]
+    rows = [r for r in rows if (r.precision_down, r.precision_up) == primary]
+    others = [r for r in all_rows if (r.precision_down, r.precision_up) != primary]
     base_method = "dense" if "dense" in settings.methods else "floss"
-    pick((base_method, ref, one, one), SHORT_LIST_REASONS["baseline"])
+    pick((base_method, ref, one, one, pd, pu), SHORT_LIST_REASONS["baseline"])
+    s = settings.up_slowdown
     if "floss" in settings.methods:
         for dd, du in heuristic_pairs(settings):
-            pick(("floss", ref, _key(dd), _key(du)), SHORT_LIST_REASONS["heuristic"])
-        s = settings.up_slowdown
+            pick(("floss", ref, _key(dd), _key(du), pd, pu), SHORT_LIST_REASONS["heuristic"])
         for rank in sorted(set(settings.ranks)):
             fits = [
                 r
@@ -571,6 +625,21 @@ def short_list(
             best = max(mine, key=lambda r: (r.rounds, r.rank, r.d_down))
             why = SHORT_LIST_REASONS["most"].format(method=method, rounds=base_rounds)
         pick(_row_key(best), why)
+    if "floss" in settings.methods:
+        for down, up in settings.precision_pairs[1:]:
+            fits = [
+                r
+                for r in others
+                if r.method == "floss"
+                and (r.precision_down, r.precision_up) == (down, up)
+                and r.rank == ref
+                and r.rounds >= base_rounds
+                and r.d_up <= r.d_down / s * (1 + 1e-12)
+            ]
+            if fits:
+                best = max(fits, key=lambda r: (r.d_down, r.d_up))
+                why = SHORT_LIST_REASONS["precision"].format(down=down, up=up, rounds=base_rounds)
+                pick(_row_key(best), why)
     return chosen
 
 
@@ -596,8 +665,11 @@ def plan(settings: PlanSettings) -> Plan:
     chosen = short_list(settings, rows, base_rounds)
     flags: dict[RowKey, bool] = {}
     for method in settings.methods:
-        mine = [r for r in rows if r.method == method]
-        flags.update(zip(map(_row_key, mine), pareto_flags(mine), strict=True))
+        for pair in settings.precision_pairs:
+            mine = [
+                r for r in rows if r.method == method and (r.precision_down, r.precision_up) == pair
+            ]
+            flags.update(zip(map(_row_key, mine), pareto_flags(mine), strict=True))
     order = {key: i for i, key in enumerate(chosen)}
     rows = [
         _with(

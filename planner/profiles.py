@@ -118,8 +118,12 @@ def list_profiles(kind: Kind | None = None) -> list[ProfileEntry]:
 
 def _find(kind: Kind, name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
+    try:
+        if path.is_file():
+            return path
+    except OSError as exc:  # a name longer than the file system allows: is_file raises
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ProfileError(f"{kind} profile {name_or_path!r} cannot be a file: {reason}.") from None
     if path.suffix in SUFFIXES or os.sep in name_or_path:
         raise ProfileError(f"{kind} profile file {name_or_path!r} does not exist.")
     for entry in list_profiles(kind):
@@ -131,11 +135,18 @@ def _find(kind: Kind, name_or_path: str) -> Path:
     )
 
 
+def _key(key: Any) -> str:
+    """Plain when a printable name, else repr: a key holding a newline must not split the line."""
+    if isinstance(key, str) and key and key.isprintable() and key.strip() == key:
+        return key
+    return repr(key)
+
+
 def _check_keys(data: dict[str, Any], allowed: set[str], path: Path) -> None:
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted((k for k in data if k not in allowed), key=repr)  # YAML keys: any type
     if unknown:
         raise ProfileError(
-            f"profile file {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
+            f"profile file {str(path)!r}: unknown key(s) {', '.join(map(_key, unknown))}; "
             f"allowed: {', '.join(sorted(allowed))}."
         )
 

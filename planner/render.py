@@ -8,7 +8,7 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
-from planner.plan import Plan, PlanRow
+from planner.plan import Plan, PlanRow, PlanSettings
 from planner.schedule import MASK_METHODS
 
 FORMATS = ("table", "json", "csv", "yaml")
@@ -81,7 +81,7 @@ def header_lines(p: Plan) -> list[str]:
     lines.append(compute)
     lines.append(
         f"units    Mbps = 10^6 bit/s, MB = 10^6 bytes; down/up bytes are per client per round, "
-        f"{s.precision} values, encoding {s.encoding}; total = all clients, both directions"
+        f"{_values_text(s)} values, encoding {s.encoding}; total = all clients, both directions"
     )
     schedule = [m for m in s.methods if m in MASK_METHODS]
     if schedule:
@@ -103,6 +103,14 @@ def header_lines(p: Plan) -> list[str]:
     return lines
 
 
+def _values_text(s: PlanSettings) -> str:
+    """'fp32', or the priced precision pairs 'q8/sr4, fp32/fp32' (download/upload)."""
+    pairs = s.precision_pairs
+    if pairs == [(s.precision, s.precision)]:
+        return s.precision
+    return "down/up " + ", ".join(f"{d}/{u}" for d, u in pairs)
+
+
 def render_table(p: Plan, *, limit: int | None, show_all: bool = False) -> str:
     """The short list (each row with its reason), or with ``show_all`` every feasible row."""
     from rich.console import Console
@@ -117,11 +125,13 @@ def render_table(p: Plan, *, limit: int | None, show_all: bool = False) -> str:
         else ("floss plan: the short list (--all for every feasible configuration)")
     )
     table = Table(title=title)
+    show_precision = p.settings.precision_pairs != [("fp32", "fp32")]
     for col, justify in (
         ("method", "left"),
         ("rank", "right"),
         ("d_down", "right"),
         ("d_up", "right"),
+        *((("values down/up", "left"),) if show_precision else ()),
         ("down/client", "right"),
         ("up/client", "right"),
         ("s/round", "right"),
@@ -129,13 +139,14 @@ def render_table(p: Plan, *, limit: int | None, show_all: bool = False) -> str:
         ("total", "right"),
         ("why", "left"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify)
     for r in rows:
         table.add_row(
             r.method,
             str(r.rank),
             fmt_density(r.d_down),
             fmt_density(r.d_up),
+            *((f"{r.precision_down}/{r.precision_up}",) if show_precision else ()),
             f"{fmt_bytes(r.bytes_down)} {r.encoding_down}",
             f"{fmt_bytes(r.bytes_up)} {r.encoding_up}",
             fmt_seconds(r.seconds_per_round),

@@ -15,6 +15,10 @@ One cost model for all methods (DESIGN.md, "Evaluation, methods and budgets"):
   set, k never below 1; the mask is re-cut when k changes, which is a new mask version (every
   client is stale again). Bytes as sparseadapter with that round's mask.
 
+Values travel at ``precision_down`` on downloads and ``precision_up`` on uploads (each None:
+``precision``); a b-bit precision changes only the value section's bytes
+(``planner.encoding.values_bytes``).
+
 The sampled clients and their bandwidth factors are ``planner.sampling.round_draws``, the draws
 the trainer makes, so ``price_rounds`` predicts each round's per-client bytes and its simulated
 seconds (the slowest sampled client sets the pace) exactly; a trainer test pins them round by
@@ -29,12 +33,13 @@ from dataclasses import dataclass, field
 
 from planner.budget import BUDGET_RTOL
 from planner.encoding import (
+    QUANTIZED,
     check_density,
     check_encoding_choice,
+    check_precision,
     kept_entries,
     message_bytes,
     resolve_encoding,
-    value_bytes,
 )
 from planner.network import NetworkProfile, client_round_seconds, fleet_round_seconds
 from planner.sampling import cached_draws
@@ -115,7 +120,15 @@ class MethodSpec:
         default=None, metadata={"help": "adapterlth: density floor (None: k down to 1)"}
     )
     encoding: str = field(default="auto", metadata={"help": "auto | dense | coo | bitmap | rice"})
-    precision: str = field(default="fp32", metadata={"help": "fp32 | fp16 | bf16"})
+    precision: str = field(
+        default="fp32", metadata={"help": "value precision both ways (planner.encoding)"}
+    )
+    precision_down: str | None = field(
+        default=None, metadata={"help": "download value precision; None: precision"}
+    )
+    precision_up: str | None = field(
+        default=None, metadata={"help": "upload value precision; None: precision"}
+    )
     tensor_sizes: tuple[int, ...] = field(
         default=(), metadata={"help": "per-tensor top-k: sizes of P's tensors in order; () global"}
     )
@@ -129,11 +142,25 @@ class MethodSpec:
         check_keep_rate(self.keep_rate)
         check_floor(self.floor)
         check_encoding_choice(self.encoding)
-        value_bytes(self.precision)
+        check_precision(self.precision)
+        for name in ("precision_down", "precision_up"):
+            if getattr(self, name) is not None:
+                check_precision(getattr(self, name), name=name)
         if self.tensor_sizes and sum(self.tensor_sizes) != self.n:
             raise ValueError(
                 f"tensor sizes sum to {sum(self.tensor_sizes)}, but the adapter has n={self.n}."
             )
+        check_wire(self)
+
+    @property
+    def wire_down(self) -> str:
+        """The download's value precision."""
+        return self.precision_down or self.precision
+
+    @property
+    def wire_up(self) -> str:
+        """The upload's value precision."""
+        return self.precision_up or self.precision
 
     @property
     def uniform(self) -> bool:
@@ -147,6 +174,27 @@ class MethodSpec:
         if self.tensor_sizes:
             return sum(kept_entries(s, density) for s in self.tensor_sizes)
         return kept_entries(self.n, density)
+
+
+def check_wire(spec: MethodSpec) -> None:
+    """Refuse a precision/encoding pair that does not exist for what ``spec`` sends: the forced
+    ``dense`` encoding writes the dropped zeros, which b-bit codes cannot hold, so it needs
+    every entry kept (floss at d = 1; the mask methods send k < n after round 1)."""
+    if spec.encoding != "dense":
+        return
+    for direction, precision in (("download", spec.wire_down), ("upload", spec.wire_up)):
+        if precision not in QUANTIZED:
+            continue
+        density = spec.d_down if direction == "download" else spec.d_up
+        if spec.method in ("dense", "ffa"):
+            continue
+        partial = spec.method in MASK_METHODS or spec.topk_entries(density) < spec.n
+        if partial:
+            raise ValueError(
+                f"encoding dense with {direction} precision {precision} does not exist for "
+                f"{spec.method} below density 1: b-bit codes carry the kept values only; "
+                "use encoding auto, bitmap, rice or coo."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,16 +249,19 @@ class _Walk:
         self.version = 0  # 0: no mask yet
         self.seen: dict[int, int] = {}
         self.unseen = num_clients  # clients not holding the current version
-        self._full: dict[int, int] = {}
+        self._full: dict[tuple[int, str], int] = {}
+        self.down, self.up = spec.wire_down, spec.wire_up
 
-    def full_bytes(self, k: int) -> int:
-        if k not in self._full:
+    def full_bytes(self, k: int, precision: str) -> int:
+        if (k, precision) not in self._full:
             s = self.spec
-            self._full[k] = resolve_encoding(s.n, k, encoding=s.encoding, precision=s.precision)[1]
-        return self._full[k]
+            self._full[k, precision] = resolve_encoding(
+                s.n, k, encoding=s.encoding, precision=precision
+            )[1]
+        return self._full[k, precision]
 
-    def values_bytes(self, k: int) -> int:
-        return message_bytes(k, k, encoding="dense", precision=self.spec.precision)
+    def values_bytes(self, k: int, precision: str) -> int:
+        return message_bytes(k, k, encoding="dense", precision=precision)
 
     @property
     def final_k(self) -> bool:
@@ -233,8 +284,8 @@ class _Walk:
     def steady_bytes(self) -> tuple[int, int]:
         """(down, up) bytes per client of a steady round."""
         if self.spec.uniform:
-            return self.full_bytes(self.k_down), self.full_bytes(self.k_up)
-        return self.values_bytes(self.k), self.values_bytes(self.k)
+            return self.full_bytes(self.k_down, self.down), self.full_bytes(self.k_up, self.up)
+        return self.values_bytes(self.k, self.down), self.values_bytes(self.k, self.up)
 
     def next(self) -> RoundPrice:
         self.round += 1
@@ -242,11 +293,11 @@ class _Walk:
         s = self.spec
         sampled, factors = cached_draws(self.seed, r, self.num_clients, self.m, self.network)
         if s.uniform or self.version == 0:
-            down = [self.full_bytes(self.k_down)] * len(sampled)
-            up = [self.full_bytes(self.k_up)] * len(sampled)
+            down = [self.full_bytes(self.k_down, self.down)] * len(sampled)
+            up = [self.full_bytes(self.k_up, self.up)] * len(sampled)
             d_down, d_up = self.k_down / s.n, self.k_up / s.n
         else:
-            full, values = self.full_bytes(self.k), self.values_bytes(self.k)
+            full, values = self.full_bytes(self.k, self.down), self.values_bytes(self.k, self.down)
             down = []
             for c in sampled:
                 if self.seen.get(c) != self.version:
@@ -255,7 +306,7 @@ class _Walk:
                     self.unseen -= 1
                 else:
                     down.append(values)
-            up = [values] * len(sampled)
+            up = [self.values_bytes(self.k, self.up)] * len(sampled)
             d_down = d_up = self.k / s.n
         seconds = synchronous_seconds(
             self.network,

@@ -42,6 +42,8 @@ def method_spec(config: RunConfig, *, n: int, tensor_sizes: tuple[int, ...] = ()
         floor=config.lth_floor,
         encoding=config.encoding,
         precision=config.precision,
+        precision_down=config.wire_precisions[0],
+        precision_up=config.wire_precisions[1],
         tensor_sizes=tensor_sizes if config.topk == "per-tensor" else (),
     )
 

@@ -47,6 +47,7 @@ FORMAT = 2  # 1: tensors + meta replaced one by one, no manifest (could mix roun
 RESUMABLE_CHANGES = frozenset({"rounds", "checkpoint_every", "device"})
 SERVER_TENSORS = ("p", "m", "v")  # ServerState.state_dict: float32 vectors of length n
 MASK_TENSOR = "mask_positions"  # FixedMask.state: sorted int64 positions in [0, n)
+RESIDUAL_TENSOR = "residuals"  # Method.state with error feedback: float32 (clients, n)
 
 # Fault injection for the crash tests: called as ``fault_hook(point, round)`` at each point of
 # ``FAULT_POINTS`` while a checkpoint is written (a test makes it raise or kill the process).
@@ -204,7 +205,7 @@ def _checked_bytes(path: Path, entry: Any) -> bytes:
 def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], n: int) -> None:
     names = set(tensors)
     missing = [k for k in SERVER_TENSORS if k not in names]
-    extra = sorted(names - {*SERVER_TENSORS, MASK_TENSOR})
+    extra = sorted(names - {*SERVER_TENSORS, MASK_TENSOR, RESIDUAL_TENSOR})
     if missing or extra:
         what = f"lacks {', '.join(missing)}" if missing else f"has unknown {', '.join(extra)}"
         raise _refuse(path, f"{what} (tensors: {', '.join(sorted(names)) or 'none'})")
@@ -215,6 +216,14 @@ def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], n: int) -> None
                 path,
                 f"holds {key!r} of shape {tuple(t.shape)} {t.dtype}, but this run's adapter "
                 f"needs ({n},) torch.float32",
+            )
+    if RESIDUAL_TENSOR in tensors:
+        res = tensors[RESIDUAL_TENSOR]
+        if res.dim() != 2 or res.shape[1] != n or res.dtype != torch.float32:
+            raise _refuse(
+                path,
+                f"holds {RESIDUAL_TENSOR!r} of shape {tuple(res.shape)} {res.dtype}, "
+                f"not (clients, {n}) torch.float32",
             )
     if MASK_TENSOR in tensors:
         pos = tensors[MASK_TENSOR]

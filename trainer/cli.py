@@ -6,10 +6,13 @@ Imports nothing heavy at module import; torch, transformers and peft load when a
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from trainer import interrupt  # stdlib only
 
 app = typer.Typer(
     rich_markup_mode="rich",
@@ -18,6 +21,7 @@ app = typer.Typer(
 )
 
 DEFAULT_OUT = "floss-run"
+NOT_CONFIG = ("config", "out_dir", "resume", "overwrite", "progress")  # flags, not RunConfig fields
 EXIT_USER = 2
 EXIT_DIVERGED = 3
 
@@ -26,11 +30,41 @@ def _opt(help_text: str, **kw: Any) -> Any:
     return typer.Option(help=help_text, show_default=False, **kw)
 
 
+def _cfg(name: str, help_text: str, **kw: Any) -> Any:
+    """An option for RunConfig field ``name``: its help ends with the field's default, so the
+    two cannot drift (the value stays None when not given: the config file may set it)."""
+    from trainer.config import RunConfig  # light: no torch
+
+    default = RunConfig.__dataclass_fields__[name].default
+    shown = "none" if default is None else f"{default:g}" if isinstance(default, float) else default
+    return _opt(f"{help_text} (default {shown})", **kw)
+
+
 def _served_server(served: float | None, server: float | None) -> str:
     """'0.4000 (server 0.4100)': the served model's metric, then the server's dense P's."""
     if served is None:
         return "n/a"
     return f"{served:.4f}" + ("" if server is None else f" (server {server:.4f})")
+
+
+def eval_line(cfg: Any) -> str:
+    """What the run evaluates, and how often: evaluation is the slow part of a CPU run."""
+    cap = "all" if cfg.max_eval_examples is None else f"at most {cfg.max_eval_examples}"
+    when = (
+        "the last round" if cfg.eval_every == 0 else f"every {cfg.eval_every} rounds and the last"
+    )
+    test = f"; test ({cap}) at the last round" if cfg.eval_test else ""
+    return (
+        f"evaluates validation ({cap} examples) {when}{test} "
+        "(--eval-every, --max-eval-examples 0 = all, --no-eval-test)"
+    )
+
+
+def values_text(cfg: Any) -> str:
+    """'values q8 down / sr4 up, error feedback, ' when not fp32 both ways ('' otherwise)."""
+    down, up = cfg.wire_precisions
+    text = "" if (down, up) == ("fp32", "fp32") else f"values {down} down / {up} up, "
+    return text + ("error feedback, " if cfg.error_feedback else "")
 
 
 def merge_config(path: Path | None, flags: dict[str, Any]) -> Any:
@@ -48,78 +82,157 @@ def merge_config(path: Path | None, flags: dict[str, Any]) -> Any:
     return RunConfig.from_dict(data)
 
 
+def resume_line(exc: interrupt.Interrupted, out_dir: Path) -> str:
+    """The one line an interrupted run prints: where it stopped and the exact resume command."""
+    if not exc.checkpoint:
+        return f"{exc} (nothing saved to resume from); run the same command again to start over."
+    out = shlex.quote(str(out_dir))
+    config = shlex.quote(str(out_dir / "config.yaml"))
+    return (
+        f"{exc}, checkpoint saved; resume with: "
+        f"floss-train --config {config} --out-dir {out} --resume"
+    )
+
+
 @app.callback(invoke_without_command=True)
+@interrupt.graceful  # first Ctrl-C/SIGTERM: finish the round, checkpoint, exit 130
 def train_command(
     config: Annotated[Path | None, _opt("run config file (.yaml/.yml/.json)")] = None,
     out_dir: Annotated[
         Path, typer.Option(help="where records, checkpoints and the adapter go")
     ] = Path(DEFAULT_OUT),
     resume: Annotated[bool, _opt("continue from the checkpoint in --out-dir")] = False,
+    overwrite: Annotated[
+        bool, _opt("replace the run already in --out-dir (its records, checkpoint, adapter)")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    method: Annotated[str | None, _opt("floss | dense | sparseadapter | adapterlth | ffa")] = None,
-    rank: Annotated[int | None, _opt("LoRA rank r")] = None,
-    d_down: Annotated[str | None, _opt("download density, e.g. 1/4")] = None,
-    d_up: Annotated[str | None, _opt("upload density, e.g. 1/16")] = None,
-    topk: Annotated[str | None, _opt("global | per-tensor")] = None,
-    encoding: Annotated[str | None, _opt("auto | dense | coo | bitmap | rice")] = None,
-    precision: Annotated[str | None, _opt("fp32 | fp16 | bf16 on the wire")] = None,
-    rounds: Annotated[int | None, _opt("server rounds (with --budget: a cap)")] = None,
+    method: Annotated[
+        str | None, _cfg("method", "floss | dense | sparseadapter | adapterlth | ffa")
+    ] = None,
+    rank: Annotated[int | None, _cfg("rank", "LoRA rank r")] = None,
+    d_down: Annotated[str | None, _cfg("d_down", "download density in (0, 1], e.g. 1/4")] = None,
+    d_up: Annotated[str | None, _cfg("d_up", "upload density in (0, 1], e.g. 1/16")] = None,
+    topk: Annotated[str | None, _cfg("topk", "global | per-tensor")] = None,
+    encoding: Annotated[str | None, _cfg("encoding", "auto | dense | coo | bitmap | rice")] = None,
+    precision: Annotated[
+        str | None,
+        _cfg(
+            "precision",
+            "value precision both ways: fp32 fp16 bf16, q8 q4 q2 q1 (nearest), sr8 sr4 sr2 sr1 "
+            "(unbiased stochastic), stc1, or a bit width 32 16 8 4 2 1",
+        ),
+    ] = None,
+    precision_down: Annotated[
+        str | None,
+        typer.Option(
+            "--precision-down",
+            "--bits-down",
+            show_default=False,
+            help="download value precision: a scheme as --precision or a bit width "
+            "(8 = q8, 4 = sr4, ...; default: --precision)",
+        ),
+    ] = None,
+    precision_up: Annotated[
+        str | None,
+        typer.Option(
+            "--precision-up",
+            "--bits-up",
+            show_default=False,
+            help="upload value precision: a scheme as --precision or a bit width "
+            "(8 = q8, 4 = sr4, ...; default: --precision)",
+        ),
+    ] = None,
+    error_feedback: Annotated[
+        bool | None,
+        _opt(
+            "uploads: clients keep what their upload left out and add it to the next one "
+            "(STC's residuals, checkpointed) (default off)"
+        ),
+    ] = None,
+    rounds: Annotated[int | None, _cfg("rounds", "server rounds (with --budget: a cap)")] = None,
     budget: Annotated[
         str | None,
         _opt(
             "run as many rounds as this buys, priced round by round as floss-plan prices "
             "them: N-dense-rounds (x one dense LoRA round at --ref-rank), a time (90m, 6h, "
-            "3600s) or bytes (2GB, 1.5GiB)"
+            "3600s) or bytes (2GB = 2*10^9 bytes, 1.5GiB = 1.5*2^30) (default: none, --rounds)"
         ),
     ] = None,
-    ref_rank: Annotated[int | None, _opt("rank of the dense reference round (default 16)")] = None,
+    ref_rank: Annotated[
+        int | None, _cfg("ref_rank", "rank of the budget's dense reference round")
+    ] = None,
     keep_rate: Annotated[
-        float | None, _opt("adapterlth: share of the mask kept per round (default 0.98)")
+        float | None, _cfg("keep_rate", "adapterlth: share of the mask kept per round")
     ] = None,
     lth_floor: Annotated[
         str | None, _opt("adapterlth: density floor, e.g. 1/64 (default: none, k down to 1)")
     ] = None,
-    num_clients: Annotated[int | None, _opt("clients in the population")] = None,
-    clients_per_round: Annotated[int | None, _opt("clients sampled per round")] = None,
-    local_epochs: Annotated[int | None, _opt("local epochs")] = None,
-    batch_size: Annotated[int | None, _opt("local batch size")] = None,
-    client_lr: Annotated[float | None, _opt("client learning rate")] = None,
-    client_optimizer: Annotated[str | None, _opt("sgd | adam | adamw")] = None,
-    server_lr: Annotated[float | None, _opt("server learning rate")] = None,
-    server_optimizer: Annotated[str | None, _opt("fedadam | fedavg | fedavgm")] = None,
-    model: Annotated[str | None, _opt("all-minilm-l6-v2, a local folder or a hub id")] = None,
-    task: Annotated[str | None, _opt("classification | lm")] = None,
-    data: Annotated[str | None, _opt("fortunes | csv | jsonl | 20newsgroups | hf")] = None,
-    data_path: Annotated[str | None, _opt("data folder, file or dataset name")] = None,
-    partition: Annotated[str | None, _opt("iid | dirichlet | natural")] = None,
-    dirichlet_alpha: Annotated[float | None, _opt("Dirichlet alpha")] = None,
-    max_length: Annotated[int | None, _opt("tokens per text")] = None,
-    max_examples_per_client: Annotated[int | None, _opt("cap per client")] = None,
-    max_eval_examples: Annotated[int | None, _opt("cap on validation and test examples")] = None,
-    network: Annotated[str | None, _opt("network profile name or file")] = None,
-    up_slowdown: Annotated[float | None, _opt("uplink = downlink / S")] = None,
-    compute_seconds: Annotated[
-        float | None, _opt("client compute seconds per round (simulated)")
+    num_clients: Annotated[int | None, _cfg("num_clients", "clients in the population")] = None,
+    clients_per_round: Annotated[
+        int | None, _cfg("clients_per_round", "clients sampled per round")
     ] = None,
-    min_examples_per_class: Annotated[int | None, _opt("drop classes with fewer examples")] = None,
-    eval_every: Annotated[int | None, _opt("evaluate every N rounds (0 = last only)")] = None,
+    local_epochs: Annotated[int | None, _cfg("local_epochs", "local epochs per round")] = None,
+    batch_size: Annotated[int | None, _cfg("batch_size", "local batch size, examples")] = None,
+    client_lr: Annotated[float | None, _cfg("client_lr", "client learning rate")] = None,
+    client_optimizer: Annotated[str | None, _cfg("client_optimizer", "sgd | adam | adamw")] = None,
+    server_lr: Annotated[float | None, _cfg("server_lr", "server learning rate")] = None,
+    server_optimizer: Annotated[
+        str | None, _cfg("server_optimizer", "fedadam | fedavg | fedavgm")
+    ] = None,
+    model: Annotated[
+        str | None, _cfg("model", "all-minilm-l6-v2, a local folder or a hub id")
+    ] = None,
+    task: Annotated[str | None, _cfg("task", "classification | lm")] = None,
+    data: Annotated[str | None, _cfg("data", "fortunes | csv | jsonl | 20newsgroups | hf")] = None,
+    data_path: Annotated[str | None, _cfg("data_path", "data folder, file or dataset name")] = None,
+    partition: Annotated[str | None, _cfg("partition", "iid | dirichlet | natural")] = None,
+    dirichlet_alpha: Annotated[
+        float | None, _cfg("dirichlet_alpha", "Dirichlet concentration alpha")
+    ] = None,
+    max_length: Annotated[int | None, _cfg("max_length", "tokens per text")] = None,
+    max_examples_per_client: Annotated[
+        int | None, _cfg("max_examples_per_client", "cap on examples per client")
+    ] = None,
+    max_eval_examples: Annotated[
+        int | None,
+        _cfg("max_eval_examples", "cap on validation and test examples, each; 0 = all"),
+    ] = None,
+    network: Annotated[str | None, _cfg("network", "network profile name or file")] = None,
+    up_slowdown: Annotated[
+        float | None, _opt("S: uplink = downlink / S (default: the profile's uplink)")
+    ] = None,
+    compute_seconds: Annotated[
+        float | None, _cfg("compute_seconds", "client compute seconds per round (simulated)")
+    ] = None,
+    min_examples_per_class: Annotated[
+        int | None, _cfg("min_examples_per_class", "drop classes with fewer examples")
+    ] = None,
+    eval_every: Annotated[
+        int | None, _cfg("eval_every", "evaluate every N rounds and the last (0 = last only)")
+    ] = None,
     eval_test: Annotated[
         bool | None, _opt("evaluate the test split at the last round (default on; report only)")
     ] = None,
-    checkpoint_every: Annotated[int | None, _opt("checkpoint every N rounds (0 = off)")] = None,
-    seed: Annotated[int | None, _opt("seed")] = None,
-    device: Annotated[str | None, _opt("auto | cpu | cuda | mps")] = None,
+    checkpoint_every: Annotated[
+        int | None, _cfg("checkpoint_every", "checkpoint every N rounds (0 = off)")
+    ] = None,
+    seed: Annotated[
+        int | None, _cfg("seed", "seed of split, partition, sampling, init; 0..2**63-1")
+    ] = None,
+    device: Annotated[str | None, _cfg("device", "auto | cpu | cuda | mps")] = None,
 ) -> None:
     """Train one run; records go to OUT_DIR/rounds.csv and rounds.jsonl, the adapter to OUT_DIR/adapter."""
     from trainer.errors import DivergedError, TrainerError
+    from trainer.paths import check_run_dir
 
     flags = {
         k: v
         for k, v in locals().items()
-        if k not in ("config", "out_dir", "resume", "progress", "DivergedError", "TrainerError")
+        if k not in (*NOT_CONFIG, "DivergedError", "TrainerError", "check_run_dir")
     }
     try:
         cfg = merge_config(config, flags)
+        check_run_dir(out_dir, resume=resume, overwrite=overwrite)  # before the model loads
         rounds_text = (
             f"rounds bought by budget {cfg.budget}"
             if cfg.budget is not None
@@ -127,18 +240,29 @@ def train_command(
         )
         typer.echo(
             f"method {cfg.method}, rank {cfg.rank}, d_down {cfg.effective_densities[0]:g}, "
-            f"d_up {cfg.effective_densities[1]:g}, {rounds_text} x {cfg.clients_per_round} "
-            f"of {cfg.num_clients} clients; out {out_dir}"
+            f"d_up {cfg.effective_densities[1]:g}, {values_text(cfg)}{rounds_text} x "
+            f"{cfg.clients_per_round} of {cfg.num_clients} clients; out {out_dir}"
         )
+        typer.echo(eval_line(cfg))
         from trainer.run import train
 
-        result = train(cfg, out_dir=out_dir, resume=resume, progress=progress, log=typer.echo)
+        result = train(
+            cfg,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            log=typer.echo,
+            overwrite=overwrite,
+        )
     except TrainerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=EXIT_USER) from None
     except DivergedError as exc:
         typer.echo(f"error: {exc} Records are in {out_dir}.", err=True)
         raise typer.Exit(code=EXIT_DIVERGED) from None
+    except interrupt.Interrupted as exc:
+        typer.echo(resume_line(exc, out_dir), err=True)
+        raise typer.Exit(code=interrupt.EXIT_CODE) from None
     last = result.records[-1]
     acc = _served_server(result.final_val_accuracy, result.final_val_accuracy_server)
     loss = _served_server(result.final_val_loss, result.final_val_loss_server)

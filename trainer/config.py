@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from planner.encoding import ENCODING_CHOICES, PRECISIONS
+from planner.encoding import ENCODING_CHOICES, QUANTIZED, parse_precision
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS, check_floor, check_keep_rate
 from trainer.errors import TrainerError
 
@@ -31,10 +31,34 @@ DEFAULT_MODEL = "all-minilm-l6-v2"
 # torch.manual_seed and torch.Generator take seeds below 2**64 and numpy any; 2**63 - 1 keeps
 # every seed a signed 64-bit integer too (the round seeds are 63-bit as well)
 MAX_SEED = 2**63 - 1
+# Evaluation is the slow part of a CPU run (the whole validation set after every round took
+# longer than the training on MiniLM + fortunes): every 5th round and the last, on at most 1000
+# validation and 1000 test examples, unless the config says otherwise.
+DEFAULT_EVAL_EVERY = 5
+DEFAULT_MAX_EVAL_EXAMPLES = 1000
 
 
 def _h(text: str) -> dict[str, str]:
     return {"help": text}
+
+
+def _finite(value: Any) -> bool:
+    """A real number that fits a float: not a bool, NaN, inf, or a YAML integer of 400 digits
+    (math.isfinite raises OverflowError on those)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _key(key: Any) -> str:
+    """A config key as a message shows it: plain when it is a printable name, else repr (a key
+    holding a newline must not split the one error line)."""
+    if isinstance(key, str) and key and key.isprintable() and key.strip() == key:
+        return key
+    return repr(key)
 
 
 def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
@@ -56,7 +80,7 @@ def _float(
 ) -> float | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         raise TrainerError(f"{name} must be a finite number, but got {value!r}.")
     if value < low or (strict and value == low):
         op = ">" if strict else ">="
@@ -69,11 +93,11 @@ def parse_density(value: Any, name: str) -> float:
     if isinstance(value, str):
         try:
             value = float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError):
+        except (ValueError, ZeroDivisionError, OverflowError):  # 1/0, "9" * 400
             raise TrainerError(
                 f"{name} must be a density like 1, 1/4 or 0.0625, but got {value!r}."
             ) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         raise TrainerError(f"{name} must be a number in (0, 1], but got {value!r}.")
     if not 0 < value <= 1:
         raise TrainerError(f"{name} must be in (0, 1], but got {value!r}.")
@@ -98,7 +122,26 @@ class RunConfig:
     d_up: float = field(default=0.25, metadata=_h("upload density: each client's top-k of |Delta|"))
     topk: str = field(default="global", metadata=_h("global | per-tensor top-k"))
     encoding: str = field(default="auto", metadata=_h("auto | dense | coo | bitmap | rice"))
-    precision: str = field(default="fp32", metadata=_h("wire precision: fp32 | fp16 | bf16"))
+    precision: str = field(
+        default="fp32",
+        metadata=_h(
+            "wire precision both ways: fp32 | fp16 | bf16 | q8 q4 q2 q1 | sr8 sr4 sr2 sr1 | stc1, "
+            "or a bit width 32 16 8 4 2 1 (docs/quantization.md)"
+        ),
+    )
+    precision_down: str | None = field(
+        default=None, metadata=_h("download value precision (as precision); None = precision")
+    )
+    precision_up: str | None = field(
+        default=None, metadata=_h("upload value precision (as precision); None = precision")
+    )
+    error_feedback: bool = field(
+        default=False,
+        metadata=_h(
+            "uploads: each client adds what its last upload left out (top-k and quantization) "
+            "to its next update (STC's residuals; checkpointed)"
+        ),
+    )
     keep_rate: float = field(
         default=DEFAULT_KEEP_RATE,
         metadata=_h("adapterlth: share of the mask kept per round (the thesis: 0.98)"),
@@ -152,14 +195,17 @@ class RunConfig:
     test_fraction: float = field(default=0.1, metadata=_h("share of examples for test"))
     max_examples_per_client: int | None = field(default=None, metadata=_h("cap per client"))
     max_eval_examples: int | None = field(
-        default=None, metadata=_h("cap on validation and test sets")
+        default=DEFAULT_MAX_EVAL_EXAMPLES,
+        metadata=_h("cap on validation and test sets (seeded subsamples); None or 0 = all"),
     )
     # accounting
     network: str = field(default="thesis", metadata=_h("network profile name or path"))
     up_slowdown: float | None = field(default=None, metadata=_h("uplink = downlink / S"))
     compute_seconds: float = field(default=0.0, metadata=_h("client compute per round, s"))
     # schedule and machine
-    eval_every: int = field(default=1, metadata=_h("evaluate every N rounds (0 = last only)"))
+    eval_every: int = field(
+        default=DEFAULT_EVAL_EVERY, metadata=_h("evaluate every N rounds (0 = last only)")
+    )
     eval_test: bool = field(
         default=True, metadata=_h("evaluate the test split at the last round (report only)")
     )
@@ -180,7 +226,11 @@ class RunConfig:
             mods = self.target_modules
             if isinstance(mods, str):
                 mods = tuple(m.strip() for m in mods.split(",") if m.strip())
-            if not mods or not all(isinstance(m, str) and m for m in mods):
+            if (
+                not isinstance(mods, (tuple, list))
+                or not mods
+                or not all(isinstance(m, str) and m for m in mods)
+            ):
                 raise TrainerError(
                     f"target_modules must be module names, but got {self.target_modules!r}."
                 )
@@ -189,7 +239,20 @@ class RunConfig:
         s(self, "d_up", parse_density(self.d_up, "d_up"))
         _choice(self.topk, "topk", TOPK_MODES)
         _choice(self.encoding, "encoding", ENCODING_CHOICES)
-        _choice(self.precision, "precision", PRECISIONS)
+        for name in ("precision", "precision_down", "precision_up"):
+            value = getattr(self, name)
+            if value is None and name != "precision":
+                continue
+            try:
+                s(self, name, parse_precision(value, name=name))
+            except ValueError as exc:
+                raise TrainerError(str(exc)) from None
+        if not isinstance(self.error_feedback, bool):
+            raise TrainerError(
+                f"error_feedback must be true or false, but got {self.error_feedback!r}."
+            )
+        if isinstance(self.keep_rate, int) and not _finite(self.keep_rate):
+            raise TrainerError(f"keep_rate must be in (0, 1], but got {self.keep_rate!r}.")
         try:
             check_keep_rate(self.keep_rate)
             if self.lth_floor is not None:
@@ -249,6 +312,8 @@ class RunConfig:
                 f"{self.val_fraction} + {self.test_fraction}."
             )
         _int(self.max_examples_per_client, "max_examples_per_client", low=1, optional=True)
+        if self.max_eval_examples == 0 and not isinstance(self.max_eval_examples, bool):
+            s(self, "max_eval_examples", None)  # 0: no cap (a CLI flag cannot say None)
         _int(self.max_eval_examples, "max_eval_examples", low=1, optional=True)
         if not isinstance(self.network, str) or not self.network:
             raise TrainerError(f"network must be a profile name or path, but got {self.network!r}.")
@@ -263,6 +328,7 @@ class RunConfig:
             raise TrainerError(f"seed must be at most 2**63 - 1 = {MAX_SEED}, but got {self.seed}.")
         _choice(self.device, "device", DEVICES)
         _choice(self.amp, "amp", AMP_MODES)
+        self._check_wire()
         if self.task == "lm" and self.data not in ("fortunes", "csv", "jsonl"):
             raise TrainerError(
                 f"task='lm' reads plain texts from fortunes, csv or jsonl, not {self.data!r}."
@@ -278,6 +344,27 @@ class RunConfig:
         if self.method == "adapterlth":  # dense round 1; later rounds follow keep_rate
             return 1.0, 1.0
         return self.d_down, self.d_up
+
+    @property
+    def wire_precisions(self) -> tuple[str, str]:
+        """(download, upload) value precisions: precision_down/precision_up, else precision."""
+        return (self.precision_down or self.precision, self.precision_up or self.precision)
+
+    def _check_wire(self) -> None:
+        """The forced dense encoding writes dropped zeros, which b-bit codes cannot hold."""
+        if self.encoding != "dense" or self.method in ("dense", "ffa"):
+            return
+        mask = self.method in ("sparseadapter", "adapterlth")
+        for direction, precision, density in (
+            ("download", self.wire_precisions[0], self.d_down),
+            ("upload", self.wire_precisions[1], self.d_up),
+        ):
+            if precision in QUANTIZED and (mask or density < 1):
+                raise TrainerError(
+                    f"encoding dense with {direction} precision {precision} does not exist "
+                    f"for {self.method} below density 1 (b-bit codes carry the kept values "
+                    "only); use encoding auto, bitmap, rice or coo."
+                )
 
     def network_profile(self) -> NetworkProfile:
         """The network this run is accounted on: the ``network`` profile, uplink set by
@@ -303,9 +390,9 @@ class RunConfig:
         if not isinstance(data, dict):
             raise TrainerError(f"a run config must be a mapping, but got {type(data).__name__}.")
         known = {f.name for f in fields(cls)} | {"prune_rate"}
-        unknown = sorted(set(data) - known)
+        unknown = sorted((k for k in data if k not in known), key=repr)  # keys of any type
         if unknown:
-            raise TrainerError(f"unknown run config keys: {', '.join(unknown)}.")
+            raise TrainerError(f"unknown run config keys: {', '.join(map(_key, unknown))}.")
         values = migrate_prune_rate(dict(data))
         if isinstance(values.get("target_modules"), list):
             values["target_modules"] = tuple(values["target_modules"])

@@ -17,7 +17,15 @@ mask; clients that hold it get values only. Each client's mask version is tracke
 (tests/trainer/test_method_bytes.py pins the two round by round).
 
 ``served(p)`` is what a client receiving the next download would hold: P masked to the download
-mask, through the wire precision (the served model that evaluation scores).
+mask, through the wire precision (the served model that evaluation scores; a stochastic download
+precision rounds it with the next round's draws).
+
+Precisions: downloads at ``precision_down``, uploads at ``precision_up`` (``RunConfig.
+wire_precisions``); stochastic rounding seeded by ``trainer.sparse.message_seed``. The server
+keeps its fp32 P, so a quantized download costs no accumulated error on the server.
+``error_feedback`` (uploads, any method): client c uploads x = Delta + e_c and keeps
+e_c = x - what the server decodes (the top-k drop and the quantization error), as STC does
+(Sattler et al. 2019); the residuals are in ``state()`` and so in every checkpoint.
 """
 
 from __future__ import annotations
@@ -30,7 +38,18 @@ from planner.encoding import kept_entries
 from planner.schedule import lth_next_density, mask_entries
 from trainer.config import RunConfig
 from trainer.flat import Slice
-from trainer.sparse import Sent, mask_from_positions, select_positions, send, send_values
+from trainer.sparse import (
+    DOWNLOAD,
+    UPLOAD,
+    Sent,
+    mask_from_positions,
+    message_seed,
+    select_positions,
+    send,
+    send_values,
+)
+
+RESIDUALS = "residuals"  # state tensor: one error-feedback residual row per client holding one
 
 
 class Method:
@@ -40,6 +59,20 @@ class Method:
         self.config = config
         self.n = n
         self.slices = slices
+        # the message each client of the last download received, for engines that ship the
+        # payloads (federation): kind "full" (positions + values, decoded alone), "mask" (the
+        # same, and its positions become the client's fixed mask) or "values" (values at the
+        # mask the client already holds)
+        self.messages: dict[int, tuple[str, Sent]] = {}
+        self.down, self.up = config.wire_precisions
+        self.round = 0  # the last download's round (served() rounds with the next one's draws)
+        self.residuals: dict[int, torch.Tensor] = {}  # error feedback: client -> e_c
+
+    def down_seed(self, round_: int) -> tuple[int, int]:
+        return message_seed(self.config.seed, round_, -1, DOWNLOAD)
+
+    def up_seed(self, round_: int, client: int) -> tuple[int, int]:
+        return message_seed(self.config.seed, round_, client, UPLOAD)
 
     def download(
         self, p: torch.Tensor, clients: list[int], *, round_: int = 0
@@ -55,6 +88,17 @@ class Method:
         raise NotImplementedError
 
     def upload(self, delta: torch.Tensor, *, round_: int = 0, client: int = -1) -> Sent:
+        """Client ``client``'s message of its update (with error feedback: of the update plus
+        its residual, which keeps what the server did not receive)."""
+        if not self.config.error_feedback:
+            return self._upload(delta, round_=round_, client=client)
+        residual = self.residuals.get(client)
+        x = delta if residual is None else delta + residual
+        sent = self._upload(x, round_=round_, client=client)
+        self.residuals[client] = x - sent.vector
+        return sent
+
+    def _upload(self, delta: torch.Tensor, *, round_: int, client: int) -> Sent:
         raise NotImplementedError
 
     def grad_mask(self) -> torch.Tensor | None:
@@ -65,10 +109,18 @@ class Method:
         """Called with the server's P after each server step (in place)."""
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        return {}, {}
+        if not self.residuals:
+            return {}, {}
+        clients = sorted(self.residuals)
+        stacked = torch.stack([self.residuals[c] for c in clients])
+        return {RESIDUALS: stacked}, {"residual_clients": clients}
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Restore what ``state`` returned."""
+        clients = meta.get("residual_clients", [])
+        if clients:
+            rows = tensors[RESIDUALS]
+            self.residuals = {int(c): rows[i].clone() for i, c in enumerate(clients)}
 
 
 class TopK(Method):
@@ -76,21 +128,27 @@ class TopK(Method):
         super().__init__(config, n=n, slices=slices)
         self.d_down, self.d_up = config.effective_densities
 
-    def _send(self, x: torch.Tensor, density: float) -> Sent:
+    def _send(
+        self, x: torch.Tensor, density: float, *, precision: str, seed: tuple[int, int]
+    ) -> Sent:
         pos = select_positions(x, density, mode=self.config.topk, slices=self.slices)
-        return send(x, pos, encoding=self.config.encoding, precision=self.config.precision)
+        return send(x, pos, encoding=self.config.encoding, precision=precision, seed=seed)
 
     def download(
         self, p: torch.Tensor, clients: list[int], *, round_: int = 0
     ) -> tuple[torch.Tensor, list[int], float]:
-        sent = self._send(p, self.d_down)
+        self.round = round_
+        sent = self._send(p, self.d_down, precision=self.down, seed=self.down_seed(round_))
+        self.messages = {c: ("full", sent) for c in clients}
         return sent.vector, [sent.nbytes] * len(clients), sent.k / self.n
 
     def served(self, p: torch.Tensor) -> torch.Tensor:
-        return self._send(p, self.d_down).vector
+        seed = self.down_seed(self.round + 1)
+        return self._send(p, self.d_down, precision=self.down, seed=seed).vector
 
-    def upload(self, delta: torch.Tensor, *, round_: int = 0, client: int = -1) -> Sent:
-        return self._send(delta, self.d_up)
+    def _upload(self, delta: torch.Tensor, *, round_: int, client: int) -> Sent:
+        seed = self.up_seed(round_, client)
+        return self._send(delta, self.d_up, precision=self.up, seed=seed)
 
 
 class FixedMask(Method):
@@ -109,41 +167,49 @@ class FixedMask(Method):
         """Entries of the current mask (n before the first one)."""
         return self.n if self.positions is None else int(self.positions.numel())
 
-    def _everything(self, x: torch.Tensor) -> Sent:
+    def _everything(self, x: torch.Tensor, *, precision: str, seed: tuple[int, int]) -> Sent:
         return send(
             x,
             torch.arange(self.n, device=x.device),
             encoding=self.config.encoding,
-            precision=self.config.precision,
+            precision=precision,
+            seed=seed,
         )
 
     def download(
         self, p: torch.Tensor, clients: list[int], *, round_: int = 0
     ) -> tuple[torch.Tensor, list[int], float]:
+        self.round = round_
+        seed = self.down_seed(round_)
         if self.positions is None:
-            sent = self._everything(p)
+            sent = self._everything(p, precision=self.down, seed=seed)
+            self.messages = {c: ("full", sent) for c in clients}
             return sent.vector, [sent.nbytes] * len(clients), 1.0
         full = send(
-            p, self.positions, encoding=self.config.encoding, precision=self.config.precision
+            p, self.positions, encoding=self.config.encoding, precision=self.down, seed=seed
         )
-        values = send_values(p, self.positions, precision=self.config.precision)
+        values = send_values(p, self.positions, precision=self.down, seed=seed)
         sizes = []
+        self.messages = {}
         for c in clients:
             stale = self.seen.get(c) != self.version
             sizes.append(full.nbytes if stale else values.nbytes)
+            self.messages[c] = ("mask", full) if stale else ("values", values)
             self.seen[c] = self.version
-        # both messages decode to the same vector (same values, same places)
+        # both messages decode to the same vector (same values, same places, same draws)
         return values.vector, sizes, values.k / self.n
 
     def served(self, p: torch.Tensor) -> torch.Tensor:
+        seed = self.down_seed(self.round + 1)
         if self.positions is None:
-            return self._everything(p).vector
-        return send_values(p, self.positions, precision=self.config.precision).vector
+            return self._everything(p, precision=self.down, seed=seed).vector
+        return send_values(p, self.positions, precision=self.down, seed=seed).vector
 
-    def upload(self, delta: torch.Tensor, *, round_: int = 0, client: int = -1) -> Sent:
+    def _upload(self, delta: torch.Tensor, *, round_: int, client: int) -> Sent:
+        seed = self.up_seed(round_, client)
         if self.positions is None:
-            return self._everything(delta)
-        return send_values(delta, self.positions, precision=self.config.precision)
+            return self._everything(delta, precision=self.up, seed=seed)
+        return send_values(delta, self.positions, precision=self.up, seed=seed)
 
     def grad_mask(self) -> torch.Tensor | None:
         return self.mask_f
@@ -167,8 +233,10 @@ class FixedMask(Method):
             p.mul_(self.mask_f)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {} if self.positions is None else {"mask_positions": self.positions}
-        meta = {
+        tensors, meta = super().state()
+        if self.positions is not None:
+            tensors["mask_positions"] = self.positions
+        meta |= {
             "version": self.version,
             "density": self.density,
             "seen": {str(k): v for k, v in self.seen.items()},
@@ -176,6 +244,7 @@ class FixedMask(Method):
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        super().load_state(tensors, meta)
         if "mask_positions" in tensors:
             self.positions = tensors["mask_positions"].long()
             self.mask_f = mask_from_positions(self.positions, self.n).float()

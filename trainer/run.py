@@ -20,17 +20,20 @@ from typing import Any
 import torch
 
 from planner.network import NetworkProfile
-from planner.sampling import round_draws, round_seed
+from planner.sampling import round_draws
+from planner.sampling import round_seed as round_seed  # re-exported (tests, callers)
 from planner.schedule import synchronous_seconds
+from trainer import interrupt
 from trainer.budget import resolve_budget_rounds
 from trainer.checkpoint import load_checkpoint, save_checkpoint
-from trainer.client import evaluate_models, train_client
+from trainer.client import evaluate_models
 from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
-from trainer.flat import FlatAdapter
 from trainer.methods import make_method
-from trainer.modeling import TINY_BERT, TINY_GPT2, amp_dtype, resolve_device, wrap_lora
+from trainer.modeling import TINY_BERT, TINY_GPT2
+from trainer.paths import clear_run
 from trainer.records import RecordWriter, RoundRecord, json_safe
+from trainer.round import Trainee, client_update, server_aggregate, server_download
 from trainer.server import ServerState
 from trainer.workload import Workload, prepare
 
@@ -167,11 +170,18 @@ def train(
     workload: Workload | None = None,
     eval_rounds: Collection[int] | None = None,
     log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Run ``config.rounds`` federated rounds; see the module docstring for one round.
 
     Validation runs every ``eval_every`` rounds, at the last round and at each of
-    ``eval_rounds``; the test split only at the last round (``eval_test``)."""
+    ``eval_rounds``; the test split only at the last round (``eval_test``). ``overwrite``
+    removes a previous run's files from ``out_dir`` (``trainer.paths.clear_run``) once the
+    workload is loaded and the budget resolved, just before this run writes its first file.
+
+    After an interrupt request (``trainer.interrupt``: the CLIs turn Ctrl-C and SIGTERM into
+    one) the run stops at the end of the current round, before the last, writes a checkpoint
+    when it has an out_dir (whatever ``checkpoint_every`` says) and raises ``Interrupted``."""
     out = Path(out_dir) if out_dir is not None else None
     if out is None and (resume or config.checkpoint_every):
         raise TrainerError("resume and checkpoint_every need an out_dir.")
@@ -179,12 +189,14 @@ def train(
     extra_evals = _eval_rounds(eval_rounds)
     wl = workload if workload is not None else prepare(config)
     wl.check(config)
-    device = resolve_device(config.device)
-    amp = amp_dtype(config.amp, device)
-    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
-    model = wrap_lora(wl.base_model, config).to(device)
-    adapter = FlatAdapter(model, device)
-    data = wl.tokens_on(device)
+    trainee = Trainee.load(config, wl)  # the model wrapped once; clients swap P in place
+    model, adapter, data, device, amp = (
+        trainee.model,
+        trainee.adapter,
+        trainee.data,
+        trainee.device,
+        trainee.amp,
+    )
     clients = [torch.as_tensor(r, device=device) for r in wl.client_rows(config)]
     val_rows = torch.as_tensor(wl.val_rows(config), device=device)
     test_rows = torch.as_tensor(wl.test_rows(config), device=device)
@@ -205,13 +217,18 @@ def train(
         )
         method.load_state({k: v.to(device) for k, v in ckpt.tensors.items()}, ckpt.meta["method"])
         records = [RoundRecord.from_dict(r) for r in ckpt.meta["records"]]
+    if out is not None and overwrite and not resume:  # the last moment: everything checked
+        clear_run(out)
     if out is not None:
         config.save(out / "config.yaml")
     writer = RecordWriter(out, existing=records) if out is not None else None
     cum_bytes = records[-1].cum_bytes if records else 0
     cum_sim = records[-1].cum_sim_seconds if records else 0.0
+    if interrupt.requested():  # during the set-up: nothing trained by this call, nothing new
+        raise _interrupted(config, out, records, checkpoint=resume)
     bar = _Progress(progress, config.rounds, len(records))
     stopped = False
+    halted = False  # an interrupt (trainer.interrupt): stop at this round boundary, resumable
     try:
         for r in range(len(records) + 1, config.rounds + 1):
             tick = time.perf_counter()
@@ -222,35 +239,17 @@ def train(
                 clients_per_round=m,
                 network=network,
             )
-            start, bytes_down, d_down = method.download(server.p, sampled, round_=r)
-            total = torch.zeros_like(server.p)
-            bytes_up: list[int] = []
-            losses: list[float] = []
-            steps = 0
-            d_up = 1.0
-            for c in sampled:
-                adapter.flat.copy_(start)
-                seed_c = round_seed(config.seed, r, c)
-                torch.manual_seed(seed_c)  # dropout
-                result = train_client(
-                    model,
-                    adapter,
-                    data,
-                    clients[c],
-                    config=config,
-                    generator=torch.Generator().manual_seed(seed_c),
-                    grad_mask=method.grad_mask(),
-                    amp=amp,
-                    scaler=scaler,
-                )
-                sent = method.upload(start - adapter.flat, round_=r, client=c)
-                total += sent.vector
-                bytes_up.append(sent.nbytes)
-                losses.append(result.loss)
-                steps += result.steps
-                d_up = sent.k / adapter.n
-            server.step(total / len(sampled))
-            method.after_aggregate(server.p)
+            down = server_download(method, server, sampled, round_=r)
+            bytes_down, d_down = down.bytes_down, down.d_down
+            updates = [
+                client_update(trainee, clients[c], down.start, method=method, round_=r, client=c)
+                for c in sampled
+            ]
+            server_aggregate(server, method, [u.sent.vector for u in updates])
+            bytes_up = [u.sent.nbytes for u in updates]
+            losses = [u.local.loss for u in updates]
+            steps = sum(u.local.steps for u in updates)
+            d_up = updates[-1].sent.k / adapter.n
             train_loss = sum(losses) / len(losses)
             diverged = not math.isfinite(train_loss) or not bool(torch.isfinite(server.p).all())
             splits: dict[str, torch.Tensor] = {}
@@ -308,13 +307,16 @@ def train(
                 )
             if on_round is not None and on_round(record) is False:
                 stopped = r < config.rounds
+            halted = interrupt.requested() and r < config.rounds
             due = config.checkpoint_every and r % config.checkpoint_every == 0
-            if out is not None and (due or (stopped and config.checkpoint_every)):
-                _checkpoint(out, config, server, method, records)
-            if stopped:
+            if out is not None and (due or (stopped and config.checkpoint_every) or halted):
+                _checkpoint(out, config, server, method, records)  # always on an interrupt
+            if stopped or halted:
                 break
     finally:
         bar.close()
+    if halted:
+        raise _interrupted(config, out, records, checkpoint=out is not None)
     adapter.flat.copy_(server.p)
     if out is not None:
         _save_outputs(out, model, wl, config, records)
@@ -325,6 +327,20 @@ def train(
         out_dir=out,
         final_p=server.p.detach().cpu().clone(),
         **_final_metrics(records, config),
+    )
+
+
+def _interrupted(
+    config: RunConfig, out: Path | None, records: list[RoundRecord], *, checkpoint: bool
+) -> interrupt.Interrupted:
+    done = records[-1].round if records else 0
+    where = f"after round {done}" if done else "before round 1"
+    return interrupt.Interrupted(
+        f"interrupted {where} of {config.rounds}",
+        round=done,
+        rounds=config.rounds,
+        out_dir=out,
+        checkpoint=checkpoint and done > 0,
     )
 
 

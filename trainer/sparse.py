@@ -1,20 +1,31 @@
 """Top-k masks and real messages: every vector a round moves goes through planner.codec.
 
-``send`` returns what the receiver decodes (so fp16/bf16 precision loss is real) and the payload's
-length, which ``planner.codec.encode`` has already checked against ``planner.encoding``.
+``send`` returns what the receiver decodes (so fp16/bf16 and b-bit precision loss is real) and the
+payload's length, which ``planner.codec.encode`` has already checked against ``planner.encoding``.
+Stochastic rounding (``sr*``) draws from ``message_seed(seed, round, client, direction)``: a
+function of the run's seed, the round and the client alone, as every other random choice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from planner import codec
 from planner.encoding import kept_entries
+from planner.sampling import round_seed
 from trainer.flat import Slice
+
+DOWNLOAD, UPLOAD = 1, 2  # stream tags: a message's rounding never shares draws with sampling
+
+
+def message_seed(seed: int, round_: int, client: int, direction: int) -> tuple[int, int]:
+    """The numpy seed of one message's stochastic rounding: (round_seed(seed, round, client),
+    direction). Downloads use client -1 (one message for every sampled client)."""
+    return (round_seed(seed, round_, client), direction)
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class Sent:
     nbytes: int
     encoding: str
     k: int
+    payload: bytes = field(default=b"", repr=False)  # the bytes on the wire (federation sends them)
 
 
 def topk_positions(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -56,22 +68,33 @@ def mask_from_positions(positions: torch.Tensor, n: int) -> torch.Tensor:
     return mask
 
 
-def send(x: torch.Tensor, positions: torch.Tensor, *, encoding: str, precision: str) -> Sent:
+def send(
+    x: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    encoding: str,
+    precision: str,
+    seed: codec.Seed = None,
+) -> Sent:
     """Encode x at ``positions`` (an n-vector message with positions) and decode it."""
     n = x.numel()
     pos = positions.cpu().numpy()
     vals = x[positions].detach().float().cpu().numpy()
-    payload, used = codec.encode(pos, vals, n=n, encoding=encoding, precision=precision)
+    payload, used = codec.encode(pos, vals, n=n, encoding=encoding, precision=precision, seed=seed)
     dense = codec.decode(payload, n=n, k=len(pos), encoding=used, precision=precision)
-    return Sent(torch.from_numpy(dense).to(x.device), len(payload), used, len(pos))
+    return Sent(torch.from_numpy(dense).to(x.device), len(payload), used, len(pos), payload)
 
 
-def send_values(x: torch.Tensor, positions: torch.Tensor, *, precision: str) -> Sent:
+def send_values(
+    x: torch.Tensor, positions: torch.Tensor, *, precision: str, seed: codec.Seed = None
+) -> Sent:
     """Values only, for a mask both ends already hold: k values, no positions (k * v bytes)."""
     k = int(positions.numel())
     vals = x[positions].detach().float().cpu().numpy()
-    payload, used = codec.encode(np.arange(k), vals, n=k, encoding="dense", precision=precision)
+    payload, used = codec.encode(
+        np.arange(k), vals, n=k, encoding="dense", precision=precision, seed=seed
+    )
     decoded = codec.decode(payload, n=k, k=k, encoding="dense", precision=precision)
     out = torch.zeros_like(x)
     out[positions] = torch.from_numpy(decoded).to(x.device)
-    return Sent(out, len(payload), used, k)
+    return Sent(out, len(payload), used, k, payload)

@@ -8,14 +8,17 @@ Precedence of run settings, written once (``base_config``): CLI flag > --config 
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from planner.budget import BUDGET_HELP
-from planner.cli import parse_densities, parse_ints, run_typer
+from planner.cli import parse_densities, parse_ints, parse_precisions, run_typer
 from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK
+from trainer import interrupt  # stdlib only
 from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, METRICS, PRUNERS, SAMPLERS
 
 app = typer.Typer(
@@ -66,8 +69,18 @@ def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
     return RunConfig.from_dict(data)
 
 
+def rerun_command(ctx: typer.Context) -> str:
+    """The command that resumes an interrupted study: the same command line again."""
+    words = ctx.command_path.split()  # ['floss-tune', 'run'] or ['floss', 'tune', 'run']
+    if sys.argv[1 : len(words)] != words[1:]:  # not started from a command line
+        return f"{ctx.command_path} with the same options"
+    return shlex.join([*words, *sys.argv[len(words) :]])
+
+
 @app.command("run")
+@interrupt.graceful  # first Ctrl-C/SIGTERM: stop the trial at its round boundary, exit 130
 def run_command(
+    ctx: typer.Context,
     budget: Annotated[str, typer.Option("--budget", "-b", help=BUDGET_HELP)] = "50-dense-rounds",
     n_trials: Annotated[
         int,
@@ -83,14 +96,27 @@ def run_command(
         Path | None,
         typer.Option("--config", "-c", help="base run config (YAML/JSON) of floss-train"),
     ] = None,
-    profile: Annotated[str | None, typer.Option(help="network profile name or file")] = None,
-    up_slowdown: Annotated[float | None, typer.Option(help="S: uplink = downlink / S")] = None,
-    model: Annotated[str | None, typer.Option(help="model name, local path or hub id")] = None,
-    data: Annotated[str | None, typer.Option(help="fortunes, csv, jsonl, 20newsgroups, hf")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="network profile name or file (default: the base config's, thesis)"),
+    ] = None,
+    up_slowdown: Annotated[
+        float | None, typer.Option(help="S: uplink = downlink / S (default: the profile's uplink)")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="model name, local path or hub id (default all-minilm-l6-v2)")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="fortunes, csv, jsonl, 20newsgroups, hf (default fortunes)")
+    ] = None,
     data_path: Annotated[str | None, typer.Option(help="data file or folder")] = None,
-    num_clients: Annotated[int | None, typer.Option(help="clients in the population")] = None,
-    clients_per_round: Annotated[int | None, typer.Option(help="clients sampled per round")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps")] = None,
+    num_clients: Annotated[
+        int | None, typer.Option(help="clients in the population (default 100)")
+    ] = None,
+    clients_per_round: Annotated[
+        int | None, typer.Option(help="clients sampled per round (default 10)")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps (default auto)")] = None,
     ranks: Annotated[str, typer.Option(help="LoRA ranks to search")] = "1,2,4,8,16,32,64",
     d_down: Annotated[str, typer.Option(help="download densities to search")] = ",".join(
         ["1"] + [f"1/{2**i}" for i in range(1, 9)]
@@ -103,7 +129,7 @@ def run_command(
         int, typer.Option(help="configs affording fewer rounds are left out")
     ] = 1,
     max_rounds: Annotated[
-        int | None, typer.Option(help="cap on the rounds of a run (full budget)")
+        int | None, typer.Option(help="cap on the rounds of a run (full budget) (default: none)")
     ] = None,
     methods: Annotated[
         str,
@@ -120,6 +146,25 @@ def run_command(
         typer.Option(
             help="AdapterLTH keep rates per round to search (default: the base run's "
             "keep_rate, 0.98 as in the thesis)"
+        ),
+    ] = None,
+    bits_down: Annotated[
+        str | None,
+        typer.Option(
+            "--bits-down",
+            "--precisions-down",
+            help="download value precisions to search, a comma list of bit widths or schemes "
+            "(e.g. 32,8,4 or fp32,q8,sr4; default: the base run's, not searched)",
+            show_default=False,
+        ),
+    ] = None,
+    bits_up: Annotated[
+        str | None,
+        typer.Option(
+            "--bits-up",
+            "--precisions-up",
+            help="upload value precisions to search, as --bits-down",
+            show_default=False,
         ),
     ] = None,
     metric: Annotated[
@@ -139,7 +184,8 @@ def run_command(
     reduction_factor: Annotated[int, typer.Option(help="eta of sha/hyperband")] = 2,
     sampler: Annotated[str, typer.Option(help=", ".join(SAMPLERS))] = "tpe",
     seed: Annotated[
-        int | None, typer.Option(help="sampler seed (give each worker its own, or none)")
+        int | None,
+        typer.Option(help="sampler seed (give each worker its own; default: none, random)"),
     ] = None,
     tune_lr: Annotated[
         bool, typer.Option(help="also search client and server learning rates")
@@ -148,18 +194,28 @@ def run_command(
         bool, typer.Option(help="enqueue dense LoRA and the d_up = d_down/S family first")
     ] = True,
     trial_clients_per_round: Annotated[
-        int | None, typer.Option(help="trials train this many of the sampled clients per round")
+        int | None,
+        typer.Option(help="trials train this many of the sampled clients per round (default: all)"),
     ] = None,
     max_client_steps: Annotated[
-        int | None, typer.Option(help="compute cap: client optimizer steps over the whole study")
+        int | None,
+        typer.Option(
+            help="compute cap: client optimizer steps over the whole study (default: none)"
+        ),
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option(help="this worker starts no trial after this many seconds")
+        float | None,
+        typer.Option(help="this worker starts no trial after this many seconds (default: none)"),
     ] = None,
     storage: Storage = DEFAULT_STORAGE,
     study_name: StudyName = DEFAULT_STUDY,
     export: Annotated[
-        Path | None, typer.Option("--export", "-e", help="export the recommendation to this folder")
+        Path | None,
+        typer.Option(
+            "--export",
+            "-e",
+            help="export the recommendation to this folder (checked before the study starts)",
+        ),
     ] = None,
 ) -> None:
     """Run a study, or resume/join the one named by --storage and --study-name."""
@@ -184,9 +240,13 @@ def run_command(
             trial_clients_per_round=trial_clients_per_round,
             metric=metric,
         )
-        from tuner.storage import storage_kind
+        from planner.paths import check_output_dir
+        from tuner.storage import check_storage_file, storage_kind
 
         storage_kind(storage)  # refuse an unknown scheme before loading a model
+        check_storage_file(storage)  # and a storage file that cannot be written
+        if export is not None:  # before the study runs, not after it
+            check_output_dir(export, what="--export")
         args = PlanArgs(
             budget=budget,
             ranks=parse_ints(ranks, name="--ranks"),
@@ -201,6 +261,8 @@ def run_command(
             keep_rates=(
                 None if keep_rates is None else tuple(parse_floats(keep_rates, name="--keep-rates"))
             ),
+            precisions_down=parse_precisions(bits_down, name="--bits-down"),
+            precisions_up=parse_precisions(bits_up, name="--bits-up"),
         )
         from planner.budget import parse_budget
 
@@ -221,6 +283,9 @@ def run_command(
         study = run_tuning(base, args, settings, log=lambda m: typer.echo(m, err=True))
     except ValueError as exc:
         fail(str(exc))
+    except interrupt.Interrupted as exc:
+        typer.echo(f"interrupted: {exc}; resume with: {rerun_command(ctx)}", err=True)
+        raise typer.Exit(code=interrupt.EXIT_CODE) from None
     _show(study)
     if export is not None:
         _export(study, export)
@@ -243,6 +308,8 @@ def _export(study: Any, out: Path) -> None:
         lines = export_study(study, out)
     except ValueError as exc:
         fail(str(exc))
+    except OSError as exc:  # the folder was checked first; this is a disk that filled or vanished
+        fail(f"cannot write the export to {str(out)!r}: {exc.strerror or exc}.")
     for line in lines:
         typer.echo(line)
 
@@ -272,6 +339,12 @@ def export_command(
 ) -> None:
     """Write run.yaml/run.json (floss-train --config), peft/adapter_config.json, trials.csv
     (+ .parquet), rounds.csv and pareto.png for the recommended configuration."""
+    from planner.paths import check_output_dir
+
+    try:
+        check_output_dir(out_dir, what="export folder")
+    except ValueError as exc:
+        fail(str(exc))
     _export(_load(storage, study_name), out_dir)
 
 

@@ -14,6 +14,8 @@ Files written to the export folder:
   with every RoundRecord of every trial;
 * ``flower/run_config.toml`` and ``flower/pyproject-snippet.toml``: the same run as a Flower run
   config (``flwr run --run-config``; ``[tool.flwr.app.config]``), see ``tuner.flower``;
+* ``flower-app/``: a runnable Flower app whose run config is this run (``federation.appdir``;
+  its README shows the ``flwr run`` command);
 * ``pareto.png``: the metric against the bytes each trial sent, the Pareto front and the
   recommendation marked.
 """
@@ -174,6 +176,11 @@ def export_study(
     flat, snippet = write_flower_config(config.to_dict(), out_dir / "flower")
     lines.append(f"{flat}: Flower run config (flwr run --run-config)")
     lines.append(f"{snippet}: the same keys under [tool.flwr.app.config]")
+    from federation.appdir import run_command, write_app
+
+    app_dir = out_dir / "flower-app"
+    write_app(app_dir, config)
+    lines.append(f"{app_dir}: a runnable Flower app of this run: {run_command(app_dir, config)}")
     frame = trials_frame(study)
     frame.to_csv(out_dir / "trials.csv", index=False)
     lines.append(f"{out_dir / 'trials.csv'}: all {len(frame)} trials")

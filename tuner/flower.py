@@ -30,6 +30,9 @@ FIELDS: dict[str, str] = {
     "topk": "topk",
     "encoding": "encoding",
     "precision": "precision",
+    "precision_down": "precision-down",  # None (= precision) is left out
+    "precision_up": "precision-up",
+    "error_feedback": "error-feedback",
     "local_epochs": "local-epochs",
     "batch_size": "batch-size",
     "client_optimizer": "client-optimizer",

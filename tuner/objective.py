@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from trainer import interrupt
 from tuner.fidelity import FidelityReporter, checkpoint_fractions, checkpoint_rounds
 from tuner.settings import METRIC_DIRECTION, METRICS, TuneSettings
 from tuner.space import Candidate, SearchSpace, suggest
@@ -31,7 +32,9 @@ ATTR_CONFIG = "config"
 ATTR_FULL_CONFIG = "full_config"
 ATTR_RECORDS = "records"
 ATTR_STEPS = "client_steps"
-ATTR_END = "end"  # complete | pruned | diverged | capped | duplicate
+ATTR_END = "end"  # complete | pruned | diverged | capped | duplicate | interrupted
+ATTR_DUPLICATE_OF = "duplicate_of"
+ATTR_RETRY_OF = "retry_of"  # an enqueued retry of an interrupted trial
 ATTR_CHECKPOINTS = "checkpoint_rounds"  # the round of each fidelity step (1/8, 1/4, ... of spend)
 # reported on complete trials, never selected on (attribute names = RunResult fields)
 TEST_METRICS = ("test_accuracy", "test_accuracy_server", "test_loss", "test_loss_server")
@@ -53,6 +56,8 @@ def candidate_key(candidate: Candidate, lrs: dict[str, float]) -> str:
     parts += [f"{candidate.d_down:.12g}", f"{candidate.d_up:.12g}"]
     if candidate.keep_rate is not None:
         parts.append(f"keep={candidate.keep_rate:.12g}")
+    if (candidate.precision_down, candidate.precision_up) != ("fp32", "fp32"):
+        parts.append(f"values={candidate.precision_down}/{candidate.precision_up}")
     parts += [f"{k}={v:.6g}" for k, v in sorted(lrs.items())]
     return "|".join(parts)
 
@@ -71,6 +76,15 @@ def method_fields(candidate: Candidate) -> dict[str, Any]:
     return out
 
 
+def precision_fields(base: Any, candidate: Candidate) -> dict[str, Any]:
+    """precision_down/precision_up when the candidate's differ from the base run's (a searched
+    bit width); nothing otherwise, so an unsearched config stays as the base wrote it."""
+    wire = (candidate.precision_down, candidate.precision_up)
+    if wire == getattr(base, "wire_precisions", ("fp32", "fp32")):
+        return {}
+    return {"precision_down": wire[0], "precision_up": wire[1]}
+
+
 def trial_config(
     base: Any,
     candidate: Candidate,
@@ -82,6 +96,7 @@ def trial_config(
     It evaluates only the fidelity checkpoints (passed as ``eval_rounds``) and the last round."""
     changes: dict[str, Any] = {
         **method_fields(candidate),
+        **precision_fields(base, candidate),
         "rounds": candidate.rounds,
         "eval_every": 0,
         "checkpoint_every": 0,  # trials keep no files; their records go to the study
@@ -94,7 +109,13 @@ def trial_config(
 
 def full_config(base: Any, candidate: Candidate, *, lrs: dict[str, float]) -> Any:
     """The RunConfig of the full training run (full budget rounds, the base eval schedule)."""
-    return replace(base, **method_fields(candidate), rounds=candidate.full_rounds, **lrs)
+    return replace(
+        base,
+        **method_fields(candidate),
+        **precision_fields(base, candidate),
+        rounds=candidate.full_rounds,
+        **lrs,
+    )
 
 
 def test_split_metrics(result: Any, records: list[dict[str, Any]]) -> dict[str, float]:
@@ -108,6 +129,26 @@ def test_split_metrics(result: Any, records: list[dict[str, Any]]) -> dict[str, 
         if isinstance(value, (int, float)) and math.isfinite(value):
             out[name] = float(value)
     return out
+
+
+class TrialSkipped(Exception):
+    """A trial that trains nothing because the same configuration is running or waiting as an
+    earlier trial (two workers enqueued one seed). ``run_study`` lets Optuna mark it failed and
+    go on (``catch``): a failed trial counts towards nothing and the sampler ignores it."""
+
+
+def planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | None:
+    """The candidate key of a trial, finished, running or only enqueued (from its fixed
+    params when it has not set its key yet)."""
+    if ATTR_KEY in trial.user_attrs:
+        return str(trial.user_attrs[ATTR_KEY])
+    fixed = trial.system_attrs.get("fixed_params") or trial.params
+    try:
+        cand = space.candidate_for(fixed)
+    except (KeyError, TypeError, ValueError):
+        return None
+    lrs = {k: float(fixed[k]) for k in ("client_lr", "server_lr") if k in fixed}
+    return candidate_key(cand, lrs)
 
 
 def client_steps_spent(study: optuna.Study, *, exclude: int | None = None) -> int:
@@ -129,6 +170,9 @@ class Objective:
     workload: Any = None
     diverged: tuple[type[BaseException], ...] = ()
     log: Callable[[str], None] = field(default=lambda _msg: None)
+    # trials this objective failed on purpose (interrupted, skipped duplicates) and explained
+    # in its own log line: run_study keeps Optuna from logging them again with a traceback
+    quiet: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.metric not in METRIC_DIRECTION:
@@ -173,14 +217,28 @@ class Objective:
         trial.set_user_attr(
             ATTR_FULL_CONFIG, full_config(self.base_config, candidate, lrs=lrs).to_dict()
         )
+        if interrupt.requested():  # came between two trials: this one has not started
+            trial.set_user_attr(ATTR_END, "interrupted")
+            self.quiet.add(trial.number)
+            raise interrupt.Interrupted(f"trial {trial.number} ({candidate.label}) not started")
         done = self._finished_twin(trial, key)
         if done is not None:
-            trial.set_user_attr("duplicate_of", done.number)
+            trial.set_user_attr(ATTR_DUPLICATE_OF, done.number)
             trial.set_user_attr(ATTR_END, "duplicate")
             self.log(f"trial {trial.number}: {candidate.label} already ran as trial {done.number}")
             if done.state == optuna.trial.TrialState.COMPLETE and done.value is not None:
                 return float(done.value)
             raise optuna.TrialPruned(f"same as pruned trial {done.number}")
+        twin = self._earlier_live_twin(trial, key)
+        if twin is not None:
+            trial.set_user_attr(ATTR_DUPLICATE_OF, twin.number)
+            trial.set_user_attr(ATTR_END, "duplicate")
+            self.quiet.add(trial.number)
+            self.log(
+                f"trial {trial.number}: {candidate.label} is {twin.state.name.lower()} as trial "
+                f"{twin.number}; skipped"
+            )
+            raise TrialSkipped(f"same as trial {twin.number} ({twin.state.name.lower()})")
         steps_before = client_steps_spent(trial.study, exclude=trial.number)
         cap = self.settings.max_client_steps
         if cap is not None and steps_before >= cap:
@@ -196,14 +254,25 @@ class Objective:
         )
         trial.set_user_attr(ATTR_CHECKPOINTS, list(reporter.checkpoints))
         self.log(f"trial {trial.number}: {candidate.label}, {candidate.rounds} rounds")
+        halted: list[int] = []  # the round after which an interrupt stopped training
+
+        def on_round(record: Any) -> bool:
+            go_on = reporter(record)
+            if go_on and interrupt.requested() and record.round < config.rounds:
+                halted.append(int(record.round))
+                return False
+            return go_on
+
         try:
             result = self.train_fn(
                 config,
-                on_round=reporter,
+                on_round=on_round,
                 progress=False,
                 workload=self.workload,
                 eval_rounds=reporter.eval_rounds,
             )
+        except interrupt.Interrupted:  # the trainer stopped at a round boundary
+            result, halted = None, [len(reporter.records)]
         except self.diverged as exc:
             record = getattr(exc, "record", None)  # the trainer attaches the NaN round's record
             if record is not None and hasattr(record, "to_dict"):
@@ -219,6 +288,11 @@ class Objective:
             if reporter.capped:
                 trial.study.stop()
             raise optuna.TrialPruned()
+        if halted or result is None:  # failed, with end = interrupted: a rerun trains it again
+            self._finish(trial, reporter, "interrupted")
+            self.quiet.add(trial.number)
+            where = f"after round {halted[-1]} of {candidate.rounds}" if halted else "at once"
+            raise interrupt.Interrupted(f"trial {trial.number} ({candidate.label}) stopped {where}")
         self._finish(trial, reporter, "complete")
         for name, test_value in test_split_metrics(result, reporter.records).items():
             trial.set_user_attr(name, test_value)  # reported, never selected on
@@ -244,9 +318,26 @@ class Objective:
         for t in trial.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
         ):
-            if t.user_attrs.get(ATTR_KEY) == key and "duplicate_of" not in t.user_attrs:
+            if t.user_attrs.get(ATTR_KEY) == key and ATTR_DUPLICATE_OF not in t.user_attrs:
                 # a pruned twin cut short by the compute cap says nothing about the config
                 if t.user_attrs.get(ATTR_END) in ("capped",):
                     continue
+                return t
+        return None
+
+    def _earlier_live_twin(self, trial: optuna.Trial, key: str) -> optuna.trial.FrozenTrial | None:
+        """A running or waiting trial with a lower number and the same key: two workers that
+        enqueued the same seed (server databases, see ``tuner.study.enqueue_seeds``) or TPE
+        proposing what another worker is training. The earlier one trains, this one does not."""
+        from optuna.trial import TrialState
+
+        for t in trial.study.get_trials(
+            deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
+        ):
+            if (
+                t.number < trial.number
+                and ATTR_DUPLICATE_OF not in t.user_attrs
+                and planned_key(t, self.space) == key
+            ):
                 return t
         return None

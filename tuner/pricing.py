@@ -74,8 +74,11 @@ class Pricing:
         d_up: float,
         keep_rate: float | None,
         tensor_sizes: tuple[int, ...] = (),
+        precisions: tuple[str, str] | None = None,
     ) -> MethodSpec:
-        """What the method sends (``tensor_sizes``: per-tensor top-k; () for global)."""
+        """What the method sends (``tensor_sizes``: per-tensor top-k; () for global;
+        ``precisions``: (download, upload) value precisions, default ``precision`` both ways)."""
+        down, up = precisions or (self.precision, self.precision)
         extra: dict[str, Any] = {} if keep_rate is None else {"keep_rate": keep_rate}
         if method == "adapterlth" and self.lth_floor is not None:
             extra["floor"] = self.lth_floor
@@ -86,6 +89,8 @@ class Pricing:
             d_up=d_up,
             encoding=self.encoding,
             precision=self.precision,
+            precision_down=down,
+            precision_up=up,
             tensor_sizes=tensor_sizes,
             **extra,
         )

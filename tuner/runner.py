@@ -45,6 +45,8 @@ class PlanArgs:
     methods: tuple[str, ...] = ("floss",)
     topks: tuple[str, ...] = ("global",)
     keep_rates: tuple[float, ...] | None = None  # None: the base run's keep_rate
+    precisions_down: tuple[str, ...] = ()  # () : the base run's download precision only
+    precisions_up: tuple[str, ...] = ()  # () : the base run's upload precision only
 
     def method_grid(self, config: Any) -> MethodGrid:
         """The methods searched; AdapterLTH's floor (and, unless given, its keep rate) are the
@@ -55,6 +57,8 @@ class PlanArgs:
             topks=self.topks,
             keep_rates=keep,
             lth_floor=getattr(config, "lth_floor", None),
+            precisions_down=self.precisions_down or (config.wire_precisions[0],),
+            precisions_up=self.precisions_up or (config.wire_precisions[1],),
         )
 
 

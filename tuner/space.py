@@ -16,10 +16,16 @@ nothing more. Densities are log-uniform floats snapped to the nearest grid densi
 so TPE learns that neighbouring densities behave alike; a point the budget cannot afford is
 projected to the nearest feasible candidate of that method and rank (ties: the cheaper). Every
 choice list is fixed per study (RDB storages refuse a "dynamic value space").
+
+Value precisions (``MethodGrid.precisions_down``/``precisions_up``, ``floss-tune --bits-down/
+--bits-up``): every candidate is priced at each (download, upload) pair; when a list has more
+than one entry the trial draws it as a categorical (``precision_down``, ``precision_up``), any
+method. Not searched by default: the base run's precisions are the only pair.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,7 +45,7 @@ from tuner.settings import (
     check_topks,
 )
 
-Key = tuple[str, str, int, Fraction, Fraction, Fraction | None]
+Key = tuple[str, str, int, Fraction, Fraction, Fraction | None, str, str]
 AdapterSize = Callable[[str, int], int]  # (method, rank) -> n, entries of P as trained
 TensorSizes = Callable[[str, int], tuple[int, ...]]  # (method, rank) -> P's tensors, in order
 THESIS_KEEP_RATE = 0.98  # AdapterLTH: the thesis keeps 98 % of the surviving entries per round
@@ -67,10 +73,20 @@ def density_label(d: float) -> str:
 
 
 def make_key(
-    method: str, topk: str, rank: int, d_down: float, d_up: float, keep_rate: float | None
+    method: str,
+    topk: str,
+    rank: int,
+    d_down: float,
+    d_up: float,
+    keep_rate: float | None,
+    precision_down: str = "fp32",
+    precision_up: str = "fp32",
 ) -> Key:
     keep = None if keep_rate is None else density_key(keep_rate)
-    return (method, topk, rank, density_key(d_down), density_key(d_up), keep)
+    return (
+        method, topk, rank, density_key(d_down), density_key(d_up), keep,
+        precision_down, precision_up,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,8 +101,26 @@ class MethodGrid:
     lth_floor: float | None = field(
         default=None, metadata={"help": "AdapterLTH density floor (None: k never below 1)"}
     )
+    precisions_down: tuple[str, ...] = field(
+        default=(), metadata={"help": "download value precisions (searched when > 1; () = base)"}
+    )
+    precisions_up: tuple[str, ...] = field(
+        default=(), metadata={"help": "upload value precisions (searched when > 1; () = base)"}
+    )
 
     def __post_init__(self) -> None:
+        from planner.encoding import parse_precision
+
+        for name in ("precisions_down", "precisions_up"):
+            flag = "--bits-" + name.removeprefix("precisions_")
+            values = getattr(self, name)
+            try:
+                parsed = tuple(parse_precision(v, name=flag) for v in values)
+            except ValueError as exc:
+                raise TuneError(str(exc)) from None
+            if len(set(parsed)) != len(parsed):
+                raise TuneError(f"{flag} has a repeated value: {values!r}.")
+            object.__setattr__(self, name, parsed)
         object.__setattr__(self, "methods", check_methods(self.methods))
         object.__setattr__(self, "topks", check_topks(self.topks))
         if not self.keep_rates:
@@ -118,10 +152,13 @@ class Candidate:
     full_bytes: int = 0  # the full run's planned spend, exact
     full_seconds: float = 0.0
     why: str = ""
+    precision_down: str = "fp32"
+    precision_up: str = "fp32"
 
     @property
     def key(self) -> Key:
-        return make_key(self.method, self.topk, self.rank, self.d_down, self.d_up, self.keep_rate)
+        return make_key(self.method, self.topk, self.rank, self.d_down, self.d_up, self.keep_rate,
+                        self.precision_down, self.precision_up)  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -133,6 +170,12 @@ class Candidate:
 
 def candidate_label(c: Mapping[str, Any]) -> str:
     """A short name of a candidate mapping (``Candidate.to_dict`` or a trial's attribute)."""
+    wire = (str(c.get("precision_down", "fp32")), str(c.get("precision_up", "fp32")))
+    values = "" if wire == ("fp32", "fp32") else f" {wire[0]}/{wire[1]}"
+    return _method_label(c) + values
+
+
+def _method_label(c: Mapping[str, Any]) -> str:
     method, rank = str(c.get("method", "floss")), c.get("rank")
     if method == "floss":
         topk = " per-tensor" if c.get("topk") == "per-tensor" else ""
@@ -177,6 +220,14 @@ class SearchSpace:
         return list(self.grid.keep_rates)
 
     @property
+    def precisions_down(self) -> list[str]:
+        return list(self.grid.precisions_down) or [self.pricing.precision]
+
+    @property
+    def precisions_up(self) -> list[str]:
+        return list(self.grid.precisions_up) or [self.pricing.precision]
+
+    @property
     def ranks(self) -> list[int]:
         return sorted({c.rank for c in self.candidates})
 
@@ -198,8 +249,12 @@ class SearchSpace:
         method: str = "floss",
         topk: str = "global",
         keep_rate: float | None = None,
+        precision_down: str | None = None,
+        precision_up: str | None = None,
     ) -> Candidate | None:
-        return self._by_key.get(make_key(method, topk, rank, d_down, d_up, keep_rate))
+        pd = precision_down or self.precisions_down[0]
+        pu = precision_up or self.precisions_up[0]
+        return self._by_key.get(make_key(method, topk, rank, d_down, d_up, keep_rate, pd, pu))
 
     def lookup_config(self, config: Any) -> Candidate | None:
         """The candidate a trial RunConfig trains (the inverse of ``trial_config``)."""
@@ -212,6 +267,8 @@ class SearchSpace:
             method=method,
             topk=str(getattr(config, "topk", "global")) if method == "floss" else "global",
             keep_rate=keep,
+            precision_down=getattr(config, "wire_precisions", ("fp32", "fp32"))[0],
+            precision_up=getattr(config, "wire_precisions", ("fp32", "fp32"))[1],
         )
 
     @property
@@ -231,9 +288,12 @@ class SearchSpace:
         method: str = "floss",
         topk: str = "global",
         keep_rate: float | None = None,
+        precision_down: str | None = None,
+        precision_up: str | None = None,
     ) -> Candidate:
-        """The feasible candidate closest in log densities (and keep rate): same method, top-k
-        mode and rank first, then the nearest rank; ties go to the cheaper."""
+        """The feasible candidate closest in log densities (and keep rate): same precisions,
+        method, top-k mode and rank first, then the nearest rank; ties go to the cheaper."""
+        wire = (precision_down or self.precisions_down[0], precision_up or self.precisions_up[0])
         pools = (
             [c for c in self.candidates if (c.method, c.topk, c.rank) == (method, topk, rank)],
             [c for c in self.candidates if (c.method, c.rank) == (method, rank)],
@@ -241,6 +301,7 @@ class SearchSpace:
             list(self.candidates),
         )
         pool = next(p for p in pools if p)
+        pool = [c for c in pool if (c.precision_down, c.precision_up) == wire] or pool
 
         def distance(c: Candidate) -> tuple[float, float, int]:
             dist = abs(math.log2(c.d_down / d_down)) + abs(math.log2(c.d_up / d_up))
@@ -266,7 +327,15 @@ class SearchSpace:
             d_down = d_up = snap(float(params["d_up"]), self.grid_of("d_up", method))
         elif method == "adapterlth":
             keep = snap(float(params.get("keep_rate", self.keep_rates[0])), self.keep_rates)
-        kw: dict[str, Any] = {"method": method, "topk": topk, "keep_rate": keep}
+        pd = str(params.get("precision_down", self.precisions_down[0]))
+        pu = str(params.get("precision_up", self.precisions_up[0]))
+        kw: dict[str, Any] = {
+            "method": method,
+            "topk": topk,
+            "keep_rate": keep,
+            "precision_down": pd if pd in self.precisions_down else self.precisions_down[0],
+            "precision_up": pu if pu in self.precisions_up else self.precisions_up[0],
+        }
         return self.lookup(rank, d_down, d_up, **kw) or self.nearest(rank, d_down, d_up, **kw)
 
     def params_of(self, candidate: Candidate) -> dict[str, Any]:
@@ -283,6 +352,10 @@ class SearchSpace:
             out["d_up"] = candidate.d_up
         if candidate.method == "adapterlth" and len(self.keep_rates) > 1:
             out["keep_rate"] = candidate.keep_rate
+        if len(self.precisions_down) > 1:
+            out["precision_down"] = candidate.precision_down
+        if len(self.precisions_up) > 1:
+            out["precision_up"] = candidate.precision_up
         return out
 
     def spend_curve(self, candidate: Candidate) -> list[float]:
@@ -298,7 +371,8 @@ class SearchSpace:
 
     def _spec(self, c: Candidate) -> Any:
         return spec_of(self.pricing, self.tensor_sizes, c.method, c.topk, c.rank, c.n,
-                       c.d_down, c.d_up, c.keep_rate)  # fmt: skip
+                       c.d_down, c.d_up, c.keep_rate,
+                       precisions=(c.precision_down, c.precision_up))  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """What identifies the space; stored on the study so a resume can check it matches."""
@@ -313,6 +387,12 @@ class SearchSpace:
             "keep_rates": self.keep_rates,
             "d_down_range": list(self.density_range("d_down")),
             "d_up_range": list(self.density_range("d_up")),
+            # only when searched: studies made before the precision axis keep their summary
+            **(
+                {"precisions_down": self.precisions_down, "precisions_up": self.precisions_up}
+                if len(self.precisions_down) > 1 or len(self.precisions_up) > 1
+                else {}
+            ),
         }
 
 
@@ -383,8 +463,11 @@ def spec_of(
     d_down: float,
     d_up: float,
     keep_rate: float | None,
+    *,
+    precisions: tuple[str, str] | None = None,
 ) -> Any:
-    """The planner.schedule spec of a configuration (per-tensor top-k with P's tensor sizes)."""
+    """The planner.schedule spec of a configuration (per-tensor top-k with P's tensor sizes;
+    ``precisions``: (download, upload), default the pricing's)."""
     per_tensor = method == "floss" and topk == "per-tensor" and not d_down == d_up == 1.0
     sizes: tuple[int, ...] = ()
     if per_tensor:
@@ -392,8 +475,9 @@ def spec_of(
             raise TuneError("per-tensor top-k needs the sizes of the adapter's tensors.")
         sizes = tensor_sizes(method, rank)
     return pricing.spec(
-        method=method, n=n, d_down=d_down, d_up=d_up, keep_rate=keep_rate, tensor_sizes=sizes
-    )
+        method=method, n=n, d_down=d_down, d_up=d_up, keep_rate=keep_rate, tensor_sizes=sizes,
+        precisions=precisions,
+    )  # fmt: skip
 
 
 def _configs(
@@ -438,6 +522,11 @@ def build_space(
 
     check_budget_scale(budget_scale)
     grid = grid or MethodGrid()
+    grid = replace(
+        grid,
+        precisions_down=grid.precisions_down or (settings.precision,),
+        precisions_up=grid.precisions_up or (settings.precision,),
+    )
     cap = settings.max_rounds
     trial_cap = None if cap is None else max(1, math.ceil(cap * budget_scale))
     try:
@@ -472,10 +561,13 @@ def build_space(
     tensors = tensor_sizes or planner_tensor_sizes(settings)
     priced: dict[tuple[Any, ...], tuple[Spend, Spend] | None] = {}
     candidates = []
-    for method, topk, rank, dd, du, keep in _configs(settings, grid):
+    pairs = [(d, u) for d in grid.precisions_down for u in grid.precisions_up]
+    for (method, topk, rank, dd, du, keep), (pd, pu) in itertools.product(
+        _configs(settings, grid), pairs
+    ):
         n = size(method, rank)
-        spec = spec_of(pricing, tensors, method, topk, rank, n, dd, du, keep)
-        memo = (spec.method, n, density_key(dd), density_key(du), keep, spec.tensor_sizes)
+        spec = spec_of(pricing, tensors, method, topk, rank, n, dd, du, keep, precisions=(pd, pu))
+        memo = (spec.method, n, density_key(dd), density_key(du), keep, spec.tensor_sizes, pd, pu)
         if memo not in priced:
             priced[memo] = _price(pricing, spec, settings, full_amount, trial_amount, trial_cap)
         spends = priced[memo]
@@ -499,6 +591,8 @@ def build_space(
                 trial_seconds=trial_spend.seconds,
                 full_bytes=full_spend.bytes,
                 full_seconds=full_spend.seconds,
+                precision_down=pd,
+                precision_up=pu,
             )
         )
     if not candidates:
@@ -603,6 +697,10 @@ def suggest(trial: SuggestingTrial, space: SearchSpace) -> Candidate:
         params["d_up"] = trial.suggest_float("d_up", *space.density_range("d_up"), log=True)
     if method == "adapterlth" and len(space.keep_rates) > 1:
         params["keep_rate"] = trial.suggest_categorical("keep_rate", space.keep_rates)
+    for name in ("precision_down", "precision_up"):
+        choices = space.precisions_down if name == "precision_down" else space.precisions_up
+        if len(choices) > 1:  # a static choice list: the grid's, fixed per study
+            params[name] = trial.suggest_categorical(name, choices)
     return space.candidate_for(params)
 
 

@@ -7,12 +7,18 @@
   an append-only log with file locks, safe for many processes on one machine or on a shared file
   system. Optuna's journal storage has no heartbeat: a killed worker's trial stays RUNNING, and is
   not counted as finished.
+
+``seeding_lock`` serialises "check what the study holds, enqueue what is missing" across the
+workers of a file storage (an exclusive ``fcntl.flock`` on ``<file>.seed-lock`` beside it).
+Server databases get no such lock: see ``tuner.study.enqueue_seeds`` and docs/tuner.md.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +55,28 @@ def storage_kind(url: str) -> str:
     return "rdb"
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def check_storage_file(url: str) -> None:
+    """A study's local storage file can be written (or made), and an existing SQLite file is one:
+    checked before a model loads, so a bad --storage fails in a second, with one line."""
+    from planner.paths import OutputPathError, check_output_file
+
+    path = storage_file(url)  # the journal or SQLite file; None for a server
+    if path is None:
+        return
+    try:
+        check_output_file(path, what="--storage")
+    except OutputPathError as exc:
+        raise TuneError(str(exc)) from None
+    if url.startswith("sqlite") and path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+        if head != SQLITE_HEADER:
+            raise TuneError(f"--storage {url!r}: {str(path)!r} is not an SQLite database.")
+
+
 def open_storage(url: str) -> BaseStorage:
     """An Optuna storage for ``url`` (see the module doc); errors name the URL."""
     import optuna
@@ -62,7 +90,11 @@ def open_storage(url: str) -> BaseStorage:
             raise TuneError(f"journal storage {url!r} is a folder; give a file path.")
         if not path.parent.exists():
             raise TuneError(f"journal storage {url!r}: folder {str(path.parent)!r} does not exist.")
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except Exception as exc:  # an unreadable or garbled journal: optuna raises many types
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TuneError(f"cannot open journal storage {url!r}: {first}") from None
     engine_kwargs = {}
     if url.startswith("sqlite"):
         db = url.split(":///", 1)[-1]
@@ -94,6 +126,42 @@ def open_storage(url: str) -> BaseStorage:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+SEED_LOCK_SUFFIX = ".seed-lock"
+
+
+def storage_file(url: str) -> Path | None:
+    """The file behind a SQLite URL or a journal path; None for server databases and
+    in-memory SQLite."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    if url.startswith("sqlite"):
+        db = url.split(":///", 1)[-1]
+        if db and db != ":memory:":
+            return Path(db).expanduser()
+    return None
+
+
+@contextmanager
+def seeding_lock(url: str) -> Iterator[bool]:
+    """Hold an exclusive lock beside a file storage while the block runs; yields whether one
+    is held (not for server databases, nor where ``fcntl`` is missing, e.g. Windows)."""
+    path = storage_file(url)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        path = None
+    if path is None:
+        yield False
+        return
+    lock = path.with_name(path.name + SEED_LOCK_SUFFIX)
+    with lock.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _creation_race(exc: Exception) -> bool:
     text = str(exc)
     return any(s in text for s in ("already exists", "alembic_version", "database is locked"))
@@ -106,7 +174,14 @@ def load_existing_study(storage_url: str, study_name: str) -> Study:
     local = storage_url.split(":///", 1)[-1] if storage_url.startswith("sqlite") else None
     if storage_kind(storage_url) == "journal":
         local = storage_url
-    if local and local != ":memory:" and not Path(local).expanduser().exists():
+    try:
+        missing = local is not None and local not in ("", ":memory:") and not (
+            Path(local).expanduser().exists()
+        )
+    except OSError as exc:  # e.g. a name too long: exists() raises
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise TuneError(f"storage {storage_url!r} cannot be a file: {reason}.") from None
+    if missing:
         raise TuneError(f"no study {study_name!r}: storage file {local!r} does not exist.")
     storage = open_storage(storage_url)
     names = [

@@ -4,18 +4,34 @@ Resume and several workers both come from Optuna's storage: ``create_study(load_
 joins a study that is already there, every finished trial is in the storage the moment it ends,
 and the trial target counts finished trials study-wide (``MaxTrialsCallback``), so rerunning the
 same command after Ctrl-C or a kill, or starting it twice, works towards one shared target.
+
+Interrupts (``trainer.interrupt``): the running trial stops at its next round boundary and is
+marked failed with ``end = interrupted``; the study stops and ``run_study`` raises
+``Interrupted``. A rerun enqueues each interrupted trial's parameters again (and each seed whose
+trials all failed), under the same seeding lock, so nothing interrupted is lost.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from tuner.objective import ATTR_KEY, Objective, candidate_key, client_steps_spent
+from trainer import interrupt
+from tuner.objective import (
+    ATTR_END,
+    ATTR_RETRY_OF,
+    Objective,
+    TrialSkipped,
+    candidate_key,
+    client_steps_spent,
+    planned_key,
+)
 from tuner.settings import TuneError, TuneSettings
 from tuner.space import Candidate, SearchSpace, seed_params
-from tuner.storage import open_storage
+from tuner.storage import open_storage, seeding_lock
 
 if TYPE_CHECKING:
     import optuna
@@ -110,36 +126,67 @@ def meta_differences(stored: dict[str, Any], new: dict[str, Any], prefix: str = 
     return out
 
 
-def _planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | None:
-    """The candidate key of a trial, finished or only enqueued (from its fixed params)."""
-    if ATTR_KEY in trial.user_attrs:
-        return str(trial.user_attrs[ATTR_KEY])
-    fixed = trial.system_attrs.get("fixed_params") or trial.params
-    try:
-        cand = space.candidate_for(fixed)
-    except (KeyError, TypeError, ValueError):
-        return None
-    lrs = {k: float(fixed[k]) for k in ("client_lr", "server_lr") if k in fixed}
-    return candidate_key(cand, lrs)
+def _live_keys(study: optuna.Study, space: SearchSpace) -> set[str | None]:
+    """Keys of the trials that are waiting, running or finished (not failed)."""
+    from optuna.trial import TrialState
+
+    live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    return {planned_key(t, space) for t in study.get_trials(deepcopy=False, states=live)}
 
 
 def enqueue_seeds(
     study: optuna.Study, space: SearchSpace, *, lrs: dict[str, float]
 ) -> list[Candidate]:
     """Enqueue the space's seeds (dense LoRA, the heuristic family, one per other method, all
-    on the grid) unless the study already holds them (resume: waiting, running, finished;
-    failed trials are retried by the storage, not here)."""
-    from optuna.trial import TrialState
-
-    live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-    present = {_planned_key(t, space) for t in study.get_trials(deepcopy=False, states=live)}
+    on the grid) unless the study already holds them (resume: waiting, running, finished). A
+    seed whose trials all failed (interrupted) is enqueued again. Call it under
+    ``seeding_lock`` so that workers starting together enqueue each seed once."""
+    present = _live_keys(study, space)
     added = []
     for cand in space.seeds:
         if candidate_key(cand, lrs) in present:
             continue
-        study.enqueue_trial({**seed_params(cand, space), **lrs}, skip_if_exists=True)
+        # not skip_if_exists: Optuna would match the failed (interrupted) twin and skip it
+        study.enqueue_trial({**seed_params(cand, space), **lrs})
         added.append(cand)
     return added
+
+
+def enqueue_retries(study: optuna.Study, space: SearchSpace) -> list[int]:
+    """Enqueue again the parameters of each interrupted trial (failed, ``end = interrupted``)
+    whose configuration no live trial holds; returns the numbers of the trials retried."""
+    from optuna.trial import TrialState
+
+    present = _live_keys(study, space)
+    retried = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        key = planned_key(t, space)
+        if t.user_attrs.get(ATTR_END) != "interrupted" or key is None or key in present:
+            continue
+        params = t.system_attrs.get("fixed_params") or t.params
+        if not params:
+            continue
+        study.enqueue_trial(dict(params), user_attrs={ATTR_RETRY_OF: t.number})
+        present.add(key)
+        retried.append(t.number)
+    return retried
+
+
+@contextmanager
+def _quiet_optuna(objective: Objective) -> Iterator[None]:
+    """Keep Optuna from logging, with a traceback, the trials the objective failed on purpose
+    (interrupted, skipped duplicates): the objective's own log line says what happened."""
+    logger = logging.getLogger("optuna.study._optimize")
+
+    def keep(record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        return not any(text.startswith(f"Trial {n} failed") for n in objective.quiet)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def run_study(
@@ -155,14 +202,17 @@ def run_study(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(settings, direction=objective.direction, space_meta=space_meta)
-    if settings.seed_heuristics:
-        lrs = (
-            {k: float(getattr(objective.base_config, k)) for k in ("client_lr", "server_lr")}
-            if settings.tune_lr
-            else {}
-        )
-        for cand in enqueue_seeds(study, space, lrs=lrs):
-            log(f"enqueued {cand.label} ({cand.why or 'seed'})")
+    with seeding_lock(settings.storage):  # check and enqueue as one step for file storages
+        for number in enqueue_retries(study, space):
+            log(f"enqueued trial {number} again (it was interrupted)")
+        if settings.seed_heuristics:
+            lrs = (
+                {k: float(getattr(objective.base_config, k)) for k in ("client_lr", "server_lr")}
+                if settings.tune_lr
+                else {}
+            )
+            for cand in enqueue_seeds(study, space, lrs=lrs):
+                log(f"enqueued {cand.label} ({cand.why or 'seed'})")
     done = len(finished_trials(study))
     if done >= settings.n_trials:
         log(f"study {settings.study_name!r} already has {done} finished trials; nothing to run.")
@@ -174,17 +224,37 @@ def run_study(
             log(f"compute cap of {cap:,} client steps reached; stopping.")
             st.stop()
 
+    def stop_on_interrupt(st: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        if interrupt.requested():  # the trial ended anyway (complete or pruned): start no other
+            st.stop()
+
     callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
         optuna.study.MaxTrialsCallback(
             settings.n_trials,
             states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
         ),
         stop_at_cap,
+        stop_on_interrupt,
     ]
-    study.optimize(
-        objective,
-        timeout=settings.timeout_seconds,
-        callbacks=list(callbacks),
-        gc_after_trial=True,
-    )
+    if interrupt.requested():  # during the set-up: start no trial
+        _interrupted(study, settings, "")
+    stopped = ""
+    try:
+        with _quiet_optuna(objective):
+            study.optimize(
+                objective,
+                timeout=settings.timeout_seconds,
+                callbacks=list(callbacks),
+                gc_after_trial=True,
+                catch=(TrialSkipped,),
+            )
+    except interrupt.Interrupted as exc:
+        stopped = f"{exc} and is enqueued again on a rerun; "
+    if stopped or interrupt.requested():
+        _interrupted(study, settings, stopped)
     return study
+
+
+def _interrupted(study: optuna.Study, settings: TuneSettings, stopped: str) -> NoReturn:
+    done = len(finished_trials(study))
+    raise interrupt.Interrupted(f"{stopped}{done} finished trials kept in {settings.storage}")

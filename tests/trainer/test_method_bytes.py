@@ -117,6 +117,51 @@ def test_schedule_prices_every_round(
         assert any(len(set(d)) > 1 for d in downs[1:])
 
 
+@pytest.mark.parametrize(
+    ("method", "topk", "down", "up", "feedback"),
+    [
+        ("floss", "global", "q8", "sr4", False),
+        ("floss", "per-tensor", "sr2", "stc1", True),
+        ("dense", "global", "q4", "q1", False),
+        ("ffa", "global", "bf16", "sr8", False),
+        ("sparseadapter", "global", "sr4", "q2", True),
+        ("adapterlth", "global", "stc1", "sr1", False),
+    ],
+)
+def test_schedule_prices_quantized_rounds(
+    method: str,
+    topk: str,
+    down: str,
+    up: str,
+    feedback: bool,
+    tiny_kwargs: dict[str, Any],
+    tiny_workload: Any,
+    spread_network: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Quantized values (each direction its own precision, error feedback on or off): every
+    payload of every round is the planner's price."""
+    config = _config(
+        tiny_kwargs, spread_network, method=method, topk=topk, keep_rate=0.7, lth_floor=0.3,
+        precision_down=down, precision_up=up, error_feedback=feedback,
+    )  # fmt: skip
+    result, downs, ups, (n,), sizes = _train_logged(config, tiny_workload, monkeypatch)
+    prices = price_rounds(
+        method_spec(config, n=n, tensor_sizes=sizes),
+        network=load_network(spread_network),
+        seed=config.seed,
+        num_clients=config.num_clients,
+        clients_per_round=config.clients_per_round,
+        compute_seconds=config.compute_seconds,
+    )
+    for record, price, down_sizes, up_sizes in zip(result.records, prices, downs, ups, strict=False):
+        assert price.bytes_down == down_sizes, f"round {record.round} downloads"
+        assert price.bytes_up == up_sizes, f"round {record.round} uploads"
+        assert price.bytes_total == record.bytes_total
+        assert price.seconds == record.sim_seconds
+    assert len(result.records) == ROUNDS
+
+
 def test_ffa_size_is_b_and_head(
     tiny_workload: Any, tiny_kwargs: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -34,6 +34,13 @@ class FakeConfig:
     client_lr: float = 0.01
     server_lr: float = 0.001
     lora_alpha: int = 16
+    precision: str = "fp32"
+    precision_down: str | None = None
+    precision_up: str | None = None
+
+    @property
+    def wire_precisions(self) -> tuple[str, str]:
+        return (self.precision_down or self.precision, self.precision_up or self.precision)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,198 @@
+"""The Flower ClientApp: decode the server's payload, train with the trainer's client code, upload
+the encoded top-k.
+
+A node is one client of the run: its ``partition-id`` (node config, as ``flower-supernode
+--node-config "partition-id=I num-partitions=N"`` and Flower's simulation set it) picks its rows
+from the trainer's partitioner (iid, dirichlet or natural, seeded by the run's seed), so a node
+trains exactly the rows floss-train gives client I. The model is loaded and LoRA-wrapped once
+per client process (``_RUNTIMES``) and reused by every node and round in that process; a fixed
+mask (sparseadapter, adapterlth) a node received is kept in its ``context.state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from federation.config import config_digest, from_run_config
+from federation.wire import (
+    DOWNLOAD,
+    META,
+    UPLOAD,
+    FederationError,
+    decode_vector,
+    mask_positions,
+    message_content,
+    meta_int,
+    read_message,
+)
+from trainer.config import RunConfig
+from trainer.methods import Method, make_method
+from trainer.round import Trainee, client_update
+from trainer.workload import prepare, workload_key
+
+__all__ = ["make_client_app", "partition_of"]
+
+logger = logging.getLogger(__name__)
+MASK_RECORD = "floss-mask"  # context.state: the fixed mask this node holds
+MASK_META = "floss-mask-version"
+
+
+@dataclass
+class _Runtime:
+    trainee: Trainee
+    rows: list[torch.Tensor]
+    digest: str
+
+
+_RUNTIMES: dict[tuple[Any, ...], _Runtime] = {}
+LOADS = {"count": 0}  # model loads in this process (a test checks: once per process and run)
+
+
+def runtime(config: RunConfig) -> _Runtime:
+    """This process's model for the run: loaded and wrapped on first use, then reused."""
+    key = (*workload_key(config), config_digest(config), config.device)
+    if key not in _RUNTIMES:
+        _RUNTIMES.clear()  # one run at a time per process; free the previous model
+        wl = prepare(config)
+        trainee = Trainee.load(config, wl)
+        rows = [torch.as_tensor(r, device=trainee.device) for r in wl.client_rows(config)]
+        _RUNTIMES[key] = _Runtime(trainee=trainee, rows=rows, digest=config_digest(config))
+        LOADS["count"] += 1
+    return _RUNTIMES[key]
+
+
+def partition_of(context: Context, num_partitions: int) -> int:
+    """The node's client id, from its node config; one error naming the node otherwise."""
+    node = f"node {context.node_id}"
+    hint = (
+        f"start it with flower-supernode --node-config "
+        f"'partition-id=I num-partitions={num_partitions}' (0 <= I < {num_partitions})"
+    )
+    cfg = context.node_config
+    if "partition-id" not in cfg:
+        raise FederationError(f"{node}: its node config has no partition-id; {hint}.")
+    pid = cfg["partition-id"]
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < num_partitions:
+        raise FederationError(
+            f"{node}: partition-id {pid!r} is out of range for the run's {num_partitions} "
+            f"clients; {hint}."
+        )
+    total = cfg.get("num-partitions")
+    if total is not None and total != num_partitions:
+        raise FederationError(
+            f"{node}: num-partitions {total!r} in its node config, but the run has "
+            f"{num_partitions} clients; {hint}."
+        )
+    return pid
+
+
+def _held_mask(context: Context) -> tuple[torch.Tensor | None, int]:
+    if MASK_RECORD not in context.state.array_records:
+        return None, -1
+    positions = torch.from_numpy(context.state.array_records[MASK_RECORD]["positions"].numpy())
+    version = context.state.config_records[MASK_META]["version"]
+    return positions, version if isinstance(version, int) else -1
+
+
+def _hold_mask(context: Context, positions: torch.Tensor, version: int) -> None:
+    context.state[MASK_RECORD] = ArrayRecord({"positions": Array(positions.cpu().numpy())})
+    context.state[MASK_META] = ConfigRecord({"version": version})
+
+
+def _client_method(config: RunConfig, rt: _Runtime, positions: torch.Tensor | None) -> Method:
+    adapter = rt.trainee.adapter
+    method = make_method(config, n=adapter.n, slices=adapter.slices)
+    if positions is not None:
+        method.load_state(
+            {"mask_positions": positions.to(adapter.flat.device)},
+            {"version": 0, "density": positions.numel() / adapter.n, "seen": {}},
+        )
+    return method
+
+
+def handle_train(message: Message, context: Context, base: RunConfig | None) -> Message:
+    config, _ = from_run_config(context.run_config, base=base)
+    rt = runtime(config)
+    pid = partition_of(context, len(rt.rows))
+    adapter = rt.trainee.adapter
+    what = f"client {pid} (node {context.node_id}), download"
+    payload, meta = read_message(message.content, DOWNLOAD, what)
+    r = meta_int(meta, "round", what, low=1)
+    what = f"round {r}, {what}"
+    if meta.get("digest") != rt.digest:
+        raise FederationError(
+            f"{what}: the server trains another run config (digest {meta.get('digest')!r}, "
+            f"this node {rt.digest!r}); give both the same run config."
+        )
+    if meta_int(meta, "client", what) != pid:
+        raise FederationError(f"{what}: addressed to client {meta.get('client')}, not {pid}.")
+    kind, k = str(meta.get("kind")), meta_int(meta, "k", what, low=1)
+    version = meta_int(meta, "version", what)
+    held, held_version = _held_mask(context)
+    if kind == "values" and held_version != version:
+        raise FederationError(
+            f"{what}: values for mask version {version}, but this node holds "
+            f"{'no mask' if held is None else f'version {held_version}'}."
+        )
+    device = adapter.flat.device
+    start = decode_vector(
+        payload,
+        kind=kind,
+        n=adapter.n,
+        k=k,
+        encoding=config.encoding,
+        precision=config.precision,
+        positions=held.to(device) if held is not None else None,
+        device=device,
+        what=what,
+    )
+    positions: torch.Tensor | None = None
+    if kind == "mask":
+        positions = mask_positions(start, k, what)
+        _hold_mask(context, positions, version)
+    elif kind == "values":
+        positions = held
+    method = _client_method(config, rt, positions)
+    rows = rt.rows[pid]
+    update = client_update(rt.trainee, rows, start, method=method, round_=r, client=pid)
+    reply_meta = {
+        "round": r,
+        "client": pid,
+        "k": update.sent.k,
+        "kind": "full" if positions is None else "values",
+        "loss": float(update.local.loss),
+        "steps": update.local.steps,
+        "digest": rt.digest,
+    }
+    return Message(message_content(UPLOAD, update.sent.payload, reply_meta), reply_to=message)
+
+
+def handle_query(message: Message, context: Context, base: RunConfig | None) -> Message:
+    """The node's partition and adapter size (the ServerApp asks every node once, at start;
+    this also loads the model, before the first round)."""
+    config, _ = from_run_config(context.run_config, base=base)
+    rt = runtime(config)
+    pid = partition_of(context, len(rt.rows))
+    meta = ConfigRecord({"partition-id": pid, "n": rt.trainee.adapter.n, "digest": rt.digest})
+    return Message(RecordDict({META: meta}), reply_to=message)
+
+
+def make_client_app(base: RunConfig | None = None) -> ClientApp:
+    """A ClientApp for runs whose run config (``context.run_config``) is laid over ``base``."""
+    app = ClientApp()
+
+    @app.train()
+    def train(message: Message, context: Context) -> Message:
+        return handle_train(message, context, base)
+
+    @app.query()
+    def query(message: Message, context: Context) -> Message:
+        return handle_query(message, context, base)
+
+    return app

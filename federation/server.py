@@ -1,0 +1,426 @@
+"""The Flower ServerApp and ``FlossStrategy``: the trainer's server, round for round.
+
+The strategy owns the trainer's ``ServerState`` (FedAdam/FedAvg/FedAvgM exactly as floss-train
+steps them, not Flower's FedAdam, whose formula differs) and the method's hooks. A round:
+
+1. sample clients as floss-train does (``planner.sampling.round_draws``: seed, round);
+2. ``trainer.round.server_download``; each sampled client's node gets its own message (a
+   ``full``/``mask`` message with positions, or ``values`` at a mask it holds): the codec's
+   payload as a uint8 ``Array`` (``federation.wire``);
+3. the ClientApps train (``federation.client``) and reply with their encoded top-k;
+4. each reply is checked and decoded as ``trainer.sparse`` decodes it; a failed or bad reply is
+   dropped from the round (logged, kept in ``dropped``), the rest are aggregated in client order
+   by ``trainer.round.server_aggregate``;
+5. evaluation, the ``RoundRecord``, and a checkpoint every ``checkpoint_every`` rounds in the
+   trainer's format. A ServerApp started again with the same ``out-dir`` continues from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from federation.config import AppSettings, config_digest, from_run_config
+from federation.wire import (
+    DOWNLOAD,
+    META,
+    UPLOAD,
+    FederationError,
+    decode_vector,
+    message_content,
+    meta_int,
+    read_message,
+)
+from planner.encoding import kept_entries
+from planner.sampling import round_draws
+from trainer.budget import resolve_budget_rounds
+from trainer.checkpoint import find_checkpoint, load_checkpoint
+from trainer.client import evaluate_models
+from trainer.config import RunConfig
+from trainer.errors import DivergedError
+from trainer.methods import FixedMask, TopK, make_method
+from trainer.records import RecordWriter, RoundRecord
+from trainer.round import Trainee, server_aggregate, server_download
+from trainer.run import _checkpoint, _eval_due, _save_outputs, simulated_seconds
+from trainer.server import ServerState
+from trainer.workload import prepare
+
+__all__ = ["Dropped", "FlossStrategy", "make_server_app"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    round: int
+    client: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Upload:
+    vector: torch.Tensor
+    nbytes: int
+    k: int
+    loss: float
+    steps: int
+
+
+class FlossStrategy:
+    """floss-train's server on a Flower ``Grid``: its ServerState, method and records."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        settings: AppSettings,
+        *,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log or (lambda line: logger.info("%s", line))
+        self.network = config.network_profile()
+        self.digest = config_digest(config)
+        wl = prepare(config)
+        self.workload = wl
+        self.trainee = Trainee.load(config, wl)
+        adapter = self.trainee.adapter
+        self.n = adapter.n
+        self.num_clients = len(wl.client_rows(config))
+        device = self.trainee.device
+        self.val_rows = torch.as_tensor(wl.val_rows(config), device=device)
+        self.test_rows = torch.as_tensor(wl.test_rows(config), device=device)
+        self.server = ServerState(adapter.flat, config)
+        self.method = make_method(config, n=self.n, slices=adapter.slices)
+        if config.budget is not None:
+            config = resolve_budget_rounds(
+                config, wl, adapter, num_clients=self.num_clients, network=self.network, log=log
+            )
+            self.method.config = config
+        self.config = config
+        self.out = Path(settings.out_dir) if settings.out_dir else None
+        self.records: list[RoundRecord] = []
+        self.dropped: list[Dropped] = []
+        self.nodes: dict[int, int] = {}  # client (partition-id) -> node id
+        if self.out is not None and find_checkpoint(self.out) is not None:
+            self._resume()
+
+    # -- start-up --------------------------------------------------------------------------
+    def _resume(self) -> None:
+        assert self.out is not None
+        ckpt = load_checkpoint(self.out, config=self.config.to_dict(), n=self.n)
+        device = self.trainee.device
+        self.server.load_state_dict(
+            {k: ckpt.tensors[k].to(device) for k in ("p", "m", "v")}, step_count=ckpt.step_count
+        )
+        self.method.load_state(
+            {k: v.to(device) for k, v in ckpt.tensors.items()}, ckpt.meta["method"]
+        )
+        if isinstance(self.method, FixedMask):
+            # the nodes of a new run hold no mask: every client gets positions again
+            self.method.seen.clear()
+        self.records = [RoundRecord.from_dict(r) for r in ckpt.meta["records"]]
+        self.log(f"resuming from the checkpoint of round {ckpt.round} in {self.out}")
+
+    def discover(self, grid: Grid) -> dict[int, int]:
+        """Wait for the nodes, ask each its partition, and map every client to one node."""
+        deadline = time.monotonic() + self.settings.node_wait_seconds
+        while True:
+            ids = sorted(grid.get_node_ids())
+            if len(ids) >= self.num_clients:
+                break
+            if time.monotonic() > deadline:
+                raise FederationError(
+                    f"only {len(ids)} of the run's {self.num_clients} client nodes connected "
+                    f"within node-wait-seconds={self.settings.node_wait_seconds:g}."
+                )
+            time.sleep(0.5)
+        queries = [
+            Message(
+                RecordDict({META: ConfigRecord({"digest": self.digest})}),
+                dst_node_id=node,
+                message_type=MessageType.QUERY,
+            )
+            for node in ids
+        ]
+        nodes: dict[int, int] = {}
+        for reply in grid.send_and_receive(queries):
+            node = reply.metadata.src_node_id
+            if reply.has_error():
+                raise FederationError(f"node {node} failed at start: {_reason(reply)}")
+            meta = dict(reply.content.config_records[META])
+            what = f"node {node}"
+            pid = meta_int(meta, "partition-id", what)
+            if meta_int(meta, "n", what, low=1) != self.n or meta.get("digest") != self.digest:
+                raise FederationError(
+                    f"{what}: its run config differs from the server's (adapter size "
+                    f"{meta.get('n')!r} vs {self.n}, digest {meta.get('digest')!r} vs {self.digest!r})."
+                )
+            if pid in nodes:
+                raise FederationError(
+                    f"nodes {nodes[pid]} and {node} both have partition-id {pid}."
+                )
+            nodes[pid] = node
+        missing = sorted(set(range(self.num_clients)) - set(nodes))
+        if missing:
+            raise FederationError(
+                f"no node has partition-id {', '.join(map(str, missing[:10]))} "
+                f"(of 0..{self.num_clients - 1}); give each node one partition."
+            )
+        self.nodes = nodes
+        return nodes
+
+    # -- one round -----------------------------------------------------------------------
+    def expected_upload(self) -> tuple[str, int]:
+        """(kind, k) of this round's uploads: a client's top-k with positions, or values at
+        the fixed mask both ends hold."""
+        m = self.method
+        if isinstance(m, FixedMask):
+            return ("full", self.n) if m.positions is None else ("values", m.k)
+        assert isinstance(m, TopK)
+        if self.config.topk == "global" or m.d_up >= 1:
+            return "full", kept_entries(self.n, m.d_up)
+        return "full", sum(
+            kept_entries(s.stop - s.start, m.d_up) for s in self.trainee.adapter.slices
+        )
+
+    def configure_train(self, r: int, sampled: list[int]) -> tuple[list[Message], list[int], float]:
+        down = server_download(self.method, self.server, sampled, round_=r)
+        version = self.method.version if isinstance(self.method, FixedMask) else 0
+        messages = []
+        for c, nbytes in zip(sampled, down.bytes_down, strict=True):
+            kind, sent = self.method.messages[c]
+            assert len(sent.payload) == nbytes, "the payload is what the round counts"
+            meta = {
+                "round": r,
+                "client": c,
+                "k": sent.k,
+                "kind": kind,
+                "version": version,
+                "digest": self.digest,
+            }
+            messages.append(
+                Message(
+                    message_content(DOWNLOAD, sent.payload, meta),
+                    dst_node_id=self.nodes[c],
+                    message_type=MessageType.TRAIN,
+                    group_id=str(r),
+                )
+            )
+        return messages, down.bytes_down, down.d_down
+
+    def read_reply(self, reply: Message, r: int, client: int) -> _Upload:
+        what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), upload"
+        if reply.has_error():
+            raise FederationError(f"{what}: the ClientApp failed: {_reason(reply)}")
+        payload, meta = read_message(reply.content, UPLOAD, what)
+        if meta.get("round") != r or meta.get("client") != client:
+            raise FederationError(
+                f"{what}: the reply is for round {meta.get('round')}, client {meta.get('client')}."
+            )
+        kind, k = self.expected_upload()
+        if meta.get("kind") != kind or meta.get("k") != k:
+            raise FederationError(
+                f"{what}: expected a {kind!r} upload of k={k}, got {meta.get('kind')!r} of "
+                f"k={meta.get('k')}."
+            )
+        loss = meta.get("loss")
+        if isinstance(loss, bool) or not isinstance(loss, (int, float)):
+            raise FederationError(f"{what}: meta 'loss' must be a number, got {loss!r}.")
+        vector = decode_vector(
+            payload,
+            kind=kind,
+            n=self.n,
+            k=k,
+            encoding=self.config.encoding,
+            precision=self.config.precision,
+            positions=getattr(self.method, "positions", None),
+            device=self.trainee.device,
+            what=what,
+        )
+        steps = meta_int(meta, "steps", what)
+        return _Upload(vector=vector, nbytes=len(payload), k=k, loss=float(loss), steps=steps)
+
+    def drop(self, r: int, client: int, reason: str) -> None:
+        self.dropped.append(Dropped(round=r, client=client, reason=reason))
+        if isinstance(self.method, FixedMask):
+            self.method.seen.pop(client, None)  # it may not hold the mask: send positions again
+        logger.warning("round %d: dropped client %d: %s", r, client, reason)
+
+    def run_round(self, grid: Grid, r: int) -> RoundRecord:
+        tick = time.perf_counter()
+        config = self.config
+        sampled, factors = round_draws(
+            seed=config.seed,
+            round_=r,
+            num_clients=self.num_clients,
+            clients_per_round=config.clients_per_round,
+            network=self.network,
+        )
+        messages, bytes_down, d_down = self.configure_train(r, sampled)
+        timeout = self.settings.round_timeout or None
+        replies = list(grid.send_and_receive(messages, timeout=timeout))
+        client_of = {node: c for c, node in self.nodes.items()}
+        uploads: dict[int, _Upload] = {}
+        for reply in replies:
+            c = client_of.get(reply.metadata.src_node_id)
+            if c is None or c not in sampled or c in uploads:
+                logger.warning(
+                    "round %d: ignored a reply from node %s", r, reply.metadata.src_node_id
+                )
+                continue
+            try:
+                uploads[c] = self.read_reply(reply, r, c)
+            except FederationError as exc:
+                self.drop(r, c, str(exc))
+        for c in sampled:
+            if c not in uploads and not any(d.round == r and d.client == c for d in self.dropped):
+                self.drop(r, c, f"round {r}, client {c}: no reply (round-timeout {timeout})")
+        if not uploads:
+            raise FederationError(
+                f"round {r}: no client update arrived ({len(sampled)} dropped); the server "
+                f"state stays at round {r - 1}."
+            )
+        ordered = [uploads[c] for c in sampled if c in uploads]
+        server_aggregate(self.server, self.method, [u.vector for u in ordered])
+        # a dropped client's download still counts; its upload never arrived
+        up_all = [uploads[c].nbytes if c in uploads else 0 for c in sampled]
+        return self._record(r, tick, bytes_down, up_all, factors, d_down, ordered)
+
+    def _record(
+        self,
+        r: int,
+        tick: float,
+        bytes_down: list[int],
+        up_all: list[int],
+        factors: list[float],
+        d_down: float,
+        ordered: list[_Upload],
+    ) -> RoundRecord:
+        config, server, t = self.config, self.server, self.trainee
+        losses = [u.loss for u in ordered]
+        bytes_up = [u.nbytes for u in ordered]
+        train_loss = sum(losses) / len(losses)
+        diverged = not math.isfinite(train_loss) or not bool(torch.isfinite(server.p).all())
+        splits: dict[str, torch.Tensor] = {}
+        if _eval_due(config, r):
+            splits["val"] = self.val_rows
+        if r == config.rounds and config.eval_test and len(self.test_rows):
+            splits["test"] = self.test_rows
+        metrics: dict[str, float | None] = {"val_loss": None, "val_accuracy": None}
+        if splits and not diverged:
+            metrics = evaluate_models(
+                t.model,
+                t.adapter,
+                t.data,
+                splits,
+                served=self.method.served(server.p),
+                server=server.p,
+                lm=config.task == "lm",
+                amp=t.amp,
+            )
+        sim = simulated_seconds(
+            self.network,
+            bytes_down=bytes_down,
+            bytes_up=up_all,
+            factors=factors,
+            compute_seconds=config.compute_seconds,
+        )
+        round_bytes = sum(bytes_down) + sum(bytes_up)
+        prev = self.records[-1] if self.records else None
+        record = RoundRecord(
+            round=r,
+            rank=config.rank,
+            d_down=d_down,
+            d_up=ordered[-1].k / self.n,
+            bytes_down=round(sum(bytes_down) / len(bytes_down)),
+            bytes_up=round(sum(bytes_up) / len(bytes_up)),
+            bytes_total=round_bytes,
+            cum_bytes=(prev.cum_bytes if prev else 0) + round_bytes,
+            sim_seconds=sim,
+            cum_sim_seconds=(prev.cum_sim_seconds if prev else 0.0) + sim,
+            wall_seconds=time.perf_counter() - tick,
+            train_loss=train_loss,
+            client_steps=sum(u.steps for u in ordered),
+            **metrics,
+        )
+        self.records.append(record)
+        if diverged:
+            raise DivergedError(
+                f"training diverged in round {r} (train loss {train_loss}); "
+                "lower client_lr or server_lr.",
+                record=record,
+            )
+        return record
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, grid: Grid) -> list[RoundRecord]:
+        config, out = self.config, self.out
+        self.discover(grid)
+        if out is not None:
+            config.save(out / "config.yaml")
+        writer = RecordWriter(out, existing=self.records) if out is not None else None
+        for r in range(len(self.records) + 1, config.rounds + 1):
+            record = self.run_round(grid, r)
+            if writer is not None:
+                writer.write(record)
+            self.log(
+                f"round {r}/{config.rounds}: loss {record.train_loss:.4f}, "
+                f"{record.bytes_total:,} payload bytes"
+                + (
+                    f", val acc {record.val_accuracy:.4f}"
+                    if record.val_accuracy is not None
+                    else ""
+                )
+            )
+            due = config.checkpoint_every and r % config.checkpoint_every == 0
+            if out is not None and due:
+                _checkpoint(out, config, self.server, self.method, self.records)
+        self.trainee.adapter.flat.copy_(self.server.p)
+        if out is not None:
+            _save_outputs(out, self.trainee.model, self.workload, config, self.records)
+        return self.records
+
+    @property
+    def final_p(self) -> torch.Tensor:
+        return self.server.p.detach().cpu().clone()
+
+
+def _reason(reply: Message) -> str:
+    reason = reply.error.reason or f"error code {reply.error.code}"
+    # Flower wraps exceptions as "<class 'X'>:<'message'>"; keep the message
+    if ":<'" in reason:
+        reason = reason.split(":<'", 1)[1].rstrip(">'")
+    return reason.strip().splitlines()[-1] if reason.strip() else reason
+
+
+def make_server_app(
+    base: RunConfig | None = None,
+    *,
+    settings: AppSettings | None = None,
+    on_finish: Callable[[FlossStrategy], Any] | None = None,
+) -> ServerApp:
+    """A ServerApp for runs whose run config (``context.run_config``) is laid over ``base`` and
+    ``settings`` (a Python-API simulation has an empty run config); ``on_finish(strategy)``
+    sees the finished strategy (tests, benches)."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        config, app_settings = from_run_config(
+            context.run_config, base=base, base_settings=settings
+        )
+        strategy = FlossStrategy(config, app_settings)
+        strategy.run(grid)
+        if on_finish is not None:
+            on_finish(strategy)
+
+    return app

@@ -1,0 +1,3 @@
+from floss_cli import main
+
+main()

@@ -1,0 +1,287 @@
+"""The FastAPI application: routes only; the work is in ``plans``, ``studies`` and ``web``.
+
+Routes that compute (plans, reading studies) are plain ``def``: FastAPI runs them in its thread
+pool, so the event loop stays free. Routes that start or signal workers are ``async``: a worker
+is forked from the event loop's own thread, which lives as long as the service (the worker's
+death signal follows the thread that forked it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
+
+from service import errors, web
+from service.config import ServeConfig
+from service.errors import FieldError, ServiceError, validation_entries
+from service.plans import PlanCache, plan_body, plan_payload, round_plan, run_adapter_size
+from service.schemas import (
+    PlanRequest,
+    PlanResponse,
+    RoundPlanRequest,
+    RoundPlanResponse,
+    RunSpec,
+    StudyRequest,
+)
+from service.security import BodyLimit, TokenGuard
+from service.studies import StudyManager
+
+REAP_SECONDS = 1.0
+StudyName = Annotated[str, Path(max_length=128, description="the study's name")]
+PROFILE_KINDS = ("network", "model")
+
+
+def _profile_entry(entry: Any) -> dict[str, Any]:
+    from planner.profiles import load_model, load_network
+
+    out: dict[str, Any] = {
+        "name": entry.name,
+        "description": entry.description,
+        "origin": "built-in" if entry.origin == "built-in" else "user",
+    }
+    try:
+        if entry.kind == "network":
+            n = load_network(str(entry.path))
+            out.update(
+                down_mbps=n.down_mbps,
+                up_mbps=n.up_mbps,
+                rtt_ms=n.rtt_ms,
+                spread_sigma=n.spread_sigma,
+                up_slowdown=n.up_slowdown,
+                source=n.source,
+            )
+        else:
+            m = load_model(str(entry.path))
+            out.update(
+                hidden_size=m.hidden_size,
+                num_labels=m.num_labels,
+                adapter_params_rank16=m.adapter_params(16),
+                source=m.source,
+            )
+    except ValueError as exc:
+        out["error"] = str(exc)
+    return out
+
+
+def create_app(config: ServeConfig | None = None) -> FastAPI:
+    config = config or ServeConfig()
+    studies = StudyManager(config)
+    cache = PlanCache(config.plan_cache)
+    submit_lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async def reaper() -> None:
+            while True:
+                await asyncio.sleep(REAP_SECONDS)
+                if studies.pool.any_ended():
+                    await run_in_threadpool(studies.reap)
+
+        task = asyncio.create_task(reaper())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await run_in_threadpool(studies.shutdown)
+
+    app = FastAPI(
+        title="floss serve",
+        version="0.1.0",
+        description="The floss planner and autotuner over HTTP: plans (the rows of "
+        "`floss-plan --format json`), tuning studies run by floss-tune worker processes "
+        "against the Optuna storage, and per-round density plans for a running federation. "
+        "Units: Mbps = 10^6 bit/s, MB = 10^6 bytes.",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.studies = studies
+    app.state.plan_cache = cache
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(TokenGuard, token=config.token)  # outermost: checked before anything
+
+    # ---- health and profiles -------------------------------------------------------------
+    @app.get("/api/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness, and how many tuning workers run."""
+        return {
+            "status": "ok",
+            "workers": len(studies.live_workers()),
+            "max_workers": config.max_workers,
+            "plan_cache": {"size": config.plan_cache, "hits": cache.hits, "misses": cache.misses},
+        }
+
+    @app.get("/api/profiles", tags=["profiles"])
+    def profiles() -> dict[str, list[dict[str, Any]]]:
+        """Every network and model profile visible by name (built-in and $FLOSS_PROFILE_DIR).
+        Fleets do not exist yet."""
+        from planner.profiles import list_profiles
+
+        return {k: [_profile_entry(e) for e in list_profiles(k)] for k in PROFILE_KINDS}  # type: ignore[arg-type]
+
+    @app.get("/api/profiles/{kind}", tags=["profiles"])
+    def profiles_of(kind: str) -> list[dict[str, Any]]:
+        """The profiles of one kind: network or model."""
+        from planner.profiles import list_profiles
+
+        if kind not in PROFILE_KINDS:
+            raise FieldError("kind", f"unknown profile kind {kind!r}", "network or model")
+        return [_profile_entry(e) for e in list_profiles(kind)]  # type: ignore[arg-type]
+
+    # ---- plans ------------------------------------------------------------------------------
+    @app.post(
+        "/api/plan",
+        tags=["plan"],
+        response_class=Response,
+        responses={200: {"model": PlanResponse, "description": "the plan"}},
+    )
+    def plan_route(req: PlanRequest) -> Response:
+        """floss-plan over HTTP: the same settings (field for flag) and the same rows as
+        `floss-plan --format json`, the short list first."""
+        body = plan_body(req, config.data_root_resolved, cache)
+        return Response(content=body, media_type="application/json")
+
+    @app.post("/api/round-plan", tags=["plan"], response_model=RoundPlanResponse)
+    def round_plan_route(req: RoundPlanRequest) -> dict[str, Any]:
+        """The next round of a running federation: each sampled client's densities under the
+        run's policy (uniform: the run's d_down and d_up for everyone), with its bytes and
+        seconds on the link it measured. The run is a study's recommendation (`study`) or
+        given (`run`; floss, dense or ffa, whose rounds all cost the same)."""
+        if (req.study is None) == (req.run is None):
+            raise FieldError(
+                "study" if req.study is None else "run",
+                "give exactly one of study and run",
+                "study: a study name, or run: {method, rank, d_down, d_up, model, ...}",
+            )
+        if req.study is not None:
+            cand, full = studies.recommended_candidate(req.study)
+            method = str(cand.get("method", "floss"))
+            if method not in ("floss", "dense", "ffa"):
+                raise FieldError(
+                    "study",
+                    f"study {req.study!r} recommends {method}, whose round cost depends on its "
+                    "mask schedule; round plans price floss, dense and ffa",
+                    "a study recommending floss, dense or ffa",
+                )
+            run = RunSpec(
+                method=method,  # type: ignore[arg-type]
+                rank=int(cand["rank"]),
+                d_down=float(cand["d_down"]),
+                d_up=float(cand["d_up"]),
+                precision=str(full.get("precision", "fp32")),
+                encoding=str(full.get("encoding", "auto")),
+            )
+            return round_plan(req, run=run, n=int(cand["n"]), source=f"study {req.study}")
+        assert req.run is not None
+        n = run_adapter_size(req.run, config.data_root_resolved)
+        return round_plan(req, run=req.run, n=n, source="run")
+
+    # ---- studies ----------------------------------------------------------------------------
+    @app.get("/api/studies", tags=["studies"])
+    def list_studies() -> list[dict[str, Any]]:
+        """Every study in the storage (also those made by floss-tune itself), with its state,
+        progress and recommendation."""
+        return studies.list()
+
+    @app.post("/api/studies", tags=["studies"], status_code=201)
+    async def submit_study(req: StudyRequest) -> dict[str, Any]:
+        """Create a study in the storage and start a floss-tune worker process on it (429 when
+        --max-workers are busy)."""
+        async with submit_lock:
+            checked = await run_in_threadpool(studies.prepare_submit, req)
+            worker = studies.spawn(checked)
+        return {"name": req.name, "state": "running", "pid": worker.proc.pid}
+
+    @app.get("/api/studies/{name}", tags=["studies"])
+    def show_study(name: StudyName) -> dict[str, Any]:
+        """One study: state, progress, every trial, the recommendation and its run config."""
+        return studies.show(name)
+
+    @app.post("/api/studies/{name}/resume", tags=["studies"])
+    async def resume_study(name: StudyName) -> dict[str, Any]:
+        """Start a worker again on an unfinished study (finished trials are kept; interrupted
+        ones are retried)."""
+        async with submit_lock:
+            req = await run_in_threadpool(studies.prepare_resume, name)
+            worker = studies.spawn(req)
+        return {"name": name, "state": "running", "pid": worker.proc.pid}
+
+    @app.post("/api/studies/{name}/stop", tags=["studies"])
+    async def stop_study(
+        name: StudyName,
+        force: Annotated[bool, Query(description="SIGKILL instead of an interrupt")] = False,
+    ) -> dict[str, Any]:
+        """Interrupt the study's worker (it stops at the next round boundary; the running trial
+        is retried on resume). force=true kills it at once."""
+        return await run_in_threadpool(studies.stop, name, force=force)
+
+    @app.get(
+        "/api/studies/{name}/export.zip",
+        tags=["studies"],
+        response_class=Response,
+        responses={200: {"content": {"application/zip": {}}}},
+    )
+    def export_study(name: StudyName) -> Response:
+        """floss-tune export of the recommendation, zipped: run.yaml/run.json, PEFT and Flower
+        configs, trials.csv, rounds.csv, pareto.png."""
+        data = studies.export_zip(name)
+        return Response(
+            content=data,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}.zip"'},
+        )
+
+    @app.get(
+        "/api/studies/{name}/plot.png",
+        tags=["studies"],
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}},
+    )
+    def plot_study(name: StudyName) -> Response:
+        """The metric against the bytes each trial sent, the Pareto front and the
+        recommendation marked."""
+        return Response(content=studies.plot_png(name), media_type="image/png")
+
+    # ---- the page ---------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        from planner.profiles import list_profiles
+
+        params = {k: v for k, v in request.query_params.items() if v != "" and k != "token"}
+        networks = [e.name for e in list_profiles("network")]
+        models = [e.name for e in list_profiles("model")]
+        shown = {**PlanRequest().model_dump(), **params}
+        section, status = "", 200
+        if params:
+            try:
+                req = PlanRequest.model_validate(params)
+                section = web.plan_section(plan_payload(req, config.data_root_resolved))
+            except ValidationError as exc:
+                section, status = web.errors_html(validation_entries(exc.errors())), 422
+            except FieldError as exc:
+                section, status = web.errors_html([exc.entry()]), 422
+        try:
+            listed, failure = studies.list(), None
+        except (ValueError, ServiceError) as exc:
+            listed, failure = [], str(exc)
+        html = web.page(
+            form=web.plan_form(shown, networks=networks, models=models),
+            plan_section=section,
+            studies_section=web.studies_html(listed, error=failure),
+        )
+        return HTMLResponse(html, status_code=status)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> JSONResponse:
+        return JSONResponse({"detail": "no icon"}, status_code=404)
+
+    return app

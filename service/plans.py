@@ -1,0 +1,214 @@
+"""Plans over HTTP: the planner's own functions, one source of truth.
+
+``plan_body`` runs ``planner.cli.build_settings`` (the CLI's precedence) and ``planner.plan.plan``
+and answers with ``planner.render.row_dicts``: the rows of ``floss-plan --format json``. A plan
+is a pure function of its settings, so rendered answers are kept in a small LRU (by the
+request's canonical JSON; requests naming files are not kept, a file may change).
+
+``round_plan`` prices the next round of a running federation client by client on the links the
+clients measured: densities from the run's policy (uniform: the run's d_down and d_up for every
+client), bytes from ``planner.encoding.resolve_encoding`` and seconds from
+``planner.network.round_seconds``, the functions the planner and the trainer price with.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from planner.encoding import kept_entries, resolve_encoding
+from planner.network import round_seconds, transfer_seconds
+from planner.plan import PlanError, plan
+from planner.render import header_lines, row_dicts
+from service.errors import FieldError, field_of_message
+from service.paths import looks_like_path, name_or_path
+from service.schemas import PlanRequest, RoundPlanRequest, RunSpec
+
+
+class PlanCache:
+    """Rendered plan answers by canonical request; thread-safe (routes run in a pool)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return body
+
+    def put(self, key: str, body: bytes) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = body
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def check_profile_name(value: str, *, kind: str, field: str) -> None:
+    from planner.profiles import list_profiles
+
+    names = {e.name for e in list_profiles(kind)} | {e.path.stem for e in list_profiles(kind)}  # type: ignore[arg-type]
+    if value not in names:
+        raise FieldError(
+            field,
+            f"unknown {kind} profile {value!r}",
+            f"one of {', '.join(sorted(names))}, or a file under --data-root",
+        )
+
+
+def resolve_profiles(req: PlanRequest, data_root: Path | None) -> tuple[str, str]:
+    """(profile, model) as the planner should read them: names checked against the profile
+    tables, paths confined to the data root."""
+    profile = name_or_path(req.profile, field="profile", data_root=data_root)
+    if profile == req.profile:
+        check_profile_name(profile, kind="network", field="profile")
+    model = name_or_path(req.model, field="model", data_root=data_root)
+    if model == req.model and req.lora_params is None:
+        check_profile_name(model, kind="model", field="model")
+    return profile, model
+
+
+def compute_plan(req: PlanRequest, data_root: Path | None) -> Any:
+    """The planner's Plan for a request; FieldError naming the field on a bad setting."""
+    from planner.cli import build_settings
+
+    profile, model = resolve_profiles(req, data_root)
+    try:
+        settings = build_settings(
+            budget=req.budget,
+            profile=profile,
+            down=req.down,
+            up=req.up,
+            up_slowdown=req.up_slowdown,
+            rtt_ms=req.rtt_ms,
+            model=model,
+            lora_params=req.lora_params,
+            num_labels=req.num_labels,
+            head_params=req.head_params,
+            ref_rank=req.ref_rank,
+            ranks=str(req.ranks),
+            d_down=str(req.d_down),
+            d_up=str(req.d_up),
+            heuristic_d_down=str(req.heuristic_d_down),
+            clients_per_round=req.clients_per_round,
+            precision=req.precision,
+            encoding=req.encoding,
+            compute_seconds=req.compute_seconds,
+            min_rounds=req.min_rounds,
+            max_rounds=req.max_rounds,
+            method=str(req.method),
+            num_clients=req.num_clients,
+            seed=req.seed,
+            keep_rate=req.keep_rate,
+            lth_floor=None if req.lth_floor is None else str(req.lth_floor),
+        )
+        return plan(settings)
+    except PlanError as exc:
+        raise FieldError(field_of_message(str(exc), "budget"), str(exc)) from None
+    except ValueError as exc:
+        raise FieldError(field_of_message(str(exc), "settings"), str(exc)) from None
+
+
+def plan_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
+    p = compute_plan(req, data_root)
+    rows = row_dicts(p)
+    if req.rows == "recommended":
+        rows = [r for r in rows if r["recommended"]]
+    return {
+        "header": header_lines(p),
+        "budget_seconds": p.budget_seconds,
+        "budget_bytes": p.budget_bytes,
+        "infeasible": p.infeasible,
+        "feasible": len(p.rows),
+        "recommended": sum(r.recommended for r in p.rows),
+        "rows": rows,
+    }
+
+
+def plan_body(req: PlanRequest, data_root: Path | None, cache: PlanCache) -> bytes:
+    """The JSON answer of POST /api/plan, from the cache when the same plan was asked."""
+    cacheable = not (looks_like_path(req.profile) or looks_like_path(req.model))
+    key = req.model_dump_json()
+    if cacheable and (body := cache.get(key)) is not None:
+        return body
+    body = json.dumps(plan_payload(req, data_root), separators=(",", ":")).encode()
+    if cacheable:
+        cache.put(key, body)
+    return body
+
+
+def run_adapter_size(run: RunSpec, data_root: Path | None) -> int:
+    from planner.profiles import load_model
+
+    model_ref = name_or_path(run.model, field="run.model", data_root=data_root)
+    if model_ref == run.model:
+        check_profile_name(model_ref, kind="model", field="run.model")
+    try:
+        model = load_model(model_ref)
+    except ValueError as exc:
+        raise FieldError("run.model", str(exc)) from None
+    labels = model.num_labels if run.num_labels is None else run.num_labels
+    return model.adapter_params(
+        run.rank, num_labels=labels, head_params=run.head_params, freeze_a=run.method == "ffa"
+    )
+
+
+def round_plan(req: RoundPlanRequest, *, run: RunSpec, n: int, source: str) -> dict[str, Any]:
+    """Each client's densities, bytes and seconds for the next round (uniform policy)."""
+    d_down, d_up = (1.0, 1.0) if run.method == "dense" else (float(run.d_down), float(run.d_up))
+    k_down, k_up = kept_entries(n, d_down), kept_entries(n, d_up)
+    enc_down, b_down = resolve_encoding(n, k_down, encoding=run.encoding, precision=run.precision)
+    enc_up, b_up = resolve_encoding(n, k_up, encoding=run.encoding, precision=run.precision)
+    clients: list[dict[str, Any]] = []
+    for c in req.clients:
+        compute = req.compute_seconds if c.compute_seconds is None else c.compute_seconds
+        clients.append(
+            {
+                "id": c.id,
+                "d_down": d_down,
+                "d_up": d_up,
+                "k_down": k_down,
+                "k_up": k_up,
+                "bytes_down": b_down,
+                "bytes_up": b_up,
+                "encoding_down": enc_down,
+                "encoding_up": enc_up,
+                "seconds_down": transfer_seconds(b_down, c.down_mbps),
+                "seconds_up": transfer_seconds(b_up, c.up_mbps),
+                "seconds": round_seconds(
+                    bytes_down=b_down,
+                    bytes_up=b_up,
+                    down_mbps=c.down_mbps,
+                    up_mbps=c.up_mbps,
+                    rtt_ms=c.rtt_ms,
+                    compute_seconds=compute,
+                ),
+            }
+        )
+    slowest = max(clients, key=lambda c: c["seconds"])
+    return {
+        "round": req.round,
+        "policy": req.policy,
+        "method": run.method,
+        "rank": run.rank,
+        "n": n,
+        "source": source,
+        "clients": clients,
+        "seconds": slowest["seconds"],  # synchronous round: the slowest client sets the pace
+        "slowest": slowest["id"],
+        "bytes_total": sum(c["bytes_down"] + c["bytes_up"] for c in clients),
+    }

@@ -1,0 +1,406 @@
+"""Request and response bodies (pydantic), each field checked where it enters.
+
+Grids and lists may be given as the CLI spells them (``"1,2,4"``, ``"1,1/4,1/16"``) or as JSON
+lists (``[1, 2, 4]``, ``[1, "1/4", 0.0625]``); either way they are checked by the planner's and
+the tuner's own parsers (``planner.cli.parse_*``, ``tuner.settings.check_*``), so the service
+accepts exactly what the command lines accept.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from planner.budget import BUDGET_HELP, parse_budget
+from planner.encoding import ENCODING_CHOICES, PRECISIONS
+from planner.plan import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, DEFAULT_NUM_CLIENTS, REF_RANK
+from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
+from planner.render import fmt_density
+from planner.schedule import DEFAULT_KEEP_RATE, METHODS
+from service.errors import ACCEPTED
+from tuner.settings import METRICS, PRUNERS, SAMPLERS, TOPK_MODES
+
+Grid = str | list[int | float | str]
+
+RANKS_TEXT = "1,2,4,8,16,32,64"
+DENSITIES_TEXT = ",".join(fmt_density(d) for d in DEFAULT_DENSITIES)
+HEURISTIC_TEXT = ",".join(str(Fraction(d)) for d in DEFAULT_HEURISTIC_DOWN)
+
+ACCEPTED.update(
+    {
+        "budget": BUDGET_HELP,
+        "profile": "a network profile name (GET /api/profiles/network) or a file under --data-root",
+        "model": "a model profile name (GET /api/profiles/model), or a profile / Hugging Face "
+        "config.json under --data-root",
+        "down": "a number > 0: downlink in Mbps (10^6 bit/s)",
+        "up": "a number > 0: uplink in Mbps (10^6 bit/s)",
+        "up_slowdown": "a number > 0: uplink = downlink / S",
+        "rtt_ms": "a number >= 0: round-trip latency in ms",
+        "lora_params": "an integer >= 1: raw adapter size at ref_rank",
+        "num_labels": "an integer >= 0 (0: no classifier head)",
+        "head_params": "an integer >= 0",
+        "ref_rank": "an integer >= 1",
+        "ranks": "LoRA ranks >= 1: a list [1, 2, 4] or text '1,2,4'",
+        "d_down": "densities in (0, 1]: a list [1, '1/4', 0.0625] or text '1,1/4,0.0625'",
+        "d_up": "densities in (0, 1]: a list [1, '1/4', 0.0625] or text '1,1/4,0.0625'",
+        "heuristic_d_down": "densities in (0, 1]: a list or comma text",
+        "clients_per_round": "an integer >= 1",
+        "method": f"{', '.join(METHODS)} or all: one name, a comma text or a list",
+        "methods": f"a list (or comma text) of {', '.join(METHODS)}",
+        "num_clients": "an integer >= clients_per_round",
+        "seed": "an integer >= 0",
+        "keep_rate": "a number in (0, 1]",
+        "lth_floor": "a density in (0, 1], e.g. '1/64', or null",
+        "precision": f"one of {', '.join(PRECISIONS)}, or a bit width",
+        "encoding": f"one of {', '.join(ENCODING_CHOICES)}",
+        "compute_seconds": "a finite number >= 0",
+        "min_rounds": "an integer >= 1",
+        "max_rounds": "an integer >= 1 (>= min_rounds), or null",
+        "rows": "all (every feasible row, as floss-plan --format json) or recommended",
+        "name": "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        "base": "a floss-train run config mapping (docs/trainer.md); paths under --data-root",
+        "n_trials": "an integer in [1, 10000]",
+        "budget_scale": "a number in (0, 1]",
+        "topk": f"a list (or comma text) of {', '.join(TOPK_MODES)}",
+        "metric": f"one of {', '.join(METRICS)}, or null (val_accuracy; val_loss for task lm)",
+        "levels": "an integer in [1, 8]",
+        "pruner": f"one of {', '.join(PRUNERS)}",
+        "sampler": f"one of {', '.join(SAMPLERS)}",
+        "timeout": "a number of seconds > 0, or null",
+        "max_client_steps": "an integer >= 1, or null",
+        "trial_clients_per_round": "an integer >= 1, or null",
+        "policy": "uniform (the one density policy today: every client gets the run's densities)",
+        "clients": "a list of 1-10,000 {id, down_mbps > 0, up_mbps > 0, rtt_ms >= 0}",
+        "study": "the name of a study with a recommendation (GET /api/studies)",
+        "run": "{method: floss|dense|ffa, rank, d_down, d_up, model, num_labels, precision, "
+        "encoding}",
+    }
+)
+
+
+def _grid_text(value: Any) -> str:
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("the list is empty")
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _check_with(parse: Any, value: Any, name: str) -> str:
+    text = _grid_text(value)
+    try:
+        parse(text, name=name)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix(f"{name}: ")) from None
+    return text
+
+
+def check_ranks(v: Any) -> str:
+    from planner.cli import parse_ints
+
+    if isinstance(v, list) and any(isinstance(x, bool) or not isinstance(x, int) for x in v):
+        raise ValueError(f"ranks must be integers, but got {v!r}")
+    if len(_grid_text(v).split(",")) > 64:
+        raise ValueError("at most 64 ranks")
+    return _check_with(parse_ints, v, "--ranks")
+
+
+def check_densities(v: Any) -> str:
+    from planner.cli import parse_densities
+
+    if isinstance(v, list) and any(isinstance(x, bool) for x in v):
+        raise ValueError(f"densities must be numbers or fractions, but got {v!r}")
+    if len(_grid_text(v).split(",")) > 64:
+        raise ValueError("at most 64 densities")
+    return _check_with(parse_densities, v, "--density")
+
+
+def check_precision(v: Any) -> str:
+    """The planner's own parser: a scheme name, or a bit width mapped to its default scheme."""
+    from planner.encoding import parse_precision
+
+    try:
+        return str(parse_precision(v, name="precision"))
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("precision: ")) from None
+
+
+def check_encoding(v: str) -> str:
+    if v not in ENCODING_CHOICES:
+        raise ValueError(f"encoding must be one of {', '.join(ENCODING_CHOICES)}, but got {v!r}")
+    return v
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class PlanRequest(Strict):
+    """The settings of ``floss-plan``, field for flag (``--d-down`` -> ``d_down``)."""
+
+    budget: str = Field(default="50-dense-rounds", description=BUDGET_HELP, max_length=64)
+    profile: str = Field(default=DEFAULT_NETWORK, description=ACCEPTED["profile"], max_length=4096)
+    down: float | None = Field(default=None, gt=0, description=ACCEPTED["down"])
+    up: float | None = Field(default=None, gt=0, description=ACCEPTED["up"])
+    up_slowdown: float | None = Field(default=None, gt=0, description=ACCEPTED["up_slowdown"])
+    rtt_ms: float | None = Field(default=None, ge=0, description=ACCEPTED["rtt_ms"])
+    model: str = Field(default=DEFAULT_MODEL, description=ACCEPTED["model"], max_length=4096)
+    lora_params: int | None = Field(default=None, ge=1, description=ACCEPTED["lora_params"])
+    num_labels: int | None = Field(default=None, ge=0, description=ACCEPTED["num_labels"])
+    head_params: int = Field(default=0, ge=0)
+    ref_rank: int = Field(default=REF_RANK, ge=1, le=4096)
+    ranks: Grid = Field(default=RANKS_TEXT, description=ACCEPTED["ranks"])
+    d_down: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_down"])
+    d_up: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_up"])
+    heuristic_d_down: Grid = Field(default=HEURISTIC_TEXT, description=ACCEPTED["heuristic_d_down"])
+    clients_per_round: int = Field(default=10, ge=1, le=100_000)
+    method: str | list[str] = Field(default="floss", description=ACCEPTED["method"])
+    num_clients: int = Field(default=DEFAULT_NUM_CLIENTS, ge=1, le=10_000_000)
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    keep_rate: float = Field(default=DEFAULT_KEEP_RATE, gt=0, le=1)
+    lth_floor: str | float | None = Field(default=None, description=ACCEPTED["lth_floor"])
+    precision: str = Field(default="fp32", description=ACCEPTED["precision"])
+    encoding: str = Field(default="auto", description=ACCEPTED["encoding"])
+    compute_seconds: float = Field(default=0.0, ge=0)
+    min_rounds: int = Field(default=1, ge=1)
+    max_rounds: int | None = Field(default=None, ge=1)
+    rows: Literal["all", "recommended"] = Field(default="all", description=ACCEPTED["rows"])
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, v: str) -> str:
+        parse_budget(v)
+        return v
+
+    @field_validator("ranks", mode="before")
+    @classmethod
+    def _ranks(cls, v: Any) -> str:
+        return check_ranks(v)
+
+    @field_validator("d_down", "d_up", "heuristic_d_down", mode="before")
+    @classmethod
+    def _densities(cls, v: Any) -> str:
+        return check_densities(v)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, v: Any) -> str:
+        from planner.cli import parse_methods
+
+        text = _grid_text(v)
+        parse_methods(text)
+        return text
+
+    @field_validator("lth_floor", mode="before")
+    @classmethod
+    def _floor(cls, v: Any) -> str | None:
+        from planner.cli import parse_density
+
+        if v is None:
+            return None
+        if isinstance(v, bool):
+            raise ValueError(f"expected a density, but got {v!r}")
+        parse_density(str(v), name="--lth-floor")
+        return str(v)
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, v: Any) -> str:
+        return check_precision(v)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        return check_encoding(v)
+
+
+class PlanResponse(BaseModel):
+    """``rows`` are exactly ``floss-plan --format json``'s rows (the short list first)."""
+
+    header: list[str]
+    budget_seconds: float | None
+    budget_bytes: int | None
+    infeasible: int
+    feasible: int
+    recommended: int
+    rows: list[dict[str, Any]]
+
+
+class StudyRequest(Strict):
+    """A tuning study: ``floss-tune run``'s flags, field for flag, and the base run config."""
+
+    name: str = Field(..., description=ACCEPTED["name"], max_length=128)
+    base: dict[str, Any] = Field(default_factory=dict, description=ACCEPTED["base"])
+    budget: str = Field(default="50-dense-rounds", description=BUDGET_HELP, max_length=64)
+    n_trials: int = Field(default=20, ge=1, le=10_000)
+    budget_scale: float = Field(default=1.0, gt=0, le=1)
+    ranks: Grid = Field(default=RANKS_TEXT, description=ACCEPTED["ranks"])
+    d_down: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_down"])
+    d_up: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_up"])
+    ref_rank: int = Field(default=REF_RANK, ge=1, le=4096)
+    min_rounds: int = Field(default=1, ge=1)
+    max_rounds: int | None = Field(default=None, ge=1)
+    methods: str | list[str] = Field(default="floss", description=ACCEPTED["methods"])
+    topk: str | list[str] = Field(default="global", description=ACCEPTED["topk"])
+    metric: str | None = Field(default=None, description=ACCEPTED["metric"])
+    levels: int = Field(default=4, ge=1, le=8)
+    pruner: str = Field(default="sha", description=ACCEPTED["pruner"])
+    sampler: str = Field(default="tpe", description=ACCEPTED["sampler"])
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+    tune_lr: bool = False
+    seeds: bool = Field(
+        default=True, description="enqueue dense LoRA and the d_up = d_down/S family"
+    )
+    max_client_steps: int | None = Field(default=None, ge=1)
+    trial_clients_per_round: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        from tuner.settings import check_study_name
+
+        check_study_name(v)
+        return v
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, v: str) -> str:
+        parse_budget(v)
+        return v
+
+    @field_validator("ranks", mode="before")
+    @classmethod
+    def _ranks(cls, v: Any) -> str:
+        return check_ranks(v)
+
+    @field_validator("d_down", "d_up", mode="before")
+    @classmethod
+    def _densities(cls, v: Any) -> str:
+        return check_densities(v)
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, v: Any) -> str:
+        from tuner.cli import parse_names
+        from tuner.settings import check_methods
+
+        text = _grid_text(v)
+        check_methods(parse_names(text))
+        return text
+
+    @field_validator("topk", mode="before")
+    @classmethod
+    def _topk(cls, v: Any) -> str:
+        from tuner.cli import parse_names
+        from tuner.settings import check_topks
+
+        text = _grid_text(v)
+        check_topks(parse_names(text))
+        return text
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str | None) -> str | None:
+        from tuner.settings import check_metric
+
+        return None if v is None else check_metric(v)
+
+    @field_validator("pruner")
+    @classmethod
+    def _pruner(cls, v: str) -> str:
+        if v not in PRUNERS:
+            raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, but got {v!r}")
+        return v
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str) -> str:
+        if v not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, but got {v!r}")
+        return v
+
+
+class ClientLink(Strict):
+    id: str | int = Field(..., description="the client's id, echoed back")
+    down_mbps: float = Field(..., gt=0, description="measured downlink, Mbps (10^6 bit/s)")
+    up_mbps: float = Field(..., gt=0, description="measured uplink, Mbps (10^6 bit/s)")
+    rtt_ms: float = Field(default=0.0, ge=0, description="measured round-trip latency, ms")
+    compute_seconds: float | None = Field(
+        default=None, ge=0, description="this client's local compute, s (default: the request's)"
+    )
+
+
+class RunSpec(Strict):
+    """The run whose round is planned (when it is not a study's recommendation)."""
+
+    method: Literal["floss", "dense", "ffa"] = "floss"
+    rank: int = Field(default=REF_RANK, ge=1, le=4096)
+    d_down: float | str = Field(default=0.25, description="a density in (0, 1]")
+    d_up: float | str = Field(default=0.25, description="a density in (0, 1]")
+    model: str = Field(default=DEFAULT_MODEL, description=ACCEPTED["model"], max_length=4096)
+    num_labels: int | None = Field(default=None, ge=0, description=ACCEPTED["num_labels"])
+    head_params: int = Field(default=0, ge=0)
+    precision: str = Field(default="fp32", description=ACCEPTED["precision"])
+    encoding: str = Field(default="auto", description=ACCEPTED["encoding"])
+
+    @field_validator("d_down", "d_up", mode="before")
+    @classmethod
+    def _density(cls, v: Any) -> float:
+        from planner.cli import parse_density
+
+        if isinstance(v, bool):
+            raise ValueError(f"expected a density, but got {v!r}")
+        return parse_density(str(v), name="density")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision(cls, v: Any) -> str:
+        return check_precision(v)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        return check_encoding(v)
+
+
+class RoundPlanRequest(Strict):
+    """The next round's sampled clients and their measured links; the run is a study's
+    recommendation (``study``) or given (``run``)."""
+
+    study: str | None = Field(default=None, description=ACCEPTED["study"], max_length=128)
+    run: RunSpec | None = Field(default=None, description=ACCEPTED["run"])
+    policy: Literal["uniform"] = Field(default="uniform", description=ACCEPTED["policy"])
+    round: int | None = Field(default=None, ge=1, description="the round number, echoed back")
+    compute_seconds: float = Field(default=0.0, ge=0, description="local compute per client, s")
+    clients: list[ClientLink] = Field(..., min_length=1, max_length=10_000)
+
+
+class ClientPlan(BaseModel):
+    id: str | int
+    d_down: float
+    d_up: float
+    k_down: int
+    k_up: int
+    bytes_down: int
+    bytes_up: int
+    encoding_down: str
+    encoding_up: str
+    seconds_down: float
+    seconds_up: float
+    seconds: float
+
+
+class RoundPlanResponse(BaseModel):
+    round: int | None
+    policy: str
+    method: str
+    rank: int
+    n: int
+    source: str
+    clients: list[ClientPlan]
+    seconds: float
+    slowest: str | int
+    bytes_total: int

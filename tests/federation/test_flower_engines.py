@@ -1,0 +1,197 @@
+"""The real engines, 2 rounds each (slow): Flower's simulation engine (Ray) and a loopback
+deployment (``flower-superlink`` and two ``flower-supernode`` processes, insecure, 127.0.0.1),
+started with ``flwr run`` on the app folder floss writes. The deployment's status is read from
+``flwr ls --format json``, never from an exit code; FLWR_HOME is temporary; every process is ended
+by its PID, also on failure; everything is bounded by a timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from trainer.config import RunConfig
+from trainer.run import train
+
+pytestmark = pytest.mark.slow
+FLOWER_ENV = {
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_UPDATE_CHECK": "1",
+}
+DEPLOY_TIMEOUT = 300.0
+
+
+def _cfg(fed_kwargs: dict[str, Any]) -> RunConfig:
+    return RunConfig(
+        **{**fed_kwargs, "num_clients": 2, "clients_per_round": 2, "rounds": 2, "eval_test": False}
+    )
+
+
+def test_simulation_engine_equals_floss_train(fed_kwargs: dict[str, Any], tmp_path: Path) -> None:
+    from flwr.simulation import run_simulation
+
+    from federation.client import make_client_app
+    from federation.server import make_server_app
+
+    config = _cfg(fed_kwargs)
+    reference = train(config, progress=False)
+    out = tmp_path / "sim"
+    # the ServerApp runs in this process; its outputs hold the final P
+    base = RunConfig(**{**config.to_dict(), "checkpoint_every": 2})
+    server = make_server_app(base)
+    # the run config of a Python-API simulation is empty: the apps carry it
+    os.environ.update(FLOWER_ENV)
+    from federation import server as server_module
+
+    box: dict[str, Any] = {}
+    server = server_module.make_server_app(base, on_finish=lambda s: box.update(s=s))
+    server_module_settings = {"out_dir": str(out)}  # noqa: F841 (documented below)
+    run_simulation(
+        server_app=server,
+        client_app=make_client_app(base),
+        num_supernodes=config.num_clients,
+        backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0}},
+    )
+    strategy = box["s"]
+    assert [r.round for r in strategy.records] == [1, 2]
+    assert strategy.dropped == []
+    assert torch.equal(strategy.final_p, reference.final_p)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).exists():
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def _end(procs: list[subprocess.Popen[bytes]]) -> None:
+    """End every process this test started, by its PID (and its process group)."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None:
+    from federation.appdir import write_app
+    from federation.config import AppSettings
+
+    config = RunConfig(**{**_cfg(fed_kwargs).to_dict(), "checkpoint_every": 2})
+    reference = train(RunConfig(**{**config.to_dict(), "checkpoint_every": 0}), progress=False)
+    assert reference.final_p is not None
+    out = tmp_path / "server-out"
+    app = tmp_path / "app"
+    write_app(app, config, AppSettings(out_dir=str(out), node_wait_seconds=120))
+    home = tmp_path / "flwr-home"
+    home.mkdir()
+    link = _free_port()  # the SuperLink's HTTP API: Control, Fleet and Runtime
+    (home / "config.toml").write_text(
+        '[superlink]\ndefault = "loopback"\n\n'
+        f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
+    )
+    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home)}
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def start(name: str, *args: str) -> None:
+        log = (logs / f"{name}-{len(procs)}.log").open("wb")
+        procs.append(
+            subprocess.Popen(
+                [_bin(name), *args],
+                env=env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: ended with its children
+            )
+        )
+
+    def flwr(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_bin("flwr"), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+
+    try:
+        start(
+            "flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(link),
+            f"--database={tmp_path / 'state.db'}",
+        )  # fmt: skip
+        for pid in range(2):
+            start(
+                "flower-supernode", "--insecure", f"--superlink=127.0.0.1:{link}",
+                "--host", "127.0.0.1", "--port", str(_free_port()),
+                "--node-config", f"partition-id={pid} num-partitions=2",
+            )  # fmt: skip
+        deadline = time.monotonic() + DEPLOY_TIMEOUT
+        run_id = None
+        while run_id is None and time.monotonic() < deadline:
+            res = flwr("run", str(app), "loopback", "--format", "json")
+            try:
+                run_id = json.loads(res.stdout)["run-id"]
+            except (ValueError, KeyError, TypeError):
+                time.sleep(2)  # the SuperLink is still starting
+        assert run_id is not None, f"flwr run never submitted the run\n{_tails(logs)}"
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            res = flwr("ls", "loopback", "--format", "json")
+            status = _run_status(res.stdout, run_id)
+            if str(status.get("status", "")).startswith("finished"):
+                break
+            time.sleep(2)
+        assert status.get("status") == "finished:completed", f"{status}\n{_tails(logs)}"
+        records = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+        assert [r["round"] for r in records] == [1, 2]
+        assert [r["bytes_total"] for r in records] == [r.bytes_total for r in reference.records]
+        # the final P, in the trainer's checkpoint format (checkpoint_every 2: the last round)
+        from safetensors.torch import load_file
+
+        final_p = load_file(str(out / "checkpoint" / "state.safetensors"))["p"]
+        assert torch.equal(final_p, reference.final_p)
+        # flwr ls counts the run's traffic: at least every payload, plus Flower's framing
+        payload = sum(r.bytes_total for r in reference.records)
+        assert status["network-traffic"]["total-bytes"] >= payload
+    finally:
+        _end(procs)
+
+
+def _run_status(stdout: str, run_id: Any) -> dict[str, Any]:
+    try:
+        runs = json.loads(stdout).get("runs", [])
+    except ValueError:
+        return {}
+    return next((r for r in runs if str(r.get("run-id")) == str(run_id)), {})
+
+
+def _tails(logs: Path) -> str:
+    return "\n".join(
+        f"== {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in logs.iterdir()
+    )

@@ -1,0 +1,103 @@
+"""The Flower app runs floss-train's round: for the same config and seed its final P equals
+floss-train's bit for bit on the CPU, its records match, and every message's payload is the
+number of bytes the planner predicts (per client, round by round), driven in process through
+the real ServerApp and ClientApp (Flower's protobuf serde on every message, no Ray)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import torch
+
+from planner.schedule import price_rounds
+from trainer.budget import method_spec
+from trainer.config import RunConfig
+from trainer.run import train
+
+IGNORED = {"wall_seconds"}
+
+CASES = [
+    {"method": "floss"},
+    {"method": "floss", "topk": "per-tensor", "precision": "fp16", "encoding": "rice"},
+    {"method": "dense"},
+    {"method": "sparseadapter"},
+    {"method": "adapterlth", "keep_rate": 0.5},
+    {"method": "ffa"},
+]
+
+
+def _strip(records: list[Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.to_dict().items() if k not in IGNORED} for r in records]
+
+
+@pytest.mark.parametrize("changes", CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_flower_run_equals_floss_train(
+    fed_kwargs: dict[str, Any], harness: Any, changes: dict[str, Any]
+) -> None:
+    config = RunConfig(**{**fed_kwargs, **changes})
+    reference = train(config, progress=False)
+    strategy = harness.run(config)
+    assert reference.final_p is not None
+    assert torch.equal(strategy.final_p, reference.final_p)  # bit for bit
+    assert _strip(strategy.records) == _strip(reference.records)
+    assert strategy.dropped == []
+
+    # each message's payload bytes are the planner's per-client prediction, round by round
+    adapter = strategy.trainee.adapter
+    sizes = tuple(s.stop - s.start for s in adapter.slices)
+    spec = method_spec(config, n=adapter.n, tensor_sizes=sizes if config.topk != "global" else ())
+    prices = itertools.islice(  # an endless schedule: the run's rounds
+        price_rounds(
+            spec,
+            network=config.network_profile(),
+            seed=config.seed,
+            num_clients=config.num_clients,
+            clients_per_round=config.clients_per_round,
+        ),
+        config.rounds,
+    )
+    client_of = {node: c for c, node in strategy.nodes.items()}
+    for price in prices:
+        train_msgs = [w for w in harness.grid.wire if w.group_id == str(price.round)]
+        down = {client_of[w.node_id]: w.payload_bytes for w in train_msgs if w.direction == "down"}
+        up = {client_of[w.node_id]: w.payload_bytes for w in train_msgs if w.direction == "up"}
+        assert sorted(down) == list(price.clients) == sorted(up)
+        assert [down[c] for c in price.clients] == list(price.bytes_down)
+        assert [up[c] for c in price.clients] == list(price.bytes_up)
+        # what Flower's serde adds around a payload is small and does not grow with it
+        for w in train_msgs:
+            assert 0 < w.message_bytes - w.payload_bytes < 600
+
+
+def test_model_loaded_once_per_client_process(fed_kwargs: dict[str, Any], harness: Any) -> None:
+    from federation import client
+
+    config = RunConfig(**{**fed_kwargs, "seed": 1, "rounds": 2, "eval_every": 0})
+    before = client.LOADS["count"]
+    harness.run(config)  # 4 nodes, 2 rounds, one process
+    assert client.LOADS["count"] == before + 1
+
+
+def test_payload_travels_as_uint8_array_without_header() -> None:
+    from federation.wire import STYPE, payload_record
+
+    payload = bytes(range(256)) * 3
+    array = payload_record(payload)["payload"]
+    assert (array.dtype, array.shape, array.stype) == ("uint8", (768,), STYPE)
+    assert array.data == payload
+
+
+def test_run_config_round_trips(fed_kwargs: dict[str, Any]) -> None:
+    import tomllib
+
+    from federation.appdir import to_toml
+    from federation.config import AppSettings, from_run_config, to_run_config
+
+    config = RunConfig(**{**fed_kwargs, "target_modules": ("query", "value"), "budget": "3GB"})
+    settings = AppSettings(out_dir="runs/x", round_timeout=30)
+    values = tomllib.loads(to_toml(to_run_config(config, settings)))
+    assert values["num-server-rounds"] == 3 and values["lora-rank"] == 4
+    assert values["lora-target-modules"] == "query,value"
+    assert from_run_config(values) == (config, settings)

@@ -1,0 +1,183 @@
+"""The page at / in a real headless browser (Debian's chromium): load it, fill the plan form,
+click "plan", and read the rendered table; a screenshot goes to the test's tmp folder.
+
+The browser is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: NUL-
+terminated JSON on fds 3 and 4), so no websocket client or driver package is needed. The page
+itself has no JavaScript; the test's commands play the user.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serve_helpers import call, free_port, get_json, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class DevTools:
+    """The few DevTools calls the test needs, over chromium's debugging pipe."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], write_fd: int, read_fd: int) -> None:
+        self.proc, self.write_fd, self.read_fd = proc, write_fd, read_fd
+        self.next_id = 0
+        self.buffer = b""
+        self.events: list[dict[str, Any]] = []
+        self.session: str | None = None
+
+    def _messages(self, timeout: float) -> list[dict[str, Any]]:
+        ready, _, _ = select.select([self.read_fd], [], [], timeout)
+        if not ready:
+            return []
+        chunk = os.read(self.read_fd, 1 << 20)
+        if not chunk:
+            raise AssertionError("chromium closed its debugging pipe")
+        self.buffer += chunk
+        *done, self.buffer = self.buffer.split(b"\0")
+        return [json.loads(m) for m in done if m]
+
+    def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60) -> Any:
+        self.next_id += 1
+        msg: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
+        if self.session and not method.startswith("Target."):
+            msg["sessionId"] = self.session
+        os.write(self.write_fd, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self._messages(0.5):
+                if m.get("id") == self.next_id:
+                    if "error" in m:
+                        raise AssertionError(f"{method}: {m['error']}")
+                    return m.get("result", {})
+                self.events.append(m)
+        raise AssertionError(f"{method}: no answer within {timeout} s")
+
+    def wait_event(self, method: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, m in enumerate(self.events):
+                if m.get("method") == method:
+                    del self.events[: i + 1]
+                    return
+            self.events += self._messages(0.5)
+        raise AssertionError(f"no {method} within {timeout} s")
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        return result["result"].get("value")
+
+
+def start_chromium(profile: Path) -> DevTools:
+    assert CHROMIUM is not None
+    to_browser_r, to_browser_w = os.pipe()
+    from_browser_r, from_browser_w = os.pipe()
+
+    def map_fds() -> None:  # the protocol's fixed fds: 3 commands in, 4 answers out
+        os.dup2(to_browser_r, 3)
+        os.dup2(from_browser_w, 4)
+
+    proc = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--no-first-run", "--disable-dev-shm-usage",
+         f"--user-data-dir={profile}", "--remote-debugging-pipe", "--window-size=1280,1600",
+         "about:blank"],
+        # not close_fds: it would run after map_fds and close 3 and 4 again; Python opens its
+        # own files non-inheritable (PEP 446), so only what dup2 made passes
+        close_fds=False,
+        preexec_fn=map_fds,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(to_browser_r)
+    os.close(from_browser_w)
+    return DevTools(proc, to_browser_w, from_browser_r)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FLOSS_SERVE_TOKEN", None)
+    port = free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "--port", str(port), "--log-level", "warning",
+         "--storage", f"sqlite:///{tmp_path / 'studies.db'}"],
+        cwd=tmp_path,
+        env=env,
+    )  # fmt: skip
+    browser: DevTools | None = None
+    try:
+        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
+        browser = start_chromium(tmp_path / "chromium-profile")
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        attached = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})
+        browser.session = attached["sessionId"]
+        browser.send("Page.enable")
+        browser.send("Page.navigate", {"url": f"http://127.0.0.1:{port}/"})
+        browser.wait_event("Page.loadEventFired")
+        assert browser.evaluate("document.title") == "floss serve"
+        assert browser.evaluate("document.querySelectorAll('#plan-table').length") == 0
+        # the user fills the form and clicks "plan"
+        browser.evaluate(
+            "document.getElementById('f-budget').value = '2GB';"
+            "document.getElementById('f-up_slowdown').value = '16';"
+            "document.getElementById('f-profile').value = 'lte';"
+            "document.getElementById('plan-submit').click(); true"
+        )
+        browser.wait_event("Page.loadEventFired")
+        url = browser.evaluate("location.href")
+        assert "budget=2GB" in url and "up_slowdown=16" in url and "profile=lte" in url
+        cells = browser.evaluate(
+            "[...document.querySelectorAll('#plan-table tr.plan-row')]"
+            ".map(r => [...r.cells].map(c => c.textContent))"
+        )
+        shot = browser.send(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+        )
+        (tmp_path / "page.png").write_bytes(base64.b64decode(shot["data"]))
+        status, body = call(
+            port, "POST", "/api/plan",
+            {"budget": "2GB", "up_slowdown": 16, "profile": "lte", "rows": "recommended"},
+        )  # fmt: skip
+        assert status == 200
+        from planner.render import fmt_density
+
+        expected = [
+            [r["method"], str(r["rank"]), fmt_density(r["d_down"]), fmt_density(r["d_up"]),
+             f"{r['rounds']:,}", r["why"]]
+            for r in json.loads(body)["rows"]
+        ]  # fmt: skip
+        assert expected and [[c[0], c[1], c[2], c[3], c[7], c[9]] for c in cells] == expected
+        assert browser.evaluate("document.querySelectorAll('#plan-plot circle.rec').length") == len(
+            expected
+        )
+        assert "network  lte" in browser.evaluate(
+            "document.getElementById('plan-header').textContent"
+        )
+        assert (tmp_path / "page.png").stat().st_size > 10_000
+    finally:
+        if browser is not None:
+            if browser.proc.poll() is None:
+                browser.proc.send_signal(signal.SIGTERM)
+                try:
+                    browser.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    browser.proc.kill()
+                    browser.proc.wait(10)
+            os.close(browser.write_fd)
+            os.close(browser.read_fd)
+        if service.poll() is None:
+            service.kill()
+            service.wait(30)

@@ -1,0 +1,149 @@
+"""A real `floss serve` (uvicorn on 127.0.0.1) runs a tiny study end to end; killed with -9 (the
+service, then a worker) and restarted, it lists the study with every finished trial and
+resumes it to the end."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from serve_helpers import alive, call, free_port, get_json, start_service, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDS = {
+    "cats": "whiskers purr meow kitten litter",
+    "ships": "anchor harbor sail hull captain",
+    "stars": "galaxy nebula orbit comet telescope",
+    "bread": "flour yeast oven crust dough",
+}
+STUDY = {
+    "name": "tiny",
+    "base": {
+        "model": "tiny-random-bert",
+        "data": "csv",
+        "data_path": "texts.csv",
+        "min_examples_per_class": 10,
+        "num_clients": 8,
+        "clients_per_round": 4,
+        "batch_size": 8,
+        "max_length": 16,
+        "max_eval_examples": 32,
+        "client_lr": 0.05,
+        "server_lr": 0.01,
+        "device": "cpu",
+        "up_slowdown": 16,
+    },
+    "budget": "50-dense-rounds",
+    "budget_scale": 0.06,
+    "ranks": "2,4",
+    "d_down": "1,1/4",
+    "d_up": "1,1/16",
+    "n_trials": 2,
+    "levels": 1,
+    "pruner": "none",
+    "seed": 0,
+}
+
+
+def write_data(folder: Path) -> None:
+    rng = random.Random(0)
+    with (folder / "texts.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        for label, words in WORDS.items():
+            for _ in range(40):
+                w.writerow([" ".join(rng.choices(words.split(), k=6)), label])
+
+
+def finished_trials(port: int) -> dict[int, float | None]:
+    shown = get_json(port, "/api/studies/tiny")
+    return {t["trial"]: t["value"] for t in shown["trials"] if t["state"] in ("COMPLETE", "PRUNED")}
+
+
+@pytest.mark.slow
+def test_real_service_survives_kill_9_and_resumes_the_study(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    write_data(tmp_path / "data")
+    log = tmp_path / "service.log"
+    started: list[subprocess.Popen[bytes]] = []
+    workers: set[int] = set()
+    try:
+        port = free_port()
+        started.append(start_service(tmp_path, port, log))
+        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
+        status, body = call(port, "POST", "/api/studies", STUDY)
+        assert status == 201, body
+        workers.add(json.loads(body)["pid"])
+        # the first trial finishes, then the service dies at once (kill -9)
+        wait_for(lambda: finished_trials(port), seconds=400, what="first trial finished")
+        before = finished_trials(port)
+        started[0].send_signal(signal.SIGKILL)
+        started[0].wait(30)
+        # its worker gets SIGTERM from the kernel (PR_SET_PDEATHSIG) and ends
+        wait_for(lambda: not any(alive(p) for p in workers), seconds=120, what="worker ended")
+
+        port = free_port()
+        started.append(start_service(tmp_path, port, log))
+        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up again")
+        (listed,) = get_json(port, "/api/studies")
+        assert listed["name"] == "tiny"
+        after = finished_trials(port)
+        assert {k: after[k] for k in before} == before  # no finished trial lost
+        print(f"after the restart: {listed['state']}, finished trials {sorted(after)}")
+        if listed["state"] != "finished":
+            assert listed["state"] == "unfinished" and listed["resumable"], listed
+            status, body = call(port, "POST", "/api/studies/tiny/resume")
+            assert status == 200, body
+            pid = json.loads(body)["pid"]
+            workers.add(pid)
+            # a worker killed with -9: the study stays listed, the exit is recorded, resumable
+            os.kill(pid, signal.SIGKILL)
+            failed = wait_for(
+                lambda: (s := get_json(port, "/api/studies/tiny"))["state"] == "failed" and s,
+                seconds=30,
+                what="worker exit recorded",
+            )
+            assert failed["resumable"] and finished_trials(port) == after
+            status, body = call(port, "POST", "/api/studies/tiny/resume")
+            assert status == 200, body
+            workers.add(json.loads(body)["pid"])
+            wait_for(
+                lambda: get_json(port, "/api/studies/tiny")["state"] == "finished",
+                seconds=600,
+                what="study finished",
+            )
+        done = get_json(port, "/api/studies/tiny")
+        assert done["progress"]["finished"] >= 2 and done["recommendation"] is not None
+        assert {k: finished_trials(port)[k] for k in before} == before
+        status, png = call(port, "GET", "/api/studies/tiny/plot.png")
+        assert status == 200 and png.startswith(b"\x89PNG")
+        status, data = call(port, "GET", "/api/studies/tiny/export.zip")
+        assert status == 200, data[:500]
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        assert {"tiny/run.yaml", "tiny/peft/adapter_config.json", "tiny/trials.csv"} <= set(names)
+        clients = [
+            {"id": 1, "down_mbps": 50, "up_mbps": 5},
+            {"id": 2, "down_mbps": 8, "up_mbps": 1},
+        ]
+        status, body = call(port, "POST", "/api/round-plan", {"study": "tiny", "clients": clients})
+        assert status == 200, body
+        assert json.loads(body)["rank"] == done["recommendation"]["rank"]
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if log.exists():
+            sys.stderr.write(log.read_text(errors="replace")[-4000:])
