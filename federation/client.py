@@ -147,7 +147,7 @@ def handle_train(message: Message, context: Context, base: RunConfig | None) -> 
         n=adapter.n,
         k=k,
         encoding=config.encoding,
-        precision=config.precision,
+        precision=config.wire_precisions[0],  # the download's value precision
         positions=held.to(device) if held is not None else None,
         device=device,
         what=what,

@@ -241,7 +241,7 @@ class FlossStrategy:
             n=self.n,
             k=k,
             encoding=self.config.encoding,
-            precision=self.config.precision,
+            precision=self.config.wire_precisions[1],  # the uploads' value precision
             positions=getattr(self.method, "positions", None),
             device=self.trainee.device,
             what=what,

@@ -178,7 +178,9 @@ def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None
         assert torch.equal(final_p, reference.final_p)
         # flwr ls counts the run's traffic: at least every payload, plus Flower's framing
         payload = sum(r.bytes_total for r in reference.records)
-        assert status["network-traffic"]["total-bytes"] >= payload
+        traffic = status["network-traffic"]
+        assert traffic["total-bytes"] >= payload
+        print(f"deployment: payload {payload} bytes, flwr ls traffic {traffic}")  # for the bench
     finally:
         _end(procs)
 

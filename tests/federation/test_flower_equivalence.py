@@ -25,6 +25,10 @@ CASES = [
     {"method": "sparseadapter"},
     {"method": "adapterlth", "keep_rate": 0.5},
     {"method": "ffa"},
+    {"method": "floss", "precision": "sr4"},  # stochastic rounding seeded by (seed, round, client)
+    {"method": "sparseadapter", "precision": "q8"},
+    # each direction decodes with its own precision (8-bit down, unbiased 4-bit up)
+    {"method": "floss", "precision_down": "q8", "precision_up": "sr4"},
 ]
 
 
@@ -101,3 +105,20 @@ def test_run_config_round_trips(fed_kwargs: dict[str, Any]) -> None:
     assert values["num-server-rounds"] == 3 and values["lora-rank"] == 4
     assert values["lora-target-modules"] == "query,value"
     assert from_run_config(values) == (config, settings)
+
+
+def test_app_folder_is_a_valid_flower_app(fed_kwargs: dict[str, Any], tmp_path: Any) -> None:
+    import tomllib
+
+    from flwr.common.config import validate_config
+
+    from federation.appdir import write_app
+    from federation.config import from_run_config
+
+    config = RunConfig(**{**fed_kwargs, "method": "sparseadapter", "checkpoint_every": 5})
+    write_app(tmp_path / "app", config)
+    project = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())
+    ok, errors, _ = validate_config(project, check_module=True, project_dir=tmp_path / "app")
+    assert ok, errors
+    assert from_run_config(project["tool"]["flwr"]["app"]["config"])[0] == config
+    assert "flwr run" in (tmp_path / "app" / "README.md").read_text()
