@@ -3,8 +3,9 @@ the tuner's export use it without Flower installed).
 
 Flower apps read flat TOML scalars from ``context.run_config`` (``[tool.flwr.app.config]`` in the
 app's pyproject, overridable with ``flwr run --run-config``). Every ``RunConfig`` field has a
-kebab-case key; the fields ``tuner.flower`` already exported keep its names (``num-server-rounds``,
-``floss-method``, ``lora-rank``, ``model-name``, ...), so that file is valid input too. ``None``
+kebab-case key; a few keep the names of Flower's templates and of earlier exports
+(``num-server-rounds``, ``floss-method``, ``lora-rank``, ``model-name``, ...). ``tuner.flower``
+writes exactly this mapping. ``None``
 is left out (TOML has no null), a tuple becomes a comma-separated string. Besides the run itself
 the app reads a few engine settings (``APP_KEYS``).
 """
@@ -23,7 +24,7 @@ from trainer.errors import TrainerError
 
 Scalar = int | float | str | bool
 
-# RunConfig fields whose Flower key is not their kebab-case name (tuner.flower's names)
+# RunConfig fields whose Flower key is not their kebab-case name
 RENAMED: dict[str, str] = {
     "rounds": "num-server-rounds",
     "method": "floss-method",
