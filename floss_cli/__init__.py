@@ -1,9 +1,10 @@
 """The umbrella ``floss`` command, above every package: it mounts each package's own CLI.
 
 ``floss plan`` and ``floss profiles`` (planner), ``floss train`` (trainer), ``floss tune``
-(tuner), ``floss serve`` (service). A package whose extra is not installed is left out of the
-help rather than failing it. The single-purpose entry points (``floss-plan``, ``floss-train``,
-``floss-tune``) stay where they are; nothing below imports this module.
+(tuner), ``floss flower-app`` (federation), ``floss serve`` (service). A package whose extra
+is not installed is left out of the help rather than failing it. The single-purpose entry
+points (``floss-plan``, ``floss-train``, ``floss-tune``) stay where they are; nothing below
+imports this module.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def build_app() -> typer.Typer:
         except ImportError:  # that package's extra is not installed
             continue
         app.add_typer(mod.app, name=name)
+    from federation.cli import flower_app_command  # no flwr import: always there
+
+    app.command("flower-app")(flower_app_command)
     return app
 
 
