@@ -69,10 +69,10 @@ def parse_args() -> argparse.Namespace:
         metavar="DIR",
         help="print the tables and plots of --out plus these result folders, train nothing",
     )
-    p.add_argument("--quick", action="store_true", help="S 1 and 16, IID, 1 seed, 2.5 dense rounds")
+    p.add_argument("--quick", action="store_true", help="S 1 and 16, IID, 1 seed, 1.5 dense rounds")
     args = p.parse_args()
     if args.quick:
-        args.scale, args.slowdowns, args.partitions, args.seeds = 0.05, "1,16", "iid", "0"
+        args.scale, args.slowdowns, args.partitions, args.seeds = 0.03, "1,16", "iid", "0"
         args.tune_trials = 6
     return args
 

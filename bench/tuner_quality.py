@@ -61,11 +61,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="rank 16 only, 3x4 grid, 2.5 dense rounds, one study seed",
+        help="rank 16 only, 3x4 grid, 1.5 dense rounds, one study seed",
     )
     args = p.parse_args()
     if args.quick:
-        args.scale, args.ranks, args.study_seeds = 0.05, "16", "0"
+        args.scale, args.ranks, args.study_seeds = 0.03, "16", "0"
         args.d_down, args.d_up = "1,1/4,1/16", "1,1/16,1/64,1/256"
     return args
 
