@@ -1,4 +1,6 @@
-"""Whole-process wall time of `floss-plan` beside `python -c pass`, as a ratio (median of runs).
+"""Whole-process wall time of `floss-plan` beside `python -c pass`, as a ratio (median of runs),
+and of `floss-plan --fleet` on a 10,000-client measured fleet (a CSV written to a temp folder)
+with the default grid.
 
 python bench/planner_startup.py [--runs 15]
 """
@@ -6,10 +8,13 @@ python bench/planner_startup.py [--runs 15]
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 PLAN = [
     sys.executable,
@@ -31,10 +36,31 @@ def wall_seconds(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def fleet_csv(folder: Path, clients: int = 10_000) -> Path:
+    """A measured fleet of ``clients`` rows around mixed-mobile's tiers (seeded)."""
+    rng = random.Random(0)
+    tiers = [("lte", 30.0, 8.0, 50.0, 0.8), ("wifi", 100.0, 25.0, 20.0, 0.7), ("5g", 200.0, 20.0, 30.0, 0.6)]
+    rows = ["client,tier,down_mbps,up_mbps,rtt_ms"]
+    for c in range(clients):
+        name, down, up, rtt, sigma = tiers[rng.choices(range(3), weights=(6, 3, 1))[0]]
+        f = rng.lognormvariate(0.0, sigma)
+        rows.append(f"c{c},{name},{down * f:.3f},{up * f:.3f},{rtt:g}")
+    path = folder / "fleet-10k.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = [a for a in PLAN if a not in ("--up-slowdown", "16")]  # the fleet has its links
+        fleet = [*plain, "--fleet", str(fleet_csv(Path(tmp))), "--num-clients", "10000"]
+        wall_seconds(fleet)
+        fleet_times = [wall_seconds(fleet) for _ in range(max(3, args.runs // 3))]
+    print(f"floss-plan --fleet (10,000-client CSV, json)  median "
+          f"{statistics.median(fleet_times) * 1000:8.1f} ms over {len(fleet_times)} runs")  # fmt: skip
     wall_seconds(PLAN)  # warm the file cache
     plan_times, base_times = [], []
     for _ in range(args.runs):  # interleaved, so drift hits both alike

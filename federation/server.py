@@ -29,7 +29,7 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from federation.config import AppSettings, config_digest, from_run_config
+from federation.config import AppSettings, check_engine_support, config_digest, from_run_config
 from federation.wire import (
     DOWNLOAD,
     META,
@@ -41,6 +41,7 @@ from federation.wire import (
     read_message,
 )
 from planner.encoding import kept_entries
+from planner.network import client_round_seconds
 from planner.sampling import round_draws
 from trainer.budget import resolve_budget_rounds
 from trainer.checkpoint import find_checkpoint, load_checkpoint
@@ -85,6 +86,7 @@ class FlossStrategy:
         *,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        check_engine_support(config)  # fleets: one line, before anything loads
         self.settings = settings
         self.log = log or (lambda line: logger.info("%s", line))
         self.network = config.network_profile()
@@ -293,7 +295,8 @@ class FlossStrategy:
         server_aggregate(self.server, self.method, [u.vector for u in ordered])
         # a dropped client's download still counts; its upload never arrived
         up_all = [uploads[c].nbytes if c in uploads else 0 for c in sampled]
-        return self._record(r, tick, bytes_down, up_all, factors, d_down, ordered)
+        kept = [c for c in sampled if c in uploads]
+        return self._record(r, tick, bytes_down, up_all, factors, d_down, ordered, sampled, kept)
 
     def _record(
         self,
@@ -304,6 +307,8 @@ class FlossStrategy:
         factors: list[float],
         d_down: float,
         ordered: list[_Upload],
+        sampled: list[int],
+        kept: list[int],
     ) -> RoundRecord:
         config, server, t = self.config, self.server, self.trainee
         losses = [u.loss for u in ordered]
@@ -336,6 +341,25 @@ class FlossStrategy:
         )
         round_bytes = sum(bytes_down) + sum(bytes_up)
         prev = self.records[-1] if self.records else None
+        k_of = dict(zip(kept, (u.k for u in ordered), strict=True))
+        per_client = {  # as trainer.run records them; a dropped client sent nothing
+            "clients": list(sampled),
+            "kept": list(kept),
+            "client_bytes_down": list(bytes_down),
+            "client_bytes_up": list(up_all),
+            "client_seconds": [
+                client_round_seconds(
+                    bytes_down=bd,
+                    bytes_up=bu,
+                    network=self.network,
+                    bandwidth_factor=f,
+                    compute_seconds=config.compute_seconds,
+                )
+                for bd, bu, f in zip(bytes_down, up_all, factors, strict=True)
+            ],
+            "client_d_down": [d_down] * len(sampled),
+            "client_d_up": [k_of[c] / self.n if c in k_of else 0.0 for c in sampled],
+        }
         record = RoundRecord(
             round=r,
             rank=config.rank,
@@ -350,7 +374,8 @@ class FlossStrategy:
             wall_seconds=time.perf_counter() - tick,
             train_loss=train_loss,
             client_steps=sum(u.steps for u in ordered),
-            **metrics,
+            **per_client,  # type: ignore[arg-type]
+            **metrics,  # type: ignore[arg-type]
         )
         self.records.append(record)
         if diverged:

@@ -32,8 +32,10 @@ from planner.plan import (
     plan,
 )
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles, load_model, load_network
-from planner.render import FORMATS, fmt_density, render_plan, write_output
+from planner.render import FORMATS, fmt_density, render_fleet_plan, render_plan, write_output
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
+
+DEFAULT_OVER_SELECTION = 1.3  # planner.fleet's (not imported: plain floss-plan stays lean)
 
 app = typer.Typer(
     rich_markup_mode="rich",
@@ -212,7 +214,7 @@ def build_settings(
 
 
 def parse_precisions(text: str | None, *, name: str) -> tuple[str, ...]:
-    """'fp32,q8,4' -> ('fp32', 'q8', 'sr4'); None -> () (the plan's --precision)."""
+    """'fp32,q8,4' -> ('fp32', 'q8', 'rh4'); None -> () (the plan's --precision)."""
     if text is None:
         return ()
     items = [t.strip() for t in text.split(",")]
@@ -310,8 +312,9 @@ def plan_command(
         str,
         typer.Option(
             help="value precision on the wire: fp32, fp16, bf16, q8/q4/q2/q1 (nearest), "
-            "sr8/sr4/sr2/sr1 (unbiased stochastic rounding), stc1 (sign x mean), or a bit width "
-            "32/16/8/4/2/1 (= fp32, bf16, q8, sr4, sr2, sr1)"
+            "sr8/sr4/sr2/sr1 (unbiased stochastic rounding), rh8/rh4/rh2/rh1 (rotation codes, "
+            "EDEN-style), stc1 (sign x mean), or a bit width 32/16/8/4/2/1 "
+            "(= fp32, bf16, q8, rh4, rh2, rh1)"
         ),
     ] = "fp32",
     precision_down: Annotated[
@@ -363,10 +366,77 @@ def plan_command(
             help="table: at most this many rows (default: all of them)", show_default=False
         ),
     ] = None,
+    fleet: Annotated[
+        str | None,
+        typer.Option(
+            help="a fleet of per-client links instead of one network: a name (`floss profiles "
+            "fleet`) or a .toml (tiers) / .csv (measured clients) file. Prices each policy pair "
+            "by a seeded Monte Carlo of the trainer's rounds; --ranks defaults to --ref-rank and "
+            "--d-down/--d-up to 1 (the caps of the bandwidth policy)",
+            show_default=False,
+        ),
+    ] = None,
+    round_policy: Annotated[
+        str,
+        typer.Option(
+            help="with --fleet: sync (the slowest sampled client sets the pace), deadline "
+            "(over-select, keep the first m by --deadline), or a comma list"
+        ),
+    ] = "sync,deadline",
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            help="with --fleet: the round deadline D in seconds (deadline rounds; the bandwidth "
+            "policy's per-client target). Default: the 1/over-selection quantile of the clients' "
+            "seconds at the config's densities",
+            show_default=False,
+        ),
+    ] = None,
+    over_selection: Annotated[
+        float,
+        typer.Option(help="with --fleet: deadline rounds sample ceil(m x this) clients (FedScale)"),
+    ] = DEFAULT_OVER_SELECTION,
+    density_policy: Annotated[
+        str | None,
+        typer.Option(
+            help="with --fleet: uniform, tiered (--tier-densities), bandwidth (the largest grid "
+            "d_up whose transfer meets the deadline on each client's link), or a comma list "
+            "(default: uniform,bandwidth, and tiered when --tier-densities is given)",
+            show_default=False,
+        ),
+    ] = None,
+    tier_densities: Annotated[
+        str | None,
+        typer.Option(
+            help="with --fleet: d_down:d_up per tier, e.g. lte=1/4:1/16,wifi=1:1/4,5g=1:1",
+            show_default=False,
+        ),
+    ] = None,
+    density_grid: Annotated[
+        str | None,
+        typer.Option(
+            help="with --fleet: the densities the bandwidth policy picks from "
+            "(default 1,1/2,...,1/256)",
+            show_default=False,
+        ),
+    ] = None,
+    adapt_down: Annotated[
+        bool,
+        typer.Option(
+            "--adapt-down",
+            help="with --fleet, bandwidth policy: adapt each client's d_down too",
+        ),
+    ] = False,
 ) -> None:
     """Turn a budget and a network into the feasible (rank, d_down, d_up) configurations of each
-    method, and a short list with the reason for each row."""
+    method, and a short list with the reason for each row. With --fleet: each configuration under
+    each round and density policy, on a fleet of per-client links."""
+    given = _given_options()
     try:
+        if fleet is None:
+            for name in FLEET_ONLY:
+                if name in given:
+                    raise ValueError(f"--{name.replace('_', '-')} needs --fleet.")
         if output_format not in FORMATS:
             raise ValueError(
                 f"--format must be one of {', '.join(FORMATS)}, but got {output_format!r}."
@@ -405,23 +475,144 @@ def plan_command(
             precision_down=precision_down,
             precision_up=precision_up,
         )
-        result: Plan = plan(settings)
-        text = render_plan(result, fmt=output_format, limit=limit, show_all=show_all)
+        if fleet is not None:
+            text = _fleet_text(
+                settings,
+                fleet=fleet,
+                round_policy=round_policy,
+                deadline=deadline,
+                over_selection=over_selection,
+                density_policy=density_policy,
+                tier_densities=tier_densities,
+                density_grid=density_grid,
+                adapt_down=adapt_down,
+                output_format=output_format,
+                limit=limit,
+                given=given,
+            )
+        else:
+            result: Plan = plan(settings)
+            text = render_plan(result, fmt=output_format, limit=limit, show_all=show_all)
         write_output(text, output)
     except ValueError as exc:
         fail(str(exc))
 
 
+# Options that mean something only with --fleet, and the single-network ones it replaces.
+FLEET_ONLY = (
+    "round_policy",
+    "deadline",
+    "over_selection",
+    "density_policy",
+    "tier_densities",
+    "density_grid",
+    "adapt_down",
+)
+NETWORK_ONLY = ("profile", "down", "up", "up_slowdown", "rtt_ms")
+FLEET_DEFAULTS = ("ranks", "d_down", "d_up")  # --fleet: the reference rank, densities 1
+
+
+def _given_options() -> set[str]:
+    """Parameters the user set on the command line (not defaults) of the running command."""
+    try:  # newer typer vendors click as typer._click
+        from typer._click import get_current_context
+    except ImportError:  # pragma: no cover - typer on plain click
+        from click import get_current_context  # type: ignore[assignment,unused-ignore]
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return set()
+    given = set()
+    for name in ctx.params:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            given.add(name)
+    return given
+
+
+def _fleet_settings(settings: PlanSettings, given: set[str]) -> PlanSettings:
+    """--fleet's defaults for the grids the user left alone: one configuration, the reference
+    rank at densities 1 (dense for uniform; the caps of the bandwidth policy)."""
+    from dataclasses import replace
+
+    changes: dict[str, object] = {}
+    if "ranks" not in given:
+        changes["ranks"] = (settings.ref_rank,)
+    if "d_down" not in given:
+        changes["d_down"] = (1.0,)
+    if "d_up" not in given:
+        changes["d_up"] = (1.0,)
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _fleet_text(
+    settings: PlanSettings,
+    *,
+    fleet: str,
+    round_policy: str,
+    deadline: float | None,
+    over_selection: float,
+    density_policy: str | None,
+    tier_densities: str | None,
+    density_grid: str | None,
+    adapt_down: bool,
+    output_format: str,
+    limit: int | None,
+    given: set[str],
+) -> str:
+    from planner.fleet import (
+        DEFAULT_GRID,
+        load_fleet,
+        parse_grid,
+        parse_tier_densities,
+        plan_fleet,
+    )
+
+    for name in NETWORK_ONLY:
+        if name in given:
+            raise ValueError(
+                f"--{name.replace('_', '-')} does not apply with --fleet: each client has its "
+                "own link (the fleet's)."
+            )
+    loaded = load_fleet(fleet)
+    result = plan_fleet(
+        _fleet_settings(settings, given),
+        fleet=loaded,
+        round_policies=_policies(round_policy, name="--round-policy"),
+        density_policies=(
+            None if density_policy is None else _policies(density_policy, name="--density-policy")
+        ),
+        deadline_seconds=deadline,
+        over_selection=over_selection,
+        tier_densities=() if tier_densities is None else parse_tier_densities(tier_densities),
+        grid=DEFAULT_GRID if density_grid is None else parse_grid(density_grid),
+        adapt_down=adapt_down,
+    )
+    return render_fleet_plan(result, fmt=output_format, limit=limit)
+
+
+def _policies(text: str, *, name: str) -> tuple[str, ...]:
+    items = [p.strip() for p in text.split(",")]
+    if not text.strip() or not all(items):
+        raise ValueError(f"{name} must be a comma list like sync,deadline, but got {text!r}.")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{name} has a repeated value: {text!r}.")
+    return tuple(items)
+
+
 @app.command("profiles")
 def profiles_command(
-    kind: Annotated[str | None, typer.Argument(help="network or model (default: both)")] = None,
+    kind: Annotated[
+        str | None, typer.Argument(help="network, model or fleet (default: all three)")
+    ] = None,
 ) -> None:
-    """List the network and model profiles visible by name (built-in and $FLOSS_PROFILE_DIR)."""
+    """List the network, model and fleet profiles visible by name (built-in and
+    $FLOSS_PROFILE_DIR)."""
     from rich.console import Console
     from rich.table import Table
 
-    if kind not in (None, "network", "model"):
-        fail(f"profile kind must be network or model, but got {kind!r}.")
+    if kind not in (None, "network", "model", "fleet"):
+        fail(f"profile kind must be network, model or fleet, but got {kind!r}.")
     table = Table(title="profiles (user folders in $FLOSS_PROFILE_DIR shadow built-ins)")
     for col in ("kind", "name", "description", "from"):
         table.add_column(col)

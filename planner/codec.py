@@ -9,6 +9,9 @@ The value section of a b-bit precision (``planner.encoding`` states each scheme 
 bound): ``q*``/``sr*`` write lo and hi (float32, little-endian) then the k codes j in [0, 2**b - 1],
 b bits each, most significant bit first, packed into ceil(k * b / 8) bytes (zero-padded); a value
 decodes to lo + j * (hi - lo) / (2**b - 1), computed in float64 and rounded to float32.
+``rh*`` writes the unbiasing scale (float32) and the 32-bit rotation seed (uint32), then the
+k Lloyd-Max codes packed the same way (``planner.rotation`` has the scheme); the seed is derived
+from ``seed`` (required) and carried in the header, so decoding needs no seed.
 ``stc1`` writes the mean magnitude mu (float32) then one sign bit per value (1: negative), and a
 value decodes to -mu or +mu. ``sr*`` draws its rounding from ``seed`` (``numpy.random.
 default_rng(seed)``), so a sender that derives the seed from (seed, round, client) sends the
@@ -24,6 +27,7 @@ import numpy as np
 
 from planner.encoding import (
     GRID_HEADER_BYTES,
+    ROTATION,
     STC_HEADER_BYTES,
     check_precision,
     resolve_encoding,
@@ -32,6 +36,7 @@ from planner.encoding import (
     value_bits,
     values_bytes,
 )
+from planner.rotation import rotation_codes, rotation_seed, rotation_values
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -98,6 +103,11 @@ def _quantized_to_bytes(values: NDArray[np.float32], precision: str, seed: Seed)
         mu = np.float32(np.abs(values.astype(np.float64)).mean()) if values.size else np.float32(0)
         signs = (values < 0).astype(np.uint8)
         return np.array([mu], dtype="<f4").tobytes() + _pack_codes(signs, 1)
+    if precision in ROTATION:
+        seed32 = rotation_seed(seed)
+        scale, codes = rotation_codes(values, bits, seed32)
+        header = np.array([scale], dtype="<f4").tobytes() + np.array([seed32], "<u4").tobytes()
+        return header + _pack_codes(codes, bits)
     lo, hi, codes = grid_codes(values, bits, stochastic=precision.startswith("sr"), seed=seed)
     header = np.array([lo, hi], dtype="<f4").tobytes()
     return header + _pack_codes(codes, bits)
@@ -109,6 +119,11 @@ def _bytes_to_quantized(buf: bytes, count: int, precision: str) -> NDArray[np.fl
         mu = float(np.frombuffer(buf[:STC_HEADER_BYTES], dtype="<f4")[0])
         signs = _unpack_codes(buf[STC_HEADER_BYTES:], count, 1)
         return np.where(signs == 1, -mu, mu).astype(np.float32)
+    if precision in ROTATION:
+        scale = float(np.frombuffer(buf[:4], dtype="<f4")[0])
+        seed32 = int(np.frombuffer(buf[4:GRID_HEADER_BYTES], dtype="<u4")[0])
+        codes = _unpack_codes(buf[GRID_HEADER_BYTES:], count, bits)
+        return rotation_values(scale, seed32, codes, bits)
     lo, hi = (float(x) for x in np.frombuffer(buf[:GRID_HEADER_BYTES], dtype="<f4"))
     codes = _unpack_codes(buf[GRID_HEADER_BYTES:], count, bits)
     return grid_values(lo, hi, codes, bits)

@@ -1,9 +1,10 @@
 """Load network and model profiles: built-in TOML files, user folders, or a path.
 
 Lookup of ``--profile NAME|PATH``: an existing file path wins; otherwise NAME is searched in the
-folders of ``$FLOSS_PROFILE_DIR`` (``os.pathsep``-separated; each may hold ``network/`` and
-``model/`` subfolders or the files directly), then in the built-in ``profiles/`` package.
-Files are TOML (``.toml``), YAML (``.yaml``/``.yml``) or JSON (``.json``).
+folders of ``$FLOSS_PROFILE_DIR`` (``os.pathsep``-separated; each may hold ``network/``,
+``model/`` and ``fleets/`` subfolders or the files directly), then in the built-in ``profiles/``
+package. Files are TOML (``.toml``), YAML (``.yaml``/``.yml``) or JSON (``.json``); a fleet may
+also be a CSV of measured clients (``planner.fleet`` reads fleets; this module finds them).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from typing import Any, Literal
 from planner.model import LoraModule, ModelProfile, model_profile_from_hf_config
 from planner.network import NetworkProfile
 
-Kind = Literal["network", "model"]
+Kind = Literal["network", "model", "fleet"]
+KINDS: tuple[Kind, ...] = ("network", "model", "fleet")
+FOLDERS: dict[Kind, str] = {"network": "network", "model": "model", "fleet": "fleets"}
 SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+FLEET_SUFFIXES = (*SUFFIXES, ".csv")
 ENV_DIRS = "FLOSS_PROFILE_DIR"
 DEFAULT_NETWORK = "thesis"
 DEFAULT_MODEL = "all-minilm-l6-v2"
@@ -83,36 +87,60 @@ def _builtin_dir() -> Path:
     return Path(str(resources.files("profiles")))
 
 
+def _suffixes(kind: Kind) -> tuple[str, ...]:
+    return FLEET_SUFFIXES if kind == "fleet" else SUFFIXES
+
+
 def _candidates(kind: Kind) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
+    suffixes = _suffixes(kind)
     for folder in _user_dirs():
-        for sub in (folder / kind, folder):
+        for sub in (folder / FOLDERS[kind], folder):
             if sub.is_dir():
-                found += [(p, str(folder)) for p in sorted(sub.iterdir()) if p.suffix in SUFFIXES]
-    builtin = _builtin_dir() / kind
-    found += [(p, "built-in") for p in sorted(builtin.iterdir()) if p.suffix in SUFFIXES]
+                found += [(p, str(folder)) for p in sorted(sub.iterdir()) if p.suffix in suffixes]
+    builtin = _builtin_dir() / FOLDERS[kind]
+    if builtin.is_dir():
+        found += [(p, "built-in") for p in sorted(builtin.iterdir()) if p.suffix in suffixes]
     return found
+
+
+def _csv_description(path: Path) -> str:
+    """A measured fleet's description: its first comment line (``# ...``), if any."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
 def list_profiles(kind: Kind | None = None) -> list[ProfileEntry]:
     """Every profile visible by name (user folders first: they shadow built-ins)."""
     entries: list[ProfileEntry] = []
     seen: set[tuple[str, str]] = set()
-    for k in ("network", "model") if kind is None else (kind,):
+    for k in KINDS if kind is None else (kind,):
         for path, origin in _candidates(k):
-            try:
-                data = _read_mapping(path)
-            except ProfileError:
-                continue
-            if k == "model" and "modules" not in data:
-                continue
-            if k == "network" and "down_mbps" not in data:
-                continue
-            name = str(data.get("name", path.stem))
+            if path.suffix == ".csv":  # only fleets list CSV files
+                name, description = path.stem, _csv_description(path)
+            else:
+                try:
+                    data = _read_mapping(path)
+                except ProfileError:
+                    continue
+                if k == "model" and "modules" not in data:
+                    continue
+                if k == "network" and "down_mbps" not in data:
+                    continue
+                if k == "fleet" and "tiers" not in data:
+                    continue
+                name, description = (
+                    str(data.get("name", path.stem)),
+                    str(data.get("description", "")),
+                )
             if (k, name) in seen:
                 continue
             seen.add((k, name))
-            entries.append(ProfileEntry(k, name, path, origin, str(data.get("description", ""))))
+            entries.append(ProfileEntry(k, name, path, origin, description))
     return entries
 
 
@@ -124,7 +152,7 @@ def _find(kind: Kind, name_or_path: str) -> Path:
     except OSError as exc:  # a name longer than the file system allows: is_file raises
         reason = (exc.strerror or type(exc).__name__).lower()
         raise ProfileError(f"{kind} profile {name_or_path!r} cannot be a file: {reason}.") from None
-    if path.suffix in SUFFIXES or os.sep in name_or_path:
+    if path.suffix in _suffixes(kind) or os.sep in name_or_path:
         raise ProfileError(f"{kind} profile file {name_or_path!r} does not exist.")
     for entry in list_profiles(kind):
         if entry.name == name_or_path or entry.path.stem == name_or_path:
@@ -208,6 +236,16 @@ def model_from_mapping(data: dict[str, Any], *, path: Path, name: str) -> ModelP
         )
     except ValueError as exc:
         raise ProfileError(f"model profile {str(path)!r}: {exc}") from None
+
+
+def find_profile(kind: Kind, name_or_path: str) -> Path:
+    """The file of a profile given by name (user folders, then built-in) or by path."""
+    return _find(kind, name_or_path)
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """A TOML, YAML or JSON profile file as a mapping (one-line ``ProfileError`` otherwise)."""
+    return _read_mapping(path)
 
 
 def load_network(name_or_path: str = DEFAULT_NETWORK) -> NetworkProfile:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from planner.plan import Plan, PlanRow, PlanSettings
 from planner.schedule import MASK_METHODS
+
+if TYPE_CHECKING:  # planner.fleet is imported only when a fleet is planned
+    from planner.fleet import FleetPlan, FleetRow, TierEstimate
 
 FORMATS = ("table", "json", "csv", "yaml")
 
@@ -188,6 +193,205 @@ def render_plan(p: Plan, *, fmt: str, limit: int | None = None, show_all: bool =
         writer = csv.DictWriter(
             buf, fieldnames=list(PlanRow.__dataclass_fields__), lineterminator="\n"
         )
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+    raise ValueError(f"--format must be one of {', '.join(FORMATS)}, but got {fmt!r}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# floss-plan --fleet
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f} %" if x == 0 or x >= 0.01 else f"{100 * x:.1g} %"
+
+
+def fleet_header_lines(p: FleetPlan) -> list[str]:
+    s = p.settings
+    f = p.fleet
+    if f.measured:
+        tiers = ", ".join(
+            f"{t.name} {_percent(t.weight)} (median {t.down_mbps:g}/{t.up_mbps:g} Mbps, "
+            f"{t.rtt_ms:g} ms)"
+            for t in f.tiers
+        )
+        what = f"{len(f.measured):,} measured clients, tiers {tiers}"
+    else:
+        tiers = ", ".join(
+            f"{t.name} {_percent(t.weight)} ({t.down_mbps:g}/{t.up_mbps:g} Mbps, {t.rtt_ms:g} ms"
+            + (f", sigma {t.spread_sigma:g}" if t.spread_sigma else "")
+            + ")"
+            for t in f.tiers
+        )
+        what = f"tiers {tiers}"
+    m = s.clients_per_round
+    over = math.ceil(round(m * p.over_selection, 9))
+    lines = [
+        f"model    {s.model.name}: n(r={s.ref_rank}) = {p.dense_reference_n:,} adapter entries",
+        f"fleet    {f.name}: {what}; {s.num_clients:,} clients, each keeps its link for the run "
+        f"(drawn once, seed {s.seed})",
+        f"rounds   m = {m}: sync samples {min(m, s.num_clients)} and waits for the slowest; "
+        f"deadline samples {min(over, s.num_clients)} (over-selection {p.over_selection:g}) and "
+        f"keeps the first {m} by the deadline, dropping the others' uploads",
+    ]
+    budget = s.budget.describe()
+    if p.budget_seconds is not None and s.budget.kind == "dense-rounds":
+        budget += f" = {p.budget_seconds:,.3f} s"
+    dense_bytes = m * 2 * 4 * p.dense_reference_n
+    lines.append(
+        f"budget   {budget}; the fleet's dense round at rank {s.ref_rank} (sync, uniform, mean of "
+        f"its first 100 seeded rounds) takes {p.dense_reference_seconds:.4g} s and moves "
+        f"{fmt_bytes(dense_bytes)}"
+    )
+    if p.rows and p.rows[0].deadline_default:
+        q = 100 / p.over_selection
+        lines.append(
+            f"deadline default: per configuration, the {q:.0f}th percentile of the clients' "
+            "seconds at its densities (--deadline sets one)"
+        )
+    elif p.rows:
+        lines.append(f"deadline {p.rows[0].estimate.deadline_seconds:g} s (given)")
+    grid = ",".join(fmt_density(d) for d in p.grid)
+    lines.append(
+        f"bandwidth policy: per client the largest d_up on the grid {grid} (<= the config's "
+        "d_up) whose transfer meets the deadline"
+        + (", d_down adapted first" if p.adapt_down else "")
+    )
+    lines.append(
+        f"compute  {s.compute_seconds:g} s per round included (given)"
+        if s.compute_seconds
+        else "compute  0 s: round time counts communication only (--compute-seconds adds it)"
+    )
+    if p.rows:
+        lines.append(
+            f"estimate {p.rows[0].estimate.estimate}; '~' marks extrapolated rounds, "
+            "+- the standard error of the mean round seconds"
+        )
+    lines.append(
+        "units    Mbps = 10^6 bit/s, MB = 10^6 bytes; bytes/round = all sampled clients, both "
+        "directions (dropped uploads not sent); late = sampled clients past the deadline, "
+        "dropped = sampled clients not aggregated; tiers = median d_down:d_up (d_up range)"
+    )
+    return lines
+
+
+def _tier_text(t: TierEstimate) -> str:
+    text = f"{t.tier} {fmt_density(t.d_down)}:{fmt_density(t.d_up)}"
+    if t.d_up_min != t.d_up_max:
+        text += f" ({fmt_density(t.d_up_min)}-{fmt_density(t.d_up_max)})"
+    if t.d_down_min != t.d_down_max:
+        text += f" down {fmt_density(t.d_down_min)}-{fmt_density(t.d_down_max)}"
+    return text
+
+
+def fleet_row_dict(r: FleetRow) -> dict[str, Any]:
+    e = r.estimate
+    out: dict[str, Any] = {
+        "method": e.method,
+        "rank": r.rank,
+        "n": e.n,
+        "d_down": e.d_down,
+        "d_up": e.d_up,
+        "precision_down": r.precision_down,
+        "precision_up": r.precision_up,
+        "round_policy": e.round_policy,
+        "density_policy": e.density_policy,
+        "deadline_seconds": e.deadline_seconds,
+        "deadline_default": r.deadline_default,
+        "clients_per_round": e.clients_per_round,
+        "sampled_per_round": e.sampled_per_round,
+        "seconds_per_round": e.mean_seconds,
+        "seconds_stderr": e.seconds_stderr,
+        "bytes_per_round": e.mean_bytes,
+        "rounds": e.rounds,
+        "rounds_exact": e.exact,
+        "total_seconds": e.total_seconds,
+        "total_bytes": e.total_bytes,
+        "late_fraction": e.late_fraction,
+        "dropped_fraction": e.dropped_fraction,
+        "empty_rounds": e.empty_rounds,
+        "mean_kept": e.mean_kept,
+        "rounds_walked": e.rounds_walked,
+        "estimate": e.estimate,
+    }
+    out["tiers"] = [{name: getattr(t, name) for name in t.__dataclass_fields__} for t in e.tiers]
+    return out
+
+
+def render_fleet_table(p: FleetPlan, *, limit: int | None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = p.rows if limit is None else p.rows[:limit]
+    table = Table(title=f"floss plan on fleet {p.fleet.name}: each configuration under each policy")
+    show_precision = any((r.precision_down, r.precision_up) != ("fp32", "fp32") for r in p.rows)
+    for col, justify in (
+        ("method", "left"),
+        ("rank", "right"),
+        ("d_down", "right"),
+        ("d_up", "right"),
+        *((("values down/up", "left"),) if show_precision else ()),
+        ("rounds", "left"),
+        ("densities", "left"),
+        ("deadline", "right"),
+        ("s/round", "right"),
+        ("rounds", "right"),
+        ("late", "right"),
+        ("dropped", "right"),
+        ("bytes/round", "right"),
+        ("tiers", "left"),
+    ):
+        table.add_column(col, justify=justify)
+    for r in rows:
+        e = r.estimate
+        rel = e.seconds_stderr / e.mean_seconds if e.mean_seconds else 0.0
+        table.add_row(
+            e.method,
+            str(r.rank),
+            fmt_density(e.d_down),
+            fmt_density(e.d_up),
+            *((f"{r.precision_down}/{r.precision_up}",) if show_precision else ()),
+            e.round_policy,
+            e.density_policy,
+            "-" if e.deadline_seconds is None else fmt_seconds(e.deadline_seconds),
+            f"{fmt_seconds(e.mean_seconds)} +-{100 * rel:.1f}%",
+            f"{'' if e.exact else '~'}{e.rounds:,}",
+            _percent(e.late_fraction),
+            _percent(e.dropped_fraction),
+            fmt_bytes(e.mean_bytes),
+            ", ".join(_tier_text(t) for t in e.tiers),
+        )
+    buf = io.StringIO()
+    console = Console(file=buf, width=220, force_terminal=False, color_system=None)
+    for line in fleet_header_lines(p):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print(table)
+    if len(p.rows) > len(rows):
+        console.print(
+            f"... {len(p.rows) - len(rows)} more rows: --format json|csv|yaml",
+            highlight=False,
+            markup=False,
+        )
+    return buf.getvalue()
+
+
+def render_fleet_plan(p: FleetPlan, *, fmt: str, limit: int | None = None) -> str:
+    """A fleet plan as a table, or every row as JSON/YAML (tiers a list) or CSV (tiers a cell)."""
+    if fmt == "table":
+        return render_fleet_table(p, limit=limit)
+    rows = [fleet_row_dict(r) for r in p.rows]
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(rows, sort_keys=False))
+    if fmt == "csv":
+        for row, r in zip(rows, p.rows, strict=True):
+            row["tiers"] = "; ".join(_tier_text(t) for t in r.estimate.tiers)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return buf.getvalue()

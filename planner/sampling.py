@@ -27,10 +27,29 @@ def round_draws(
         raise ValueError(f"num_clients must be at least 1, but got {num_clients}.")
     if clients_per_round < 1:
         raise ValueError(f"clients_per_round must be at least 1, but got {clients_per_round}.")
-    rng = random.Random(round_seed(seed, round_))
-    sampled = sorted(rng.sample(range(num_clients), min(clients_per_round, num_clients)))
+    sampled, rng = _sample(seed, round_, num_clients, clients_per_round)
     factors = client_bandwidth_factors(network, len(sampled), rng)
     return sampled, factors
+
+
+def _sample(
+    seed: int, round_: int, num_clients: int, count: int
+) -> tuple[list[int], random.Random]:
+    """The round's client ids (sorted) and the generator after drawing them."""
+    if num_clients < 1:
+        raise ValueError(f"num_clients must be at least 1, but got {num_clients}.")
+    if count < 1:
+        raise ValueError(f"clients per round must be at least 1, but got {count}.")
+    rng = random.Random(round_seed(seed, round_))
+    return sorted(rng.sample(range(num_clients), min(count, num_clients))), rng
+
+
+@lru_cache(maxsize=1 << 16)
+def sample_clients(seed: int, round_: int, num_clients: int, count: int) -> tuple[int, ...]:
+    """The ``count`` client ids of round ``round_`` (sorted), drawn as ``round_draws`` draws its
+    ids: with ``count`` = m the very same clients. A fleet round over-selects with a larger
+    ``count`` from the same generator (planner.fleet)."""
+    return tuple(_sample(seed, round_, num_clients, count)[0])
 
 
 @lru_cache(maxsize=1 << 16)

@@ -176,6 +176,17 @@ class MethodSpec:
         return kept_entries(self.n, density)
 
 
+def uniform_densities(spec: MethodSpec) -> tuple[float, float]:
+    """(d_down, d_up) a stateless method sends at: 1 both ways for dense and ffa."""
+    return (1.0, 1.0) if spec.method in ("dense", "ffa") else (spec.d_down, spec.d_up)
+
+
+def topk_message_bytes(spec: MethodSpec, k: int, precision: str) -> int:
+    """Bytes of one top-k message of ``spec``: k of n entries, positions and values, in the
+    run's encoding (``auto``: the cheapest), values at ``precision``: what the trainer sends."""
+    return resolve_encoding(spec.n, k, encoding=spec.encoding, precision=precision)[1]
+
+
 def check_wire(spec: MethodSpec) -> None:
     """Refuse a precision/encoding pair that does not exist for what ``spec`` sends: the forced
     ``dense`` encoding writes the dropped zeros, which b-bit codes cannot hold, so it needs
@@ -209,6 +220,11 @@ class RoundPrice:
     d_up: float
     seconds: float  # synchronous round with the seeded per-client bandwidth factors
     bytes_total: int  # all sampled clients, both directions
+    # Fleet rounds (planner.fleet.fleet_round) fill these; the defaults mean "no fleet".
+    kept: list[int] | None = None  # clients whose upload is aggregated; None: every sampled one
+    client_seconds: list[float] = field(default_factory=list)  # per sampled client, same order
+    client_d_down: list[float] = field(default_factory=list)  # densities each client encodes at
+    client_d_up: list[float] = field(default_factory=list)
 
 
 class _Walk:
@@ -239,7 +255,7 @@ class _Walk:
         self.round = 0
         n = spec.n
         if spec.uniform:
-            dd, du = (1.0, 1.0) if spec.method in ("dense", "ffa") else (spec.d_down, spec.d_up)
+            dd, du = uniform_densities(spec)
             self.k_down = spec.topk_entries(dd)
             self.k_up = spec.topk_entries(du)
         else:
@@ -254,10 +270,7 @@ class _Walk:
 
     def full_bytes(self, k: int, precision: str) -> int:
         if (k, precision) not in self._full:
-            s = self.spec
-            self._full[k, precision] = resolve_encoding(
-                s.n, k, encoding=s.encoding, precision=precision
-            )[1]
+            self._full[k, precision] = topk_message_bytes(self.spec, k, precision)
         return self._full[k, precision]
 
     def values_bytes(self, k: int, precision: str) -> int:

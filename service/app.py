@@ -178,6 +178,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 d_down=float(cand["d_down"]),
                 d_up=float(cand["d_up"]),
                 precision=str(full.get("precision", "fp32")),
+                precision_down=full.get("precision_down"),
+                precision_up=full.get("precision_up"),
                 encoding=str(full.get("encoding", "auto")),
             )
             return round_plan(req, run=run, n=int(cand["n"]), source=f"study {req.study}")

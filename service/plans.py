@@ -106,6 +106,8 @@ def compute_plan(req: PlanRequest, data_root: Path | None) -> Any:
             heuristic_d_down=str(req.heuristic_d_down),
             clients_per_round=req.clients_per_round,
             precision=req.precision,
+            precision_down=req.precision_down,
+            precision_up=req.precision_up,
             encoding=req.encoding,
             compute_seconds=req.compute_seconds,
             min_rounds=req.min_rounds,
@@ -171,8 +173,9 @@ def round_plan(req: RoundPlanRequest, *, run: RunSpec, n: int, source: str) -> d
     """Each client's densities, bytes and seconds for the next round (uniform policy)."""
     d_down, d_up = (1.0, 1.0) if run.method == "dense" else (float(run.d_down), float(run.d_up))
     k_down, k_up = kept_entries(n, d_down), kept_entries(n, d_up)
-    enc_down, b_down = resolve_encoding(n, k_down, encoding=run.encoding, precision=run.precision)
-    enc_up, b_up = resolve_encoding(n, k_up, encoding=run.encoding, precision=run.precision)
+    p_down, p_up = run.precision_down or run.precision, run.precision_up or run.precision
+    enc_down, b_down = resolve_encoding(n, k_down, encoding=run.encoding, precision=p_down)
+    enc_up, b_up = resolve_encoding(n, k_up, encoding=run.encoding, precision=p_up)
     clients: list[dict[str, Any]] = []
     for c in req.clients:
         compute = req.compute_seconds if c.compute_seconds is None else c.compute_seconds
@@ -206,6 +209,8 @@ def round_plan(req: RoundPlanRequest, *, run: RunSpec, n: int, source: str) -> d
         "method": run.method,
         "rank": run.rank,
         "n": n,
+        "precision_down": p_down,
+        "precision_up": p_up,
         "source": source,
         "clients": clients,
         "seconds": slowest["seconds"],  # synchronous round: the slowest client sets the pace

@@ -54,6 +54,10 @@ ACCEPTED.update(
         "keep_rate": "a number in (0, 1]",
         "lth_floor": "a density in (0, 1], e.g. '1/64', or null",
         "precision": f"one of {', '.join(PRECISIONS)}, or a bit width",
+        "precision_down": "a comma list (or list) of precisions or bit widths: the download axis",
+        "precision_up": "a comma list (or list) of precisions or bit widths: the upload axis",
+        "run.precision_down": f"one of {', '.join(PRECISIONS)}, or a bit width",
+        "run.precision_up": f"one of {', '.join(PRECISIONS)}, or a bit width",
         "encoding": f"one of {', '.join(ENCODING_CHOICES)}",
         "compute_seconds": "a finite number >= 0",
         "min_rounds": "an integer >= 1",
@@ -127,6 +131,17 @@ def check_precision(v: Any) -> str:
         raise ValueError(str(exc).removeprefix("precision: ")) from None
 
 
+def check_precisions(v: Any) -> str:
+    """A comma list (or a JSON list) of precisions, each one a scheme or a bit width."""
+    from planner.cli import parse_precisions
+
+    text = _grid_text(v)
+    try:
+        return ",".join(parse_precisions(text, name="precision"))
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("precision: ")) from None
+
+
 def check_encoding(v: str) -> str:
     if v not in ENCODING_CHOICES:
         raise ValueError(f"encoding must be one of {', '.join(ENCODING_CHOICES)}, but got {v!r}")
@@ -162,6 +177,8 @@ class PlanRequest(Strict):
     keep_rate: float = Field(default=DEFAULT_KEEP_RATE, gt=0, le=1)
     lth_floor: str | float | None = Field(default=None, description=ACCEPTED["lth_floor"])
     precision: str = Field(default="fp32", description=ACCEPTED["precision"])
+    precision_down: str | None = Field(default=None, description=ACCEPTED["precision_down"])
+    precision_up: str | None = Field(default=None, description=ACCEPTED["precision_up"])
     encoding: str = Field(default="auto", description=ACCEPTED["encoding"])
     compute_seconds: float = Field(default=0.0, ge=0)
     min_rounds: int = Field(default=1, ge=1)
@@ -209,6 +226,11 @@ class PlanRequest(Strict):
     @classmethod
     def _precision(cls, v: Any) -> str:
         return check_precision(v)
+
+    @field_validator("precision_down", "precision_up", mode="before")
+    @classmethod
+    def _precisions(cls, v: Any) -> str | None:
+        return None if v is None else check_precisions(v)
 
     @field_validator("encoding")
     @classmethod
@@ -344,6 +366,8 @@ class RunSpec(Strict):
     num_labels: int | None = Field(default=None, ge=0, description=ACCEPTED["num_labels"])
     head_params: int = Field(default=0, ge=0)
     precision: str = Field(default="fp32", description=ACCEPTED["precision"])
+    precision_down: str | None = Field(default=None, description="download precision (None: precision)")
+    precision_up: str | None = Field(default=None, description="upload precision (None: precision)")
     encoding: str = Field(default="auto", description=ACCEPTED["encoding"])
 
     @field_validator("d_down", "d_up", mode="before")
@@ -359,6 +383,11 @@ class RunSpec(Strict):
     @classmethod
     def _precision(cls, v: Any) -> str:
         return check_precision(v)
+
+    @field_validator("precision_down", "precision_up", mode="before")
+    @classmethod
+    def _one_precision(cls, v: Any) -> str | None:
+        return None if v is None else check_precision(v)
 
     @field_validator("encoding")
     @classmethod
@@ -399,6 +428,8 @@ class RoundPlanResponse(BaseModel):
     method: str
     rank: int
     n: int
+    precision_down: str
+    precision_up: str
     source: str
     clients: list[ClientPlan]
     seconds: float

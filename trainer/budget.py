@@ -6,17 +6,19 @@ by ``max_rounds``; they are computed once the model is wrapped (n is known) and 
 and the resolved count is written into the config the run saves, so ``--resume`` continues the
 same run. ``N-dense-rounds`` counts in the dense reference round: dense LoRA at ``ref_rank`` on
 the same model and head, dense-encoded fp32 values whatever the run's encoding or precision,
-priced as floss-plan prices it (``planner.schedule.dense_reference_round``). n at the reference
+priced as floss-plan prices it (``planner.schedule.dense_reference_round``; on a fleet, the
+mean of its first seeded dense rounds, ``planner.fleet.dense_reference_seconds``). n at the reference
 rank is measured on the real wrapped model, as the tuner sizes adapters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from planner.budget import parse_budget
+from planner.fleet import dense_reference_seconds, price_fleet_rounds
 from planner.network import NetworkProfile
 from planner.schedule import (
     MethodSpec,
@@ -90,27 +92,50 @@ def budget_rounds(
     budget_seconds: float | None = None
     budget_bytes: int | None = None
     ref_n: int | None = None
+    fleet = config.fleet_setup()
     if budget.kind == "dense-rounds":
         ref_n = reference_n
-        ref = dense_reference_round(
-            n=reference_n,
-            network=network,
-            clients_per_round=config.clients_per_round,
-            compute_seconds=config.compute_seconds,
-        )
-        budget_seconds = budget.amount * ref.seconds
+        if fleet is not None:  # the fleet's own dense round (sync, uniform, seeded mean)
+            ref_seconds = dense_reference_seconds(
+                fleet,
+                n=reference_n,
+                seed=config.seed,
+                num_clients=num_clients,
+                clients_per_round=config.clients_per_round,
+                compute_seconds=config.compute_seconds,
+            )
+        else:
+            ref_seconds = dense_reference_round(
+                n=reference_n,
+                network=network,
+                clients_per_round=config.clients_per_round,
+                compute_seconds=config.compute_seconds,
+            ).seconds
+        budget_seconds = budget.amount * ref_seconds
     elif budget.kind == "seconds":
         budget_seconds = budget.amount
     else:
         budget_bytes = int(budget.amount)
-    prices = price_rounds(
-        method_spec(config, n=n, tensor_sizes=tensor_sizes),
-        network=network,
-        seed=config.seed,
-        num_clients=num_clients,
-        clients_per_round=config.clients_per_round,
-        compute_seconds=config.compute_seconds,
-    )
+    spec = method_spec(config, n=n, tensor_sizes=tensor_sizes)
+    prices: Iterator[RoundPrice]
+    if fleet is not None:
+        prices = price_fleet_rounds(
+            spec,
+            fleet,
+            seed=config.seed,
+            num_clients=num_clients,
+            clients_per_round=config.clients_per_round,
+            compute_seconds=config.compute_seconds,
+        )
+    else:
+        prices = price_rounds(
+            spec,
+            network=network,
+            seed=config.seed,
+            num_clients=num_clients,
+            clients_per_round=config.clients_per_round,
+            compute_seconds=config.compute_seconds,
+        )
     fit = rounds_within_budget(
         prices,
         budget_seconds=budget_seconds,

@@ -61,7 +61,7 @@ def eval_line(cfg: Any) -> str:
 
 
 def values_text(cfg: Any) -> str:
-    """'values q8 down / sr4 up, error feedback, ' when not fp32 both ways ('' otherwise)."""
+    """'values q8 down / rh4 up, error feedback, ' when not fp32 both ways ('' otherwise)."""
     down, up = cfg.wire_precisions
     text = "" if (down, up) == ("fp32", "fp32") else f"values {down} down / {up} up, "
     return text + ("error feedback, " if cfg.error_feedback else "")
@@ -119,7 +119,8 @@ def train_command(
         _cfg(
             "precision",
             "value precision both ways: fp32 fp16 bf16, q8 q4 q2 q1 (nearest), sr8 sr4 sr2 sr1 "
-            "(unbiased stochastic), stc1, or a bit width 32 16 8 4 2 1",
+            "(unbiased stochastic), rh8 rh4 rh2 rh1 (rotation codes), stc1, or a bit width "
+            "32 16 8 4 2 1",
         ),
     ] = None,
     precision_down: Annotated[
@@ -129,7 +130,7 @@ def train_command(
             "--bits-down",
             show_default=False,
             help="download value precision: a scheme as --precision or a bit width "
-            "(8 = q8, 4 = sr4, ...; default: --precision)",
+            "(8 = q8, 4 = rh4, ...; default: --precision)",
         ),
     ] = None,
     precision_up: Annotated[
@@ -139,7 +140,7 @@ def train_command(
             "--bits-up",
             show_default=False,
             help="upload value precision: a scheme as --precision or a bit width "
-            "(8 = q8, 4 = sr4, ...; default: --precision)",
+            "(8 = q8, 4 = rh4, ...; default: --precision)",
         ),
     ] = None,
     error_feedback: Annotated[
@@ -203,6 +204,54 @@ def train_command(
     ] = None,
     compute_seconds: Annotated[
         float | None, _cfg("compute_seconds", "client compute seconds per round (simulated)")
+    ] = None,
+    fleet: Annotated[
+        str | None,
+        _cfg(
+            "fleet",
+            "a fleet of per-client links: a built-in name (floss profiles) or a .toml/.csv path; "
+            "round seconds then come from each client's own link, not --network",
+        ),
+    ] = None,
+    round_policy: Annotated[
+        str | None,
+        _cfg(
+            "round_policy",
+            "with --fleet: sync (wait for all) | deadline (over-select, keep "
+            "the first m by --deadline)",
+        ),
+    ] = None,
+    deadline_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            "--deadline-seconds",
+            help="with --fleet: the deadline D in seconds (deadline rounds; the bandwidth "
+            "policy's per-client target) (default none)",
+            show_default=False,
+        ),
+    ] = None,
+    over_selection: Annotated[
+        float | None, _cfg("over_selection", "deadline rounds sample ceil(m x this) clients")
+    ] = None,
+    density_policy: Annotated[
+        str | None,
+        _cfg(
+            "density_policy",
+            "with --fleet: uniform | tiered (--tier-densities) | bandwidth "
+            "(each client's largest grid d_up that meets --deadline)",
+        ),
+    ] = None,
+    tier_densities: Annotated[
+        str | None,
+        _cfg("tier_densities", "tiered: tier=d_down:d_up,... e.g. lte=1/4:1/16,wifi=1:1/4"),
+    ] = None,
+    density_grid: Annotated[
+        str | None,
+        _cfg("density_grid", "bandwidth: the densities a client may take, e.g. 1,1/4,1/16"),
+    ] = None,
+    adapt_down: Annotated[
+        bool | None, _cfg("adapt_down", "bandwidth: adapt each client's d_down too")
     ] = None,
     min_examples_per_class: Annotated[
         int | None, _cfg("min_examples_per_class", "drop classes with fewer examples")

@@ -17,6 +17,7 @@ from planner.schedule import DEFAULT_KEEP_RATE, METHODS, check_floor, check_keep
 from trainer.errors import TrainerError
 
 if TYPE_CHECKING:
+    from planner.fleet import FleetSetup
     from planner.network import NetworkProfile
 
 TOPK_MODES = ("global", "per-tensor")
@@ -125,7 +126,8 @@ class RunConfig:
     precision: str = field(
         default="fp32",
         metadata=_h(
-            "wire precision both ways: fp32 | fp16 | bf16 | q8 q4 q2 q1 | sr8 sr4 sr2 sr1 | stc1, "
+            "wire precision both ways: fp32 | fp16 | bf16 | q8 q4 q2 q1 | sr8 sr4 sr2 sr1 | "
+            "rh8 rh4 rh2 rh1 | stc1, "
             "or a bit width 32 16 8 4 2 1 (docs/quantization.md)"
         ),
     )
@@ -202,6 +204,28 @@ class RunConfig:
     network: str = field(default="thesis", metadata=_h("network profile name or path"))
     up_slowdown: float | None = field(default=None, metadata=_h("uplink = downlink / S"))
     compute_seconds: float = field(default=0.0, metadata=_h("client compute per round, s"))
+    # heterogeneous fleets (docs/fleets.md): with a fleet, round seconds come from each client's
+    # own link and the policies below; the network profile is not used
+    fleet: str | None = field(
+        default=None, metadata=_h("fleet name or .toml/.csv path (per-client links)")
+    )
+    round_policy: str = field(default="sync", metadata=_h("fleet rounds: sync | deadline"))
+    deadline_seconds: float | None = field(
+        default=None, metadata=_h("fleet: deadline D, s (deadline rounds; bandwidth's target)")
+    )
+    over_selection: float = field(
+        default=1.3, metadata=_h("deadline rounds sample ceil(m * this) clients")
+    )
+    density_policy: str = field(
+        default="uniform", metadata=_h("fleet densities: uniform | tiered | bandwidth")
+    )
+    tier_densities: str | None = field(
+        default=None, metadata=_h("tiered: tier=d_down:d_up,... (e.g. lte=1/4:1/16,wifi=1:1/4)")
+    )
+    density_grid: str | None = field(
+        default=None, metadata=_h("bandwidth: densities a client may take (default 1..1/256)")
+    )
+    adapt_down: bool = field(default=False, metadata=_h("bandwidth: adapt d_down too"))
     # schedule and machine
     eval_every: int = field(
         default=DEFAULT_EVAL_EVERY, metadata=_h("evaluate every N rounds (0 = last only)")
@@ -319,6 +343,7 @@ class RunConfig:
             raise TrainerError(f"network must be a profile name or path, but got {self.network!r}.")
         _float(self.up_slowdown, "up_slowdown", low=0, strict=True, optional=True)
         _float(self.compute_seconds, "compute_seconds", low=0, strict=False)
+        self._check_fleet()
         _int(self.eval_every, "eval_every", low=0)
         if not isinstance(self.eval_test, bool):
             raise TrainerError(f"eval_test must be true or false, but got {self.eval_test!r}.")
@@ -365,6 +390,66 @@ class RunConfig:
                     f"for {self.method} below density 1 (b-bit codes carry the kept values "
                     "only); use encoding auto, bitmap, rice or coo."
                 )
+
+    def _check_fleet(self) -> None:
+        """The fleet fields' types and the combinations that exist (the fleet file itself is
+        read by ``fleet_setup``, before anything slow)."""
+        from planner.fleet import (
+            DENSITY_POLICIES,
+            ROUND_POLICIES,
+            check_fleet_method,
+            parse_grid,
+            parse_tier_densities,
+        )
+
+        if self.fleet is not None and (not isinstance(self.fleet, str) or not self.fleet):
+            raise TrainerError(f"fleet must be a fleet name or path, but got {self.fleet!r}.")
+        _choice(self.round_policy, "round_policy", ROUND_POLICIES)
+        _choice(self.density_policy, "density_policy", DENSITY_POLICIES)
+        _float(self.deadline_seconds, "deadline_seconds", low=0, strict=True, optional=True)
+        _float(self.over_selection, "over_selection", low=1, strict=False)
+        if not isinstance(self.adapt_down, bool):
+            raise TrainerError(f"adapt_down must be true or false, but got {self.adapt_down!r}.")
+        for name in ("tier_densities", "density_grid"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TrainerError(f"{name} must be a string, but got {value!r}.")
+        try:
+            if self.tier_densities is not None:
+                parse_tier_densities(self.tier_densities)
+            if self.density_grid is not None:
+                parse_grid(self.density_grid)
+            if self.fleet is not None:
+                check_fleet_method(self.method, self.density_policy)
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
+        if self.fleet is None and (self.round_policy != "sync" or self.density_policy != "uniform"):
+            raise TrainerError(
+                f"round_policy {self.round_policy!r} / density_policy {self.density_policy!r} "
+                "need a fleet (--fleet NAME|PATH)."
+            )
+
+    def fleet_setup(self) -> FleetSetup | None:
+        """The run's fleet and policies (None without a fleet); a bad fleet file or a missing
+        deadline is one TrainerError."""
+        if self.fleet is None:
+            return None
+        from planner.fleet import DEFAULT_GRID, FleetSetup, load_fleet, parse_grid
+        from planner.fleet import parse_tier_densities as tiers
+
+        try:
+            return FleetSetup(
+                fleet=load_fleet(self.fleet),
+                round_policy=self.round_policy,
+                deadline_seconds=self.deadline_seconds,
+                over_selection=self.over_selection,
+                density_policy=self.density_policy,
+                tier_densities=tiers(self.tier_densities) if self.tier_densities else (),
+                grid=parse_grid(self.density_grid) if self.density_grid else DEFAULT_GRID,
+                adapt_down=self.adapt_down,
+            )
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
 
     def network_profile(self) -> NetworkProfile:
         """The network this run is accounted on: the ``network`` profile, uplink set by

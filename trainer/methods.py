@@ -30,6 +30,7 @@ e_c = x - what the server decodes (the top-k drop and the quantization error), a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,6 +38,7 @@ import torch
 from planner.encoding import kept_entries
 from planner.schedule import lth_next_density, mask_entries
 from trainer.config import RunConfig
+from trainer.errors import TrainerError
 from trainer.flat import Slice
 from trainer.sparse import (
     DOWNLOAD,
@@ -87,18 +89,30 @@ class Method:
         changes (no client is marked as holding the mask)."""
         raise NotImplementedError
 
-    def upload(self, delta: torch.Tensor, *, round_: int = 0, client: int = -1) -> Sent:
+    def upload(
+        self,
+        delta: torch.Tensor,
+        *,
+        round_: int = 0,
+        client: int = -1,
+        density: float | None = None,
+    ) -> Sent:
         """Client ``client``'s message of its update (with error feedback: of the update plus
-        its residual, which keeps what the server did not receive)."""
+        its residual, which keeps what the server did not receive). ``density``: this client's
+        own upload density (fleets with per-client densities; top-k methods only)."""
+        if density is not None and not isinstance(self, TopK):
+            raise TrainerError(f"{self.config.method} has no per-client upload density.")
         if not self.config.error_feedback:
-            return self._upload(delta, round_=round_, client=client)
+            return self._upload(delta, round_=round_, client=client, density=density)
         residual = self.residuals.get(client)
         x = delta if residual is None else delta + residual
-        sent = self._upload(x, round_=round_, client=client)
+        sent = self._upload(x, round_=round_, client=client, density=density)
         self.residuals[client] = x - sent.vector
         return sent
 
-    def _upload(self, delta: torch.Tensor, *, round_: int, client: int) -> Sent:
+    def _upload(
+        self, delta: torch.Tensor, *, round_: int, client: int, density: float | None = None
+    ) -> Sent:
         raise NotImplementedError
 
     def grad_mask(self) -> torch.Tensor | None:
@@ -146,9 +160,28 @@ class TopK(Method):
         seed = self.down_seed(self.round + 1)
         return self._send(p, self.d_down, precision=self.down, seed=seed).vector
 
-    def _upload(self, delta: torch.Tensor, *, round_: int, client: int) -> Sent:
+    def download_each(
+        self, p: torch.Tensor, clients: Sequence[int], densities: Sequence[float], *, round_: int
+    ) -> tuple[list[torch.Tensor], list[int]]:
+        """Per-client downloads (fleets): client i receives top-k of P at ``densities[i]``; one
+        encode per distinct density, with the round's one download seed (clients at the same
+        density receive the same message, as in ``download``)."""
+        self.round = round_
+        seed = self.down_seed(round_)
+        by_density: dict[float, Sent] = {}
+        for d in densities:
+            if d not in by_density:
+                by_density[d] = self._send(p, d, precision=self.down, seed=seed)
+        sent = [by_density[d] for d in densities]
+        self.messages = {c: ("full", m) for c, m in zip(clients, sent, strict=True)}
+        return [m.vector for m in sent], [m.nbytes for m in sent]
+
+    def _upload(
+        self, delta: torch.Tensor, *, round_: int, client: int, density: float | None = None
+    ) -> Sent:
         seed = self.up_seed(round_, client)
-        return self._send(delta, self.d_up, precision=self.up, seed=seed)
+        d_up = self.d_up if density is None else density
+        return self._send(delta, d_up, precision=self.up, seed=seed)
 
 
 class FixedMask(Method):
@@ -205,7 +238,9 @@ class FixedMask(Method):
             return self._everything(p, precision=self.down, seed=seed).vector
         return send_values(p, self.positions, precision=self.down, seed=seed).vector
 
-    def _upload(self, delta: torch.Tensor, *, round_: int, client: int) -> Sent:
+    def _upload(
+        self, delta: torch.Tensor, *, round_: int, client: int, density: float | None = None
+    ) -> Sent:
         seed = self.up_seed(round_, client)
         if self.positions is None:
             return self._everything(delta, precision=self.up, seed=seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,17 @@ class RoundRecord:
     test_accuracy: float | None = None
     test_loss_server: float | None = None
     test_accuracy_server: float | None = None
+    # per sampled client, in the order of ``clients`` (sorted ids): what each one received and
+    # sent, its simulated seconds and densities; ``kept`` = the clients whose upload was
+    # aggregated (every sampled one except stragglers of deadline rounds). Lists go to
+    # rounds.jsonl and checkpoints, not to the CSV (scalar columns only).
+    clients: list[int] = field(default_factory=list)
+    kept: list[int] = field(default_factory=list)
+    client_bytes_down: list[int] = field(default_factory=list)
+    client_bytes_up: list[int] = field(default_factory=list)  # 0: not aggregated, not sent
+    client_seconds: list[float] = field(default_factory=list)
+    client_d_down: list[float] = field(default_factory=list)
+    client_d_up: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,15 +60,21 @@ class RoundRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoundRecord:
         """Fields with a default may be missing (records written before they existed)."""
-        return cls(
-            **{
-                f.name: data[f.name] if f.default is MISSING else data.get(f.name, f.default)
-                for f in fields(cls)
-            }
-        )
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in data:
+                values[f.name] = data[f.name]
+            elif f.default is not MISSING:
+                values[f.name] = f.default
+            elif f.default_factory is not MISSING:
+                values[f.name] = f.default_factory()
+            else:
+                values[f.name] = data[f.name]  # a required field: KeyError names it
+        return cls(**values)
 
 
-FIELDS = tuple(f.name for f in fields(RoundRecord))
+LIST_FIELDS = frozenset(f.name for f in fields(RoundRecord) if f.default_factory is not MISSING)
+FIELDS = tuple(f.name for f in fields(RoundRecord) if f.name not in LIST_FIELDS)  # CSV columns
 
 
 def json_safe(value: Any) -> Any:

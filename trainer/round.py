@@ -96,10 +96,12 @@ def client_update(
     method: Method,
     round_: int,
     client: int,
+    density: float | None = None,
 ) -> ClientUpdate:
     """Client ``client`` in round ``round_``: start from ``start`` (copied into the flat buffer
     in place), train all of P locally (dropout and batch order seeded by (seed, round, client)),
-    and upload Delta = start - end through the method (its top-k, encoded and decoded)."""
+    and upload Delta = start - end through the method (its top-k, encoded and decoded; at
+    ``density`` when the client has its own upload density, fleets)."""
     config = trainee.config
     trainee.adapter.flat.copy_(start)
     seed_c = round_seed(config.seed, round_, client)
@@ -115,7 +117,9 @@ def client_update(
         amp=trainee.amp,
         scaler=trainee.scaler,
     )
-    sent = method.upload(start - trainee.adapter.flat, round_=round_, client=client)
+    sent = method.upload(
+        start - trainee.adapter.flat, round_=round_, client=client, density=density
+    )
     return ClientUpdate(client=client, sent=sent, local=local)
 
 

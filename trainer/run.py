@@ -19,21 +19,28 @@ from typing import Any
 
 import torch
 
-from planner.network import NetworkProfile
+from planner.fleet import FleetSetup, check_deadline_reachable, fleet_round
+from planner.network import NetworkProfile, client_round_seconds
 from planner.sampling import round_draws
 from planner.sampling import round_seed as round_seed  # re-exported (tests, callers)
-from planner.schedule import synchronous_seconds
+from planner.schedule import MethodSpec, synchronous_seconds
 from trainer import interrupt
-from trainer.budget import resolve_budget_rounds
+from trainer.budget import method_spec, resolve_budget_rounds
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.client import evaluate_models
 from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
-from trainer.methods import make_method
+from trainer.methods import TopK, make_method
 from trainer.modeling import TINY_BERT, TINY_GPT2
 from trainer.paths import clear_run
 from trainer.records import RecordWriter, RoundRecord, json_safe
-from trainer.round import Trainee, client_update, server_aggregate, server_download
+from trainer.round import (
+    ClientUpdate,
+    Trainee,
+    client_update,
+    server_aggregate,
+    server_download,
+)
 from trainer.server import ServerState
 from trainer.workload import Workload, prepare
 
@@ -186,6 +193,7 @@ def train(
     if out is None and (resume or config.checkpoint_every):
         raise TrainerError("resume and checkpoint_every need an out_dir.")
     network = config.network_profile()  # before the slow part, so a typo fails fast
+    fleet = config.fleet_setup()  # likewise: a bad fleet file or policy is one line now
     extra_evals = _eval_rounds(eval_rounds)
     wl = workload if workload is not None else prepare(config)
     wl.check(config)
@@ -202,12 +210,25 @@ def train(
     test_rows = torch.as_tensor(wl.test_rows(config), device=device)
     server = ServerState(adapter.flat, config)
     method = make_method(config, n=adapter.n, slices=adapter.slices)
+    spec = method_spec(
+        config, n=adapter.n, tensor_sizes=tuple(sl.stop - sl.start for sl in adapter.slices)
+    )
+    if fleet is not None:
+        try:
+            check_deadline_reachable(
+                spec,
+                fleet,
+                seed=config.seed,
+                num_clients=len(clients),
+                compute_seconds=config.compute_seconds,
+            )
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
     if config.budget is not None:  # the rounds the budget buys, before the first one
         config = resolve_budget_rounds(
             config, wl, adapter, num_clients=len(clients), network=network, log=log
         )
         method.config = config
-    m = config.clients_per_round
     records: list[RoundRecord] = []
     if resume:
         assert out is not None
@@ -232,26 +253,21 @@ def train(
     try:
         for r in range(len(records) + 1, config.rounds + 1):
             tick = time.perf_counter()
-            sampled, factors = round_draws(
-                seed=config.seed,
-                round_=r,
-                num_clients=len(clients),
-                clients_per_round=m,
-                network=network,
-            )
-            down = server_download(method, server, sampled, round_=r)
-            bytes_down, d_down = down.bytes_down, down.d_down
-            updates = [
-                client_update(trainee, clients[c], down.start, method=method, round_=r, client=c)
-                for c in sampled
-            ]
-            server_aggregate(server, method, [u.sent.vector for u in updates])
-            bytes_up = [u.sent.nbytes for u in updates]
+            if fleet is not None:
+                played = _fleet_round(
+                    trainee, clients, method, server, spec, fleet, config, round_=r
+                )
+            else:
+                played = _network_round(trainee, clients, method, server, network, config, round_=r)
+            bytes_down, bytes_up, updates = played.bytes_down, played.bytes_up, played.updates
+            d_down, d_up = played.d_down, played.d_up
             losses = [u.local.loss for u in updates]
             steps = sum(u.local.steps for u in updates)
-            d_up = updates[-1].sent.k / adapter.n
-            train_loss = sum(losses) / len(losses)
-            diverged = not math.isfinite(train_loss) or not bool(torch.isfinite(server.p).all())
+            # nobody aggregated (a deadline round nobody made): no loss, no step, not divergence
+            train_loss = sum(losses) / len(losses) if losses else math.nan
+            diverged = (bool(losses) and not math.isfinite(train_loss)) or not bool(
+                torch.isfinite(server.p).all()
+            )
             splits: dict[str, torch.Tensor] = {}
             if _eval_due(config, r, extra_evals):
                 splits["val"] = val_rows
@@ -269,13 +285,7 @@ def train(
                     lm=config.task == "lm",
                     amp=amp,
                 )
-            sim = simulated_seconds(
-                network,
-                bytes_down=bytes_down,
-                bytes_up=bytes_up,
-                factors=factors,
-                compute_seconds=config.compute_seconds,
-            )
+            sim = played.seconds
             round_bytes = sum(bytes_down) + sum(bytes_up)
             cum_bytes += round_bytes
             cum_sim += sim
@@ -285,7 +295,7 @@ def train(
                 d_down=d_down,
                 d_up=d_up,
                 bytes_down=round(sum(bytes_down) / len(bytes_down)),
-                bytes_up=round(sum(bytes_up) / len(bytes_up)),
+                bytes_up=round(sum(bytes_up) / len(updates)) if updates else 0,  # over the kept
                 bytes_total=round_bytes,
                 cum_bytes=cum_bytes,
                 sim_seconds=sim,
@@ -293,6 +303,13 @@ def train(
                 wall_seconds=time.perf_counter() - tick,
                 train_loss=train_loss,
                 client_steps=steps,
+                clients=list(played.clients),
+                kept=[u.client for u in updates],
+                client_bytes_down=list(bytes_down),
+                client_bytes_up=list(bytes_up),
+                client_seconds=list(played.client_seconds),
+                client_d_down=list(played.client_d_down),
+                client_d_up=list(played.client_d_up),
                 **metrics,
             )
             records.append(record)
@@ -327,6 +344,152 @@ def train(
         out_dir=out,
         final_p=server.p.detach().cpu().clone(),
         **_final_metrics(records, config),
+    )
+
+
+@dataclass(frozen=True)
+class _Played:
+    """One round as played: per sampled client (``clients`` order) the bytes each received and
+    sent (0: not aggregated), its seconds and densities; the kept clients' updates."""
+
+    clients: list[int]
+    bytes_down: list[int]
+    bytes_up: list[int]
+    client_seconds: list[float]
+    client_d_down: list[float]
+    client_d_up: list[float]
+    updates: list[ClientUpdate]
+    d_down: float
+    d_up: float
+    seconds: float
+
+
+def _network_round(
+    trainee: Trainee,
+    clients: list[torch.Tensor],
+    method: Any,
+    server: ServerState,
+    network: NetworkProfile,
+    config: RunConfig,
+    *,
+    round_: int,
+) -> _Played:
+    """A round on one network profile: m sampled clients, everybody aggregated, the slowest
+    sets the pace."""
+    sampled, factors = round_draws(
+        seed=config.seed,
+        round_=round_,
+        num_clients=len(clients),
+        clients_per_round=config.clients_per_round,
+        network=network,
+    )
+    down = server_download(method, server, sampled, round_=round_)
+    updates = [
+        client_update(trainee, clients[c], down.start, method=method, round_=round_, client=c)
+        for c in sampled
+    ]
+    server_aggregate(server, method, [u.sent.vector for u in updates])
+    bytes_up = [u.sent.nbytes for u in updates]
+    seconds = [
+        client_round_seconds(
+            bytes_down=bd,
+            bytes_up=bu,
+            network=network,
+            bandwidth_factor=f,
+            compute_seconds=config.compute_seconds,
+        )
+        for bd, bu, f in zip(down.bytes_down, bytes_up, factors, strict=True)
+    ]
+    n = server.p.numel()
+    return _Played(
+        clients=list(sampled),
+        bytes_down=list(down.bytes_down),
+        bytes_up=bytes_up,
+        client_seconds=seconds,
+        client_d_down=[down.d_down] * len(sampled),
+        client_d_up=[u.sent.k / n for u in updates],
+        updates=updates,
+        d_down=down.d_down,
+        d_up=updates[-1].sent.k / n,
+        seconds=simulated_seconds(
+            network,
+            bytes_down=down.bytes_down,
+            bytes_up=bytes_up,
+            factors=factors,
+            compute_seconds=config.compute_seconds,
+        ),
+    )
+
+
+def _fleet_round(
+    trainee: Trainee,
+    clients: list[torch.Tensor],
+    method: Any,
+    server: ServerState,
+    spec: MethodSpec,
+    fleet: FleetSetup,
+    config: RunConfig,
+    *,
+    round_: int,
+) -> _Played:
+    """A fleet round (docs/fleets.md), exactly as ``planner.fleet.fleet_round`` prices it: every
+    sampled client receives its download (at its own d_down), only the kept ones train and
+    upload (at their own d_up); the server averages the kept uploads (zeros where a client sent
+    nothing: sum / |kept|) and takes no step when nobody is kept."""
+    price = fleet_round(
+        spec,
+        fleet,
+        seed=config.seed,
+        round_=round_,
+        num_clients=len(clients),
+        clients_per_round=config.clients_per_round,
+        compute_seconds=config.compute_seconds,
+    )
+    sampled = price.clients
+    per_client = isinstance(method, TopK) and config.method == "floss"
+    if per_client:
+        starts, bytes_down = method.download_each(
+            server.p, sampled, price.client_d_down, round_=round_
+        )
+    else:  # dense / ffa: one message for everybody (uniform densities only)
+        down = server_download(method, server, sampled, round_=round_)
+        starts, bytes_down = [down.start] * len(sampled), list(down.bytes_down)
+    kept = set(sampled if price.kept is None else price.kept)
+    updates: list[ClientUpdate] = []
+    bytes_up: list[int] = []
+    for i, c in enumerate(sampled):
+        if c not in kept:  # a straggler: its upload would be dropped, so it is not trained
+            bytes_up.append(0)
+            continue
+        update = client_update(
+            trainee,
+            clients[c],
+            starts[i],
+            method=method,
+            round_=round_,
+            client=c,
+            density=price.client_d_up[i] if per_client else None,
+        )
+        updates.append(update)
+        bytes_up.append(update.sent.nbytes)
+    if updates:
+        server_aggregate(server, method, [u.sent.vector for u in updates])
+    if bytes_down != price.bytes_down or bytes_up != price.bytes_up:  # the one cost model
+        raise TrainerError(
+            f"round {round_}: sent {bytes_down} / {bytes_up} bytes, the planner priced "
+            f"{price.bytes_down} / {price.bytes_up}."
+        )
+    return _Played(
+        clients=list(sampled),
+        bytes_down=bytes_down,
+        bytes_up=bytes_up,
+        client_seconds=list(price.client_seconds),
+        client_d_down=list(price.client_d_down),
+        client_d_up=list(price.client_d_up),
+        updates=updates,
+        d_down=price.d_down,
+        d_up=price.d_up,
+        seconds=price.seconds,
     )
 
 

@@ -66,7 +66,14 @@ def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
 
     data = read_config_mapping(config_file) if config_file is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return RunConfig.from_dict(data)
+    run = RunConfig.from_dict(data)
+    if run.fleet is not None:  # the study prices candidates on one network profile
+        raise ValueError(
+            f"floss-tune does not price or search fleets yet (the config sets fleet "
+            f"{run.fleet!r}); tune on a network profile, then run the pick on the fleet with "
+            "floss-train --fleet, or compare policies with floss-plan --fleet."
+        )
+    return run
 
 
 def rerun_command(ctx: typer.Context) -> str:
@@ -154,7 +161,7 @@ def run_command(
             "--bits-down",
             "--precisions-down",
             help="download value precisions to search, a comma list of bit widths or schemes "
-            "(e.g. 32,8,4 or fp32,q8,sr4; default: the base run's, not searched)",
+            "(e.g. 32,8,4 or fp32,q8,rh4; default: the base run's, not searched)",
             show_default=False,
         ),
     ] = None,

@@ -29,6 +29,8 @@ CASES = [
     {"method": "sparseadapter", "precision": "q8"},
     # each direction decodes with its own precision (8-bit down, unbiased 4-bit up)
     {"method": "floss", "precision_down": "q8", "precision_up": "sr4"},
+    # rotation codes: the rotation seed travels in the payload's header
+    {"method": "floss", "precision_down": "rh4", "precision_up": "rh2"},
 ]
 
 

@@ -165,7 +165,7 @@ def test_output_file(tmp_path: Path, fmt: str) -> None:
         (
             ["--precision", "fp8"],
             "error: --precision must be one of fp32, fp16, bf16, q8, q4, q2, q1, sr8, sr4, sr2, "
-            "sr1, stc1 (or a bit width: 32, 16, 8, 4, 2, 1), but got 'fp8'.",
+            "sr1, rh8, rh4, rh2, rh1, stc1 (or a bit width: 32, 16, 8, 4, 2, 1), but got 'fp8'.",
         ),
         (["--encoding", "zip"], "error: --encoding must be one of auto, dense, coo, bitmap, rice"),
         (["--min-rounds", "0"], "error: --min-rounds must be at least 1, but got 0."),

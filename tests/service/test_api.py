@@ -93,6 +93,29 @@ def test_plan_rows_equal_floss_plan_json(make_client: Any) -> None:
     assert short == [r for r in got["rows"] if r["recommended"]]
 
 
+def test_plan_prices_each_direction_at_its_own_precisions(make_client: Any) -> None:
+    """precision_down / precision_up (lists or comma text, bit widths or schemes) give the rows of
+    `floss-plan --precision-down ... --precision-up ...`; a bad one is a 422 naming the field."""
+    from planner.cli import app
+
+    client = make_client()
+    body = {**SMALL, "precision_down": "8", "precision_up": ["rh4", "fp32"]}
+    resp = client.post("/api/plan", json=body)
+    assert resp.status_code == 200, resp.text
+    args = ["plan", "--format", "json", "--ranks", "4,16", "--d-down", "1,1/4", "--d-up",
+            "1,1/16,1/64", "--precision-down", "8", "--precision-up", "rh4,fp32"]  # fmt: skip
+    cli = CliRunner().invoke(app, args)
+    assert cli.exit_code == 0, cli.output
+    rows = resp.json()["rows"]
+    assert rows == json.loads(cli.output)
+    assert {(r["precision_down"], r["precision_up"]) for r in rows} == {
+        ("q8", "rh4"),
+        ("q8", "fp32"),
+    }
+    assert_422(client.post("/api/plan", json={**SMALL, "precision_up": "3"}), "precision_up")
+    assert_422(client.post("/api/plan", json={**SMALL, "precision_down": "fp8"}), "precision_down")
+
+
 def test_plan_cache_answers_the_same(make_client: Any) -> None:
     client = make_client()
     first = client.post("/api/plan", json=SMALL).content
@@ -268,6 +291,17 @@ def test_round_plan_prices_each_client_with_the_planner(make_client: Any) -> Non
     assert {c["d_down"] for c in dense.json()["clients"]} == {1.0}
 
 
+def test_round_plan_each_direction_has_its_precision(make_client: Any) -> None:
+    client = make_client()
+    run = {"rank": 4, "d_down": "1/4", "d_up": "1/16", "precision_down": 8, "precision_up": "rh2"}
+    out = client.post("/api/round-plan", json={"run": run, "clients": CLIENTS}).json()
+    assert (out["precision_down"], out["precision_up"]) == ("q8", "rh2")
+    n = out["n"]
+    _, b_down = resolve_encoding(n, round(n / 4), encoding="auto", precision="q8")
+    _, b_up = resolve_encoding(n, round(n / 16), encoding="auto", precision="rh2")
+    assert {(c["bytes_down"], c["bytes_up"]) for c in out["clients"]} == {(b_down, b_up)}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -278,6 +312,7 @@ def test_round_plan_prices_each_client_with_the_planner(make_client: Any) -> Non
         ({"run": {"method": "sparseadapter"}}, "run.method"),
         ({"run": {"d_up": "2"}}, "run.d_up"),
         ({"run": {"model": "../x.json"}}, "run.model"),
+        ({"run": {"precision_up": "5"}}, "run.precision_up"),
         ({"run": None}, "study"),
         ({"study": "fake"}, "run"),  # both given
     ],

@@ -49,7 +49,7 @@ def test_density_strings_parse() -> None:
 
 def test_json_is_sorted_and_indented(tmp_path: Path) -> None:
     text = RunConfig().save(tmp_path / "run.json").read_text()
-    assert text.startswith('{\n  "amp": "auto",\n  "batch_size": 16,')
+    assert text.startswith('{\n  "adapt_down": false,\n  "amp": "auto",\n  "batch_size": 16,')
 
 
 BAD: list[tuple[dict[str, Any], str]] = [

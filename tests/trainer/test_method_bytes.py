@@ -126,6 +126,8 @@ def test_schedule_prices_every_round(
         ("ffa", "global", "bf16", "sr8", False),
         ("sparseadapter", "global", "sr4", "q2", True),
         ("adapterlth", "global", "stc1", "sr1", False),
+        ("floss", "global", "rh4", "rh2", False),  # rotation codes: the same bytes as q4/q2
+        ("sparseadapter", "global", "rh8", "rh1", True),
     ],
 )
 def test_schedule_prices_quantized_rounds(

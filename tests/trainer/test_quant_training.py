@@ -32,8 +32,8 @@ def _cfg(kwargs: dict[str, Any], **changes: Any) -> RunConfig:
 
 def test_precision_fields_round_trip(tmp_path: Path) -> None:
     cfg = RunConfig(precision_down="8", precision_up=4, error_feedback=True)
-    assert (cfg.precision_down, cfg.precision_up) == ("q8", "sr4")  # widths -> their schemes
-    assert cfg.wire_precisions == ("q8", "sr4")
+    assert (cfg.precision_down, cfg.precision_up) == ("q8", "rh4")  # widths -> their schemes
+    assert cfg.wire_precisions == ("q8", "rh4")
     for name in ("run.yaml", "run.json"):
         assert RunConfig.load(cfg.save(tmp_path / name)) == cfg
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
@@ -200,7 +200,7 @@ def test_floss_train_bits_flags(tmp_path: Path, tiny_kwargs: dict[str, Any]) -> 
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert (saved["precision_down"], saved["precision_up"], saved["error_feedback"]) == (
-        "q8", "sr4", True,
+        "q8", "rh4", True,
     )  # fmt: skip
     for bad, message in (
         (["--bits-up", "3"], "error: precision_up: unsupported bit width 3; supported widths"),
@@ -293,4 +293,4 @@ def test_floss_train_says_what_it_sends() -> None:
 
     assert values_text(RunConfig()) == ""
     cfg = RunConfig(precision_down="8", precision_up="4", error_feedback=True)
-    assert values_text(cfg) == "values q8 down / sr4 up, error feedback, "
+    assert values_text(cfg) == "values q8 down / rh4 up, error feedback, "
