@@ -170,7 +170,7 @@ def test_plan_fleet_refuses() -> None:
         plan_fleet(_settings(methods=("dense",)), fleet=fleet, density_policies=("bandwidth",))
     with pytest.raises(FleetError, match="no density for tier 'lte'"):
         plan_fleet(_settings(), fleet=fleet, density_policies=("tiered",))
-    with pytest.raises(FleetError, match="deadline 0.001 s: no client of fleet 'mixed-mobile'"):
+    with pytest.raises(FleetError, match=r"deadline 0\.001 s: no client of fleet 'mixed-mobile'"):
         plan_fleet(_settings(), fleet=fleet, deadline_seconds=0.001)
 
 
