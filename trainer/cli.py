@@ -67,6 +67,23 @@ def values_text(cfg: Any) -> str:
     return text + ("error feedback, " if cfg.error_feedback else "")
 
 
+def fleet_line(cfg: Any) -> str | None:
+    """With a fleet: its round and density policies, and that --network is not used."""
+    if cfg.fleet is None:
+        return None
+    rounds = (
+        "sync rounds"
+        if cfg.round_policy == "sync"
+        else f"deadline rounds (over-selection {cfg.over_selection:g})"
+    )
+    deadline = "" if cfg.deadline_seconds is None else f", deadline {cfg.deadline_seconds:g} s"
+    tiers = f" {cfg.tier_densities}" if cfg.density_policy == "tiered" else ""
+    return (
+        f"fleet {cfg.fleet}: {rounds}{deadline}, {cfg.density_policy} densities{tiers}; "
+        "round seconds from each client's own link (--network, --up-slowdown not used)"
+    )
+
+
 def merge_config(path: Path | None, flags: dict[str, Any]) -> Any:
     """RunConfig from defaults, then the file, then the flags that were given.
 
@@ -198,9 +215,13 @@ def train_command(
         int | None,
         _cfg("max_eval_examples", "cap on validation and test examples, each; 0 = all"),
     ] = None,
-    network: Annotated[str | None, _cfg("network", "network profile name or file")] = None,
+    network: Annotated[
+        str | None,
+        _cfg("network", "network profile name or file (not used for round seconds with --fleet)"),
+    ] = None,
     up_slowdown: Annotated[
-        float | None, _opt("S: uplink = downlink / S (default: the profile's uplink)")
+        float | None,
+        _opt("S: uplink = downlink / S (default: the profile's uplink; not used with --fleet)"),
     ] = None,
     compute_seconds: Annotated[
         float | None, _cfg("compute_seconds", "client compute seconds per round (simulated)")
@@ -293,6 +314,9 @@ def train_command(
             f"{cfg.clients_per_round} of {cfg.num_clients} clients; out {out_dir}"
         )
         typer.echo(eval_line(cfg))
+        fleet_text = fleet_line(cfg)
+        if fleet_text is not None:
+            typer.echo(fleet_text)
         from trainer.run import train
 
         result = train(

@@ -22,7 +22,7 @@ class RoundRecord:
     d_down: float  # density actually sent this round
     d_up: float
     bytes_down: int  # per client
-    bytes_up: int  # per client, mean over the sampled clients
+    bytes_up: int  # per client, mean over the kept (aggregated) clients; 0 if none
     bytes_total: int  # all sampled clients, both directions, this round
     cum_bytes: int
     sim_seconds: float  # simulated network (+ given compute) time of this round

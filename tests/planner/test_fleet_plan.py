@@ -97,8 +97,8 @@ def test_estimate_shares_and_tiers() -> None:
     setup = _setup("mixed-mobile", 1000, "deadline", "bandwidth")
     got = estimate_fleet(SPEC, setup, seed=0, num_clients=1000, clients_per_round=10,
                          budget_seconds=None, budget_bytes=10**8, rounds=50)  # fmt: skip
-    prices = list(_simulated(setup, seed=0, num_clients=1000, budget_seconds=1e9,
-                             budget_bytes=None)[:50])  # fmt: skip
+    prices = _simulated(setup, seed=0, num_clients=1000, budget_seconds=1e9,
+                        budget_bytes=None, max_rounds=50)  # fmt: skip
     sampled = sum(len(p.clients) for p in prices)
     late = sum(t > setup.deadline_seconds for p in prices for t in p.client_seconds)  # type: ignore[operator]
     kept = sum(len(p.kept) for p in prices)
