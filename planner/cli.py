@@ -668,6 +668,11 @@ def _run_typer(typer_app: typer.Typer, *, prog_name: str, args: list[str] | None
     except Abort:
         typer.echo("aborted.", err=True)
         sys.exit(130)
+    except ValueError as exc:  # click's path check on an argument holding a NUL byte
+        if "null byte" not in str(exc):
+            raise
+        typer.echo("error: an argument holds a NUL byte (\\x00); no path can.", err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 
