@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from federation.config import AppSettings, Scalar, check_engine_support, to_run_config
+from federation.config import AppSettings, Scalar, to_run_config
 from trainer.config import RunConfig
 
 APP_MODULE = "floss_app.py"
@@ -63,9 +63,7 @@ def _num_nodes(config: RunConfig) -> int | str:
 
 
 def write_app(folder: Path, config: RunConfig, settings: AppSettings | None = None) -> list[Path]:
-    """Write the app folder; returns the files written (a run the app cannot run is one
-    TrainerError, before anything is written)."""
-    check_engine_support(config)
+    """Write the app folder; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     values = to_run_config(config, settings)
     nodes = _num_nodes(config)

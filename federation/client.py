@@ -6,7 +6,12 @@ A node is one client of the run: its ``partition-id`` (node config, as ``flower-
 from the trainer's partitioner (iid, dirichlet or natural, seeded by the run's seed), so a node
 trains exactly the rows floss-train gives client I. The model is loaded and LoRA-wrapped once
 per client process (``_RUNTIMES``) and reused by every node and round in that process; a fixed
-mask (sparseadapter, adapterlth) a node received is kept in its ``context.state``.
+mask (sparseadapter, adapterlth) a node received, and its error-feedback residual, are kept in its
+``context.state``.
+
+Fleets: a download may carry the client's own upload density (``d-up``: floss encodes its top-k
+at it) and ``late`` (the server's fleet model says this client misses the round's deadline): the
+node decodes the download, trains nothing and replies with an empty upload.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = ["make_client_app", "partition_of"]
 logger = logging.getLogger(__name__)
 MASK_RECORD = "floss-mask"  # context.state: the fixed mask this node holds
 MASK_META = "floss-mask-version"
+RESIDUAL_RECORD = "floss-residual"  # context.state: this client's error-feedback residual
 
 
 @dataclass
@@ -105,6 +111,34 @@ def _hold_mask(context: Context, positions: torch.Tensor, version: int) -> None:
     context.state[MASK_META] = ConfigRecord({"version": version})
 
 
+def _held_residual(context: Context, device: torch.device) -> torch.Tensor | None:
+    if RESIDUAL_RECORD not in context.state.array_records:
+        return None
+    array = context.state.array_records[RESIDUAL_RECORD]["residual"]
+    return torch.from_numpy(array.numpy().copy()).to(device)
+
+
+def _hold_residual(context: Context, residual: torch.Tensor) -> None:
+    context.state[RESIDUAL_RECORD] = ArrayRecord(
+        {"residual": Array(residual.detach().cpu().numpy())}
+    )
+
+
+def _upload_density(meta: dict[str, Any], config: RunConfig, what: str) -> float | None:
+    """The client's own upload density (fleets, floss), or None: the method's."""
+    if "d-up" not in meta:
+        return None
+    d = meta["d-up"]
+    if config.fleet is None or config.method != "floss":
+        raise FederationError(
+            f"{what}: a per-client upload density, but this run ({config.method}"
+            f"{'' if config.fleet is None else ', fleet ' + repr(config.fleet)}) has none."
+        )
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1:
+        raise FederationError(f"{what}: meta 'd-up' must be a density in (0, 1], got {d!r}.")
+    return float(d)
+
+
 def _client_method(config: RunConfig, rt: _Runtime, positions: torch.Tensor | None) -> Method:
     adapter = rt.trainee.adapter
     method = make_method(config, n=adapter.n, slices=adapter.slices)
@@ -158,9 +192,21 @@ def handle_train(message: Message, context: Context, base: RunConfig | None) -> 
         _hold_mask(context, positions, version)
     elif kind == "values":
         positions = held
+    if meta.get("late") == 1:  # the fleet's deadline: downloaded, but nothing to upload in time
+        late = {"round": r, "client": pid, "late": 1, "digest": rt.digest}
+        return Message(message_content(UPLOAD, b"", late), reply_to=message)
+    density = _upload_density(meta, config, what)
     method = _client_method(config, rt, positions)
+    if config.error_feedback:  # what this client did not send before
+        residual = _held_residual(context, device)
+        if residual is not None:
+            method.residuals[pid] = residual
     rows = rt.rows[pid]
-    update = client_update(rt.trainee, rows, start, method=method, round_=r, client=pid)
+    update = client_update(
+        rt.trainee, rows, start, method=method, round_=r, client=pid, density=density
+    )
+    if config.error_feedback:
+        _hold_residual(context, method.residuals[pid])
     reply_meta = {
         "round": r,
         "client": pid,

@@ -119,18 +119,6 @@ def from_run_config(
     return RunConfig.from_dict(data), AppSettings(**app)
 
 
-def check_engine_support(config: RunConfig) -> None:
-    """What the Flower app cannot run yet, as one TrainerError: heterogeneous fleets (the
-    simulation in floss-train runs them; per-node densities and deadlines on Flower are not
-    built, so a fleet run here would silently train a different round)."""
-    if config.fleet is not None:
-        raise TrainerError(
-            f"the Flower app does not run fleets yet (fleet {config.fleet!r}): per-node "
-            "densities and deadline rounds run in floss-train only; drop fleet and its "
-            "policies from the run config to run it on Flower."
-        )
-
-
 # fields a client's training does not read (the server's schedule, accounting, the machine)
 NOT_CLIENT_FIELDS = frozenset(
     {

@@ -13,6 +13,14 @@ steps them, not Flower's FedAdam, whose formula differs) and the method's hooks.
    by ``trainer.round.server_aggregate``;
 5. evaluation, the ``RoundRecord``, and a checkpoint every ``checkpoint_every`` rounds in the
    trainer's format. A ServerApp started again with the same ``out-dir`` continues from it.
+
+Heterogeneous fleets (``fleet`` in the run config, docs/fleets.md): the round is
+``planner.fleet.fleet_round``'s, as floss-train plays it. The server samples (over-selecting for
+deadline rounds), sends each node its own download density and, in the download's meta, its own
+upload density (``d-up``); the fleet's links are a model, not the nodes' real links, so the
+server settles the round from the modeled times and tells each modeled straggler so
+(``late``): that node decodes its download (counted) and replies with an empty upload, which
+is neither aggregated nor counted. Real lateness on a real engine is ``round-timeout``'s job.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import torch
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
-from federation.config import AppSettings, check_engine_support, config_digest, from_run_config
+from federation.config import AppSettings, config_digest, from_run_config
 from federation.wire import (
     DOWNLOAD,
     META,
@@ -41,13 +49,15 @@ from federation.wire import (
     read_message,
 )
 from planner.encoding import kept_entries
+from planner.fleet import check_deadline_reachable, fleet_round
 from planner.network import client_round_seconds
 from planner.sampling import round_draws
-from trainer.budget import resolve_budget_rounds
+from planner.schedule import RoundPrice
+from trainer.budget import method_spec, resolve_budget_rounds
 from trainer.checkpoint import find_checkpoint, load_checkpoint
 from trainer.client import evaluate_models
 from trainer.config import RunConfig
-from trainer.errors import DivergedError
+from trainer.errors import DivergedError, TrainerError
 from trainer.methods import FixedMask, TopK, make_method
 from trainer.records import RecordWriter, RoundRecord
 from trainer.round import Trainee, server_aggregate, server_download
@@ -76,6 +86,20 @@ class _Upload:
     steps: int
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One round before it is played: the sampled clients, each one's download and upload
+    density (None: the method's own) and whether it makes the round (fleets: the modeled
+    deadline); the round's seconds and per-client seconds come from ``price`` when set."""
+
+    clients: list[int]
+    factors: list[float]
+    d_down: list[float] | None
+    d_up: list[float] | None
+    kept: list[int]
+    price: RoundPrice | None
+
+
 class FlossStrategy:
     """floss-train's server on a Flower ``Grid``: its ServerState, method and records."""
 
@@ -86,10 +110,10 @@ class FlossStrategy:
         *,
         log: Callable[[str], None] | None = None,
     ) -> None:
-        check_engine_support(config)  # fleets: one line, before anything loads
         self.settings = settings
         self.log = log or (lambda line: logger.info("%s", line))
         self.network = config.network_profile()
+        self.fleet = config.fleet_setup()  # a bad fleet file or policy: one line, now
         self.digest = config_digest(config)
         wl = prepare(config)
         self.workload = wl
@@ -102,6 +126,22 @@ class FlossStrategy:
         self.test_rows = torch.as_tensor(wl.test_rows(config), device=device)
         self.server = ServerState(adapter.flat, config)
         self.method = make_method(config, n=self.n, slices=adapter.slices)
+        self.spec = method_spec(
+            config, n=self.n, tensor_sizes=tuple(sl.stop - sl.start for sl in adapter.slices)
+        )
+        # fleets: floss encodes every client at its own densities (trainer.run does the same)
+        self.per_client = self.fleet is not None and config.method == "floss"
+        if self.fleet is not None:
+            try:
+                check_deadline_reachable(
+                    self.spec,
+                    self.fleet,
+                    seed=config.seed,
+                    num_clients=self.num_clients,
+                    compute_seconds=config.compute_seconds,
+                )
+            except ValueError as exc:
+                raise TrainerError(str(exc)) from None
         if config.budget is not None:
             config = resolve_budget_rounds(
                 config, wl, adapter, num_clients=self.num_clients, network=self.network, log=log
@@ -181,27 +221,73 @@ class FlossStrategy:
         return nodes
 
     # -- one round -----------------------------------------------------------------------
-    def expected_upload(self) -> tuple[str, int]:
-        """(kind, k) of this round's uploads: a client's top-k with positions, or values at
-        the fixed mask both ends hold."""
+    def expected_upload(self, density: float | None = None) -> tuple[str, int]:
+        """(kind, k) of this round's uploads: a client's top-k with positions (at ``density``
+        when the client has its own, fleets), or values at the fixed mask both ends hold."""
         m = self.method
         if isinstance(m, FixedMask):
             return ("full", self.n) if m.positions is None else ("values", m.k)
         assert isinstance(m, TopK)
-        if self.config.topk == "global" or m.d_up >= 1:
-            return "full", kept_entries(self.n, m.d_up)
+        d_up = m.d_up if density is None else density
+        if self.config.topk == "global" or d_up >= 1:
+            return "full", kept_entries(self.n, d_up)
         return "full", sum(
-            kept_entries(s.stop - s.start, m.d_up) for s in self.trainee.adapter.slices
+            kept_entries(s.stop - s.start, d_up) for s in self.trainee.adapter.slices
         )
 
-    def configure_train(self, r: int, sampled: list[int]) -> tuple[list[Message], list[int], float]:
-        down = server_download(self.method, self.server, sampled, round_=r)
+    def plan_round(self, r: int) -> _Plan:
+        """Who is sampled in round ``r``, at which densities, and who makes it (fleets)."""
+        config = self.config
+        if self.fleet is None:
+            sampled, factors = round_draws(
+                seed=config.seed,
+                round_=r,
+                num_clients=self.num_clients,
+                clients_per_round=config.clients_per_round,
+                network=self.network,
+            )
+            return _Plan(sampled, factors, None, None, list(sampled), None)
+        price = fleet_round(
+            self.spec,
+            self.fleet,
+            seed=config.seed,
+            round_=r,
+            num_clients=self.num_clients,
+            clients_per_round=config.clients_per_round,
+            compute_seconds=config.compute_seconds,
+        )
+        sampled = list(price.clients)
+        kept = sampled if price.kept is None else list(price.kept)
+        each = self.per_client
+        return _Plan(
+            clients=sampled,
+            factors=[],
+            d_down=list(price.client_d_down) if each else None,
+            d_up=list(price.client_d_up) if each else None,
+            kept=kept,
+            price=price,
+        )
+
+    def configure_train(self, r: int, plan: _Plan) -> tuple[list[Message], list[int], float]:
+        """Each sampled client's TRAIN message of round ``r``; (messages, download bytes of each,
+        the download density recorded)."""
+        sampled = plan.clients
+        if plan.d_down is not None and isinstance(self.method, TopK):
+            _, bytes_down = self.method.download_each(
+                self.server.p, sampled, plan.d_down, round_=r
+            )
+        else:
+            down = server_download(self.method, self.server, sampled, round_=r)
+            bytes_down, d_down = down.bytes_down, down.d_down
+        if plan.price is not None:  # fleets: the mean k/n sent, as floss-train records it
+            d_down = plan.price.d_down
         version = self.method.version if isinstance(self.method, FixedMask) else 0
+        kept = set(plan.kept)
         messages = []
-        for c, nbytes in zip(sampled, down.bytes_down, strict=True):
+        for i, (c, nbytes) in enumerate(zip(sampled, bytes_down, strict=True)):
             kind, sent = self.method.messages[c]
             assert len(sent.payload) == nbytes, "the payload is what the round counts"
-            meta = {
+            meta: dict[str, Any] = {
                 "round": r,
                 "client": c,
                 "k": sent.k,
@@ -209,6 +295,10 @@ class FlossStrategy:
                 "version": version,
                 "digest": self.digest,
             }
+            if plan.d_up is not None:  # this client's own upload density
+                meta["d-up"] = float(plan.d_up[i])
+            if c not in kept:  # a modeled straggler: decode, do not train, reply empty
+                meta["late"] = 1
             messages.append(
                 Message(
                     message_content(DOWNLOAD, sent.payload, meta),
@@ -217,9 +307,11 @@ class FlossStrategy:
                     group_id=str(r),
                 )
             )
-        return messages, down.bytes_down, down.d_down
+        return messages, list(bytes_down), d_down
 
-    def read_reply(self, reply: Message, r: int, client: int) -> _Upload:
+    def read_reply(
+        self, reply: Message, r: int, client: int, density: float | None = None
+    ) -> _Upload:
         what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), upload"
         if reply.has_error():
             raise FederationError(f"{what}: the ClientApp failed: {_reason(reply)}")
@@ -228,7 +320,7 @@ class FlossStrategy:
             raise FederationError(
                 f"{what}: the reply is for round {meta.get('round')}, client {meta.get('client')}."
             )
-        kind, k = self.expected_upload()
+        kind, k = self.expected_upload(density)
         if meta.get("kind") != kind or meta.get("k") != k:
             raise FederationError(
                 f"{what}: expected a {kind!r} upload of k={k}, got {meta.get('kind')!r} of "
@@ -257,64 +349,100 @@ class FlossStrategy:
             self.method.seen.pop(client, None)  # it may not hold the mask: send positions again
         logger.warning("round %d: dropped client %d: %s", r, client, reason)
 
+    def read_late(self, reply: Message, r: int, client: int) -> None:
+        """A modeled straggler's reply: an empty upload for this round and client."""
+        what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), late reply"
+        if reply.has_error():
+            raise FederationError(f"{what}: the ClientApp failed: {_reason(reply)}")
+        payload, meta = read_message(reply.content, UPLOAD, what)
+        if meta.get("round") != r or meta.get("client") != client:
+            raise FederationError(
+                f"{what}: the reply is for round {meta.get('round')}, client {meta.get('client')}."
+            )
+        if payload or meta.get("late") != 1:
+            raise FederationError(
+                f"{what}: a client told it misses the deadline must reply with an empty upload, "
+                f"got {len(payload)} bytes."
+            )
+
     def run_round(self, grid: Grid, r: int) -> RoundRecord:
         tick = time.perf_counter()
-        config = self.config
-        sampled, factors = round_draws(
-            seed=config.seed,
-            round_=r,
-            num_clients=self.num_clients,
-            clients_per_round=config.clients_per_round,
-            network=self.network,
-        )
-        messages, bytes_down, d_down = self.configure_train(r, sampled)
+        plan = self.plan_round(r)
+        sampled, kept_plan = plan.clients, set(plan.kept)
+        messages, bytes_down, d_down = self.configure_train(r, plan)
+        if plan.price is not None and bytes_down != list(plan.price.bytes_down):
+            raise FederationError(  # the one cost model (trainer.run checks the same)
+                f"round {r}: sent {bytes_down} download bytes, the planner priced "
+                f"{list(plan.price.bytes_down)}."
+            )
         timeout = self.settings.round_timeout or None
         replies = list(grid.send_and_receive(messages, timeout=timeout))
         client_of = {node: c for c, node in self.nodes.items()}
+        d_up_of = dict(zip(sampled, plan.d_up, strict=True)) if plan.d_up is not None else {}
         uploads: dict[int, _Upload] = {}
+        answered: set[int] = set()
         for reply in replies:
             c = client_of.get(reply.metadata.src_node_id)
-            if c is None or c not in sampled or c in uploads:
+            if c is None or c not in sampled or c in answered:
                 logger.warning(
                     "round %d: ignored a reply from node %s", r, reply.metadata.src_node_id
                 )
                 continue
+            answered.add(c)
             try:
-                uploads[c] = self.read_reply(reply, r, c)
+                if c in kept_plan:
+                    uploads[c] = self.read_reply(reply, r, c, d_up_of.get(c))
+                else:
+                    self.read_late(reply, r, c)
             except FederationError as exc:
                 self.drop(r, c, str(exc))
         for c in sampled:
-            if c not in uploads and not any(d.round == r and d.client == c for d in self.dropped):
+            if c not in answered:
                 self.drop(r, c, f"round {r}, client {c}: no reply (round-timeout {timeout})")
-        if not uploads:
+        ordered = [uploads[c] for c in sampled if c in uploads]
+        if kept_plan and not ordered:
             raise FederationError(
-                f"round {r}: no client update arrived ({len(sampled)} dropped); the server "
+                f"round {r}: no client update arrived ({len(kept_plan)} dropped); the server "
                 f"state stays at round {r - 1}."
             )
-        ordered = [uploads[c] for c in sampled if c in uploads]
-        server_aggregate(self.server, self.method, [u.vector for u in ordered])
-        # a dropped client's download still counts; its upload never arrived
+        if ordered:  # a deadline round nobody made takes no step (as floss-train's)
+            server_aggregate(self.server, self.method, [u.vector for u in ordered])
+        # a dropped or late client's download still counts; its upload never arrived
         up_all = [uploads[c].nbytes if c in uploads else 0 for c in sampled]
+        if plan.price is not None:
+            priced = dict(zip(sampled, plan.price.bytes_up, strict=True))
+            wrong = [c for c in uploads if uploads[c].nbytes != priced[c]]
+            if wrong:
+                c = wrong[0]
+                raise FederationError(
+                    f"round {r}: client {c} sent {uploads[c].nbytes} upload bytes, the planner "
+                    f"priced {priced[c]}."
+                )
         kept = [c for c in sampled if c in uploads]
-        return self._record(r, tick, bytes_down, up_all, factors, d_down, ordered, sampled, kept)
+        return self._record(r, tick, plan, bytes_down, up_all, d_down, ordered, kept)
 
     def _record(
         self,
         r: int,
         tick: float,
+        plan: _Plan,
         bytes_down: list[int],
         up_all: list[int],
-        factors: list[float],
         d_down: float,
         ordered: list[_Upload],
-        sampled: list[int],
         kept: list[int],
     ) -> RoundRecord:
+        """The round's record, as trainer.run writes it (``kept``: the aggregated clients,
+        ``ordered`` their uploads)."""
         config, server, t = self.config, self.server, self.trainee
+        sampled, price = plan.clients, plan.price
         losses = [u.loss for u in ordered]
         bytes_up = [u.nbytes for u in ordered]
-        train_loss = sum(losses) / len(losses)
-        diverged = not math.isfinite(train_loss) or not bool(torch.isfinite(server.p).all())
+        # nobody aggregated (a deadline round nobody made): no loss, no step, not divergence
+        train_loss = sum(losses) / len(losses) if losses else math.nan
+        diverged = (bool(losses) and not math.isfinite(train_loss)) or not bool(
+            torch.isfinite(server.p).all()
+        )
         splits: dict[str, torch.Tensor] = {}
         if _eval_due(config, r):
             splits["val"] = self.val_rows
@@ -332,22 +460,19 @@ class FlossStrategy:
                 lm=config.task == "lm",
                 amp=t.amp,
             )
-        sim = simulated_seconds(
-            self.network,
-            bytes_down=bytes_down,
-            bytes_up=up_all,
-            factors=factors,
-            compute_seconds=config.compute_seconds,
-        )
-        round_bytes = sum(bytes_down) + sum(bytes_up)
-        prev = self.records[-1] if self.records else None
-        k_of = dict(zip(kept, (u.k for u in ordered), strict=True))
-        per_client = {  # as trainer.run records them; a dropped client sent nothing
-            "clients": list(sampled),
-            "kept": list(kept),
-            "client_bytes_down": list(bytes_down),
-            "client_bytes_up": list(up_all),
-            "client_seconds": [
+        if price is not None:  # fleets: the modeled round, as floss-train records it
+            sim, seconds = price.seconds, list(price.client_seconds)
+            client_d_down, client_d_up = list(price.client_d_down), list(price.client_d_up)
+            d_up = price.d_up
+        else:
+            sim = simulated_seconds(
+                self.network,
+                bytes_down=bytes_down,
+                bytes_up=up_all,
+                factors=plan.factors,
+                compute_seconds=config.compute_seconds,
+            )
+            seconds = [
                 client_round_seconds(
                     bytes_down=bd,
                     bytes_up=bu,
@@ -355,18 +480,21 @@ class FlossStrategy:
                     bandwidth_factor=f,
                     compute_seconds=config.compute_seconds,
                 )
-                for bd, bu, f in zip(bytes_down, up_all, factors, strict=True)
-            ],
-            "client_d_down": [d_down] * len(sampled),
-            "client_d_up": [k_of[c] / self.n if c in k_of else 0.0 for c in sampled],
-        }
+                for bd, bu, f in zip(bytes_down, up_all, plan.factors, strict=True)
+            ]
+            k_of = dict(zip(kept, (u.k for u in ordered), strict=True))
+            client_d_down = [d_down] * len(sampled)
+            client_d_up = [k_of[c] / self.n if c in k_of else 0.0 for c in sampled]
+            d_up = ordered[-1].k / self.n
+        round_bytes = sum(bytes_down) + sum(bytes_up)
+        prev = self.records[-1] if self.records else None
         record = RoundRecord(
             round=r,
             rank=config.rank,
             d_down=d_down,
-            d_up=ordered[-1].k / self.n,
+            d_up=d_up,
             bytes_down=round(sum(bytes_down) / len(bytes_down)),
-            bytes_up=round(sum(bytes_up) / len(bytes_up)),
+            bytes_up=round(sum(bytes_up) / len(bytes_up)) if bytes_up else 0,  # over the kept
             bytes_total=round_bytes,
             cum_bytes=(prev.cum_bytes if prev else 0) + round_bytes,
             sim_seconds=sim,
@@ -374,8 +502,14 @@ class FlossStrategy:
             wall_seconds=time.perf_counter() - tick,
             train_loss=train_loss,
             client_steps=sum(u.steps for u in ordered),
-            **per_client,  # type: ignore[arg-type]
-            **metrics,  # type: ignore[arg-type]
+            clients=list(sampled),  # as trainer.run records them; a dropped client sent nothing
+            kept=kept,
+            client_bytes_down=list(bytes_down),
+            client_bytes_up=list(up_all),
+            client_seconds=seconds,
+            client_d_down=client_d_down,
+            client_d_up=client_d_up,
+            **metrics,
         )
         self.records.append(record)
         if diverged:

@@ -55,7 +55,7 @@ def reference_adapter_size(config: RunConfig, base_model: Any) -> int:
     the trainable entries of the wrapped model, measured."""
     from trainer.modeling import wrap_lora
 
-    model = wrap_lora(base_model, replace(config, rank=config.ref_rank, method="dense"))
+    model = wrap_lora(base_model, config.sized_as("dense", config.ref_rank))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -369,6 +369,19 @@ class RunConfig:
         if self.method == "adapterlth":  # dense round 1; later rounds follow keep_rate
             return 1.0, 1.0
         return self.d_down, self.d_up
+
+    def sized_as(self, method: str, rank: int) -> RunConfig:
+        """This run as ``method`` at ``rank``, for sizing an adapter only (the same model,
+        targets and head): fleet policies are dropped, since dense LoRA and FFA-LoRA refuse
+        tiered or bandwidth densities and the policies do not change the model."""
+        return replace(
+            self,
+            rank=rank,
+            method=method,
+            round_policy="sync",
+            density_policy="uniform",
+            deadline_seconds=None,
+        )
 
     @property
     def wire_precisions(self) -> tuple[str, str]:

@@ -66,14 +66,7 @@ def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
 
     data = read_config_mapping(config_file) if config_file is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    run = RunConfig.from_dict(data)
-    if run.fleet is not None:  # the study prices candidates on one network profile
-        raise ValueError(
-            f"floss-tune does not price or search fleets yet (the config sets fleet "
-            f"{run.fleet!r}); tune on a network profile, then run the pick on the fleet with "
-            "floss-train --fleet, or compare policies with floss-plan --fleet."
-        )
-    return run
+    return RunConfig.from_dict(data)
 
 
 def rerun_command(ctx: typer.Context) -> str:
@@ -214,6 +207,45 @@ def run_command(
         float | None,
         typer.Option(help="this worker starts no trial after this many seconds (default: none)"),
     ] = None,
+    fleet: Annotated[
+        str | None,
+        typer.Option(
+            help="price and train on a heterogeneous fleet: a name or a .toml/.csv path "
+            "(docs/fleets.md; default: the base config's, none)"
+        ),
+    ] = None,
+    round_policies: Annotated[
+        str | None,
+        typer.Option(
+            help="fleet round policies to search: sync, deadline (default: the base config's)"
+        ),
+    ] = None,
+    density_policies: Annotated[
+        str | None,
+        typer.Option(
+            help="fleet density policies to search (floss): uniform, tiered, bandwidth "
+            "(default: the base config's)"
+        ),
+    ] = None,
+    deadlines: Annotated[
+        str | None,
+        typer.Option(
+            help="fleet round deadlines to search, seconds (deadline rounds and bandwidth "
+            "densities; default: the base config's deadline_seconds)"
+        ),
+    ] = None,
+    over_selection: Annotated[
+        float | None,
+        typer.Option(help="fleet deadline rounds sample ceil(m * this) clients (default 1.3)"),
+    ] = None,
+    tier_densities: Annotated[
+        str | None,
+        typer.Option(help="fleet tiered densities: tier=d_down:d_up,... (e.g. lte=1/4:1/16)"),
+    ] = None,
+    density_grid: Annotated[
+        str | None,
+        typer.Option(help="fleet bandwidth densities a client may take (default 1,1/2..1/256)"),
+    ] = None,
     storage: Storage = DEFAULT_STORAGE,
     study_name: StudyName = DEFAULT_STUDY,
     export: Annotated[
@@ -270,6 +302,11 @@ def run_command(
             ),
             precisions_down=parse_precisions(bits_down, name="--bits-down"),
             precisions_up=parse_precisions(bits_up, name="--bits-up"),
+            round_policies=() if round_policies is None else parse_names(round_policies),
+            density_policies=() if density_policies is None else parse_names(density_policies),
+            deadlines=(
+                () if deadlines is None else tuple(parse_floats(deadlines, name="--deadlines"))
+            ),
         )
         from planner.budget import parse_budget
 
@@ -285,8 +322,15 @@ def run_command(
                 "num_clients": num_clients,
                 "clients_per_round": clients_per_round,
                 "device": device,
+                "fleet": fleet,
+                "over_selection": over_selection,
+                "tier_densities": tier_densities,
+                "density_grid": density_grid,
             },
         )
+        from tuner.runner import fleet_setup_for
+
+        fleet_setup_for(base, args.method_grid(base))  # a bad fleet search: one line, now
         study = run_tuning(base, args, settings, log=lambda m: typer.echo(m, err=True))
     except ValueError as exc:
         fail(str(exc))

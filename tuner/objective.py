@@ -58,6 +58,9 @@ def candidate_key(candidate: Candidate, lrs: dict[str, float]) -> str:
         parts.append(f"keep={candidate.keep_rate:.12g}")
     if (candidate.precision_down, candidate.precision_up) != ("fp32", "fp32"):
         parts.append(f"values={candidate.precision_down}/{candidate.precision_up}")
+    if candidate.round_policy:  # a fleet: the policies change what is trained
+        deadline = "" if candidate.deadline is None else f"@{candidate.deadline:.12g}s"
+        parts.append(f"fleet={candidate.round_policy}/{candidate.density_policy}{deadline}")
     parts += [f"{k}={v:.6g}" for k, v in sorted(lrs.items())]
     return "|".join(parts)
 
@@ -73,6 +76,10 @@ def method_fields(candidate: Candidate) -> dict[str, Any]:
     }
     if candidate.keep_rate is not None:
         out["keep_rate"] = candidate.keep_rate
+    if candidate.round_policy:  # a fleet run: the candidate's policies (the fleet is the base's)
+        out["round_policy"] = candidate.round_policy
+        out["density_policy"] = candidate.density_policy
+        out["deadline_seconds"] = candidate.deadline
     return out
 
 

@@ -10,16 +10,22 @@ pay the same bytes and seconds every round, so their rounds are floor(budget / c
 (``planner.budget.rounds_affordable``, the planner's rule); a test pins it to
 ``rounds_within_budget`` over the real generator. Everything else (a fleet with spread, the
 mask-sharing methods, whose rounds differ) is priced round by round.
+
+Heterogeneous fleets (docs/fleets.md): with ``fleet`` set (a ``planner.fleet.FleetSetup``, the
+candidate's round and density policies in it, ``with_policy``), the rounds are
+``planner.fleet.price_fleet_rounds``, the prices ``floss-train --fleet`` records and resolves its
+budget from (``trainer.budget.budget_rounds``), always round by round.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from planner.budget import rounds_affordable
+from planner.fleet import FleetSetup, price_fleet_rounds
 from planner.network import NetworkProfile
 from planner.schedule import MethodSpec, RoundPrice, price_rounds, rounds_within_budget
 from tuner.settings import TuneError
@@ -60,6 +66,7 @@ class Pricing:
     precision: str
     budget_kind: str  # "seconds" or "bytes"
     lth_floor: float | None = None
+    fleet: FleetSetup | None = None  # per-client links and the candidate's policies
 
     def __post_init__(self) -> None:
         if self.budget_kind not in ("seconds", "bytes"):
@@ -95,7 +102,30 @@ class Pricing:
             **extra,
         )
 
+    def with_policy(
+        self, round_policy: str, density_policy: str, deadline: float | None
+    ) -> Pricing:
+        """This pricing under a candidate's fleet policies (itself without a fleet)."""
+        if self.fleet is None:
+            return self
+        setup = replace(
+            self.fleet,
+            round_policy=round_policy or "sync",
+            density_policy=density_policy or "uniform",
+            deadline_seconds=deadline,
+        )
+        return replace(self, fleet=setup)
+
     def prices(self, spec: MethodSpec) -> Iterator[RoundPrice]:
+        if self.fleet is not None:
+            return price_fleet_rounds(
+                spec,
+                self.fleet,
+                seed=self.seed,
+                num_clients=self.num_clients,
+                clients_per_round=self.clients_per_round,
+                compute_seconds=self.compute_seconds,
+            )
         return price_rounds(
             spec,
             network=self.network,
@@ -106,7 +136,11 @@ class Pricing:
         )
 
     def constant(self, spec: MethodSpec) -> bool:
-        return spec.method in CONSTANT_METHODS and self.network.spread_sigma == 0
+        return (
+            self.fleet is None
+            and spec.method in CONSTANT_METHODS
+            and self.network.spread_sigma == 0
+        )
 
     def cost(self, price: RoundPrice) -> float:
         return price.seconds if self.budget_kind == "seconds" else float(price.bytes_total)

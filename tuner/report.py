@@ -18,7 +18,7 @@ from tuner.objective import (
     ATTR_STEPS,
     TEST_METRICS,
 )
-from tuner.space import candidate_label, density_label
+from tuner.space import candidate_label, density_label, policy_label
 from tuner.study import ATTR_SPACE
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ COLUMNS = (
     "d_down",
     "d_up",
     "keep_rate",
+    "round_policy",
+    "density_policy",
+    "deadline",
     "rounds",
     "full_rounds",
     "value",
@@ -81,6 +84,21 @@ class TrialRow:
     duplicate_of: int | None
     pareto: bool = False
     recommended: bool = False
+    # fleets only (None without one): the trial's round and density policies and deadline, s
+    round_policy: str | None = None
+    density_policy: str | None = None
+    deadline: float | None = None
+
+    @property
+    def policies(self) -> str:
+        """' sync/uniform', ' deadline 0.5s/bandwidth' ('' without a fleet)."""
+        return policy_label(
+            {
+                "round_policy": self.round_policy,
+                "density_policy": self.density_policy,
+                "deadline": self.deadline,
+            }
+        )
 
     @property
     def label(self) -> str:
@@ -89,9 +107,20 @@ class TrialRow:
         method = self.method or "floss"
         if method == "floss":
             topk = " per-tensor" if self.topk == "per-tensor" else ""
-            return f"r{self.rank} ↓{density_label(self.d_down)} ↑{density_label(self.d_up)}{topk}"
-        return candidate_label(
-            {"method": method, "rank": self.rank, "d_up": self.d_up, "keep_rate": self.keep_rate}
+            return (
+                f"r{self.rank} ↓{density_label(self.d_down)} ↑{density_label(self.d_up)}{topk}"
+                + self.policies
+            )
+        return (
+            candidate_label(
+                {
+                    "method": method,
+                    "rank": self.rank,
+                    "d_up": self.d_up,
+                    "keep_rate": self.keep_rate,
+                }
+            )
+            + self.policies
         )
 
     def test_value(self, metric: str) -> float | None:
@@ -163,6 +192,9 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
                 why=str(cand.get("why", "")),
                 enqueued="fixed_params" in t.system_attrs,
                 duplicate_of=t.user_attrs.get("duplicate_of"),
+                round_policy=cand.get("round_policy") or None,
+                density_policy=cand.get("density_policy") or None,
+                deadline=cand.get("deadline"),
             )
         )
     maximize = study.direction.name == "MAXIMIZE"
@@ -330,7 +362,14 @@ def recommendation_line(study: optuna.Study) -> str:
             + (", per-tensor top-k" if best.topk == "per-tensor" else "")
         )
     else:
-        what = best.label
+        what = best.label.removesuffix(best.policies)
+    if best.round_policy:
+        fleet = (study.user_attrs.get(ATTR_SPACE) or {}).get("fleet")
+        deadline = "" if best.deadline is None else f", deadline {best.deadline:g} s"
+        what += (
+            f" on fleet {fleet}: {best.round_policy} rounds, {best.density_policy} "
+            f"densities{deadline}"
+        )
     return (
         f"recommended: {what} (trial {best.trial}): {metric} "
         f"{best.value:.4f} on the trial budget{tested}; the full run is {best.full_rounds} "

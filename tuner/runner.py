@@ -47,11 +47,29 @@ class PlanArgs:
     keep_rates: tuple[float, ...] | None = None  # None: the base run's keep_rate
     precisions_down: tuple[str, ...] = ()  # () : the base run's download precision only
     precisions_up: tuple[str, ...] = ()  # () : the base run's upload precision only
+    # fleets (the base config's fleet): () = the base run's policy / deadline only
+    round_policies: tuple[str, ...] = ()
+    density_policies: tuple[str, ...] = ()
+    deadlines: tuple[float, ...] = ()
 
     def method_grid(self, config: Any) -> MethodGrid:
         """The methods searched; AdapterLTH's floor (and, unless given, its keep rate) are the
-        base run's (``lth_floor``, ``keep_rate``)."""
+        base run's (``lth_floor``, ``keep_rate``); on a fleet, the policy lists default to the
+        base run's policies and deadline."""
         keep = self.keep_rates or (float(getattr(config, "keep_rate", THESIS_KEEP_RATE)),)
+        fleet: dict[str, Any] = {}
+        if getattr(config, "fleet", None) is not None:
+            base_deadline = getattr(config, "deadline_seconds", None)
+            fleet = {
+                "round_policies": self.round_policies or (config.round_policy,),
+                "density_policies": self.density_policies or (config.density_policy,),
+                "deadlines": self.deadlines or (() if base_deadline is None else (base_deadline,)),
+            }
+        elif self.round_policies or self.density_policies or self.deadlines:
+            raise TuneError(
+                "--round-policies, --density-policies and --deadlines need a fleet "
+                "(--fleet NAME|PATH)."
+            )
         return MethodGrid(
             methods=self.methods,
             topks=self.topks,
@@ -59,7 +77,33 @@ class PlanArgs:
             lth_floor=getattr(config, "lth_floor", None),
             precisions_down=self.precisions_down or (config.wire_precisions[0],),
             precisions_up=self.precisions_up or (config.wire_precisions[1],),
+            **fleet,
         )
+
+
+def fleet_setup_for(config: Any, grid: MethodGrid) -> Any:
+    """The base run's fleet setup (None without a fleet), every policy point of ``grid`` checked
+    against it: a bad fleet file, tiered without a density for each tier, is one line."""
+    from trainer.errors import TrainerError
+
+    if getattr(config, "fleet", None) is None:
+        return None
+    from dataclasses import replace
+
+    try:
+        # the base run's own policies may lack a deadline that only the searched lists give
+        setup = replace(
+            config,
+            round_policy="sync",
+            density_policy="uniform",
+            deadline_seconds=None,
+        ).fleet_setup()
+    except TrainerError as exc:
+        raise TuneError(str(exc)) from None
+    from tuner.space import fleet_grid
+
+    fleet_grid(grid, setup)
+    return setup
 
 
 def metric_for(config: Any, metric: str | None = None) -> str:
@@ -75,14 +119,13 @@ def metric_for(config: Any, metric: str | None = None) -> str:
 def trainer_adapter_size(config: Any, workload: Any) -> AdapterSize:
     """n(method, r) as the trainer builds it: trainable entries of the LoRA-wrapped base model
     (FFA-LoRA freezes A). LoRA is linear in r, so ranks 1 and 2 give n = a*r + h per family."""
-    from dataclasses import replace
 
     from trainer.modeling import wrap_lora
 
     fits: dict[str, tuple[int, int]] = {}
 
     def trainable(method: str, rank: int) -> int:
-        model = wrap_lora(workload.base_model, replace(config, rank=rank, method=method))
+        model = wrap_lora(workload.base_model, config.sized_as(method, rank))
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     def size(method: str, rank: int) -> int:
@@ -98,7 +141,6 @@ def trainer_adapter_size(config: Any, workload: Any) -> AdapterSize:
 
 def trainer_tensor_sizes(config: Any, workload: Any) -> TensorSizes:
     """P's tensors as the trainer flattens them (its per-tensor top-k slices), per rank."""
-    from dataclasses import replace
 
     from trainer.modeling import wrap_lora
 
@@ -106,7 +148,7 @@ def trainer_tensor_sizes(config: Any, workload: Any) -> TensorSizes:
 
     def sizes(method: str, rank: int) -> tuple[int, ...]:
         if (method, rank) not in cache:
-            model = wrap_lora(workload.base_model, replace(config, rank=rank, method=method))
+            model = wrap_lora(workload.base_model, config.sized_as(method, rank))
             cache[(method, rank)] = tuple(p.numel() for p in model.parameters() if p.requires_grad)
         return cache[(method, rank)]
 
@@ -192,6 +234,7 @@ def run_tuning(
 
     metric = metric_for(config, settings.metric)
     grid = args.method_grid(config)  # refuse a bad method list before loading a model
+    fleet = fleet_setup_for(config, grid)  # and a bad fleet or policy list
     log(f"preparing {config.model} on {config.data} (read, tokenize, load once)")
     workload = prepare(config)
     sizes = trainer_adapter_size(config, workload)
@@ -204,6 +247,7 @@ def run_tuning(
         seed=config.seed,
         adapter_size=sizes,
         tensor_sizes=trainer_tensor_sizes(config, workload),
+        fleet=fleet,
     )
     log(
         f"search space: {len(space.candidates)} feasible configs of {', '.join(space.methods)} "

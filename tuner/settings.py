@@ -41,7 +41,7 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def _choices(values: object, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+def check_choices(values: object, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
     if isinstance(values, str) or not isinstance(values, (tuple, list)) or not values:
         raise TuneError(f"{name} must be a non-empty list of {', '.join(allowed)}, got {values!r}.")
     for v in values:
@@ -53,11 +53,11 @@ def _choices(values: object, allowed: tuple[str, ...], name: str) -> tuple[str, 
 
 
 def check_methods(methods: object) -> tuple[str, ...]:
-    return _choices(methods, METHODS, "--methods")
+    return check_choices(methods, METHODS, "--methods")
 
 
 def check_topks(topks: object) -> tuple[str, ...]:
-    return _choices(topks, TOPK_MODES, "--topk")
+    return check_choices(topks, TOPK_MODES, "--topk")
 
 
 def check_study_name(name: str) -> str:

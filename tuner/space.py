@@ -21,6 +21,16 @@ Value precisions (``MethodGrid.precisions_down``/``precisions_up``, ``floss-tune
 --bits-up``): every candidate is priced at each (download, upload) pair; when a list has more
 than one entry the trial draws it as a categorical (``precision_down``, ``precision_up``), any
 method. Not searched by default: the base run's precisions are the only pair.
+
+Heterogeneous fleets (``build_space(fleet=...)``, ``floss-tune --fleet``; docs/fleets.md): every
+candidate is also priced at each policy point of ``MethodGrid.round_policies`` x
+``density_policies`` x ``deadlines`` (a deadline only where the point uses one: deadline rounds or
+bandwidth densities; dense and FFA-LoRA take uniform densities only) with
+``planner.fleet.price_fleet_rounds``, and an ``N-dense-rounds`` budget counts in the fleet's dense
+round (``planner.fleet.dense_reference_seconds``), as ``floss-train --fleet --budget`` resolves
+it. A point whose deadline no client can meet is infeasible. The trial draws ``round_policy``,
+``density_policy`` (FLoSS) and ``deadline`` (where the point uses one) as categoricals, each only
+when its list has more than one entry.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 from planner.budget import Budget
+from planner.fleet import DENSITY_POLICIES, ROUND_POLICIES, FleetError, FleetSetup
 from planner.plan import Plan, PlanSettings, heuristic_pairs, plan
 from planner.plan import adapter_size as planner_adapter_size
 from tuner.pricing import Pricing, Spend, totals
@@ -41,11 +52,14 @@ from tuner.settings import (
     TOPK_MODES,
     TuneError,
     check_budget_scale,
+    check_choices,
     check_methods,
     check_topks,
 )
 
-Key = tuple[str, str, int, Fraction, Fraction, Fraction | None, str, str]
+Key = tuple[str, str, int, Fraction, Fraction, Fraction | None, str, str, str, str, float | None]
+Policy = tuple[str, str, float | None]  # (round_policy, density_policy, deadline); "" = no fleet
+NO_FLEET: Policy = ("", "", None)
 AdapterSize = Callable[[str, int], int]  # (method, rank) -> n, entries of P as trained
 TensorSizes = Callable[[str, int], tuple[int, ...]]  # (method, rank) -> P's tensors, in order
 THESIS_KEEP_RATE = 0.98  # AdapterLTH: the thesis keeps 98 % of the surviving entries per round
@@ -81,12 +95,29 @@ def make_key(
     keep_rate: float | None,
     precision_down: str = "fp32",
     precision_up: str = "fp32",
+    policy: Policy = NO_FLEET,
 ) -> Key:
     keep = None if keep_rate is None else density_key(keep_rate)
     return (
         method, topk, rank, density_key(d_down), density_key(d_up), keep,
-        precision_down, precision_up,
+        precision_down, precision_up, *policy,
     )  # fmt: skip
+
+
+def needs_deadline(round_policy: str, density_policy: str) -> bool:
+    """Deadline rounds and bandwidth densities need a deadline; sync with uniform or tiered
+    densities does not."""
+    return round_policy == "deadline" or density_policy == "bandwidth"
+
+
+def policy_label(c: Mapping[str, Any]) -> str:
+    """' sync/uniform', ' deadline 0.5s/bandwidth' ('' without a fleet)."""
+    rp, dp = str(c.get("round_policy") or ""), str(c.get("density_policy") or "")
+    if not rp:
+        return ""
+    deadline = c.get("deadline")
+    at = "" if deadline is None else f" {float(deadline):g}s"
+    return f" {rp}{at}/{dp}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +138,69 @@ class MethodGrid:
     precisions_up: tuple[str, ...] = field(
         default=(), metadata={"help": "upload value precisions (searched when > 1; () = base)"}
     )
+    # fleets only (empty without one; build_space fills them from the fleet setup when empty)
+    round_policies: tuple[str, ...] = field(
+        default=(), metadata={"help": "fleet round policies (searched when > 1)"}
+    )
+    density_policies: tuple[str, ...] = field(
+        default=(), metadata={"help": "fleet density policies (FLoSS; searched when > 1)"}
+    )
+    deadlines: tuple[float, ...] = field(
+        default=(), metadata={"help": "fleet deadlines, s (searched when > 1)"}
+    )
+
+    def policies(self, method: str) -> list[Policy]:
+        """The fleet policy points a method is priced at ([NO_FLEET] without a fleet)."""
+        if not self.round_policies:
+            return [NO_FLEET]
+        densities = self.density_policies if method == "floss" else ("uniform",)
+        out: list[Policy] = []
+        for rp in self.round_policies:
+            for dp in densities:
+                if needs_deadline(rp, dp):
+                    out += [(rp, dp, d) for d in self.deadlines]
+                else:
+                    out.append((rp, dp, None))
+        return out
+
+    def _check_fleet_lists(self) -> None:
+        for name, allowed, flag in (
+            ("round_policies", ROUND_POLICIES, "--round-policies"),
+            ("density_policies", DENSITY_POLICIES, "--density-policies"),
+        ):
+            values = getattr(self, name)
+            if values:
+                object.__setattr__(self, name, check_choices(values, allowed, flag))
+        deadlines = []
+        for d in self.deadlines:
+            if (
+                isinstance(d, bool)
+                or not isinstance(d, (int, float))
+                or not math.isfinite(d)
+                or d <= 0
+            ):
+                raise TuneError(f"--deadlines values must be seconds > 0, but got {d!r}.")
+            deadlines.append(float(d))
+        if len(set(deadlines)) != len(deadlines):
+            raise TuneError(f"--deadlines has a repeated value: {self.deadlines!r}.")
+        object.__setattr__(self, "deadlines", tuple(deadlines))
+        if bool(self.round_policies) != bool(self.density_policies):
+            raise TuneError("a fleet search needs both round and density policies.")
+        if self.round_policies and not self.deadlines:
+            for rp in self.round_policies:
+                for dp in self.density_policies:
+                    if needs_deadline(rp, dp):
+                        what = "deadline rounds" if rp == "deadline" else "bandwidth densities"
+                        raise TuneError(
+                            f"{what} need a deadline: give --deadlines (seconds, e.g. 0.5,1,2)."
+                        )
+        if self.round_policies:
+            shared = [m for m in self.methods if m not in ("floss", "dense", "ffa")]
+            if shared:
+                raise TuneError(
+                    f"fleets support floss, dense and ffa; {shared[0]} keeps one shared mask: "
+                    "drop it from --methods or drop --fleet."
+                )
 
     def __post_init__(self) -> None:
         from planner.encoding import parse_precision
@@ -132,6 +226,7 @@ class MethodGrid:
             raise TuneError(f"--keep-rates has a repeated value: {self.keep_rates!r}.")
         if self.lth_floor is not None and not 0 < self.lth_floor <= 1:
             raise TuneError(f"the AdapterLTH floor must be in (0, 1], but got {self.lth_floor!r}.")
+        self._check_fleet_lists()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,11 +249,18 @@ class Candidate:
     why: str = ""
     precision_down: str = "fp32"
     precision_up: str = "fp32"
+    round_policy: str = ""  # fleets: sync | deadline ("" without a fleet)
+    density_policy: str = ""  # fleets: uniform | tiered | bandwidth
+    deadline: float | None = None  # fleets: seconds, where the policies use one
+
+    @property
+    def policy(self) -> Policy:
+        return (self.round_policy, self.density_policy, self.deadline)
 
     @property
     def key(self) -> Key:
         return make_key(self.method, self.topk, self.rank, self.d_down, self.d_up, self.keep_rate,
-                        self.precision_down, self.precision_up)  # fmt: skip
+                        self.precision_down, self.precision_up, self.policy)  # fmt: skip
 
     @property
     def label(self) -> str:
@@ -172,7 +274,7 @@ def candidate_label(c: Mapping[str, Any]) -> str:
     """A short name of a candidate mapping (``Candidate.to_dict`` or a trial's attribute)."""
     wire = (str(c.get("precision_down", "fp32")), str(c.get("precision_up", "fp32")))
     values = "" if wire == ("fp32", "fp32") else f" {wire[0]}/{wire[1]}"
-    return _method_label(c) + values
+    return _method_label(c) + values + policy_label(c)
 
 
 def _method_label(c: Mapping[str, Any]) -> str:
@@ -231,6 +333,41 @@ class SearchSpace:
     def ranks(self) -> list[int]:
         return sorted({c.rank for c in self.candidates})
 
+    @property
+    def fleet(self) -> bool:
+        return bool(self.grid.round_policies)
+
+    @property
+    def round_policies(self) -> list[str]:
+        return list(self.grid.round_policies)
+
+    @property
+    def density_policies(self) -> list[str]:
+        return list(self.grid.density_policies)
+
+    @property
+    def deadlines(self) -> list[float]:
+        return list(self.grid.deadlines)
+
+    def policy_for(self, method: str, params: Mapping[str, Any]) -> Policy:
+        """The policy point that Optuna params (or a config's fields) name; values outside
+        the lists fall back to the first entry."""
+        if not self.fleet:
+            return NO_FLEET
+        rp = str(params.get("round_policy", self.round_policies[0]))
+        rp = rp if rp in self.round_policies else self.round_policies[0]
+        dp = "uniform"
+        if method == "floss":
+            dp = str(params.get("density_policy", self.density_policies[0]))
+            dp = dp if dp in self.density_policies else self.density_policies[0]
+        if not needs_deadline(rp, dp):
+            return (rp, dp, None)
+        raw = params.get("deadline")
+        deadline = self.deadlines[0] if raw is None else float(raw)
+        if deadline not in self.deadlines:
+            deadline = snap(deadline, self.deadlines)
+        return (rp, dp, deadline)
+
     def density_range(self, which: str) -> tuple[float, float]:
         """Range of ``d_down`` (FLoSS) or ``d_up`` (FLoSS and SparseAdapter) over the space."""
         methods = ("floss",) if which == "d_down" else SPARSE_UP
@@ -251,15 +388,24 @@ class SearchSpace:
         keep_rate: float | None = None,
         precision_down: str | None = None,
         precision_up: str | None = None,
+        policy: Policy | None = None,
     ) -> Candidate | None:
         pd = precision_down or self.precisions_down[0]
         pu = precision_up or self.precisions_up[0]
-        return self._by_key.get(make_key(method, topk, rank, d_down, d_up, keep_rate, pd, pu))
+        point = policy if policy is not None else self.policy_for(method, {})
+        return self._by_key.get(
+            make_key(method, topk, rank, d_down, d_up, keep_rate, pd, pu, point)
+        )
 
     def lookup_config(self, config: Any) -> Candidate | None:
         """The candidate a trial RunConfig trains (the inverse of ``trial_config``)."""
         method = str(getattr(config, "method", "floss"))
         keep = getattr(config, "keep_rate", None) if method == "adapterlth" else None
+        fields = {
+            "round_policy": getattr(config, "round_policy", "sync"),
+            "density_policy": getattr(config, "density_policy", "uniform"),
+            "deadline": getattr(config, "deadline_seconds", None),
+        }
         return self.lookup(
             config.rank,
             config.d_down,
@@ -269,6 +415,7 @@ class SearchSpace:
             keep_rate=keep,
             precision_down=getattr(config, "wire_precisions", ("fp32", "fp32"))[0],
             precision_up=getattr(config, "wire_precisions", ("fp32", "fp32"))[1],
+            policy=self.policy_for(method, {k: v for k, v in fields.items() if v is not None}),
         )
 
     @property
@@ -290,9 +437,11 @@ class SearchSpace:
         keep_rate: float | None = None,
         precision_down: str | None = None,
         precision_up: str | None = None,
+        policy: Policy | None = None,
     ) -> Candidate:
         """The feasible candidate closest in log densities (and keep rate): same precisions,
-        method, top-k mode and rank first, then the nearest rank; ties go to the cheaper."""
+        fleet policies, method, top-k mode and rank first, then the nearest rank; ties go to the
+        cheaper."""
         wire = (precision_down or self.precisions_down[0], precision_up or self.precisions_up[0])
         pools = (
             [c for c in self.candidates if (c.method, c.topk, c.rank) == (method, topk, rank)],
@@ -302,11 +451,20 @@ class SearchSpace:
         )
         pool = next(p for p in pools if p)
         pool = [c for c in pool if (c.precision_down, c.precision_up) == wire] or pool
+        point = policy if policy is not None else self.policy_for(method, {})
+        pool = (  # the same policy point, else the same policies at another deadline, ...
+            [c for c in pool if c.policy == point]
+            or [c for c in pool if c.policy[:2] == point[:2]]
+            or [c for c in pool if c.round_policy == point[0]]
+            or pool
+        )
 
         def distance(c: Candidate) -> tuple[float, float, int]:
             dist = abs(math.log2(c.d_down / d_down)) + abs(math.log2(c.d_up / d_up))
             if c.keep_rate is not None and keep_rate is not None:
                 dist += abs(math.log2(c.keep_rate / keep_rate))
+            if c.deadline is not None and point[2] is not None:
+                dist += abs(math.log2(c.deadline / point[2]))
             return (round(dist, 9), abs(math.log2(c.rank / rank)), c.trial_bytes)
 
         return min(pool, key=distance)
@@ -335,6 +493,7 @@ class SearchSpace:
             "keep_rate": keep,
             "precision_down": pd if pd in self.precisions_down else self.precisions_down[0],
             "precision_up": pu if pu in self.precisions_up else self.precisions_up[0],
+            "policy": self.policy_for(method, params),
         }
         return self.lookup(rank, d_down, d_up, **kw) or self.nearest(rank, d_down, d_up, **kw)
 
@@ -356,18 +515,27 @@ class SearchSpace:
             out["precision_down"] = candidate.precision_down
         if len(self.precisions_up) > 1:
             out["precision_up"] = candidate.precision_up
+        if len(self.round_policies) > 1:
+            out["round_policy"] = candidate.round_policy
+        if candidate.method == "floss" and len(self.density_policies) > 1:
+            out["density_policy"] = candidate.density_policy
+        if candidate.deadline is not None and len(self.deadlines) > 1:
+            out["deadline"] = candidate.deadline
         return out
 
     def spend_curve(self, candidate: Candidate) -> list[float]:
         """Cumulative planned spend after each of the trial's rounds (seconds or bytes)."""
-        return self.pricing.curve(self._spec(candidate), candidate.rounds)
+        return self._pricing(candidate).curve(self._spec(candidate), candidate.rounds)
 
     def round_costs(self, candidate: Candidate, rounds: int) -> list[tuple[int, float]]:
         """(bytes_total, seconds) of rounds 1..rounds as the trainer will pay them."""
         return [
             (p.bytes_total, p.seconds)
-            for p in self.pricing.round_prices(self._spec(candidate), rounds)
+            for p in self._pricing(candidate).round_prices(self._spec(candidate), rounds)
         ]
+
+    def _pricing(self, c: Candidate) -> Pricing:
+        return self.pricing.with_policy(*c.policy)
 
     def _spec(self, c: Candidate) -> Any:
         return spec_of(self.pricing, self.tensor_sizes, c.method, c.topk, c.rank, c.n,
@@ -391,6 +559,16 @@ class SearchSpace:
             **(
                 {"precisions_down": self.precisions_down, "precisions_up": self.precisions_up}
                 if len(self.precisions_down) > 1 or len(self.precisions_up) > 1
+                else {}
+            ),
+            **(
+                {
+                    "fleet": self.pricing.fleet.fleet.name if self.pricing.fleet else None,
+                    "round_policies": self.round_policies,
+                    "density_policies": self.density_policies,
+                    "deadlines": self.deadlines,
+                }
+                if self.fleet
                 else {}
             ),
         }
@@ -512,11 +690,14 @@ def build_space(
     seed: int | None = None,
     adapter_size: AdapterSize | None = None,
     tensor_sizes: TensorSizes | None = None,
+    fleet: FleetSetup | None = None,
 ) -> SearchSpace:
     """Price every configuration on the grids exactly under the full and the trial budget.
 
     ``num_clients`` and ``seed`` are the base run's (they draw the sampled clients; default: the
-    plan settings'). Raises ``TuneError`` (a ``ValueError``) naming the budget when nothing fits.
+    plan settings'). ``fleet``: price on a heterogeneous fleet (its policies are the defaults of
+    the grid's policy lists). Raises ``TuneError`` (a ``ValueError``) naming the budget when
+    nothing fits.
     """
     from planner.plan import PlanError
 
@@ -527,37 +708,50 @@ def build_space(
         precisions_down=grid.precisions_down or (settings.precision,),
         precisions_up=grid.precisions_up or (settings.precision,),
     )
+    if fleet is not None:
+        grid = fleet_grid(grid, fleet)
+    elif grid.round_policies:
+        raise TuneError("round and density policies need a fleet (--fleet NAME|PATH).")
+    seed = int(seed if seed is not None else getattr(settings, "seed", 0))
+    num_clients = int(
+        num_clients if num_clients is not None else getattr(settings, "num_clients", 100)
+    )
+    size = adapter_size or planner_sizes(settings)
     cap = settings.max_rounds
     trial_cap = None if cap is None else max(1, math.ceil(cap * budget_scale))
-    try:
-        # the planner converts the budget (dense rounds -> seconds at the reference round)
-        full = plan(settings)
-        trial = plan(
-            replace(
-                settings,
-                budget=scaled_budget(settings.budget, budget_scale),
-                min_rounds=1,
-                max_rounds=trial_cap,
+    if fleet is not None:
+        kind, full_amount, trial_amount = fleet_budget(
+            settings, fleet, budget_scale=budget_scale, seed=seed, num_clients=num_clients,
+            reference_n=size("dense", settings.ref_rank),
+        )  # fmt: skip
+    else:
+        try:
+            # the planner converts the budget (dense rounds -> seconds at the reference round)
+            full = plan(settings)
+            trial = plan(
+                replace(
+                    settings,
+                    budget=scaled_budget(settings.budget, budget_scale),
+                    min_rounds=1,
+                    max_rounds=trial_cap,
+                )
             )
-        )
-    except PlanError as exc:
-        raise TuneError(f"no feasible configuration: {exc}") from None
-    kind, trial_amount = _budget_amount(trial)
-    _, full_amount = _budget_amount(full)
+        except PlanError as exc:
+            raise TuneError(f"no feasible configuration: {exc}") from None
+        kind, trial_amount = _budget_amount(trial)
+        _, full_amount = _budget_amount(full)
     pricing = Pricing(
         network=settings.network,
-        seed=int(seed if seed is not None else getattr(settings, "seed", 0)),
-        num_clients=int(
-            num_clients if num_clients is not None else getattr(settings, "num_clients", 100)
-        ),
+        seed=seed,
+        num_clients=num_clients,
         clients_per_round=settings.clients_per_round,
         compute_seconds=settings.compute_seconds,
         encoding=settings.encoding,
         precision=settings.precision,
         budget_kind=kind,
         lth_floor=grid.lth_floor,
+        fleet=fleet,
     )
-    size = adapter_size or planner_sizes(settings)
     tensors = tensor_sizes or planner_tensor_sizes(settings)
     priced: dict[tuple[Any, ...], tuple[Spend, Spend] | None] = {}
     candidates = []
@@ -567,34 +761,45 @@ def build_space(
     ):
         n = size(method, rank)
         spec = spec_of(pricing, tensors, method, topk, rank, n, dd, du, keep, precisions=(pd, pu))
-        memo = (spec.method, n, density_key(dd), density_key(du), keep, spec.tensor_sizes, pd, pu)
-        if memo not in priced:
-            priced[memo] = _price(pricing, spec, settings, full_amount, trial_amount, trial_cap)
-        spends = priced[memo]
-        if spends is None:
-            continue
-        full_spend, trial_spend = spends
-        candidates.append(
-            Candidate(
-                method=method,
-                topk=topk,
-                rank=rank,
-                d_down=dd,
-                d_up=du,
-                keep_rate=keep,
-                n=n,
-                rounds=trial_spend.rounds,
-                full_rounds=full_spend.rounds,
-                bytes_per_round=round(trial_spend.bytes_per_round),
-                seconds_per_round=trial_spend.seconds_per_round,
-                trial_bytes=trial_spend.bytes,
-                trial_seconds=trial_spend.seconds,
-                full_bytes=full_spend.bytes,
-                full_seconds=full_spend.seconds,
-                precision_down=pd,
-                precision_up=pu,
+        for point in grid.policies(method):
+            # tiered densities ignore the run's (d_down, d_up): one price for all of them
+            dens = (None, None) if point[1] == "tiered" else (density_key(dd), density_key(du))
+            memo = (spec.method, n, *dens, keep, spec.tensor_sizes, pd, pu, point)
+            if memo not in priced:
+                on = pricing.with_policy(*point)
+                priced[memo] = (
+                    _price(on, spec, settings, full_amount, trial_amount, trial_cap)
+                    if _reachable(on, spec)
+                    else None
+                )
+            spends = priced[memo]
+            if spends is None:
+                continue
+            full_spend, trial_spend = spends
+            candidates.append(
+                Candidate(
+                    method=method,
+                    topk=topk,
+                    rank=rank,
+                    d_down=dd,
+                    d_up=du,
+                    keep_rate=keep,
+                    n=n,
+                    rounds=trial_spend.rounds,
+                    full_rounds=full_spend.rounds,
+                    bytes_per_round=round(trial_spend.bytes_per_round),
+                    seconds_per_round=trial_spend.seconds_per_round,
+                    trial_bytes=trial_spend.bytes,
+                    trial_seconds=trial_spend.seconds,
+                    full_bytes=full_spend.bytes,
+                    full_seconds=full_spend.seconds,
+                    precision_down=pd,
+                    precision_up=pu,
+                    round_policy=point[0],
+                    density_policy=point[1],
+                    deadline=point[2],
+                )
             )
-        )
     if not candidates:
         raise TuneError(
             f"no configuration is feasible under budget {settings.budget.text!r} scaled by "
@@ -611,6 +816,76 @@ def build_space(
         tensor_sizes=tensors,
     )
     return with_seeds(space, settings)
+
+
+def fleet_grid(grid: MethodGrid, fleet: FleetSetup) -> MethodGrid:
+    """The grid's fleet lists, each defaulting to the fleet setup's own policy; every policy
+    point checked against the fleet (tiered without a density for each tier is one line)."""
+    default_deadlines = () if fleet.deadline_seconds is None else (fleet.deadline_seconds,)
+    grid = replace(
+        grid,
+        round_policies=grid.round_policies or (fleet.round_policy,),
+        density_policies=grid.density_policies or (fleet.density_policy,),
+        deadlines=grid.deadlines or default_deadlines,
+    )
+    for method in grid.methods:
+        for rp, dp, deadline in grid.policies(method):
+            try:
+                replace(fleet, round_policy=rp, density_policy=dp, deadline_seconds=deadline)
+            except FleetError as exc:
+                raise TuneError(str(exc)) from None
+    return grid
+
+
+def fleet_budget(
+    settings: PlanSettings,
+    fleet: FleetSetup,
+    *,
+    budget_scale: float,
+    seed: int,
+    num_clients: int,
+    reference_n: int,
+) -> tuple[str, float, float]:
+    """(kind, full amount, trial amount) of the budget on a fleet, as ``trainer.budget``
+    resolves it: ``N-dense-rounds`` is N x the fleet's dense reference round (sync, uniform,
+    the mean of its first seeded rounds), a time is seconds, a size bytes."""
+    from planner.fleet import dense_reference_seconds
+
+    budget = settings.budget
+    trial = scaled_budget(budget, budget_scale)
+    if budget.kind == "bytes":
+        return "bytes", float(int(budget.amount)), float(int(trial.amount))
+    if budget.kind != "dense-rounds":
+        return "seconds", float(budget.amount), float(trial.amount)
+    ref = dense_reference_seconds(
+        fleet,
+        n=reference_n,
+        seed=seed,
+        num_clients=num_clients,
+        clients_per_round=settings.clients_per_round,
+        compute_seconds=settings.compute_seconds,
+    )
+    return "seconds", budget.amount * ref, trial.amount * ref
+
+
+def _reachable(pricing: Pricing, spec: Any) -> bool:
+    """False when the candidate's deadline is one no client of the fleet can meet (floss-train
+    refuses such a run before round 1)."""
+    from planner.fleet import check_deadline_reachable
+
+    if pricing.fleet is None:
+        return True
+    try:
+        check_deadline_reachable(
+            spec,
+            pricing.fleet,
+            seed=pricing.seed,
+            num_clients=pricing.num_clients,
+            compute_seconds=pricing.compute_seconds,
+        )
+    except FleetError:
+        return False
+    return True
 
 
 def _price(
@@ -701,6 +976,16 @@ def suggest(trial: SuggestingTrial, space: SearchSpace) -> Candidate:
         choices = space.precisions_down if name == "precision_down" else space.precisions_up
         if len(choices) > 1:  # a static choice list: the grid's, fixed per study
             params[name] = trial.suggest_categorical(name, choices)
+    if space.fleet:  # static lists too; the deadline only where the policies use one
+        if len(space.round_policies) > 1:
+            params["round_policy"] = trial.suggest_categorical("round_policy", space.round_policies)
+        if method == "floss" and len(space.density_policies) > 1:
+            params["density_policy"] = trial.suggest_categorical(
+                "density_policy", space.density_policies
+            )
+        rp, dp, _ = space.policy_for(method, params)
+        if needs_deadline(rp, dp) and len(space.deadlines) > 1:
+            params["deadline"] = trial.suggest_categorical("deadline", space.deadlines)
     return space.candidate_for(params)
 
 

@@ -31,6 +31,8 @@ CASES = [
     {"method": "floss", "precision_down": "q8", "precision_up": "sr4"},
     # rotation codes: the rotation seed travels in the payload's header
     {"method": "floss", "precision_down": "rh4", "precision_up": "rh2"},
+    # error feedback: each node keeps its own residual between rounds (context.state)
+    {"method": "floss", "error_feedback": True, "rounds": 5},
 ]
 
 

@@ -181,17 +181,22 @@ def test_deadline_straggler_is_counted_down_but_never_aggregated(
         assert r.bytes_total == sum(r.client_bytes_down) + sum(r.client_bytes_up)
 
 
+@pytest.mark.parametrize("density_policy", ["uniform", "tiered", "bandwidth"])
 def test_budget_on_a_fleet_stops_within_one_round(
-    tiny_kwargs: dict[str, Any], tiny_workload: Any, fleet_file: str
+    tiny_kwargs: dict[str, Any], tiny_workload: Any, fleet_file: str, density_policy: str
 ) -> None:
     """N-dense-rounds on a fleet counts in the fleet's dense round (dense LoRA at ref_rank,
-    sync, uniform, the seeded mean); the run's cumulative seconds stay within the budget and
-    the next round would cross it."""
+    sync, uniform, the seeded mean), whatever the run's own density policy (the reference
+    adapter is sized without it); the run's cumulative seconds stay within the budget and the
+    next round would cross it."""
     from planner.budget import parse_budget
     from planner.fleet import dense_reference_seconds, price_fleet_rounds
     from trainer.budget import reference_adapter_size
 
-    kw = {"d_down": 0.5, "d_up": 0.25, "round_policy": "deadline", "deadline_seconds": 2.0}
+    kw: dict[str, Any] = {"d_down": 0.5, "d_up": 0.25, "round_policy": "deadline",
+                          "deadline_seconds": 2.0, "density_policy": density_policy}  # fmt: skip
+    if density_policy == "tiered":
+        kw["tier_densities"] = TIERS
     config = _config(tiny_kwargs, fleet_file, budget="3-dense-rounds", **kw)
     records = train(config, workload=tiny_workload, progress=False).records
     setup = config.fleet_setup()

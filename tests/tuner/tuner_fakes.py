@@ -37,6 +37,10 @@ class FakeConfig:
     precision: str = "fp32"
     precision_down: str | None = None
     precision_up: str | None = None
+    fleet: str | None = None  # fleets: the base's; the policies are the candidate's
+    round_policy: str = "sync"
+    density_policy: str = "uniform"
+    deadline_seconds: float | None = None
 
     @property
     def wire_precisions(self) -> tuple[str, str]:

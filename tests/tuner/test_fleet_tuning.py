@@ -1,0 +1,240 @@
+"""floss-tune on a heterogeneous fleet: policy points priced as floss-train --fleet resolves its
+budget, searched as static categoricals, refused in one line when the combination is bad."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import pytest
+from tuner_fakes import Diverged, FakeTrain, plan_settings
+from typer.testing import CliRunner
+
+from planner.fleet import FleetSetup, load_fleet, parse_tier_densities
+from planner.plan import adapter_size
+from trainer.budget import budget_rounds
+from trainer.config import RunConfig
+from tuner.cli import app
+from tuner.objective import Objective, full_config
+from tuner.report import recommendation_line, trial_rows
+from tuner.settings import TuneError, TuneSettings
+from tuner.space import MethodGrid, SearchSpace, build_space, fleet_grid
+from tuner.study import run_study
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+runner = CliRunner()
+TIERS = "lte=1/4:1/16,wifi=1:1/4,5g=1:1/4"
+BUDGET, SCALE = "5-dense-rounds", 0.5
+TRIAL_BUDGET = "2.5-dense-rounds"  # BUDGET x SCALE, as floss-train --budget would be given it
+
+
+def fleet_setup() -> FleetSetup:
+    return FleetSetup(fleet=load_fleet("mixed-mobile"), tier_densities=parse_tier_densities(TIERS))
+
+
+def fleet_grid_all(methods: tuple[str, ...] = ("floss", "dense")) -> MethodGrid:
+    return MethodGrid(
+        methods=methods,
+        round_policies=("sync", "deadline"),
+        density_policies=("uniform", "tiered", "bandwidth"),
+        deadlines=(0.5, 1.0, 2.0),
+    )
+
+
+def fleet_space(grid: MethodGrid | None = None) -> SearchSpace:
+    settings = plan_settings(BUDGET, max_rounds=None)
+    return build_space(settings, budget_scale=SCALE, grid=grid or fleet_grid_all(),
+                       fleet=fleet_setup())  # fmt: skip
+
+
+def base_run(**changes: object) -> RunConfig:
+    """The RunConfig the space above stands for (plan_settings' clients, seed, wire format)."""
+    values: dict[str, object] = {
+        "fleet": "mixed-mobile",
+        "tier_densities": TIERS,
+        "num_clients": 100,
+        "clients_per_round": 10,
+        "seed": 0,
+        "eval_every": 1,
+    }
+    values.update(changes)
+    return RunConfig(**values)  # type: ignore[arg-type]
+
+
+def resolved(config: RunConfig, budget: str, n: int) -> tuple[int, int, float]:
+    """(rounds, bytes, seconds) that floss-train --budget resolves for ``config``."""
+    ref_n = adapter_size(plan_settings(BUDGET, max_rounds=None), 16, method="dense")
+    got = budget_rounds(
+        replace(config, budget=budget, max_rounds=None),
+        n=n,
+        reference_n=ref_n,
+        num_clients=config.num_clients,
+        network=config.network_profile(),
+    )
+    return (
+        len(got.rounds),
+        sum(p.bytes_total for p in got.rounds),
+        sum(p.seconds for p in got.rounds),
+    )
+
+
+def test_every_policy_point_is_priced_as_floss_train_resolves_its_budget() -> None:
+    space = fleet_space()
+    points = {c.policy for c in space.candidates if c.method == "floss"}
+    assert len(points) == (1 + 1 + 3) + 3 * 3  # sync: uniform, tiered, bandwidth x 3; deadline
+    assert {c.policy for c in space.candidates if c.method == "dense"} <= {
+        ("sync", "uniform", None), ("deadline", "uniform", 0.5), ("deadline", "uniform", 1.0),
+        ("deadline", "uniform", 2.0),
+    }  # fmt: skip
+    rounds_seen = set()
+    for cand in space.candidates[::9]:
+        base = base_run()
+        cfg = full_config(base, cand, lrs={})
+        assert cfg.fleet == "mixed-mobile" and cfg.round_policy == cand.round_policy
+        assert space.lookup_config(cfg) == cand
+        full = resolved(cfg, BUDGET, cand.n)
+        assert full[:2] == (cand.full_rounds, cand.full_bytes), cand.label
+        assert full[2] == pytest.approx(cand.full_seconds, rel=1e-12)
+        trial = resolved(cfg, TRIAL_BUDGET, cand.n)
+        assert trial[:2] == (cand.rounds, cand.trial_bytes), cand.label
+        assert trial[2] == pytest.approx(cand.trial_seconds, rel=1e-12)
+        rounds_seen.add(cand.full_rounds)
+    assert len(rounds_seen) > 3  # the policies and densities really buy different rounds
+
+
+def test_policies_change_the_price() -> None:
+    space = fleet_space()
+
+    def at(rp: str, dp: str, deadline: float | None) -> int:
+        cand = space.lookup(16, 1.0, 0.25, policy=(rp, dp, deadline))
+        assert cand is not None
+        return cand.full_rounds
+
+    sync = at("sync", "uniform", None)
+    assert at("deadline", "uniform", 0.5) > sync  # stragglers no longer set the pace
+    assert at("sync", "bandwidth", 0.5) > sync  # slow clients send less
+    assert space.lookup(16, 1.0, 0.25, policy=("sync", "tiered", None)) is not None
+
+
+def test_a_deadline_no_client_meets_is_infeasible() -> None:
+    grid = replace(fleet_grid_all(("floss",)), deadlines=(1e-4, 1.0))
+    space = fleet_space(grid)
+    assert all(c.deadline != 1e-4 for c in space.candidates)
+    cand = space.candidate_for(
+        {"rank": 16, "d_down": 1.0, "d_up": 0.25, "round_policy": "deadline",
+         "density_policy": "uniform", "deadline": 1e-4}
+    )  # fmt: skip
+    assert cand.deadline == 1.0 and cand.round_policy == "deadline"
+
+
+def test_without_lists_a_fleet_is_priced_at_the_base_policy() -> None:
+    setup = replace(fleet_setup(), round_policy="deadline", deadline_seconds=1.0)
+    space = build_space(plan_settings(BUDGET, max_rounds=None), budget_scale=SCALE,
+                        grid=MethodGrid(), fleet=setup)  # fmt: skip
+    assert {c.policy for c in space.candidates} == {("deadline", "uniform", 1.0)}
+    assert space.summary()["fleet"] == "mixed-mobile"
+
+
+def test_fake_study_searches_policies_and_trains_each_at_its_planned_spend(tmp_path: Path) -> None:
+    space = fleet_space()
+    train = FakeTrain(space)
+    obj = Objective(
+        space=space,
+        base_config=base_run(),
+        settings=TuneSettings(
+            pruner="none",
+            n_trials=24,
+            seed=0,
+            n_startup_trials=12,
+            storage=f"sqlite:///{tmp_path / 't.db'}",
+        ),
+        train_fn=train,
+        diverged=(Diverged,),
+    )
+    study = run_study(obj.settings, space, obj, space_meta=space.summary())
+    dists = {}
+    for t in study.trials:
+        dists.update(t.distributions)
+    assert dists["round_policy"].choices == ("sync", "deadline")  # static lists, as precisions
+    assert dists["density_policy"].choices == ("uniform", "tiered", "bandwidth")
+    assert dists["deadline"].choices == (0.5, 1.0, 2.0)
+    assert len({(c.round_policy, c.density_policy) for c in train.calls}) >= 3
+    for cfg in train.calls:
+        cand = space.lookup_config(cfg)
+        assert cand is not None and cfg.rounds == cand.rounds
+        assert cfg.fleet == "mixed-mobile" and cfg.fleet_setup() is not None
+        rounds, spent, seconds = resolved(cfg, TRIAL_BUDGET, cand.n)
+        assert (rounds, spent) == (cfg.rounds, cand.trial_bytes)
+        assert seconds == pytest.approx(cand.trial_seconds, rel=1e-12)
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE and "records" in t.user_attrs:
+            cand = t.user_attrs["candidate"]
+            assert t.user_attrs["records"][-1]["cum_bytes"] == cand["trial_bytes"]
+            full = RunConfig.from_dict(t.user_attrs["full_config"])
+            assert (full.round_policy, full.density_policy, full.deadline_seconds) == (
+                cand["round_policy"], cand["density_policy"], cand["deadline"]
+            )  # fmt: skip
+            assert full.rounds == cand["full_rounds"]
+    keys = [t.user_attrs["key"] for t in study.trials if "records" in t.user_attrs]
+    assert len(keys) == len(set(keys))  # policies are part of what makes two trials the same
+    rows = trial_rows(study)
+    assert any(r.round_policy for r in rows) and all(" sync" in r.label or " deadline" in r.label
+                                                     for r in rows if r.rank)  # fmt: skip
+    assert "densities" in recommendation_line(study) and " rounds, " in recommendation_line(study)
+
+
+@pytest.mark.parametrize(
+    ("grid", "match"),
+    [
+        ({"density_policies": ("tiered",)}, "no density for tier"),
+        ({"round_policies": ("deadline",), "deadlines": ()}, "deadline rounds need a deadline"),
+        ({"density_policies": ("bandwidth",), "deadlines": ()}, "bandwidth densities need"),
+        ({"methods": ("floss", "sparseadapter")}, "sparseadapter keeps one shared mask"),
+        ({"deadlines": (0.5, 0.5)}, "--deadlines has a repeated value"),
+        ({"deadlines": (-1.0,)}, "--deadlines values must be seconds > 0"),
+        ({"round_policies": ("async",)}, "--round-policies: 'async' is not one of"),
+    ],
+)
+def test_bad_fleet_searches(grid: dict[str, object], match: str) -> None:
+    values: dict[str, object] = {"round_policies": ("sync",), "density_policies": ("uniform",),
+                                 "deadlines": (1.0,)}  # fmt: skip
+    values.update(grid)
+    setup = FleetSetup(fleet=load_fleet("mixed-mobile"))  # no tier densities
+    with pytest.raises(TuneError, match=match):
+        fleet_grid(MethodGrid(**values), setup)  # type: ignore[arg-type]
+
+
+def test_policies_without_a_fleet_are_refused() -> None:
+    grid = MethodGrid(round_policies=("sync",), density_policies=("uniform",))
+    with pytest.raises(TuneError, match="need a fleet"):
+        build_space(plan_settings(), grid=grid)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fleet", "mixed-mobile", "--density-policies", "uniform,tiered"],
+         "error: tiered densities: no density for tier 'lte'"),
+        (["--fleet", "mixed-mobile", "--round-policies", "sync,deadline"],
+         "error: deadline rounds need a deadline: give --deadlines"),
+        (["--fleet", "mixed-mobile", "--density-policies", "bandwidth"],
+         "error: bandwidth densities need a deadline"),
+        (["--fleet", "mixed-mobile", "--methods", "floss,adapterlth"],
+         "error: fleets support floss, dense and ffa; adapterlth keeps one shared mask"),
+        (["--round-policies", "deadline", "--deadlines", "1"], "need a fleet (--fleet NAME|PATH)"),
+        (["--fleet", "no-such-fleet"], "error: "),
+        (["--fleet", "mixed-mobile", "--deadlines", "1,x"], "error: --deadlines: 'x' is not"),
+        (["--fleet", "mixed-mobile", "--tier-densities", "lte=2:1"], "error: "),
+        (["--fleet", "mixed-mobile", "--over-selection", "0.5"], "error: over_selection"),
+    ],
+)  # fmt: skip
+def test_bad_fleet_searches_end_in_one_line(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not list(tmp_path.glob("*.db"))  # refused before the study starts
