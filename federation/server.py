@@ -60,8 +60,14 @@ from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
 from trainer.methods import FixedMask, TopK, make_method
 from trainer.records import RecordWriter, RoundRecord
-from trainer.round import Trainee, server_aggregate, server_download
-from trainer.run import _checkpoint, _eval_due, _save_outputs, simulated_seconds
+from trainer.round import Trainee, served_models, server_aggregate, server_download
+from trainer.run import (
+    _checkpoint,
+    _eval_due,
+    _save_outputs,
+    fleet_served_shares,
+    simulated_seconds,
+)
 from trainer.server import ServerState
 from trainer.workload import prepare
 
@@ -142,6 +148,7 @@ class FlossStrategy:
                 )
             except ValueError as exc:
                 raise TrainerError(str(exc)) from None
+        self.shares = fleet_served_shares(config, self.spec, self.fleet, num_clients=self.num_clients)
         if config.budget is not None:
             config = resolve_budget_rounds(
                 config, wl, adapter, num_clients=self.num_clients, network=self.network, log=log
@@ -455,7 +462,7 @@ class FlossStrategy:
                 t.adapter,
                 t.data,
                 splits,
-                served=self.method.served(server.p),
+                served=served_models(self.method, server.p, self.shares),
                 server=server.p,
                 lm=config.task == "lm",
                 amp=t.amp,

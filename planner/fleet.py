@@ -886,6 +886,28 @@ def price_fleet_rounds(
 DENSE_REFERENCE_ROUNDS = 100  # rounds the fleet's dense reference round is averaged over
 
 
+def served_shares(
+    spec: MethodSpec,
+    setup: FleetSetup,
+    *,
+    seed: int,
+    num_clients: int,
+    compute_seconds: float = 0.0,
+) -> tuple[tuple[float, float], ...]:
+    """((d_down, share), ...): the download densities the run's clients receive under the setup's
+    density policy, each with the share of the run's ``num_clients`` clients (their links drawn
+    once, ``assign_links``) that receive it; largest density first, shares summing to 1. One
+    entry unless clients get their own d_down (tiered, or bandwidth with ``adapt_down``). The
+    trainer scores the served model as this mixture (docs/fleets.md, "What is evaluated")."""
+    compute = _check_run(num_clients, 1, compute_seconds)
+    pricer = _pricer(spec, setup, compute)
+    prices = pricer.clients(setup.fleet, num_clients, seed, range(num_clients))
+    counts: dict[float, int] = {}
+    for p in prices:
+        counts[p.d_down] = counts.get(p.d_down, 0) + 1
+    return tuple((d, counts[d] / num_clients) for d in sorted(counts, reverse=True))
+
+
 def dense_reference_seconds(
     setup: FleetSetup,
     *,

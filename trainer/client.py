@@ -8,7 +8,7 @@ holds, as FLASC evaluates), and the *server* model, the server's dense P.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,7 +127,7 @@ def evaluate_models(
     data: TokenizedText,
     rows: Mapping[str, torch.Tensor],
     *,
-    served: torch.Tensor,
+    served: torch.Tensor | Sequence[tuple[torch.Tensor, float]],
     server: torch.Tensor,
     lm: bool,
     amp: torch.dtype | None,
@@ -136,16 +136,28 @@ def evaluate_models(
     ``{split}_loss``/``{split}_accuracy`` of the served vector and ``{split}_loss_server``/
     ``{split}_accuracy_server`` of the server's dense P. When the two vectors are equal (d_down = 1
     at fp32, or a mask that P already obeys) each split is evaluated once and both get its numbers.
-    Leaves the evaluated vector in ``adapter.flat``; the caller reloads what it needs next."""
+    ``served`` may be a mixture, ``[(vector, share), ...]`` (fleets whose clients receive their
+    own download densities, ``trainer.round.served_models``): its metrics are the share-weighted
+    means of each vector's. Leaves the evaluated vector in ``adapter.flat``; the caller reloads
+    what it needs next."""
+    mixture = [(served, 1.0)] if isinstance(served, torch.Tensor) else list(served)
     out: dict[str, float | None] = {}
-    same = torch.equal(served, server)
-    for suffix, vector in (("", served), ("_server", server)):
-        if suffix and same:
-            out.update({f"{k}_server": v for k, v in list(out.items())})
-            break
+    for vector, share in mixture:
         adapter.flat.copy_(vector)
         for split, split_rows in rows.items():
             loss, acc = evaluate(model, data, split_rows, lm=lm, amp=amp)
-            out[f"{split}_loss{suffix}"] = loss
-            out[f"{split}_accuracy{suffix}"] = acc
+            for key, value in ((f"{split}_loss", loss), (f"{split}_accuracy", acc)):
+                if key not in out:
+                    out[key] = None if value is None else share * value
+                else:
+                    prev = out[key]
+                    out[key] = None if prev is None or value is None else prev + share * value
+    if len(mixture) == 1 and torch.equal(mixture[0][0], server):
+        out.update({f"{k}_server": v for k, v in list(out.items())})
+        return out
+    adapter.flat.copy_(server)
+    for split, split_rows in rows.items():
+        loss, acc = evaluate(model, data, split_rows, lm=lm, amp=amp)
+        out[f"{split}_loss_server"] = loss
+        out[f"{split}_accuracy_server"] = acc
     return out

@@ -156,9 +156,11 @@ class TopK(Method):
         self.messages = {c: ("full", sent) for c in clients}
         return sent.vector, [sent.nbytes] * len(clients), sent.k / self.n
 
-    def served(self, p: torch.Tensor) -> torch.Tensor:
+    def served(self, p: torch.Tensor, density: float | None = None) -> torch.Tensor:
+        """``density``: a client's own download density (fleets), else the run's d_down."""
         seed = self.down_seed(self.round + 1)
-        return self._send(p, self.d_down, precision=self.down, seed=seed).vector
+        d_down = self.d_down if density is None else density
+        return self._send(p, d_down, precision=self.down, seed=seed).vector
 
     def download_each(
         self, p: torch.Tensor, clients: Sequence[int], densities: Sequence[float], *, round_: int

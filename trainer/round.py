@@ -20,7 +20,7 @@ from planner.sampling import round_seed
 from trainer.client import LocalResult, train_client
 from trainer.config import RunConfig
 from trainer.flat import FlatAdapter
-from trainer.methods import Method
+from trainer.methods import Method, TopK
 from trainer.modeling import amp_dtype, resolve_device, wrap_lora
 from trainer.server import ServerState
 from trainer.sparse import Sent
@@ -32,6 +32,7 @@ __all__ = [
     "Download",
     "Trainee",
     "client_update",
+    "served_models",
     "server_aggregate",
     "server_download",
 ]
@@ -121,6 +122,18 @@ def client_update(
         start - trainee.adapter.flat, round_=round_, client=client, density=density
     )
     return ClientUpdate(client=client, sent=sent, local=local)
+
+
+def served_models(
+    method: Method, p: torch.Tensor, shares: Sequence[tuple[float, float]] = ()
+) -> list[tuple[torch.Tensor, float]]:
+    """The models clients hold after the next download of ``p``, each with the share of the run's
+    clients that hold it: ``[(method.served(p), 1.0)]``, or with ``shares`` (fleets,
+    ``planner.fleet.served_shares``: (d_down, share) pairs) one served model per download
+    density."""
+    if not shares or not isinstance(method, TopK):
+        return [(method.served(p), 1.0)]
+    return [(method.served(p, density=d), share) for d, share in shares]
 
 
 def server_aggregate(server: ServerState, method: Method, uploads: Sequence[torch.Tensor]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from planner.fleet import FleetSetup, check_deadline_reachable, fleet_round
+from planner.fleet import FleetSetup, check_deadline_reachable, fleet_round, served_shares
 from planner.network import NetworkProfile, client_round_seconds
 from planner.sampling import round_draws
 from planner.sampling import round_seed as round_seed  # re-exported (tests, callers)
@@ -38,6 +38,7 @@ from trainer.round import (
     ClientUpdate,
     Trainee,
     client_update,
+    served_models,
     server_aggregate,
     server_download,
 )
@@ -224,6 +225,7 @@ def train(
             )
         except ValueError as exc:
             raise TrainerError(str(exc)) from None
+    shares = fleet_served_shares(config, spec, fleet, num_clients=len(clients))
     if config.budget is not None:  # the rounds the budget buys, before the first one
         config = resolve_budget_rounds(
             config, wl, adapter, num_clients=len(clients), network=network, log=log
@@ -280,7 +282,7 @@ def train(
                     adapter,
                     data,
                     splits,
-                    served=method.served(server.p),
+                    served=served_models(method, server.p, shares),
                     server=server.p,
                     lm=config.task == "lm",
                     amp=amp,
@@ -491,6 +493,20 @@ def _fleet_round(
         d_up=price.d_up,
         seconds=price.seconds,
     )
+
+
+def fleet_served_shares(
+    config: RunConfig, spec: MethodSpec, fleet: FleetSetup | None, *, num_clients: int
+) -> tuple[tuple[float, float], ...]:
+    """The download densities the run's clients hold and their shares (fleets where floss gives
+    clients their own d_down: tiered, or bandwidth with adapt_down); () otherwise: the served
+    model is the one at the run's d_down."""
+    if fleet is None or config.method != "floss":
+        return ()
+    return served_shares(
+        spec, fleet, seed=config.seed, num_clients=num_clients,
+        compute_seconds=config.compute_seconds,
+    )  # fmt: skip
 
 
 def _interrupted(

@@ -107,6 +107,8 @@ class TrialRow:
         method = self.method or "floss"
         if method == "floss":
             topk = " per-tensor" if self.topk == "per-tensor" else ""
+            if self.density_policy == "tiered":  # the tiers' densities, not the run's
+                return f"r{self.rank} tier densities{topk}" + self.policies
             return (
                 f"r{self.rank} ↓{density_label(self.d_down)} ↑{density_label(self.d_up)}{topk}"
                 + self.policies

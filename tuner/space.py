@@ -281,6 +281,8 @@ def _method_label(c: Mapping[str, Any]) -> str:
     method, rank = str(c.get("method", "floss")), c.get("rank")
     if method == "floss":
         topk = " per-tensor" if c.get("topk") == "per-tensor" else ""
+        if c.get("density_policy") == "tiered":  # the tiers' densities, not the run's
+            return f"r{rank} tier densities{topk}"
         return (
             f"r{rank} d_down={density_label(float(c['d_down']))} "
             f"d_up={density_label(float(c['d_up']))}{topk}"
@@ -762,9 +764,13 @@ def build_space(
         n = size(method, rank)
         spec = spec_of(pricing, tensors, method, topk, rank, n, dd, du, keep, precisions=(pd, pu))
         for point in grid.policies(method):
-            # tiered densities ignore the run's (d_down, d_up): one price for all of them
+            # tiered densities ignore the run's (d_down, d_up): every client sends and receives
+            # its tier's, and the served model is the mixture of the tiers' (trainer.round.
+            # served_models); one candidate for all of them, at the first pair of the grid
             dens = (None, None) if point[1] == "tiered" else (density_key(dd), density_key(du))
             memo = (spec.method, n, *dens, keep, spec.tensor_sizes, pd, pu, point)
+            if point[1] == "tiered" and memo in priced:
+                continue
             if memo not in priced:
                 on = pricing.with_policy(*point)
                 priced[memo] = (

@@ -100,7 +100,9 @@ def test_served_vector_is_the_next_rounds_start(
     real_make = trainer.run.make_method
 
     def capture_eval(*args: Any, **kwargs: Any) -> dict[str, float | None]:
-        served[len(starts)] = kwargs["served"].clone()
+        ((vector, share),) = kwargs["served"]  # no fleet: one served model, all the clients
+        assert share == 1.0
+        served[len(starts)] = vector.clone()
         return real_eval(*args, **kwargs)
 
     def capture_make(*args: Any, **kwargs: Any) -> Any:

@@ -3,6 +3,7 @@ budget, searched as static categoricals, refused in one line when the combinatio
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -114,7 +115,16 @@ def test_policies_change_the_price() -> None:
     sync = at("sync", "uniform", None)
     assert at("deadline", "uniform", 0.5) > sync  # stragglers no longer set the pace
     assert at("sync", "bandwidth", 0.5) > sync  # slow clients send less
-    assert space.lookup(16, 1.0, 0.25, policy=("sync", "tiered", None)) is not None
+    # tiered: the tiers' densities, whatever the run's; one candidate per rank and policy point
+    tiered = [c for c in space.candidates if c.density_policy == "tiered"]
+    groups = Counter((c.method, c.topk, c.rank, c.precision_down, c.precision_up, c.policy)
+                     for c in tiered)  # fmt: skip
+    assert tiered and set(groups.values()) == {1}
+    for dd, du in ((1.0, 0.25), (0.25, 1 / 16)):
+        cand = space.candidate_for({"rank": 16, "d_down": dd, "d_up": du,
+                                    "round_policy": "sync", "density_policy": "tiered"})  # fmt: skip
+        assert cand.density_policy == "tiered" and cand.rank == 16
+        assert cand.label.startswith("r16 tier densities")
 
 
 def test_a_deadline_no_client_meets_is_infeasible() -> None:
