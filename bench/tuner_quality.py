@@ -18,6 +18,11 @@ budget fraction and test accuracy at the full budget (can short runs rank config
 
 Everything is stored under --out (runs.jsonl, one SQLite study per search): a rerun resumes.
 
+Recipe: bench/common.py's, except that clients take their one local step with SGD (lr 0.5,
+--client-optimizer/--client-lr) rather than one Adam step: one Adam step from a fresh optimizer
+is a sign vector, among whose entries top-k picks ties (bench/quantization.py). The first
+results in docs/results.md ran with `--client-optimizer adam --client-lr 1e-3`.
+
 Quick (< 15 min here):  python bench/tuner_quality.py --quick
 Full (hours):           python bench/tuner_quality.py
 """
@@ -57,7 +62,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="training seed of every run")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model", default=RECIPE["model"], help="tiny-random-bert: a smoke test")
+    p.add_argument("--client-optimizer", default="sgd", help="the recipe's is adam (see above)")
+    p.add_argument("--client-lr", type=float, default=0.5)
     p.add_argument("--out", type=Path, default=Path("bench-out/tuner_quality"))
+    p.add_argument("--grid-only", action="store_true",
+                   help="train (a) only, e.g. a part of the grid per process, then merge runs.jsonl")  # fmt: skip
     p.add_argument(
         "--quick",
         action="store_true",
@@ -68,6 +77,12 @@ def parse_args() -> argparse.Namespace:
         args.scale, args.ranks, args.study_seeds = 0.03, "16", "0"
         args.d_down, args.d_up = "1,1/4,1/16", "1,1/16,1/64,1/256"
     return args
+
+
+def recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """bench.common.RECIPE with this bench's model and client optimizer."""
+    return {**RECIPE, "model": args.model, "client_optimizer": args.client_optimizer,
+            "client_lr": args.client_lr}  # fmt: skip
 
 
 def densities(text: str) -> list[float]:
@@ -101,7 +116,7 @@ def ground_truth(args: argparse.Namespace, store: ResultStore) -> dict[str, dict
     for rank, dd, du in grid:
         key = key_of("floss", rank, dd, du)
         if not store.done(key):
-            cfg = RunConfig(**{**RECIPE, "model": args.model}, seed=args.seed, up_slowdown=args.up_slowdown,
+            cfg = RunConfig(**recipe(args), seed=args.seed, up_slowdown=args.up_slowdown,
                             budget=budget_text(args), method="floss", rank=rank, d_down=dd,
                             d_up=du)  # fmt: skip
             if wl is None:
@@ -124,7 +139,7 @@ def search(args: argparse.Namespace, name: str, *, cap: int, extra: list[str]) -
 
     folder = args.out / name
     folder.mkdir(parents=True, exist_ok=True)
-    RunConfig(**{**RECIPE, "model": args.model}, seed=args.seed).save(folder / "base.yaml")
+    RunConfig(**recipe(args), seed=args.seed).save(folder / "base.yaml")
     storage = f"sqlite:///{folder / 'study.db'}"
     cmd = [
         sys.executable, "-m", "tuner.cli", "run", "--config", str(folder / "base.yaml"),
@@ -153,6 +168,9 @@ def main() -> None:
     print(f"bench: {vars(args)}; budget {budget_text(args)}", flush=True)
     t0 = time.perf_counter()
     truth = ground_truth(args, store)
+    if args.grid_only:
+        print(f"grid done: {len(truth)} configs in {store.path}", flush=True)
+        return
     grid_steps = sum(r["client_steps"] for r in truth.values())
     best_test = max(r["test_accuracy"] for r in truth.values())
     cap = max(1, int(args.cap * grid_steps))

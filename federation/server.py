@@ -316,10 +316,11 @@ class FlossStrategy:
             )
         return messages, list(bytes_down), d_down
 
-    def read_reply(
-        self, reply: Message, r: int, client: int, density: float | None = None
-    ) -> _Upload:
-        what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), upload"
+    @staticmethod
+    def _open_reply(
+        reply: Message, r: int, client: int, what: str
+    ) -> tuple[bytes, dict[str, Any]]:
+        """(payload, meta) of a reply that is an upload of round ``r`` by ``client``."""
         if reply.has_error():
             raise FederationError(f"{what}: the ClientApp failed: {_reason(reply)}")
         payload, meta = read_message(reply.content, UPLOAD, what)
@@ -327,6 +328,13 @@ class FlossStrategy:
             raise FederationError(
                 f"{what}: the reply is for round {meta.get('round')}, client {meta.get('client')}."
             )
+        return payload, meta
+
+    def read_reply(
+        self, reply: Message, r: int, client: int, density: float | None = None
+    ) -> _Upload:
+        what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), upload"
+        payload, meta = self._open_reply(reply, r, client, what)
         kind, k = self.expected_upload(density)
         if meta.get("kind") != kind or meta.get("k") != k:
             raise FederationError(
@@ -359,13 +367,7 @@ class FlossStrategy:
     def read_late(self, reply: Message, r: int, client: int) -> None:
         """A modeled straggler's reply: an empty upload for this round and client."""
         what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), late reply"
-        if reply.has_error():
-            raise FederationError(f"{what}: the ClientApp failed: {_reason(reply)}")
-        payload, meta = read_message(reply.content, UPLOAD, what)
-        if meta.get("round") != r or meta.get("client") != client:
-            raise FederationError(
-                f"{what}: the reply is for round {meta.get('round')}, client {meta.get('client')}."
-            )
+        payload, meta = self._open_reply(reply, r, client, what)
         if payload or meta.get("late") != 1:
             raise FederationError(
                 f"{what}: a client told it misses the deadline must reply with an empty upload, "

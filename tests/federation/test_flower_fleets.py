@@ -25,26 +25,15 @@ IGNORED = {"wall_seconds"}
 TIERS = "slow=1/2:1/16,fast=1:1/2"
 
 
-@pytest.fixture(scope="module")
-def fleet_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Two tiers far apart (a slow uplink and a fast one, spread within each): deadline rounds
-    have stragglers and bandwidth densities differ per client."""
-    path = tmp_path_factory.mktemp("fleet") / "two.toml"
-    path.write_text(
-        'name = "two"\n'
-        '[[tiers]]\nname = "slow"\nweight = 0.5\ndown_mbps = 1.0\nup_mbps = 0.05\n'
-        "rtt_ms = 40.0\nspread_sigma = 0.5\n"
-        '[[tiers]]\nname = "fast"\nweight = 0.5\ndown_mbps = 50.0\nup_mbps = 20.0\n'
-        "rtt_ms = 10.0\nspread_sigma = 0.3\n"
-    )
-    return str(path)
-
-
 CASES = [
     {"density_policy": "tiered", "tier_densities": TIERS},
     # bandwidth densities: d_up is the cap, each client takes the largest that fits
-    {"round_policy": "deadline", "deadline_seconds": 0.3, "density_policy": "bandwidth",
-     "d_up": 1.0},
+    {
+        "round_policy": "deadline",
+        "deadline_seconds": 0.3,
+        "density_policy": "bandwidth",
+        "d_up": 1.0,
+    },
     {"round_policy": "deadline", "deadline_seconds": 0.3, "over_selection": 2.0},
     # error feedback: each node keeps its own residual between rounds (context.state)
     {"density_policy": "bandwidth", "deadline_seconds": 0.3, "d_up": 1.0, "error_feedback": True},

@@ -28,19 +28,6 @@ TIERS = "slow=1/2:1/16,fast=1:1/2"
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def fleet_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Two tiers far apart: a slow uplink and a fast one, with spread within each."""
-    path = tmp_path_factory.mktemp("fleet") / "two.toml"
-    path.write_text(
-        'name = "two"\n'
-        '[[tiers]]\nname = "slow"\nweight = 0.5\ndown_mbps = 1.0\nup_mbps = 0.05\n'
-        "rtt_ms = 40.0\nspread_sigma = 0.5\n"
-        '[[tiers]]\nname = "fast"\nweight = 0.5\ndown_mbps = 50.0\nup_mbps = 20.0\n'
-        "rtt_ms = 10.0\nspread_sigma = 0.3\n"
-    )
-    return str(path)
-
 
 def _config(tiny_kwargs: dict[str, Any], fleet: str, **changes: Any) -> RunConfig:
     base = {**tiny_kwargs, "rounds": ROUNDS, "eval_every": 0, "eval_test": False}

@@ -23,19 +23,6 @@ from trainer.run import fleet_served_shares, train
 TIERS = "slow=1/8:1/16,fast=1:1/2"
 
 
-@pytest.fixture(scope="module")
-def fleet_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("fleet") / "two.toml"
-    path.write_text(
-        'name = "two"\n'
-        '[[tiers]]\nname = "slow"\nweight = 0.7\ndown_mbps = 1.0\nup_mbps = 0.05\n'
-        "rtt_ms = 40.0\nspread_sigma = 0.5\n"
-        '[[tiers]]\nname = "fast"\nweight = 0.3\ndown_mbps = 50.0\nup_mbps = 20.0\n'
-        "rtt_ms = 10.0\nspread_sigma = 0.3\n"
-    )
-    return str(path)
-
-
 def _config(tiny_kwargs: dict[str, Any], fleet: str, **changes: Any) -> RunConfig:
     base = {**tiny_kwargs, "rounds": 2, "eval_every": 0, "eval_test": False, "fleet": fleet}
     return RunConfig(**{**base, "d_down": 0.25, "d_up": 0.25, **changes})
@@ -83,7 +70,9 @@ def test_mixture_metrics_are_the_share_weighted_means(
     parts = []
     for density, share in shares:
         adapter.flat.copy_(method.served(p, density=density))
-        parts.append((share, evaluate(trainee.model, trainee.data, rows["val"], lm=False, amp=None)))
+        parts.append(
+            (share, evaluate(trainee.model, trainee.data, rows["val"], lm=False, amp=None))
+        )
     assert got["val_loss"] == pytest.approx(sum(s * loss for s, (loss, _) in parts), abs=1e-12)
     assert got["val_accuracy"] == pytest.approx(sum(s * acc for s, (_, acc) in parts), abs=1e-12)
     # the two served models differ, so the mixture is neither of them
