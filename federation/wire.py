@@ -4,7 +4,8 @@ A payload is one ``Array`` of dtype uint8 whose ``data`` is exactly the bytes ``
 produced (stype ``floss/codec``; no header inside the array), in an ``ArrayRecord``. Beside it a
 ``ConfigRecord`` carries what the receiver needs to decode and check it: the round, the client,
 k, the message kind (``full``, ``mask``, ``values``: see ``trainer.methods.Method.messages``),
-the mask version, a CRC-32 of the payload and the run-config digest. Every check failure is a
+the mask version, a CRC-32 of the payload and the run-config digest (fleets add the client's
+own upload density ``d-up`` and ``late``, ``federation.server``). Every check failure is a
 ``FederationError`` naming the round, the client and what is wrong.
 """
 
