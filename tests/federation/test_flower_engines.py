@@ -39,13 +39,23 @@ def _cfg(fed_kwargs: dict[str, Any]) -> RunConfig:
     )
 
 
-def test_simulation_engine_equals_floss_train(fed_kwargs: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("fleet", [False, True], ids=["network", "fleet"])
+def test_simulation_engine_equals_floss_train(
+    fed_kwargs: dict[str, Any], tmp_path: Path, fleet_file: str, fleet: bool
+) -> None:
+    """fleet: deadline rounds over-selecting 3 of 3 clients for 2, bandwidth-aware upload
+    densities, on the two-tier fleet (each node told its own d_up; stragglers reply empty)."""
     from flwr.simulation import run_simulation
 
     from federation.client import make_client_app
     from federation.server import make_server_app
 
     config = _cfg(fed_kwargs)
+    if fleet:
+        config = RunConfig(**{**config.to_dict(), "num_clients": 3, "fleet": fleet_file,
+                              "round_policy": "deadline", "deadline_seconds": 0.3,
+                              "over_selection": 1.5, "density_policy": "bandwidth",
+                              "d_up": 1.0})  # fmt: skip
     reference = train(config, progress=False)
     out = tmp_path / "sim"
     # the ServerApp runs in this process; its outputs hold the final P
@@ -68,6 +78,13 @@ def test_simulation_engine_equals_floss_train(fed_kwargs: dict[str, Any], tmp_pa
     assert [r.round for r in strategy.records] == [1, 2]
     assert strategy.dropped == []
     assert torch.equal(strategy.final_p, reference.final_p)
+    if fleet:  # the same clients kept, bytes and densities, client by client
+        assert any(len(r.kept) < len(r.clients) for r in reference.records), "no straggler"
+        for got, want in zip(strategy.records, reference.records, strict=True):
+            assert (got.clients, got.kept) == (want.clients, want.kept)
+            assert got.client_bytes_down == want.client_bytes_down
+            assert got.client_bytes_up == want.client_bytes_up
+            assert got.client_d_up == want.client_d_up
 
 
 def _free_port() -> int:
