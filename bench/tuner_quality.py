@@ -62,7 +62,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="training seed of every run")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model", default=RECIPE["model"], help="tiny-random-bert: a smoke test")
-    p.add_argument("--client-optimizer", default="sgd", help="the recipe's is adam (see above)")
+    p.add_argument("--client-optimizer", default="sgd",
+                   help="sgd by default; the first results ran with adam (see above)")
     p.add_argument("--client-lr", type=float, default=0.5)
     p.add_argument("--out", type=Path, default=Path("bench-out/tuner_quality"))
     p.add_argument("--grid-only", action="store_true",
