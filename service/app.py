@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from service import errors, web
 from service.config import ServeConfig
 from service.errors import FieldError, ServiceError, validation_entries
+from service.paths import DataRootScope
 from service.plans import PlanCache, plan_body, plan_payload, round_plan, run_adapter_size
 from service.schemas import (
     PlanRequest,
@@ -106,6 +107,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app.state.studies = studies
     app.state.plan_cache = cache
     errors.install(app)
+    # every path a request names is checked against this root as the request is read
+    app.add_middleware(DataRootScope, root=config.data_root_resolved)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(TokenGuard, token=config.token)  # outermost: checked before anything
 

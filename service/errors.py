@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("floss.serve")
@@ -73,12 +74,18 @@ def validation_entries(errors: Sequence[Any]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     seen: set[str] = set()
     for err in errors:
-        name = _loc_name(tuple(err.get("loc", ())))
+        loc = tuple(err.get("loc", ()))
+        name = _loc_name(loc)
         if err.get("type") == "json_invalid":
             name = "body"
         message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         top = name.split(".")[0]
         accepted = ACCEPTED.get(name) or ACCEPTED.get(top) or ""
+        raised = (err.get("ctx") or {}).get("error")
+        if isinstance(raised, FieldError):  # a check that names its own field (base.fleet)
+            parent = _loc_name(loc[:-1])
+            name = raised.field if parent == "body" else f"{parent}.{raised.field}"
+            message, accepted = raised.message, raised.accepted or accepted
         if err.get("type") == "extra_forbidden":
             accepted = "no such field; see the request schema at /openapi.json"
         if name == "body" and not accepted:
@@ -93,6 +100,11 @@ def validation_entries(errors: Sequence[Any]) -> list[dict[str, str]]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_entries(exc.errors())}, status_code=422)
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_stored(_request: Request, exc: ValidationError) -> JSONResponse:
+        # a request read back from the storage (resume) is checked again, paths included
         return JSONResponse({"detail": validation_entries(exc.errors())}, status_code=422)
 
     @app.exception_handler(FieldError)

@@ -24,7 +24,7 @@ from planner.network import round_seconds, transfer_seconds
 from planner.plan import PlanError, plan
 from planner.render import header_lines, row_dicts
 from service.errors import FieldError, field_of_message
-from service.paths import looks_like_path, name_or_path
+from service.paths import looks_like_path
 from service.schemas import PlanRequest, RoundPlanRequest, RunSpec
 
 
@@ -73,11 +73,10 @@ def check_profile_name(value: str, *, kind: str, field: str) -> None:
 def resolve_profiles(req: PlanRequest, data_root: Path | None) -> tuple[str, str]:
     """(profile, model) as the planner should read them: names checked against the profile
     tables, paths confined to the data root."""
-    profile = name_or_path(req.profile, field="profile", data_root=data_root)
-    if profile == req.profile:
+    profile, model = req.profile, req.model  # paths: confined and parsed as the request was read
+    if not looks_like_path(profile):
         check_profile_name(profile, kind="network", field="profile")
-    model = name_or_path(req.model, field="model", data_root=data_root)
-    if model == req.model and req.lora_params is None:
+    if not looks_like_path(model) and req.lora_params is None:
         check_profile_name(model, kind="model", field="model")
     return profile, model
 
@@ -156,8 +155,8 @@ def plan_body(req: PlanRequest, data_root: Path | None, cache: PlanCache) -> byt
 def run_adapter_size(run: RunSpec, data_root: Path | None) -> int:
     from planner.profiles import load_model
 
-    model_ref = name_or_path(run.model, field="run.model", data_root=data_root)
-    if model_ref == run.model:
+    model_ref = run.model  # a path was confined and parsed as the request was read
+    if not looks_like_path(model_ref):
         check_profile_name(model_ref, kind="model", field="run.model")
     try:
         model = load_model(model_ref)

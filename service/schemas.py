@@ -20,6 +20,7 @@ from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
 from planner.render import fmt_density
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from service.errors import ACCEPTED
+from service.paths import ModelProfileRef, NetworkRef, RunConfigPaths
 from tuner.settings import METRICS, PRUNERS, SAMPLERS, TOPK_MODES
 
 Grid = str | list[int | float | str]
@@ -156,12 +157,16 @@ class PlanRequest(Strict):
     """The settings of ``floss-plan``, field for flag (``--d-down`` -> ``d_down``)."""
 
     budget: str = Field(default="50-dense-rounds", description=BUDGET_HELP, max_length=64)
-    profile: str = Field(default=DEFAULT_NETWORK, description=ACCEPTED["profile"], max_length=4096)
+    profile: NetworkRef = Field(
+        default=DEFAULT_NETWORK, description=ACCEPTED["profile"], max_length=4096
+    )
     down: float | None = Field(default=None, gt=0, description=ACCEPTED["down"])
     up: float | None = Field(default=None, gt=0, description=ACCEPTED["up"])
     up_slowdown: float | None = Field(default=None, gt=0, description=ACCEPTED["up_slowdown"])
     rtt_ms: float | None = Field(default=None, ge=0, description=ACCEPTED["rtt_ms"])
-    model: str = Field(default=DEFAULT_MODEL, description=ACCEPTED["model"], max_length=4096)
+    model: ModelProfileRef = Field(
+        default=DEFAULT_MODEL, description=ACCEPTED["model"], max_length=4096
+    )
     lora_params: int | None = Field(default=None, ge=1, description=ACCEPTED["lora_params"])
     num_labels: int | None = Field(default=None, ge=0, description=ACCEPTED["num_labels"])
     head_params: int = Field(default=0, ge=0)
@@ -254,7 +259,7 @@ class StudyRequest(Strict):
     """A tuning study: ``floss-tune run``'s flags, field for flag, and the base run config."""
 
     name: str = Field(..., description=ACCEPTED["name"], max_length=128)
-    base: dict[str, Any] = Field(default_factory=dict, description=ACCEPTED["base"])
+    base: RunConfigPaths = Field(default_factory=dict, description=ACCEPTED["base"])
     budget: str = Field(default="50-dense-rounds", description=BUDGET_HELP, max_length=64)
     n_trials: int = Field(default=20, ge=1, le=10_000)
     budget_scale: float = Field(default=1.0, gt=0, le=1)
@@ -362,11 +367,15 @@ class RunSpec(Strict):
     rank: int = Field(default=REF_RANK, ge=1, le=4096)
     d_down: float | str = Field(default=0.25, description="a density in (0, 1]")
     d_up: float | str = Field(default=0.25, description="a density in (0, 1]")
-    model: str = Field(default=DEFAULT_MODEL, description=ACCEPTED["model"], max_length=4096)
+    model: ModelProfileRef = Field(
+        default=DEFAULT_MODEL, description=ACCEPTED["model"], max_length=4096
+    )
     num_labels: int | None = Field(default=None, ge=0, description=ACCEPTED["num_labels"])
     head_params: int = Field(default=0, ge=0)
     precision: str = Field(default="fp32", description=ACCEPTED["precision"])
-    precision_down: str | None = Field(default=None, description="download precision (None: precision)")
+    precision_down: str | None = Field(
+        default=None, description="download precision (None: precision)"
+    )
     precision_up: str | None = Field(default=None, description="upload precision (None: precision)")
     encoding: str = Field(default="auto", description=ACCEPTED["encoding"])
 

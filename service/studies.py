@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.config import ServeConfig
 from service.errors import FieldError, ServiceError
-from service.paths import looks_like_path, under_root
+from service.paths import looks_like_path
 from service.schemas import StudyRequest
 from service.workers import Worker, WorkerPool, child_env, error_line, tail
 
@@ -104,30 +104,12 @@ class StudyManager:
         from tuner.runner import PlanArgs, metric_for
         from tuner.settings import METRIC_DIRECTION, TuneSettings
 
-        base = dict(req.base)
-        for key in ("data_path",):
-            if base.get(key) is not None:
-                base[key] = under_root(
-                    str(base[key]), field=f"base.{key}", data_root=self.data_root
-                )
-        model = base.get("model")
-        if isinstance(model, str) and looks_like_path(model):
-            absolute = model.startswith(("/", ".", "~"))
-            inside = self.data_root is not None and (self.data_root / model).exists()
-            if absolute or inside or model.endswith((".json", ".toml", ".yaml", ".yml")):
-                base["model"] = under_root(model, field="base.model", data_root=self.data_root)
-            # else: a hub id such as org/name; workers run in their own folder, so no relative
-            # path of the service's is reachable this way
+        base = dict(req.base)  # its paths were confined and parsed as the request was read
         network = base.get("network")
-        if isinstance(network, str):
-            if looks_like_path(network):
-                base["network"] = under_root(
-                    network, field="base.network", data_root=self.data_root
-                )
-            else:
-                from service.plans import check_profile_name
+        if isinstance(network, str) and not looks_like_path(network):
+            from service.plans import check_profile_name
 
-                check_profile_name(network, kind="network", field="base.network")
+            check_profile_name(network, kind="network", field="base.network")
         try:
             config = RunConfig.from_dict(base)
         except ValueError as exc:

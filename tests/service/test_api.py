@@ -446,11 +446,13 @@ def test_worker_command_runs_floss_tune_with_the_request(make_client: Any, data_
     """The stored request becomes floss-tune run's flags, field for flag."""
     client = make_client()
     studies = client.app.state.studies
+    from service.paths import data_root_scope
     from service.schemas import StudyRequest
 
-    req = StudyRequest.model_validate(
-        _study(data_root, "x", ranks=[2, 4], d_up="1,1/16", metric="val_loss", seed=3)
-    )
+    with data_root_scope(data_root):
+        req = StudyRequest.model_validate(
+            _study(data_root, "x", ranks=[2, 4], d_up="1,1/16", metric="val_loss", seed=3)
+        )
     checked, _config, direction = studies.checked_request(req)
     args = studies.cli_args(checked, Path("/w/base.json"))
     assert direction == "minimize"
