@@ -33,7 +33,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import FRACTIONS, RECIPE, ResultStore, fmt_pm, mean_sd  # noqa: E402
+from bench.common import (  # noqa: E402
+    FRACTIONS,
+    PARTITION_CHANGES,
+    RECIPE,
+    TASKS,
+    ResultStore,
+    fmt_pm,
+    mean_sd,
+)
 
 # name -> RunConfig changes; {S} is filled per slowdown
 METHODS: dict[str, dict[str, Any]] = {
@@ -56,7 +64,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dense-rounds", type=float, default=50.0, help="budget in dense rounds")
     p.add_argument("--scale", type=float, default=0.2, help="share of the budget that fits here")
     p.add_argument("--slowdowns", default="1,4,16")
-    p.add_argument("--partitions", default="iid,dirichlet")
+    p.add_argument("--task", choices=sorted(TASKS), default="fortunes",
+                   help="fortunes (4 categories) or debian-packages (sections; natural = by maintainer)")  # fmt: skip
+    p.add_argument("--partitions", default="iid,dirichlet", help="iid, dirichlet, natural")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--methods", default=",".join([*METHODS, TUNE_PICK]))
     p.add_argument("--sa-density", type=float, default=0.25, help="SparseAdapter mask density")
@@ -100,14 +110,15 @@ def run_config(
         elif changes["method"] == "floss":
             extra["d_up"] = changes["d_down"] / s  # the thesis heuristic d_up = d_down / S
     return RunConfig(
-        **recipe(args), seed=seed, up_slowdown=s, partition=part, budget=budget_text(args),
+        **recipe(args, part), seed=seed, up_slowdown=s, budget=budget_text(args),
         **extra, **changes,
     )  # fmt: skip
 
 
-def recipe(args: argparse.Namespace) -> dict[str, Any]:
-    """bench.common.RECIPE with this bench's model and client optimizer."""
-    return {**RECIPE, "model": args.model, "client_optimizer": args.client_optimizer,
+def recipe(args: argparse.Namespace, part: str) -> dict[str, Any]:
+    """bench.common.RECIPE with this bench's task, partition, model and client optimizer."""
+    return {**RECIPE, **TASKS[args.task], **PARTITION_CHANGES.get((args.task, part), {}),
+            "partition": part, "model": args.model, "client_optimizer": args.client_optimizer,
             "client_lr": args.client_lr}  # fmt: skip
 
 
@@ -161,7 +172,7 @@ def tune_pick(args: argparse.Namespace, *, s: float, part: str) -> dict[str, Any
     folder = args.out / f"tune-S{s:g}-{part}"
     folder.mkdir(parents=True, exist_ok=True)
     base = replace(
-        RunConfig(**recipe(args), seed=0, up_slowdown=s, partition=part)
+        RunConfig(**recipe(args, part), seed=0, up_slowdown=s)
     )
     base.save(folder / "base.yaml")
     cmd = [
@@ -200,12 +211,13 @@ def main() -> None:
     print(f"bench: {vars(args)}; budget {budget_text(args)}", flush=True)
     t0 = time.perf_counter()
     picks: dict[tuple[float, str], dict[str, Any]] = {}
-    workloads: dict[int, Any] = {}
+    workloads: dict[tuple[int, bool], Any] = {}  # a natural partition keeps the client column
     for part in parts:  # partition-major: the first partition gets all its seeds first
         for seed in seeds:
-            if seed not in workloads:
-                workloads[seed] = prepare(RunConfig(**recipe(args), seed=seed))
-            wl = workloads[seed]
+            wkey = (seed, part == "natural")
+            if wkey not in workloads:
+                workloads[wkey] = prepare(RunConfig(**recipe(args, part), seed=seed))
+            wl = workloads[wkey]
             for s in slowdowns:
                 for name in names:
                     key = f"{name}|S{s:g}|{part}|seed{seed}"

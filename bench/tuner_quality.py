@@ -42,9 +42,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import RECIPE, ResultStore, mean_sd, spearman  # noqa: E402
+from bench.common import (  # noqa: E402
+    PARTITION_CHANGES,
+    RECIPE,
+    TASKS,
+    ResultStore,
+    mean_sd,
+    spearman,
+)
 
 SHORT = (0.125, 0.25, 0.5)
+# Evaluation sets large enough to resolve a point: >= 1,000 validation and 1,000 test texts,
+# evaluated whole (fortunes' 4 categories hold 4,638 texts: 22 % each is ~1,020; the recipe's
+# clients use 30 x 16 training texts, so the larger held-out share costs no training data).
+EVAL: dict[str, dict[str, Any]] = {
+    "fortunes": {"val_fraction": 0.22, "test_fraction": 0.22, "max_eval_examples": None},
+    "debian-packages": {},  # bench.common.TASKS: 15 % + 15 %, ~1,280 each, whole
+}
+DEFAULT_PARTITION = {"fortunes": "iid", "debian-packages": "natural"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,7 +74,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cap", type=float, default=0.25, help="search compute cap, share of grid's")
     p.add_argument("--study-seeds", default="0,1,2")
     p.add_argument("--levels", type=int, default=3, help="floss-tune --levels")
-    p.add_argument("--seed", type=int, default=0, help="training seed of every run")
+    p.add_argument("--seed", type=int, default=0, help="training seed of the studies' runs")
+    p.add_argument("--train-seeds", default="0,1",
+                   help="training seeds of the ground truth: a cell's accuracy is their mean")
+    p.add_argument("--task", choices=sorted(TASKS), default="fortunes")
+    p.add_argument("--partition", default=None,
+                   help="iid | dirichlet | natural (default: iid on fortunes, natural on debian)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model", default=RECIPE["model"], help="tiny-random-bert: a smoke test")
     p.add_argument("--client-optimizer", default="sgd",
@@ -76,14 +96,17 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.quick:
         args.scale, args.ranks, args.study_seeds = 0.03, "16", "0"
-        args.d_down, args.d_up = "1,1/4,1/16", "1,1/16,1/64,1/256"
+        args.d_down, args.d_up, args.train_seeds = "1,1/4,1/16", "1,1/16,1/64,1/256", "0"
+    args.partition = args.partition or DEFAULT_PARTITION[args.task]
     return args
 
 
 def recipe(args: argparse.Namespace) -> dict[str, Any]:
-    """bench.common.RECIPE with this bench's model and client optimizer."""
-    return {**RECIPE, "model": args.model, "client_optimizer": args.client_optimizer,
-            "client_lr": args.client_lr}  # fmt: skip
+    """bench.common.RECIPE with this bench's task, evaluation sets, model and client optimizer."""
+    return {**RECIPE, **TASKS[args.task], **EVAL[args.task],
+            **PARTITION_CHANGES.get((args.task, args.partition), {}),
+            "partition": args.partition, "model": args.model,
+            "client_optimizer": args.client_optimizer, "client_lr": args.client_lr}  # fmt: skip
 
 
 def densities(text: str) -> list[float]:
@@ -104,30 +127,44 @@ def key_of(method: str, rank: int, d_down: float, d_up: float) -> str:
 
 
 def ground_truth(args: argparse.Namespace, store: ResultStore) -> dict[str, dict[str, Any]]:
-    """Every grid configuration on the whole budget; returns key -> row."""
+    """Every grid configuration on the whole budget, once per training seed; returns key -> the
+    mean row over seeds (accuracies averaged, client steps summed per seed and averaged)."""
     from bench.budget_frontier import train_one
     from trainer.config import RunConfig
     from trainer.run import prepare
 
-    wl = None
     grid = list(itertools.product(
         [int(r) for r in args.ranks.split(",")], densities(args.d_down), densities(args.d_up)
     ))  # fmt: skip
-    out: dict[str, dict[str, Any]] = {}
-    for rank, dd, du in grid:
-        key = key_of("floss", rank, dd, du)
-        if not store.done(key):
-            cfg = RunConfig(**recipe(args), seed=args.seed, up_slowdown=args.up_slowdown,
-                            budget=budget_text(args), method="floss", rank=rank, d_down=dd,
-                            d_up=du)  # fmt: skip
-            if wl is None:
-                wl = prepare(cfg)
-            row = train_one(cfg, wl)
-            row.update(name=key, rank=rank, d_down=dd, d_up=du)
-            store.add(row)
-            print(f"grid {key:28} rounds {row['rounds']:4d}  val {row['val_accuracy']:.4f}  "
-                  f"test {row['test_accuracy']:.4f}  steps {row['client_steps']}", flush=True)  # fmt: skip
-        out[key] = store.rows[key]
+    seeds = [int(x) for x in args.train_seeds.split(",")]
+    per_seed: dict[str, list[dict[str, Any]]] = {}
+    for seed in seeds:
+        wl = None
+        for rank, dd, du in grid:
+            key = key_of("floss", rank, dd, du)
+            name = f"{key}|seed{seed}"
+            if not store.done(name):
+                cfg = RunConfig(**recipe(args), seed=seed, up_slowdown=args.up_slowdown,
+                                budget=budget_text(args), method="floss", rank=rank, d_down=dd,
+                                d_up=du)  # fmt: skip
+                if wl is None:
+                    wl = prepare(cfg)
+                row = train_one(cfg, wl)
+                row.update(name=name, key=key, seed=seed, rank=rank, d_down=dd, d_up=du)
+                store.add(row)
+                print(f"grid {name:34} rounds {row['rounds']:4d}  val {row['val_accuracy']:.4f}  "
+                      f"test {row['test_accuracy']:.4f}  steps {row['client_steps']}", flush=True)  # fmt: skip
+            per_seed.setdefault(key, []).append(store.rows[name])
+    return {key: _mean_row(rows) for key, rows in per_seed.items()}
+
+
+def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One grid cell over its training seeds: mean accuracies and steps, the seeds' test spread,
+    and seed 0's curve (the studies train on seed --seed)."""
+    out = dict(rows[0])
+    for k in ("val_accuracy", "test_accuracy", "client_steps", "rounds"):
+        out[k] = sum(r[k] for r in rows) / len(rows)
+    out["test_by_seed"] = [r["test_accuracy"] for r in rows]
     return out
 
 

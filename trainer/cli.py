@@ -67,6 +67,15 @@ def values_text(cfg: Any) -> str:
     return text + ("error feedback, " if cfg.error_feedback else "")
 
 
+def clients_text(cfg: Any) -> str:
+    """The population a round samples from: num_clients, or the natural partition's clients."""
+    if cfg.partition != "natural":
+        return str(cfg.num_clients)
+    held = f" with >= {cfg.min_client_examples} examples" if cfg.min_client_examples > 1 else ""
+    by = "Maintainer" if cfg.data == "debian-packages" else repr(cfg.client_column)
+    return f"the natural partition's (by {by}{held})"
+
+
 def fleet_line(cfg: Any) -> str | None:
     """With a fleet: its round and density policies, and that --network is not used."""
     if cfg.fleet is None:
@@ -201,8 +210,33 @@ def train_command(
         str | None, _cfg("model", "all-minilm-l6-v2, a local folder or a hub id")
     ] = None,
     task: Annotated[str | None, _cfg("task", "classification | lm")] = None,
-    data: Annotated[str | None, _cfg("data", "fortunes | csv | jsonl | 20newsgroups | hf")] = None,
-    data_path: Annotated[str | None, _cfg("data_path", "data folder, file or dataset name")] = None,
+    data: Annotated[
+        str | None,
+        _cfg("data", "fortunes | debian-packages | csv | jsonl | parquet | hf | 20newsgroups"),
+    ] = None,
+    data_path: Annotated[
+        str | None,
+        _cfg(
+            "data_path",
+            "data folder or file: fortunes folder, saved `apt-cache dumpavail`, CSV/JSONL/Parquet "
+            "file, a dataset saved with save_to_disk (hf), or a hub name (hf, online)",
+        ),
+    ] = None,
+    text_column: Annotated[str | None, _cfg("text_column", "the text column of a table")] = None,
+    label_column: Annotated[
+        str | None, _cfg("label_column", "the label column of a table")
+    ] = None,
+    client_column: Annotated[
+        str | None, _cfg("client_column", "the client column of a table (--partition natural)")
+    ] = None,
+    sections: Annotated[
+        str | None,
+        _cfg(
+            "sections",
+            "debian-packages: Sections used as labels, a comma list or 'all' (none = the topic "
+            "sections, docs/trainer.md)",
+        ),
+    ] = None,
     partition: Annotated[str | None, _cfg("partition", "iid | dirichlet | natural")] = None,
     dirichlet_alpha: Annotated[
         float | None, _cfg("dirichlet_alpha", "Dirichlet concentration alpha")
@@ -210,6 +244,13 @@ def train_command(
     max_length: Annotated[int | None, _cfg("max_length", "tokens per text")] = None,
     max_examples_per_client: Annotated[
         int | None, _cfg("max_examples_per_client", "cap on examples per client")
+    ] = None,
+    min_client_examples: Annotated[
+        int | None,
+        _cfg(
+            "min_client_examples",
+            "--partition natural: clients with fewer training examples sit out the run",
+        ),
     ] = None,
     max_eval_examples: Annotated[
         int | None,
@@ -311,7 +352,7 @@ def train_command(
         typer.echo(
             f"method {cfg.method}, rank {cfg.rank}, d_down {cfg.effective_densities[0]:g}, "
             f"d_up {cfg.effective_densities[1]:g}, {values_text(cfg)}{rounds_text} x "
-            f"{cfg.clients_per_round} of {cfg.num_clients} clients; out {out_dir}"
+            f"{cfg.clients_per_round} of {clients_text(cfg)} clients; out {out_dir}"
         )
         typer.echo(eval_line(cfg))
         fleet_text = fleet_line(cfg)

@@ -24,7 +24,11 @@ TOPK_MODES = ("global", "per-tensor")
 CLIENT_OPTIMIZERS = ("sgd", "adam", "adamw")
 SERVER_OPTIMIZERS = ("fedadam", "fedavg", "fedavgm")
 TASKS = ("classification", "lm")
-DATA_SOURCES = ("fortunes", "csv", "jsonl", "20newsgroups", "hf")
+DATA_SOURCES = ("fortunes", "debian-packages", "csv", "jsonl", "parquet", "hf", "20newsgroups")
+# the sources whose data_path is a file or folder the run must be given
+DATA_NEEDS_PATH = ("csv", "jsonl", "parquet", "hf")
+# the sources that carry plain texts for task=lm
+LM_SOURCES = ("fortunes", "debian-packages", "csv", "jsonl", "parquet")
 PARTITIONS = ("iid", "dirichlet", "natural")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -182,13 +186,30 @@ class RunConfig:
     # model and data
     model: str = field(default=DEFAULT_MODEL, metadata=_h("packaged name, local path or hub id"))
     task: str = field(default="classification", metadata=_h("classification | lm"))
-    data: str = field(default="fortunes", metadata=_h("fortunes | csv | jsonl | 20newsgroups | hf"))
-    data_path: str | None = field(
-        default=None, metadata=_h("fortunes folder, CSV/JSONL file, or hf dataset name")
+    data: str = field(
+        default="fortunes",
+        metadata=_h("fortunes | debian-packages | csv | jsonl | parquet | hf | 20newsgroups"),
     )
-    text_column: str = field(default="text", metadata=_h("CSV/JSONL text column"))
-    label_column: str = field(default="label", metadata=_h("CSV/JSONL label column"))
-    client_column: str = field(default="client", metadata=_h("CSV/JSONL client column"))
+    data_path: str | None = field(
+        default=None,
+        metadata=_h(
+            "fortunes folder; debian-packages: a saved `apt-cache dumpavail` (default: this "
+            "machine's lists); a CSV/JSONL/Parquet file; hf: a save_to_disk folder, a data "
+            "file or folder, or a hub name (online)"
+        ),
+    )
+    text_column: str = field(default="text", metadata=_h("table/dataset text column"))
+    label_column: str = field(default="label", metadata=_h("table/dataset label column"))
+    client_column: str = field(
+        default="client", metadata=_h("table/dataset client column (partition natural)")
+    )
+    sections: str | None = field(
+        default=None,
+        metadata=_h(
+            "debian-packages: the Sections used as labels, a comma list or 'all' "
+            "(None: the topic sections of trainer.debian.DEFAULT_SECTIONS)"
+        ),
+    )
     min_examples_per_class: int = field(default=200, metadata=_h("drop rarer classes"))
     partition: str = field(default="iid", metadata=_h("iid | dirichlet | natural"))
     dirichlet_alpha: float = field(default=0.1, metadata=_h("Dirichlet concentration"))
@@ -196,6 +217,10 @@ class RunConfig:
     val_fraction: float = field(default=0.1, metadata=_h("share of examples for validation"))
     test_fraction: float = field(default=0.1, metadata=_h("share of examples for test"))
     max_examples_per_client: int | None = field(default=None, metadata=_h("cap per client"))
+    min_client_examples: int = field(
+        default=1,
+        metadata=_h("natural partition: clients with fewer training examples sit out the run"),
+    )
     max_eval_examples: int | None = field(
         default=DEFAULT_MAX_EVAL_EXAMPLES,
         metadata=_h("cap on validation and test sets (seeded subsamples); None or 0 = all"),
@@ -320,8 +345,23 @@ class RunConfig:
             raise TrainerError(f"model must be a name or path, but got {self.model!r}.")
         _choice(self.task, "task", TASKS)
         _choice(self.data, "data", DATA_SOURCES)
-        if self.data in ("csv", "jsonl", "hf") and not self.data_path:
+        if self.data in DATA_NEEDS_PATH and not self.data_path:
             raise TrainerError(f"data={self.data!r} needs data_path (a file or dataset name).")
+        for name in ("text_column", "label_column", "client_column"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise TrainerError(f"{name} must be a column name, but got {value!r}.")
+        if self.sections is not None:
+            if self.data != "debian-packages":
+                raise TrainerError(
+                    f"sections picks the labels of data=debian-packages; data={self.data!r} "
+                    "has none (drop sections)."
+                )
+            from trainer.debian import parse_sections  # stdlib only
+
+            if not isinstance(self.sections, str):
+                raise TrainerError(f"sections must be text, but got {self.sections!r}.")
+            parse_sections(self.sections)
         if self.data_path is not None and not isinstance(self.data_path, str):
             s(self, "data_path", str(self.data_path))
         _int(self.min_examples_per_class, "min_examples_per_class", low=1)
@@ -336,6 +376,12 @@ class RunConfig:
                 f"{self.val_fraction} + {self.test_fraction}."
             )
         _int(self.max_examples_per_client, "max_examples_per_client", low=1, optional=True)
+        _int(self.min_client_examples, "min_client_examples", low=1)
+        if self.min_client_examples > 1 and self.partition != "natural":
+            raise TrainerError(
+                f"min_client_examples={self.min_client_examples} filters the clients of "
+                f"partition='natural'; partition={self.partition!r} makes its own clients."
+            )
         if self.max_eval_examples == 0 and not isinstance(self.max_eval_examples, bool):
             s(self, "max_eval_examples", None)  # 0: no cap (a CLI flag cannot say None)
         _int(self.max_eval_examples, "max_eval_examples", low=1, optional=True)
@@ -354,9 +400,9 @@ class RunConfig:
         _choice(self.device, "device", DEVICES)
         _choice(self.amp, "amp", AMP_MODES)
         self._check_wire()
-        if self.task == "lm" and self.data not in ("fortunes", "csv", "jsonl"):
+        if self.task == "lm" and self.data not in LM_SOURCES:
             raise TrainerError(
-                f"task='lm' reads plain texts from fortunes, csv or jsonl, not {self.data!r}."
+                f"task='lm' reads plain texts from {', '.join(LM_SOURCES)}, not {self.data!r}."
             )
 
     @property

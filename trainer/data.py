@@ -1,4 +1,5 @@
-"""Text sources (fortunes, CSV, JSONL, 20NewsGroups, HF datasets) and the seeded split.
+"""Text sources (fortunes, Debian package descriptions, users' tables, 20NewsGroups, HF
+datasets) and the seeded split.
 
 Everything here is plain Python + numpy: a ``TextDataset`` is texts, integer labels, label names
 and optional client ids; tokenization happens once, later, in ``trainer.tokens``.
@@ -6,17 +7,17 @@ and optional client ids; tokenization happens once, later, in ``trainer.tokens``
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trainer.debian import debian_rows
 from trainer.errors import TrainerError
+from trainer.tables import read_table
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -32,6 +33,7 @@ class TextDataset:
     labels: list[int]  # all 0 for language modelling
     label_names: list[str]
     clients: list[str] | None = None  # natural partition key, one per text
+    source: str = ""  # where the texts came from, for the run's log (rows read, which lists)
 
     @property
     def num_labels(self) -> int:
@@ -71,64 +73,9 @@ def read_fortunes(folder: str | Path) -> tuple[list[str], list[str]]:
     return texts, cats
 
 
-def _rows_csv(path: Path) -> list[dict[str, Any]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _rows_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise TrainerError(f"{str(path)!r} line {i} is not JSON.") from None
-        if not isinstance(row, dict):
-            raise TrainerError(f"{str(path)!r} line {i} is not a JSON object.")
-        rows.append(row)
-    return rows
-
-
-def read_table(config: RunConfig) -> tuple[list[str], list[str], list[str] | None]:
-    """(texts, labels, clients or None) from a CSV or JSONL file."""
-    path = Path(str(config.data_path))
-    if not path.is_file():
-        raise TrainerError(f"data_path {str(path)!r} is not a file.")
-    try:
-        rows = _rows_csv(path) if config.data == "csv" else _rows_jsonl(path)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TrainerError(f"cannot read {str(path)!r}: {exc}.") from None
-    if not rows:
-        raise TrainerError(f"{str(path)!r} holds no rows.")
-    need = [config.text_column]
-    if config.task == "classification":
-        need.append(config.label_column)
-    if config.partition == "natural":
-        need.append(config.client_column)
-    for col in need:
-        if col not in rows[0]:
-            raise TrainerError(
-                f"{str(path)!r} has no column {col!r} (columns: {', '.join(map(str, rows[0]))})."
-            )
-    texts, labels, clients = [], [], []
-    for i, row in enumerate(rows, start=1):
-        text = row.get(config.text_column)
-        if not isinstance(text, str) or not text.strip():
-            raise TrainerError(f"{str(path)!r} row {i} has an empty {config.text_column!r}.")
-        texts.append(text)
-        label = row.get(config.label_column, "")
-        if config.task == "classification" and (label is None or str(label) == ""):
-            raise TrainerError(f"{str(path)!r} row {i} has no {config.label_column!r}.")
-        labels.append(str(label))
-        clients.append(str(row.get(config.client_column, "")))
-    has_clients = config.partition == "natural"
-    return texts, labels, clients if has_clients else None
-
-
 def read_online(config: RunConfig) -> tuple[list[str], list[str]]:
-    """20NewsGroups (scikit-learn) or a Hugging Face dataset; both need a network or a cache."""
+    """20NewsGroups (scikit-learn) or a Hugging Face hub dataset by name; both need a network or
+    a cache (a dataset on disk is read by ``trainer.tables``, offline)."""
     offline = (
         os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
     )
@@ -159,11 +106,21 @@ def read_online(config: RunConfig) -> tuple[list[str], list[str]]:
         ) from None
 
 
+def _local(config: RunConfig) -> bool:
+    """data=hf names a dataset on disk (read offline) rather than a hub dataset."""
+    return config.data_path is not None and Path(config.data_path).expanduser().exists()
+
+
 def load_texts(config: RunConfig) -> TextDataset:
     clients: list[str] | None = None
+    source = f"data={config.data}" + (f" ({config.data_path})" if config.data_path else "")
     if config.data == "fortunes":
         texts, raw = read_fortunes(config.data_path or FORTUNES_DIR)
-    elif config.data in ("csv", "jsonl"):
+    elif config.data == "debian-packages":
+        deb = debian_rows(config.data_path, config.sections)
+        texts, raw, source = deb.texts, deb.sections, deb.provenance
+        clients = deb.maintainers if config.partition == "natural" else None
+    elif config.data in ("csv", "jsonl", "parquet") or (config.data == "hf" and _local(config)):
         texts, raw, clients = read_table(config)
     else:
         texts, raw = read_online(config)
@@ -173,7 +130,11 @@ def load_texts(config: RunConfig) -> TextDataset:
         )
     if config.task == "lm":
         return TextDataset(
-            texts=texts, labels=[0] * len(texts), label_names=["text"], clients=clients
+            texts=texts,
+            labels=[0] * len(texts),
+            label_names=["text"],
+            clients=clients,
+            source=f"{source}: {len(texts):,} texts",
         )
     counts = Counter(raw)
     keep = sorted(c for c, n in counts.items() if n >= config.min_examples_per_class)
@@ -189,6 +150,7 @@ def load_texts(config: RunConfig) -> TextDataset:
         labels=[index[raw[i]] for i in rows],
         label_names=keep,
         clients=[clients[i] for i in rows] if clients is not None else None,
+        source=f"{source}: {len(rows):,} texts in {len(keep)} classes",
     )
 
 

@@ -71,3 +71,47 @@ def cap_clients(
         np.sort(rng.choice(p, size=max_examples, replace=False)) if len(p) > max_examples else p
         for p in parts
     ]
+
+
+def partition_stats(
+    parts: list[NDArray[np.int64]], labels: NDArray[np.int64], *, batch_size: int
+) -> dict[str, object]:
+    """The partition's shape: clients, examples and distinct labels per client (min, median,
+    max), and how many clients hold fewer examples than one batch."""
+    sizes = np.asarray([len(p) for p in parts], dtype=np.int64)
+    distinct = np.asarray([len(np.unique(labels[p])) for p in parts], dtype=np.int64)
+
+    def summary(values: NDArray[np.int64]) -> dict[str, float]:
+        return {
+            "min": int(values.min()),
+            "median": float(np.median(values)),
+            "max": int(values.max()),
+        }
+
+    return {
+        "clients": len(parts),
+        "examples": int(sizes.sum()),
+        "examples_per_client": summary(sizes),
+        "labels_per_client": summary(distinct),
+        "batch_size": batch_size,
+        "clients_below_batch": int((sizes < batch_size).sum()),
+    }
+
+
+def describe_partition(stats: dict[str, object], *, partition: str) -> str:
+    """One line for the run's log: the shape of the clients, and what a small client does."""
+    ex = stats["examples_per_client"]
+    lab = stats["labels_per_client"]
+    assert isinstance(ex, dict) and isinstance(lab, dict)
+    line = (
+        f"clients ({partition}): {stats['clients']:,} holding {stats['examples']:,} training "
+        f"examples; per client min {ex['min']:,} / median {ex['median']:g} / max {ex['max']:,}, "
+        f"labels per client min {lab['min']} / median {lab['median']:g} / max {lab['max']}"
+    )
+    small = stats["clients_below_batch"]
+    if small:
+        line += (
+            f"; {small:,} clients hold fewer than a batch ({stats['batch_size']}): each trains "
+            "one smaller batch per local epoch, and its update counts as much as any other's"
+        )
+    return line

@@ -16,7 +16,8 @@ from planner import paths as _paths
 from trainer.errors import TrainerError
 
 # What train() writes into its out_dir (trainer.run, trainer.records, trainer.checkpoint).
-RUN_FILES = ("rounds.jsonl", "rounds.csv", "config.yaml", "summary.json")
+CLIENTS_FILE = "clients.json"  # the data's provenance and the partition's shape
+RUN_FILES = ("rounds.jsonl", "rounds.csv", "config.yaml", "summary.json", CLIENTS_FILE)
 RUN_DIRS = ("checkpoint", "checkpoint.old", "adapter", "base_model")
 TMP_CHECKPOINT_PREFIX = "checkpoint.tmp-"
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from planner.fleet import FleetSetup, check_deadline_reachable, fleet_round, served_shares
@@ -32,7 +33,8 @@ from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
 from trainer.methods import TopK, make_method
 from trainer.modeling import TINY_BERT, TINY_GPT2
-from trainer.paths import clear_run
+from trainer.partition import describe_partition, partition_stats
+from trainer.paths import CLIENTS_FILE, clear_run
 from trainer.records import RecordWriter, RoundRecord, json_safe
 from trainer.round import (
     ClientUpdate,
@@ -206,7 +208,14 @@ def train(
         trainee.device,
         trainee.amp,
     )
-    clients = [torch.as_tensor(r, device=device) for r in wl.client_rows(config)]
+    rows = wl.client_rows(config)
+    client_stats = partition_stats(
+        rows, np.asarray(wl.dataset.labels, dtype=np.int64), batch_size=config.batch_size
+    )
+    if log is not None:
+        log(wl.dataset.source)
+        log(describe_partition(client_stats, partition=config.partition))
+    clients = [torch.as_tensor(r, device=device) for r in rows]
     val_rows = torch.as_tensor(wl.val_rows(config), device=device)
     test_rows = torch.as_tensor(wl.test_rows(config), device=device)
     server = ServerState(adapter.flat, config)
@@ -244,6 +253,11 @@ def train(
         clear_run(out)
     if out is not None:
         config.save(out / "config.yaml")
+        (out / CLIENTS_FILE).write_text(
+            json.dumps({"data": wl.dataset.source, **client_stats}, indent=2, sort_keys=True)
+            + "\n",
+            encoding="utf-8",
+        )
     writer = RecordWriter(out, existing=records) if out is not None else None
     cum_bytes = records[-1].cum_bytes if records else 0
     cum_sim = records[-1].cum_sim_seconds if records else 0.0

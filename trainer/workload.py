@@ -29,6 +29,7 @@ WORKLOAD_FIELDS = (
     "text_column",
     "label_column",
     "client_column",
+    "sections",
     "min_examples_per_class",
     "max_length",
     "val_fraction",
@@ -79,10 +80,16 @@ class Workload:
         if config.partition == "natural":
             assert self.dataset.clients is not None  # load_texts guarantees it
             parts = natural_partition(train, self.dataset.clients)
+            parts = [p for p in parts if len(p) >= config.min_client_examples]
             if config.clients_per_round > len(parts):
+                held = (
+                    f" holding >= min_client_examples={config.min_client_examples} examples"
+                    if config.min_client_examples > 1
+                    else ""
+                )
                 raise TrainerError(
                     f"clients_per_round={config.clients_per_round} exceeds the {len(parts)} "
-                    "clients of the natural partition."
+                    f"clients of the natural partition{held}."
                 )
         elif config.partition == "dirichlet":
             labels = np.asarray(self.dataset.labels, dtype=np.int64)

@@ -10,7 +10,7 @@ Files written to the export folder:
   are the same file). ``base_model_name_or_path`` is what PEFT can load: the packaged model's
   folder, a local folder's absolute path, or the hub id. PEFT has no field for the
   communication densities; they are in ``run.yaml``;
-* ``trials.csv`` (and ``trials.parquet`` when pyarrow or fastparquet is installed), ``rounds.csv``
+* ``trials.csv`` and ``trials.parquet`` (pyarrow), ``rounds.csv``
   with every RoundRecord of every trial;
 * ``flower/run_config.toml`` and ``flower/pyproject-snippet.toml``: the same run as a Flower run
   config (``flwr run --run-config``; ``[tool.flwr.app.config]``), see ``tuner.flower``;
@@ -41,14 +41,15 @@ if TYPE_CHECKING:
 PEFT_TASK = {"classification": "SEQ_CLS", "lm": "CAUSAL_LM"}
 
 
-def parquet_engine() -> str | None:
-    for engine in ("pyarrow", "fastparquet"):
-        try:
-            __import__(engine)
-        except ImportError:
-            continue
-        return engine
-    return None
+def require_parquet() -> None:
+    """trials.parquet is part of every export: pyarrow (the train extra) must be there."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise TuneError(
+            "floss-tune export writes trials.parquet and needs pyarrow: pip install pyarrow "
+            "(floss's train extra holds it)."
+        ) from None
 
 
 def peft_base_model(model: str) -> str:
@@ -157,6 +158,7 @@ def export_study(
         raise TuneError(
             f"study {study.study_name!r} has no trial that finished its budget; nothing to export."
         )
+    require_parquet()  # before any file is written
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     config = RunConfig.from_dict(full)
@@ -184,12 +186,8 @@ def export_study(
     frame = trials_frame(study)
     frame.to_csv(out_dir / "trials.csv", index=False)
     lines.append(f"{out_dir / 'trials.csv'}: all {len(frame)} trials")
-    engine = parquet_engine()
-    if engine is None:
-        lines.append("trials.parquet skipped: no Parquet engine (pip install pyarrow)")
-    else:
-        frame.to_parquet(out_dir / "trials.parquet", index=False, engine=engine)
-        lines.append(f"{out_dir / 'trials.parquet'}: all trials ({engine})")
+    frame.to_parquet(out_dir / "trials.parquet", index=False, engine="pyarrow")
+    lines.append(f"{out_dir / 'trials.parquet'}: all {len(frame)} trials (Parquet)")
     records = records_frame(study)
     records.to_csv(out_dir / "rounds.csv", index=False)
     lines.append(f"{out_dir / 'rounds.csv'}: {len(records)} RoundRecords of all trials")

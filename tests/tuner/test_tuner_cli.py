@@ -205,7 +205,14 @@ def test_show_and_export_subcommands(tuned: tuple[Path, str, object], tmp_path: 
     )
     assert exported.exit_code == 0, exported.output
     assert (tmp_path / "x" / "run.yaml").exists()
-    assert "trials.parquet" in exported.output  # written, or skipped with the reason
+    import pandas as pd
+
+    csv_trials = pd.read_csv(tmp_path / "x" / "trials.csv")
+    parquet_trials = pd.read_parquet(tmp_path / "x" / "trials.parquet")
+    assert f"{tmp_path / 'x' / 'trials.parquet'}: all trials" in exported.output
+    assert list(parquet_trials.columns) == list(csv_trials.columns)
+    assert len(parquet_trials) == len(csv_trials) > 0
+    assert parquet_trials["trial"].tolist() == csv_trials["trial"].tolist()
 
 
 def test_resume_with_another_budget_is_refused(tuned: tuple[Path, str, object]) -> None:
