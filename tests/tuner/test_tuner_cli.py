@@ -209,8 +209,8 @@ def test_show_and_export_subcommands(tuned: tuple[Path, str, object], tmp_path: 
 
     csv_trials = pd.read_csv(tmp_path / "x" / "trials.csv")
     parquet_trials = pd.read_parquet(tmp_path / "x" / "trials.parquet")
-    assert f"{tmp_path / 'x' / 'trials.parquet'}: all trials" in exported.output
     assert list(parquet_trials.columns) == list(csv_trials.columns)
+    assert f"{tmp_path / 'x' / 'trials.parquet'}: all {len(csv_trials)} trials" in exported.output
     assert len(parquet_trials) == len(csv_trials) > 0
     assert parquet_trials["trial"].tolist() == csv_trials["trial"].tolist()
 
