@@ -107,7 +107,11 @@ def run_command(
         str | None, typer.Option(help="model name, local path or hub id (default all-minilm-l6-v2)")
     ] = None,
     data: Annotated[
-        str | None, typer.Option(help="fortunes, csv, jsonl, 20newsgroups, hf (default fortunes)")
+        str | None,
+        typer.Option(
+            help="fortunes, debian-packages, csv, jsonl, parquet, hf, 20newsgroups "
+            "(default fortunes)"
+        ),
     ] = None,
     data_path: Annotated[str | None, typer.Option(help="data file or folder")] = None,
     num_clients: Annotated[
