@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,13 @@ def test_split_metrics(result: Any, records: list[dict[str, Any]]) -> dict[str, 
     return out
 
 
+def stop_study(study: optuna.Study) -> None:
+    """Stop ``study.optimize`` after this trial. Outside it (``tuner.worker``'s loop, which
+    checks the compute cap itself between trials) Optuna raises RuntimeError: nothing to stop."""
+    with suppress(RuntimeError):
+        study.stop()
+
+
 class TrialSkipped(Exception):
     """A trial that trains nothing because the same configuration is running or waiting as an
     earlier trial (two workers enqueued one seed). ``run_study`` lets Optuna mark it failed and
@@ -250,7 +258,7 @@ class Objective:
         cap = self.settings.max_client_steps
         if cap is not None and steps_before >= cap:
             trial.set_user_attr(ATTR_END, "capped")
-            trial.study.stop()
+            stop_study(trial.study)
             raise optuna.TrialPruned("compute cap reached before this trial")
         reporter = FidelityReporter(
             trial=trial,
@@ -293,7 +301,7 @@ class Objective:
         if reporter.pruned or reporter.capped:
             self._finish(trial, reporter, "pruned" if reporter.pruned else "capped")
             if reporter.capped:
-                trial.study.stop()
+                stop_study(trial.study)
             raise optuna.TrialPruned()
         if halted or result is None:  # failed, with end = interrupted: a rerun trains it again
             self._finish(trial, reporter, "interrupted")

@@ -117,6 +117,10 @@ class TuneSettings:
         default=None,
         metadata={"help": "objective (validation only); None: val_accuracy, val_loss for lm"},
     )
+    heartbeat_seconds: int = field(
+        default=30,
+        metadata={"help": "SQLite/PostgreSQL: a worker's beat; 3 missed = its trial is retried"},
+    )
 
     def __post_init__(self) -> None:
         check_study_name(self.study_name)
@@ -148,6 +152,7 @@ class TuneSettings:
             _at_least(self.trial_clients_per_round, 1, "--trial-clients-per-round")
         if self.metric is not None:
             check_metric(self.metric)
+        _at_least(self.heartbeat_seconds, 1, "--heartbeat")
 
 
 def _at_least(value: object, low: int, name: str) -> None:

@@ -1,26 +1,30 @@
 """Where studies live: any Optuna storage URL, or a journal file path.
 
 * ``sqlite:///floss-tune.db`` (the default, in the working directory), ``postgresql://...``,
-  ``mysql+pymysql://...``: Optuna's RDB storage. It runs a heartbeat, so a trial whose worker was
-  killed is marked failed after the grace period and its configuration is tried again.
+  ``mysql+pymysql://...``: Optuna's RDB storage. Its workers beat a heartbeat (every
+  ``heartbeat_seconds``), so a trial whose worker was killed is marked failed after three beats
+  missed, by any worker still running, and its configuration is tried once more. Server databases
+  (``tuner.rdb``) also reconnect after a restart and are checked for reachability at start.
 * a path without ``://`` (``tune.journal``, ``/shared/tune.log``): Optuna's journal file storage,
   an append-only log with file locks, safe for many processes on one machine or on a shared file
   system. Optuna's journal storage has no heartbeat: a killed worker's trial stays RUNNING, and is
   not counted as finished.
 
-``seeding_lock`` serialises "check what the study holds, enqueue what is missing" across the
-workers of a file storage (an exclusive ``fcntl.flock`` on ``<file>.seed-lock`` beside it).
-Server databases get no such lock: see ``tuner.study.enqueue_seeds`` and docs/tuner.md.
+``study_lock`` serialises "check what the study holds, then enqueue or claim" across the workers
+of a study: an exclusive ``fcntl.flock`` on ``<file>.seed-lock`` beside a file storage, a
+PostgreSQL advisory lock keyed by the study name on PostgreSQL. MySQL gets no lock (see
+docs/tuner.md).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuner.settings import TuneError
 
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     from optuna.study import Study
 
 HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 90
+GRACE_BEATS = 3  # a trial is stale (its worker dead) after this many heartbeats missed
 SQLITE_TIMEOUT_SECONDS = 60  # several workers on one SQLite file wait for the write lock
 
 
@@ -37,21 +41,23 @@ def storage_kind(url: str) -> str:
     """'rdb' or 'journal'; raises TuneError naming the URL when its scheme is unknown."""
     if "://" not in url:
         return "journal"
+    from tuner.rdb import engine_url, shown
+
     try:
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
     except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
         raise TuneError(f"storage {url!r} needs SQLAlchemy, which is not installed.") from None
     try:
-        make_url(url).get_dialect()
+        make_url(engine_url(url)).get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError):
         scheme = url.split("://", 1)[0]
         raise TuneError(
-            f"unknown storage scheme {scheme!r} in {url!r}; use sqlite:///FILE.db, "
+            f"unknown storage scheme {scheme!r} in {shown(url)!r}; use sqlite:///FILE.db, "
             "postgresql://..., mysql://... or a journal file path."
         ) from None
     except ImportError as exc:
-        raise TuneError(f"storage {url!r} needs a database driver: {exc}.") from None
+        raise TuneError(f"storage {shown(url)!r} needs a database driver: {exc}.") from None
     return "rdb"
 
 
@@ -77,11 +83,23 @@ def check_storage_file(url: str) -> None:
             raise TuneError(f"--storage {url!r}: {str(path)!r} is not an SQLite database.")
 
 
-def open_storage(url: str) -> BaseStorage:
-    """An Optuna storage for ``url`` (see the module doc); errors name the URL."""
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_seconds: int = HEARTBEAT_SECONDS,
+    log: Callable[[str], None] = _stderr,
+) -> BaseStorage:
+    """An Optuna storage for ``url`` (see the module doc); errors name the URL (its password
+    masked). ``log`` gets the reconnect lines of a server database."""
     import optuna
     from optuna.storages import RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from tuner import rdb
 
     kind = storage_kind(url)
     if kind == "journal":
@@ -95,25 +113,31 @@ def open_storage(url: str) -> BaseStorage:
         except Exception as exc:  # an unreadable or garbled journal: optuna raises many types
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise TuneError(f"cannot open journal storage {url!r}: {first}") from None
-    engine_kwargs = {}
+    engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         db = url.split(":///", 1)[-1]
         if db and db != ":memory:" and not Path(db).expanduser().parent.exists():
             raise TuneError(f"storage {url!r}: folder {str(Path(db).parent)!r} does not exist.")
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}
+    else:
+        rdb.check_driver(url)
+        # a pooled connection cut by a server restart is replaced on checkout, not used
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": rdb.connect_args(url)}
     for attempt in range(3):
         try:
             with warnings.catch_warnings():  # the heartbeat is "experimental" since optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=GRACE_SECONDS,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                        max_retry=1
-                    ),
-                )
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+                heartbeat: dict[str, Any] = {
+                    "heartbeat_interval": heartbeat_seconds,
+                    "grace_period": GRACE_BEATS * heartbeat_seconds,
+                    "heartbeat_stale_trial_callback": retry,
+                }
+                if rdb.is_server(url):
+                    return rdb.ReconnectingRDBStorage(
+                        rdb.engine_url(url), log=log, engine_kwargs=engine_kwargs, **heartbeat
+                    )
+                return RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
         except Exception as exc:  # SQLAlchemy raises many types for a bad database
             # Workers started together race to create the tables and the schema version row
             # ("table ... already exists", "UNIQUE constraint failed: alembic_version"); the
@@ -122,7 +146,7 @@ def open_storage(url: str) -> BaseStorage:
                 time.sleep(0.5 * (attempt + 1))
                 continue
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise TuneError(f"cannot open storage {url!r}: {first}") from None
+            raise TuneError(f"cannot open storage {rdb.shown(url)!r}: {first}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -142,9 +166,21 @@ def storage_file(url: str) -> Path | None:
 
 
 @contextmanager
-def seeding_lock(url: str) -> Iterator[bool]:
-    """Hold an exclusive lock beside a file storage while the block runs; yields whether one
-    is held (not for server databases, nor where ``fcntl`` is missing, e.g. Windows)."""
+def study_lock(url: str, study_name: str, storage: BaseStorage | None = None) -> Iterator[bool]:
+    """Hold the study's lock while the block runs (see the module doc); yields whether one is
+    held (not on MySQL, nor where ``fcntl`` is missing, e.g. Windows)."""
+    from tuner import rdb
+
+    backend = getattr(storage, "_backend", storage)  # optuna wraps RDB storages in a cache
+    if rdb.is_server(url):
+        from optuna.storages import RDBStorage
+
+        if not isinstance(backend, RDBStorage):
+            yield False
+            return
+        with rdb.advisory_lock(backend, study_name) as held:
+            yield held
+        return
     path = storage_file(url)
     try:
         import fcntl
@@ -183,11 +219,16 @@ def load_existing_study(storage_url: str, study_name: str) -> Study:
         raise TuneError(f"storage {storage_url!r} cannot be a file: {reason}.") from None
     if missing:
         raise TuneError(f"no study {study_name!r}: storage file {local!r} does not exist.")
+    from tuner.rdb import check_reachable, shown
+
+    check_reachable(storage_url)
     storage = open_storage(storage_url)
     names = [
         s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
     ]
     if study_name not in names:
         there = ", ".join(repr(n) for n in names) or "none"
-        raise TuneError(f"no study {study_name!r} in storage {storage_url!r} (studies: {there}).")
+        raise TuneError(
+            f"no study {study_name!r} in storage {shown(storage_url)!r} (studies: {there})."
+        )
     return optuna.load_study(study_name=study_name, storage=storage)

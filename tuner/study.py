@@ -2,21 +2,20 @@
 
 Resume and several workers both come from Optuna's storage: ``create_study(load_if_exists=True)``
 joins a study that is already there, every finished trial is in the storage the moment it ends,
-and the trial target counts finished trials study-wide (``MaxTrialsCallback``), so rerunning the
-same command after Ctrl-C or a kill, or starting it twice, works towards one shared target.
+and the trial target counts finished trials study-wide (``tuner.worker``: a worker claims a trial
+only while finished + running trials fall short of it), so rerunning the same command after
+Ctrl-C or a kill, or starting it on many machines, works towards one shared target.
 
 Interrupts (``trainer.interrupt``): the running trial stops at its next round boundary and is
 marked failed with ``end = interrupted``; the study stops and ``run_study`` raises
 ``Interrupted``. A rerun enqueues each interrupted trial's parameters again (and each seed whose
-trials all failed), under the same seeding lock, so nothing interrupted is lost.
+trials all failed), under the study lock, so nothing interrupted is lost.
 """
 
 from __future__ import annotations
 
-import logging
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from trainer import interrupt
@@ -31,7 +30,8 @@ from tuner.objective import (
 )
 from tuner.settings import TuneError, TuneSettings
 from tuner.space import Candidate, SearchSpace, seed_params
-from tuner.storage import open_storage, seeding_lock
+from tuner.storage import open_storage, study_lock
+from tuner.worker import run_trials
 
 if TYPE_CHECKING:
     import optuna
@@ -80,12 +80,16 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def open_study(
-    settings: TuneSettings, *, direction: str, space_meta: dict[str, Any]
+    settings: TuneSettings,
+    *,
+    direction: str,
+    space_meta: dict[str, Any],
+    log: Callable[[str], None] = lambda _msg: None,
 ) -> optuna.Study:
     """Create the study or join the one of that name; refuse one made for another search."""
     import optuna
 
-    storage = open_storage(settings.storage)
+    storage = open_storage(settings.storage, heartbeat_seconds=settings.heartbeat_seconds, log=log)
     try:
         study = optuna.create_study(
             storage=storage,
@@ -140,7 +144,7 @@ def enqueue_seeds(
     """Enqueue the space's seeds (dense LoRA, the heuristic family, one per other method, all
     on the grid) unless the study already holds them (resume: waiting, running, finished). A
     seed whose trials all failed (interrupted) is enqueued again. Call it under
-    ``seeding_lock`` so that workers starting together enqueue each seed once."""
+    ``study_lock`` so that workers starting together enqueue each seed once."""
     present = _live_keys(study, space)
     added = []
     for cand in space.seeds:
@@ -172,23 +176,6 @@ def enqueue_retries(study: optuna.Study, space: SearchSpace) -> list[int]:
     return retried
 
 
-@contextmanager
-def _quiet_optuna(objective: Objective) -> Iterator[None]:
-    """Keep Optuna from logging, with a traceback, the trials the objective failed on purpose
-    (interrupted, skipped duplicates): the objective's own log line says what happened."""
-    logger = logging.getLogger("optuna.study._optimize")
-
-    def keep(record: logging.LogRecord) -> bool:
-        text = str(record.msg)
-        return not any(text.startswith(f"Trial {n} failed") for n in objective.quiet)
-
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
-
-
 def run_study(
     settings: TuneSettings,
     space: SearchSpace,
@@ -201,8 +188,9 @@ def run_study(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(settings, direction=objective.direction, space_meta=space_meta)
-    with seeding_lock(settings.storage):  # check and enqueue as one step for file storages
+    study = open_study(settings, direction=objective.direction, space_meta=space_meta, log=log)
+    # check and enqueue as one step (a file lock, or PostgreSQL's advisory lock)
+    with study_lock(settings.storage, settings.study_name, study._storage):
         for number in enqueue_retries(study, space):
             log(f"enqueued trial {number} again (it was interrupted)")
         if settings.seed_heuristics:
@@ -219,35 +207,28 @@ def run_study(
         return study
     cap = settings.max_client_steps
 
-    def stop_at_cap(st: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+    def should_stop(st: optuna.Study) -> bool:
+        if interrupt.requested():  # the last trial ended anyway (complete or pruned)
+            return True
         if cap is not None and client_steps_spent(st) >= cap:
             log(f"compute cap of {cap:,} client steps reached; stopping.")
-            st.stop()
+            return True
+        return False
 
-    def stop_on_interrupt(st: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        if interrupt.requested():  # the trial ended anyway (complete or pruned): start no other
-            st.stop()
-
-    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
-        optuna.study.MaxTrialsCallback(
-            settings.n_trials,
-            states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
-        ),
-        stop_at_cap,
-        stop_on_interrupt,
-    ]
     if interrupt.requested():  # during the set-up: start no trial
         _interrupted(study, settings, "")
     stopped = ""
     try:
-        with _quiet_optuna(objective):
-            study.optimize(
-                objective,
-                timeout=settings.timeout_seconds,
-                callbacks=list(callbacks),
-                gc_after_trial=True,
-                catch=(TrialSkipped,),
-            )
+        run_trials(
+            study,
+            objective,
+            url=settings.storage,
+            target=settings.n_trials,
+            timeout_seconds=settings.timeout_seconds,
+            catch=(TrialSkipped,),
+            should_stop=should_stop,
+            log=log,
+        )
     except interrupt.Interrupted as exc:
         stopped = f"{exc} and is enqueued again on a rerun; "
     if stopped or interrupt.requested():
