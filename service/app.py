@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from service import errors, web
 from service.config import ServeConfig
 from service.errors import FieldError, ServiceError, validation_entries
-from service.paths import DataRootScope
+from service.paths import DataRootScope, data_root_scope
 from service.plans import PlanCache, plan_body, plan_payload, round_plan, run_adapter_size
 from service.schemas import (
     PlanRequest,
@@ -71,6 +72,11 @@ def _profile_entry(entry: Any) -> dict[str, Any]:
     return out
 
 
+def _log(line: str) -> None:
+    sys.stderr.write(f"floss serve: {line}\n")
+    sys.stderr.flush()
+
+
 def create_app(config: ServeConfig | None = None) -> FastAPI:
     config = config or ServeConfig()
     studies = StudyManager(config)
@@ -85,6 +91,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 if studies.pool.any_ended():
                     await run_in_threadpool(studies.reap)
 
+        with data_root_scope(config.data_root_resolved):  # stored requests are checked again
+            studies.recover(resume=config.resume_unfinished, log=_log)
         task = asyncio.create_task(reaper())
         try:
             yield

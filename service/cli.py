@@ -80,6 +80,15 @@ def serve(
         Path | None,
         typer.Option(help="worker configs and logs (default: a temporary folder)"),
     ] = None,
+    resume_unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--resume-unfinished",
+            help="at start, start a worker again on each study this service left unfinished "
+            "(killed, restarted; not those stopped through the API or failed), oldest first, "
+            "up to --max-workers",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Run the service until Ctrl-C (workers are interrupted; their studies resume later)."""
@@ -100,6 +109,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             plan_cache=plan_cache,
             work_dir=work_dir,
+            resume_unfinished=resume_unfinished,
         )
         application = create_app(config)
         application.state.studies.check_storage()

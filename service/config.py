@@ -61,6 +61,9 @@ class ServeConfig:
     work_dir: Path | None = field(
         default=None, metadata={"help": "worker configs and logs (default: a temporary folder)"}
     )
+    resume_unfinished: bool = field(
+        default=False, metadata={"help": "start a worker on each unfinished study at start"}
+    )
     export_timeout_seconds: float = field(
         default=600.0, metadata={"help": "longest an export may take"}
     )

@@ -4,7 +4,11 @@ Nothing lives only in the service's memory. A study is created in the storage wh
 submitted, with the request beside it (study user attribute ``floss_serve``), so after any
 restart (also ``kill -9`` of the service or of a worker) the service lists every study from the
 storage, derives its state from its trials, and can start a worker again from the stored
-request; floss-tune's resume keeps every finished trial and retries interrupted ones.
+request; floss-tune's resume keeps every finished trial and retries interrupted ones. A trial
+left RUNNING by a process that is gone (a worker killed with -9, a machine restart) is failed at
+start and retried on resume (``tuner.orphans``); with ``--resume-unfinished`` the service starts
+a worker on each unfinished study itself. A duplicate trial (a configuration that already ran)
+counts for nothing towards the target.
 
 Workers are ``floss-tune run`` processes (``service.worker``), at most ``max_workers`` at once,
 started from the event loop's thread (their death signal is tied to the thread that forks them)
@@ -12,9 +16,9 @@ and reaped by a background task that writes each exit into the storage (``floss_
 
 States: ``running`` / ``stopping`` (a worker of this service is on it), ``finished`` (the target
 of finished trials is reached), ``stopped`` (stopped through the API), ``failed`` (the worker
-ended with an error, kept in the answer), ``unfinished`` (no worker: killed, timed out, or
-restarted; resumable), ``external`` (made by floss-tune outside the service: listed and shown,
-not resumed here).
+ended with an error, kept in the answer), ``unfinished`` (no worker: killed, timed out, the
+service stopped or restarted; resumable, and resumed at start with ``--resume-unfinished``),
+``external`` (made by floss-tune outside the service: listed and shown, not resumed here).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,10 +220,10 @@ class StudyManager:
         req = StudyRequest.model_validate(stored["request"])
         checked, _config, _direction = self.checked_request(req)
         self.pool.check_capacity(name)
-        counts = self.counts(study)
-        if counts["finished"] >= req.n_trials:
+        counts, target = self.counts(study), self.target(study) or req.n_trials
+        if counts["finished"] >= target:
             raise ServiceError(
-                409, f"study {name!r} is finished ({counts['finished']}/{req.n_trials} trials)"
+                409, f"study {name!r} is finished ({counts['finished']}/{target} trials)"
             )
         if ATTR_EXIT in study.user_attrs:
             study.set_user_attr(ATTR_EXIT, None)
@@ -250,12 +255,57 @@ class StudyManager:
             record = {
                 "code": code,
                 "at": time.time(),
-                "stopped": w.stop_requested,
+                "stopped": w.stop_requested and not w.shutdown,
+                "shutdown": w.shutdown,
                 "error": None if quiet else error_line(tail(w.log_path)),
             }
             with contextlib.suppress(ServiceError):  # the study was deleted meanwhile
                 self.load(w.name).set_user_attr(ATTR_EXIT, record)
         return [w.name for w in ended]
+
+    def recover(self, *, resume: bool, log: Callable[[str], None]) -> None:
+        """At start: in every study, fail the trials left RUNNING by a process that is gone
+        (``tuner.orphans``; a resumed worker enqueues them again); with ``resume``, start a
+        worker on each ``unfinished`` study of this service, oldest first, while workers are
+        free (the rest stay unfinished, listed and resumable). Call from the event loop's
+        thread, with the data root in force (a stored request is checked again)."""
+        from pydantic import ValidationError
+
+        from service.errors import validation_entries
+        from tuner.orphans import fail_orphans
+
+        for name in self.names():
+            failed = fail_orphans(self.load(name))
+            if failed:
+                log(
+                    f"study {name!r}: trial(s) {', '.join(map(str, failed))} were left running "
+                    "by a process that is gone; marked failed, retried when the study resumes"
+                )
+        if not resume:
+            return
+        pending = sorted(
+            (s for s in self.list() if s["state"] == "unfinished"),
+            key=lambda s: s.get("submitted") or 0.0,
+        )
+        for s in pending:
+            name = s["name"]
+            try:
+                worker = self.spawn(self.prepare_resume(name))
+            except ServiceError as exc:
+                log(f"study {name!r} left unfinished: {exc.message}")
+                continue
+            except FieldError as exc:
+                log(f"study {name!r} left unfinished: {exc.field}: {exc.message}")
+                continue
+            except ValidationError as exc:
+                first = validation_entries(exc.errors())[0]
+                log(f"study {name!r} left unfinished: {first['field']}: {first['message']}")
+                continue
+            done = s["progress"]
+            log(
+                f"study {name!r} resumed ({done['finished']}/{done['target']} trials finished): "
+                f"worker pid {worker.proc.pid}"
+            )
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Interrupt every worker (they keep their finished trials) and wait a little."""
@@ -265,17 +315,40 @@ class StudyManager:
     # reading ---------------------------------------------------------------------------------
     @staticmethod
     def counts(study: optuna.Study) -> dict[str, int]:
+        """Trials by state; ``finished`` counts towards the target: complete or pruned, not a
+        duplicate of an earlier trial (``duplicates`` are those, listed apart)."""
         from collections import Counter
 
-        states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+        from tuner.objective import counts_towards_target
+
+        trials = study.get_trials(deepcopy=False)
+        states = Counter(t.state.name for t in trials)
+        finished = sum(counts_towards_target(t) for t in trials)
+        interrupted = sum(t.state.name == "FAIL" and t.user_attrs.get("end") == "interrupted"
+                          for t in trials)  # fmt: skip
         return {
             "complete": states["COMPLETE"],
             "pruned": states["PRUNED"],
             "running": states["RUNNING"],
             "failed": states["FAIL"],
+            "interrupted": interrupted,
             "waiting": states["WAITING"],
-            "finished": states["COMPLETE"] + states["PRUNED"],
+            "finished": finished,
+            "duplicates": states["COMPLETE"] + states["PRUNED"] - finished,
         }
+
+    @staticmethod
+    def target(study: optuna.Study) -> int | None:
+        """The finished trials the study runs to: the request's n_trials, or fewer when the
+        worker found the search space smaller (``floss_target``)."""
+        from tuner.study import ATTR_TARGET
+
+        request = (study.user_attrs.get(ATTR_SERVE) or {}).get("request") or {}
+        wanted = request.get("n_trials")
+        found = study.user_attrs.get(ATTR_TARGET)
+        if wanted is None or found is None:
+            return wanted if wanted is not None else None
+        return min(int(wanted), int(found))
 
     def summary(self, study: optuna.Study) -> dict[str, Any]:
         from tuner.report import recommendation_line, trial_rows
@@ -283,7 +356,7 @@ class StudyManager:
         name = study.study_name
         attrs = study.user_attrs
         serve = attrs.get(ATTR_SERVE) or {}
-        target = (serve.get("request") or {}).get("n_trials")
+        target = self.target(study)
         counts = self.counts(study)
         worker = self.live_workers().get(name)
         last_exit = attrs.get(ATTR_EXIT)

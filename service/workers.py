@@ -30,6 +30,7 @@ class Worker:
     log_path: Path
     started: float = field(default_factory=time.time)
     stop_requested: bool = False
+    shutdown: bool = False  # interrupted because the service stopped (not through the API)
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -137,6 +138,7 @@ class WorkerPool:
         """SIGTERM every worker, wait up to ``timeout`` seconds, then SIGKILL the rest."""
         live = self.live()
         for w in live.values():
+            w.shutdown = not w.stop_requested  # a stop asked through the API stays one
             w.stop_requested = True
             w.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout

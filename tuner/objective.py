@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer import interrupt
 from tuner.fidelity import FidelityReporter, checkpoint_fractions, checkpoint_rounds
+from tuner.orphans import ATTR_OWNER, owner_record
 from tuner.settings import METRIC_DIRECTION, METRICS, TuneSettings
 from tuner.space import Candidate, SearchSpace, suggest
 
@@ -146,6 +147,20 @@ def stop_study(study: optuna.Study) -> None:
         study.stop()
 
 
+def study_target(n_trials: int, space: SearchSpace, *, tune_lr: bool) -> int:
+    """The finished trials a study runs to, duplicates not counted: ``n_trials``, or each
+    configuration of a smaller space once (a target the space cannot fill would never be
+    reached). Tuned learning rates make the space endless."""
+    if tune_lr:
+        return n_trials
+    return min(n_trials, len({candidate_key(c, {}) for c in space.candidates}))
+
+
+def counts_towards_target(trial: optuna.trial.FrozenTrial) -> bool:
+    """A finished trial that trained its configuration (not a duplicate of an earlier one)."""
+    return trial.state.name in ("COMPLETE", "PRUNED") and ATTR_DUPLICATE_OF not in trial.user_attrs
+
+
 class TrialSkipped(Exception):
     """A trial that trains nothing because the same configuration is running or waiting as an
     earlier trial (two workers enqueued one seed). ``run_study`` lets Optuna mark it failed and
@@ -217,6 +232,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
 
+        trial.set_user_attr(ATTR_OWNER, owner_record())  # first: a kill after this is found
         candidate = suggest(trial, self.space)
         lrs = self.suggest_lrs(trial)
         key = candidate_key(candidate, lrs)

@@ -26,8 +26,11 @@ from tuner.objective import (
     TrialSkipped,
     candidate_key,
     client_steps_spent,
+    counts_towards_target,
     planned_key,
+    study_target,
 )
+from tuner.orphans import fail_orphans
 from tuner.settings import TuneError, TuneSettings
 from tuner.space import Candidate, SearchSpace, seed_params
 from tuner.storage import open_storage, study_lock
@@ -36,6 +39,7 @@ from tuner.worker import run_trials
 if TYPE_CHECKING:
     import optuna
 
+ATTR_TARGET = "floss_target"  # finished, non-duplicate trials the study runs to
 ATTR_SPACE = "floss_space"  # study user attribute: what the study searches over
 
 
@@ -76,7 +80,8 @@ def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     from optuna.trial import TrialState
 
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    return [t for t in done if counts_towards_target(t)]  # duplicates count for nothing
 
 
 def open_study(
@@ -191,6 +196,8 @@ def run_study(
     study = open_study(settings, direction=objective.direction, space_meta=space_meta, log=log)
     # check and enqueue as one step (a file lock, or PostgreSQL's advisory lock)
     with study_lock(settings.storage, settings.study_name, study._storage):
+        for number in fail_orphans(study):
+            log(f"trial {number} was left running by a process that is gone: marked failed")
         for number in enqueue_retries(study, space):
             log(f"enqueued trial {number} again (it was interrupted)")
         if settings.seed_heuristics:
@@ -202,7 +209,11 @@ def run_study(
             for cand in enqueue_seeds(study, space, lrs=lrs):
                 log(f"enqueued {cand.label} ({cand.why or 'seed'})")
     done = len(finished_trials(study))
-    if done >= settings.n_trials:
+    target = study_target(settings.n_trials, space, tune_lr=settings.tune_lr)
+    if target < settings.n_trials:
+        log(f"the search space holds {target} configurations: each runs once, then the study ends")
+    study.set_user_attr(ATTR_TARGET, target)
+    if done >= target:
         log(f"study {settings.study_name!r} already has {done} finished trials; nothing to run.")
         return study
     cap = settings.max_client_steps
@@ -223,7 +234,7 @@ def run_study(
             study,
             objective,
             url=settings.storage,
-            target=settings.n_trials,
+            target=target,
             timeout_seconds=settings.timeout_seconds,
             catch=(TrialSkipped,),
             should_stop=should_stop,

@@ -54,11 +54,13 @@ def counts(study: optuna.Study) -> tuple[int, int]:
     """(finished, running) trials of the study, one storage read."""
     from optuna.trial import TrialState
 
+    from tuner.objective import counts_towards_target
+
     finished = running = 0
     for t in study.get_trials(deepcopy=False, states=(*_finished(), TrialState.RUNNING)):
         if t.state == TrialState.RUNNING:
             running += 1
-        else:
+        elif counts_towards_target(t):  # a duplicate of a finished trial counts for nothing
             finished += 1
     return finished, running
 

@@ -193,7 +193,7 @@ def test_a_non_string_path_is_refused(make_client: Any, data_root: Path) -> None
 
 def test_no_data_root_accepts_no_path(make_client: Any, data_root: Path) -> None:
     (data_root / "net.toml").write_text(NETWORK_TOML)
-    client = make_client(data_root=None, storage="sqlite:///:memory:")
+    client = make_client(data_root=None)
     for endpoint, field, _kind in FIELDS:
         resp = send(client, endpoint, field, "net.toml", data=False)
         message = refused(resp, endpoint, field)
