@@ -65,7 +65,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-def start_service(tmp: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_service(tmp: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`floss serve` on 127.0.0.1:port, storage and folders in ``tmp``, output to ``log``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("FLOSS_SERVE_TOKEN", None)
@@ -73,7 +73,8 @@ def start_service(tmp: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "service.cli", "--port", str(port),
              "--storage", f"sqlite:///{tmp / 'studies.db'}", "--data-root", str(tmp / "data"),
-             "--work-dir", str(tmp / "work"), "--max-workers", "1", "--log-level", "warning"],
+             "--work-dir", str(tmp / "work"), "--max-workers", "1", "--log-level", "warning",
+             *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=tmp,
