@@ -252,6 +252,15 @@ def run_command(
     ] = None,
     storage: Storage = DEFAULT_STORAGE,
     study_name: StudyName = DEFAULT_STUDY,
+    heartbeat: Annotated[
+        int,
+        typer.Option(
+            "--heartbeat",
+            help="seconds between a worker's heartbeats (SQLite, PostgreSQL): a trial whose "
+            "worker missed 3 is marked failed and retried once by a surviving worker",
+            envvar="FLOSS_TUNE_HEARTBEAT",
+        ),
+    ] = 30,
     export: Annotated[
         Path | None,
         typer.Option(
@@ -262,6 +271,7 @@ def run_command(
     ] = None,
 ) -> None:
     """Run a study, or resume/join the one named by --storage and --study-name."""
+    from tuner.rdb import DatabaseLost
     from tuner.runner import PlanArgs, run_tuning
     from tuner.settings import TuneSettings, check_methods, check_topks
 
@@ -282,12 +292,15 @@ def run_command(
             seed_heuristics=seeds,
             trial_clients_per_round=trial_clients_per_round,
             metric=metric,
+            heartbeat_seconds=heartbeat,
         )
         from planner.paths import check_output_dir
+        from tuner.rdb import check_reachable
         from tuner.storage import check_storage_file, storage_kind
 
         storage_kind(storage)  # refuse an unknown scheme before loading a model
         check_storage_file(storage)  # and a storage file that cannot be written
+        check_reachable(storage)  # and a database server that is down or refuses us
         if export is not None:  # before the study runs, not after it
             check_output_dir(export, what="--export")
         args = PlanArgs(
@@ -336,6 +349,8 @@ def run_command(
 
         fleet_setup_for(base, args.method_grid(base))  # a bad fleet search: one line, now
         study = run_tuning(base, args, settings, log=lambda m: typer.echo(m, err=True))
+    except DatabaseLost as exc:  # mid-study: what finished is in the database
+        fail(f"{exc}; finished trials are kept; resume with: {rerun_command(ctx)}", code=3)
     except ValueError as exc:
         fail(str(exc))
     except interrupt.Interrupted as exc:

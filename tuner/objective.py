@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +203,9 @@ class Objective:
     # trials this objective failed on purpose (interrupted, skipped duplicates) and explained
     # in its own log line: run_study keeps Optuna from logging them again with a traceback
     quiet: set[int] = field(default_factory=set)
+    # held while a trial decides whether it duplicates another (``tuner.study`` passes the
+    # study lock): two workers that draw one configuration at the same moment train it once
+    twin_lock: Callable[[], AbstractContextManager[object]] = field(default=nullcontext)
 
     def __post_init__(self) -> None:
         if self.metric not in METRIC_DIRECTION:
@@ -252,24 +255,25 @@ class Objective:
             trial.set_user_attr(ATTR_END, "interrupted")
             self.quiet.add(trial.number)
             raise interrupt.Interrupted(f"trial {trial.number} ({candidate.label}) not started")
-        done = self._finished_twin(trial, key)
-        if done is not None:
-            trial.set_user_attr(ATTR_DUPLICATE_OF, done.number)
-            trial.set_user_attr(ATTR_END, "duplicate")
-            self.log(f"trial {trial.number}: {candidate.label} already ran as trial {done.number}")
-            if done.state == optuna.trial.TrialState.COMPLETE and done.value is not None:
-                return float(done.value)
-            raise optuna.TrialPruned(f"same as pruned trial {done.number}")
-        twin = self._earlier_live_twin(trial, key)
-        if twin is not None:
-            trial.set_user_attr(ATTR_DUPLICATE_OF, twin.number)
-            trial.set_user_attr(ATTR_END, "duplicate")
-            self.quiet.add(trial.number)
-            self.log(
-                f"trial {trial.number}: {candidate.label} is {twin.state.name.lower()} as trial "
-                f"{twin.number}; skipped"
-            )
-            raise TrialSkipped(f"same as trial {twin.number} ({twin.state.name.lower()})")
+        with self.twin_lock():  # decide and mark as one step across workers
+            done = self._finished_twin(trial, key)
+            if done is not None:
+                trial.set_user_attr(ATTR_DUPLICATE_OF, done.number)
+                trial.set_user_attr(ATTR_END, "duplicate")
+                self.log(f"trial {trial.number}: {candidate.label} already ran as trial {done.number}")
+                if done.state == optuna.trial.TrialState.COMPLETE and done.value is not None:
+                    return float(done.value)
+                raise optuna.TrialPruned(f"same as pruned trial {done.number}")
+            twin = self._earlier_live_twin(trial, key)
+            if twin is not None:
+                trial.set_user_attr(ATTR_DUPLICATE_OF, twin.number)
+                trial.set_user_attr(ATTR_END, "duplicate")
+                self.quiet.add(trial.number)
+                self.log(
+                    f"trial {trial.number}: {candidate.label} is {twin.state.name.lower()} as trial "
+                    f"{twin.number}; skipped"
+                )
+                raise TrialSkipped(f"same as trial {twin.number} ({twin.state.name.lower()})")
         steps_before = client_steps_spent(trial.study, exclude=trial.number)
         cap = self.settings.max_client_steps
         if cap is not None and steps_before >= cap:
@@ -357,18 +361,19 @@ class Objective:
         return None
 
     def _earlier_live_twin(self, trial: optuna.Trial, key: str) -> optuna.trial.FrozenTrial | None:
-        """A running or waiting trial with a lower number and the same key: two workers that
-        enqueued the same seed (server databases, see ``tuner.study.enqueue_seeds``) or TPE
-        proposing what another worker is training. The earlier one trains, this one does not."""
+        """A running or waiting trial with a lower number and the same key (two workers that
+        enqueued the same seed, or TPE proposing what another worker is training: the earlier
+        one trains, this one does not), or a running one of any number that has already taken
+        this configuration (it passed this check first, under ``twin_lock``)."""
         from optuna.trial import TrialState
 
         for t in trial.study.get_trials(
             deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
         ):
-            if (
-                t.number < trial.number
-                and ATTR_DUPLICATE_OF not in t.user_attrs
-                and planned_key(t, self.space) == key
-            ):
+            if t.number == trial.number or ATTR_DUPLICATE_OF in t.user_attrs:
+                continue
+            if t.number < trial.number and planned_key(t, self.space) == key:
+                return t
+            if t.state == TrialState.RUNNING and t.user_attrs.get(ATTR_KEY) == key:
                 return t
         return None

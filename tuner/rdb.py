@@ -143,8 +143,10 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
-# RDBStorage's public calls that talk to the database (and the heartbeat's stale-trial query)
+# RDBStorage's calls that talk to the database: the public ones and the private ones Optuna's
+# cache in front of it (``_CachedStorage``) calls directly
 RETRIED = (
+    "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
     "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
     "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
     "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
@@ -170,10 +172,18 @@ class ReconnectingRDBStorage(RDBStorage):
         self.reconnect_seconds = reconnect_seconds
         self.shown_url = shown(url)
         self._outage_since: float | None = None
+        self._back_at = -float("inf")  # when the last outage ended (monotonic seconds)
         self._outage_lock = threading.Lock()
         self.round_trips = 0  # statements and commits sent (bench: round trips per trial)
-        super().__init__(url, **kwargs)
+        super().__init__(engine_url(url), **kwargs)
         self._count_round_trips()
+
+    def connected_for(self) -> float:
+        """Seconds since the last outage ended (inf if none): during an outage no worker could
+        beat, so no trial's heartbeat says anything until a grace period has passed again."""
+        if self._outage_since is not None:
+            return 0.0
+        return time.monotonic() - self._back_at
 
     def _count_round_trips(self) -> None:
         from sqlalchemy import event
@@ -211,7 +221,8 @@ class ReconnectingRDBStorage(RDBStorage):
             if self._outage_since is not None:
                 with self._outage_lock:
                     if self._outage_since is not None:
-                        took = time.monotonic() - self._outage_since
+                        self._back_at = time.monotonic()
+                        took = self._back_at - self._outage_since
                         self._outage_since = None
                         self.log(f"database {self.shown_url} reconnected after {took:.1f} s")
             return result

@@ -135,7 +135,7 @@ def open_storage(
                 }
                 if rdb.is_server(url):
                     return rdb.ReconnectingRDBStorage(
-                        rdb.engine_url(url), log=log, engine_kwargs=engine_kwargs, **heartbeat
+                        url, log=log, engine_kwargs=engine_kwargs, **heartbeat
                     )
                 return RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
         except Exception as exc:  # SQLAlchemy raises many types for a bad database

@@ -194,6 +194,7 @@ def run_study(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(settings, direction=objective.direction, space_meta=space_meta, log=log)
+    objective.twin_lock = lambda: study_lock(settings.storage, settings.study_name, study._storage)
     # check and enqueue as one step (a file lock, or PostgreSQL's advisory lock)
     with study_lock(settings.storage, settings.study_name, study._storage):
         for number in fail_orphans(study):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tuner.settings import TuneError
-from tuner.storage import study_lock
+from tuner.storage import GRACE_BEATS, study_lock
 
 if TYPE_CHECKING:
     import optuna
@@ -106,8 +106,12 @@ def claim(
     """A new trial (RUNNING, this worker's); or None when ``target`` trials are finished; or
     the number of running trials to wait for when they cover the target."""
     storage = study._storage
+    backend = getattr(storage, "_backend", storage)
+    connected_for = getattr(backend, "connected_for", None)
     with study_lock(url, study.study_name, storage):
-        if beat is not None:
+        # right after a database outage every heartbeat is old: wait a grace period first
+        settled = connected_for is None or connected_for() >= GRACE_BEATS * (beat or 0)
+        if beat is not None and settled:
             fail_stale(study)
         finished, running = counts(study)
         if finished >= target:
