@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from service import errors, web
 from service.config import ServeConfig
 from service.errors import FieldError, ServiceError, validation_entries
+from service.limits import check_plan_work
 from service.paths import DataRootScope, data_root_scope
 from service.plans import PlanCache, plan_body, plan_payload, round_plan, run_adapter_size
 from service.schemas import (
@@ -158,6 +159,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     def plan_route(req: PlanRequest) -> Response:
         """floss-plan over HTTP: the same settings (field for flag) and the same rows as
         `floss-plan --format json`, the short list first."""
+        check_plan_work(req, config.max_plan_work)  # before any work: 422 naming the limit
         body = plan_body(req, config.data_root_resolved, cache)
         return Response(content=body, media_type="application/json")
 
@@ -277,6 +279,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         if params:
             try:
                 req = PlanRequest.model_validate(params)
+                check_plan_work(req, config.max_plan_work)
                 section = web.plan_section(plan_payload(req, config.data_root_resolved))
             except ValidationError as exc:
                 section, status = web.errors_html(validation_entries(exc.errors())), 422

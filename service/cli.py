@@ -15,6 +15,7 @@ import typer
 from service.config import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_PLAN_WORK,
     DEFAULT_MAX_WORKERS,
     DEFAULT_PLAN_CACHE,
     DEFAULT_PORT,
@@ -73,6 +74,13 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option(help="largest request body accepted (413 beyond)")
     ] = DEFAULT_MAX_BODY_BYTES,
+    max_plan_work: Annotated[
+        int,
+        typer.Option(
+            help="client draws a plan of sparseadapter/adapterlth may walk (about N ln N per "
+            "configuration for N clients); a plan over it is refused up front with 422"
+        ),
+    ] = DEFAULT_MAX_PLAN_WORK,
     plan_cache: Annotated[
         int, typer.Option(help="rendered plans kept in memory (0: none)")
     ] = DEFAULT_PLAN_CACHE,
@@ -110,6 +118,7 @@ def serve(
             plan_cache=plan_cache,
             work_dir=work_dir,
             resume_unfinished=resume_unfinished,
+            max_plan_work=max_plan_work,
         )
         application = create_app(config)
         application.state.studies.check_storage()

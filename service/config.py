@@ -17,7 +17,10 @@ TOKEN_ENV = "FLOSS_SERVE_TOKEN"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_MAX_WORKERS = 1
-DEFAULT_MAX_BODY_BYTES = 256 * 1024  # a plan, a study or a round of 10,000 clients fits
+# the largest round plan (10,000 clients, 64-character ids, every number at full length) is
+# 2.3 MB compact and 2.7 MB indented: it fits, with room for a fleet's per-client fields
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_MAX_PLAN_WORK = 20_000_000  # service.limits: about 10-20 s of planning on 2 cores
 DEFAULT_PLAN_CACHE = 128  # plans kept, rendered: a plan is a pure function of its settings
 MIN_TOKEN_CHARS = 16
 
@@ -64,6 +67,10 @@ class ServeConfig:
     resume_unfinished: bool = field(
         default=False, metadata={"help": "start a worker on each unfinished study at start"}
     )
+    max_plan_work: int = field(
+        default=DEFAULT_MAX_PLAN_WORK,
+        metadata={"help": "client draws a plan's mask-sharing schedules may walk (422 beyond)"},
+    )
     export_timeout_seconds: float = field(
         default=600.0, metadata={"help": "longest an export may take"}
     )
@@ -79,6 +86,7 @@ class ServeConfig:
             ("--max-workers", self.max_workers, 1),
             ("--max-body-bytes", self.max_body_bytes, 1024),
             ("--plan-cache", self.plan_cache, 0),
+            ("--max-plan-work", self.max_plan_work, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ServeError(f"{name} must be an integer >= {low}, but got {value!r}.")

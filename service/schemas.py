@@ -24,6 +24,10 @@ from service.paths import ModelProfileRef, NetworkRef, RunConfigPaths
 from tuner.settings import METRICS, PRUNERS, SAMPLERS, TOPK_MODES
 
 Grid = str | list[int | float | str]
+# a round plan's size: with ids this long, the largest round plan fits the default body limit
+# (service.config.DEFAULT_MAX_BODY_BYTES; tests hold the two together)
+MAX_ROUND_CLIENTS = 10_000
+CLIENT_ID_CHARS = 64
 
 RANKS_TEXT = "1,2,4,8,16,32,64"
 DENSITIES_TEXT = ",".join(fmt_density(d) for d in DEFAULT_DENSITIES)
@@ -351,7 +355,21 @@ class StudyRequest(Strict):
 
 
 class ClientLink(Strict):
-    id: str | int = Field(..., description="the client's id, echoed back")
+    id: str | int = Field(
+        ...,
+        description=f"the client's id, echoed back (a string of at most {CLIENT_ID_CHARS} "
+        "characters, or an integer)",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str | int) -> str | int:
+        if isinstance(v, str) and len(v) > CLIENT_ID_CHARS:
+            raise ValueError(f"a client id has at most {CLIENT_ID_CHARS} characters")
+        if isinstance(v, int) and not -(2**63) <= v < 2**63:
+            raise ValueError("an integer client id must fit in 64 bits")
+        return v
+
     down_mbps: float = Field(..., gt=0, description="measured downlink, Mbps (10^6 bit/s)")
     up_mbps: float = Field(..., gt=0, description="measured uplink, Mbps (10^6 bit/s)")
     rtt_ms: float = Field(default=0.0, ge=0, description="measured round-trip latency, ms")
@@ -413,7 +431,7 @@ class RoundPlanRequest(Strict):
     policy: Literal["uniform"] = Field(default="uniform", description=ACCEPTED["policy"])
     round: int | None = Field(default=None, ge=1, description="the round number, echoed back")
     compute_seconds: float = Field(default=0.0, ge=0, description="local compute per client, s")
-    clients: list[ClientLink] = Field(..., min_length=1, max_length=10_000)
+    clients: list[ClientLink] = Field(..., min_length=1, max_length=MAX_ROUND_CLIENTS)
 
 
 class ClientPlan(BaseModel):
