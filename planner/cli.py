@@ -370,9 +370,9 @@ def plan_command(
         str | None,
         typer.Option(
             help="a fleet of per-client links instead of one network: a name (`floss profiles "
-            "fleet`) or a .toml (tiers) / .csv (measured clients) file. Prices each policy pair "
-            "by a seeded Monte Carlo of the trainer's rounds; --ranks defaults to --ref-rank and "
-            "--d-down/--d-up to 1 (the caps of the bandwidth policy)",
+            "fleet`) or a .toml (tiers) / .csv (measured clients) file. Prices the grids under "
+            "each policy pair by a seeded Monte Carlo of the trainer's rounds (--d-down/--d-up: "
+            "the caps of the bandwidth policy) and short-lists per pair; --all shows every row",
             show_default=False,
         ),
     ] = None,
@@ -427,6 +427,14 @@ def plan_command(
             help="with --fleet, bandwidth policy: adapt each client's d_down too",
         ),
     ] = False,
+    max_dropped: Annotated[
+        float | None,
+        typer.Option(
+            help="with --fleet: the short list flags deadline rows that drop more than this "
+            "share of the sampled clients' uploads (default 0.3; over-selecting 1.3x drops 0.23)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Turn a budget and a network into the feasible (rank, d_down, d_up) configurations of each
     method, and a short list with the reason for each row. With --fleet: each configuration under
@@ -486,8 +494,10 @@ def plan_command(
                 tier_densities=tier_densities,
                 density_grid=density_grid,
                 adapt_down=adapt_down,
+                max_dropped=max_dropped,
                 output_format=output_format,
                 limit=limit,
+                show_all=show_all,
                 given=given,
             )
         else:
@@ -507,9 +517,9 @@ FLEET_ONLY = (
     "tier_densities",
     "density_grid",
     "adapt_down",
+    "max_dropped",
 )
 NETWORK_ONLY = ("profile", "down", "up", "up_slowdown", "rtt_ms")
-FLEET_DEFAULTS = ("ranks", "d_down", "d_up")  # --fleet: the reference rank, densities 1
 
 
 def _given_options() -> set[str]:
@@ -530,21 +540,6 @@ def _given_options() -> set[str]:
     return given
 
 
-def _fleet_settings(settings: PlanSettings, given: set[str]) -> PlanSettings:
-    """--fleet's defaults for the grids the user left alone: one configuration, the reference
-    rank at densities 1 (dense for uniform; the caps of the bandwidth policy)."""
-    from dataclasses import replace
-
-    changes: dict[str, object] = {}
-    if "ranks" not in given:
-        changes["ranks"] = (settings.ref_rank,)
-    if "d_down" not in given:
-        changes["d_down"] = (1.0,)
-    if "d_up" not in given:
-        changes["d_up"] = (1.0,)
-    return replace(settings, **changes)  # type: ignore[arg-type]
-
-
 def _fleet_text(
     settings: PlanSettings,
     *,
@@ -556,8 +551,10 @@ def _fleet_text(
     tier_densities: str | None,
     density_grid: str | None,
     adapt_down: bool,
+    max_dropped: float | None,
     output_format: str,
     limit: int | None,
+    show_all: bool,
     given: set[str],
 ) -> str:
     from planner.fleet import (
@@ -576,7 +573,7 @@ def _fleet_text(
             )
     loaded = load_fleet(fleet)
     result = plan_fleet(
-        _fleet_settings(settings, given),
+        settings,
         fleet=loaded,
         round_policies=_policies(round_policy, name="--round-policy"),
         density_policies=(
@@ -587,8 +584,9 @@ def _fleet_text(
         tier_densities=() if tier_densities is None else parse_tier_densities(tier_densities),
         grid=DEFAULT_GRID if density_grid is None else parse_grid(density_grid),
         adapt_down=adapt_down,
+        drop_share=max_dropped,
     )
-    return render_fleet_plan(result, fmt=output_format, limit=limit)
+    return render_fleet_plan(result, fmt=output_format, limit=limit, show_all=show_all)
 
 
 def _policies(text: str, *, name: str) -> tuple[str, ...]:

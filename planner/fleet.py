@@ -22,6 +22,7 @@ decoded_c dense with zeros where c sent nothing); ``trainer.round.server_aggrega
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import math
@@ -571,6 +572,14 @@ class FleetSetup:
                     f"tiered densities: no density for tier {missing[0]!r} of fleet "
                     f"{self.fleet.name!r} (--tier-densities needs all of {', '.join(names)})."
                 )
+
+    def with_deadline(self, deadline_seconds: float) -> FleetSetup:
+        """This setup with another deadline (checked: > 0), the rest already checked."""
+        new = copy.copy(self)
+        object.__setattr__(
+            new, "deadline_seconds", _positive(deadline_seconds, "deadline (seconds)")
+        )
+        return new
 
     def sampled_per_round(self, clients_per_round: int, num_clients: int) -> int:
         """Clients sampled a round: m under sync, ceil(m * over_selection) under deadline, at most
@@ -1176,6 +1185,8 @@ class FleetRow:
     precision_up: str
     deadline_default: bool  # True: the deadline is default_deadline's, not the user's
     estimate: FleetEstimate
+    recommended: bool = False  # on the short list (planner.fleet_shortlist)
+    why: str = ""  # the short list's reasons
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1191,6 +1202,9 @@ class FleetPlan:
     over_selection: float
     grid: tuple[float, ...]
     adapt_down: bool
+    up_slowdown: float = 1.0  # S of the thesis heuristic on this fleet (fleet_up_slowdown)
+    drop_share: float = 0.3  # short-listed deadline rows dropping more uploads are flagged
+    short_list: tuple[int, ...] = ()  # indices of the recommended rows, in the list's order
 
 
 def default_density_policies(tier_densities: Sequence[object]) -> tuple[str, ...]:
@@ -1210,12 +1224,27 @@ def plan_fleet(
     grid: tuple[float, ...] = DEFAULT_GRID,
     adapt_down: bool = False,
     rounds: int = ESTIMATE_ROUNDS,
+    drop_share: float | None = None,
 ) -> FleetPlan:
     """``estimate_fleet`` for each configuration of ``settings`` (methods x ranks x d_down x
-    d_up x precision pairs; dense and ffa once per rank) under each (density, round) policy pair:
-    dense and ffa under uniform only. Without ``deadline_seconds`` each configuration gets
-    ``default_deadline`` at its own densities (a deadline given is checked: one no client can
-    meet is one line)."""
+    d_up x precision pairs, plus the thesis heuristic's at the reference rank; dense and ffa once
+    per rank) under each (density, round) policy pair: dense and ffa under uniform only; and the
+    short list (``planner.fleet_shortlist``). Without ``deadline_seconds`` each configuration
+    gets ``default_deadline`` at its own densities (a deadline given is checked: one no client
+    can meet is one line). All configurations are estimated at once
+    (``planner.fleet_batch.estimate_fleet_many``: the same numbers as the walk, row by row)."""
+    from planner.fleet_batch import (
+        default_deadlines,
+        dense_reference_seconds_fast,
+        estimate_fleet_many,
+    )
+    from planner.fleet_shortlist import (
+        DEFAULT_DROP_SHARE,
+        fleet_short_list,
+        fleet_up_slowdown,
+        heuristic_pairs,
+    )
+
     policies = tuple(density_policies or default_density_policies(tier_densities))
     for policy in policies:
         if policy not in DENSITY_POLICIES:
@@ -1229,6 +1258,9 @@ def plan_fleet(
             )
     if not policies or not round_policies:
         raise FleetError("give at least one round policy and one density policy.")
+    share = DEFAULT_DROP_SHARE if drop_share is None else _number(drop_share, "drop share")
+    if not 0 <= share <= 1:
+        raise FleetError(f"the dropped share must be in [0, 1], but got {drop_share!r}.")
     for method in settings.methods:
         check_fleet_method(method, "uniform")
         if method != "floss" and "uniform" not in policies:
@@ -1244,13 +1276,16 @@ def plan_fleet(
     )
     seed, num_clients, compute = s.seed, s.num_clients, s.compute_seconds
     ref_n = adapter_size(s, s.ref_rank)
-    ref = dense_reference_seconds(
-        base,
+    _check_run(num_clients, s.clients_per_round, compute)
+    assign_links(fleet, num_clients, seed)  # a bad population is one line before any pricing
+    ref = dense_reference_seconds_fast(
+        fleet,
         n=ref_n,
         seed=seed,
         num_clients=num_clients,
         clients_per_round=s.clients_per_round,
         compute_seconds=compute,
+        rounds=DENSE_REFERENCE_ROUNDS,
     )
     budget = s.budget
     budget_seconds: float | None = None
@@ -1261,14 +1296,19 @@ def plan_fleet(
         budget_seconds = budget.amount
     else:
         budget_bytes = int(budget.amount)
-    rows: list[FleetRow] = []
+    up_slowdown = fleet_up_slowdown(fleet, num_clients=num_clients, seed=seed)
+    heuristic = heuristic_pairs(s, up_slowdown)
+    configs: list[tuple[int, str, str, MethodSpec]] = []  # rank, precisions, spec
     for method in (m for m in FLEET_METHODS if m in s.methods):
-        densities = (
-            [(dd, du) for dd in s.d_down for du in s.d_up] if method == "floss" else [(1.0, 1.0)]
-        )
-        mine = [p for p in policies if method == "floss" or p == "uniform"]
-        for rank in sorted(set(s.ranks)):
+        for rank in sorted(set(s.ranks) | ({s.ref_rank} if method == "floss" else set())):
             n = adapter_size(s, rank, method=method)
+            densities: list[tuple[float, float]] = [(1.0, 1.0)]
+            if method == "floss":
+                densities = (
+                    [(dd, du) for dd in s.d_down for du in s.d_up] if rank in s.ranks else []
+                )
+                if rank == s.ref_rank:  # the baseline and the heuristic, on the grid or not
+                    densities += [p for p in [(1.0, 1.0), *heuristic] if p not in densities]
             for dd, du in densities:
                 for p_down, p_up in s.precision_pairs:
                     spec = MethodSpec(
@@ -1281,53 +1321,63 @@ def plan_fleet(
                         precision_down=p_down,
                         precision_up=p_up,
                     )
-                    deadline = deadline_seconds
-                    if deadline is None:
-                        deadline = default_deadline(
-                            spec,
-                            fleet,
-                            seed=seed,
-                            num_clients=num_clients,
-                            compute_seconds=compute,
-                            over_selection=base.over_selection,
-                        )
-                    for density_policy in mine:
-                        for round_policy in round_policies:
-                            setup = replace(
-                                base,
-                                round_policy=round_policy,
-                                density_policy=density_policy,
-                                deadline_seconds=deadline,
-                            )
-                            if deadline_seconds is not None:
-                                check_deadline_reachable(
-                                    spec,
-                                    setup,
-                                    seed=seed,
-                                    num_clients=num_clients,
-                                    compute_seconds=compute,
-                                )
-                            got = estimate_fleet(
-                                spec,
-                                setup,
-                                clients_per_round=s.clients_per_round,
-                                budget_seconds=budget_seconds,
-                                budget_bytes=budget_bytes,
-                                max_rounds=s.max_rounds,
-                                rounds=rounds,
-                                seed=seed,
-                                num_clients=num_clients,
-                                compute_seconds=compute,
-                            )
-                            rows.append(
-                                FleetRow(
-                                    rank=rank,
-                                    precision_down=p_down,
-                                    precision_up=p_up,
-                                    deadline_default=deadline_seconds is None,
-                                    estimate=got,
-                                )
-                            )
+                    configs.append((rank, p_down, p_up, spec))
+    if deadline_seconds is None:
+        deadlines = default_deadlines(
+            [spec for *_, spec in configs],
+            fleet,
+            seed=seed,
+            num_clients=num_clients,
+            compute_seconds=compute,
+            over_selection=base.over_selection,
+        )
+    else:
+        deadlines = [base.deadline_seconds or deadline_seconds] * len(configs)
+    pairs = {  # each policy pair checked once; a configuration's deadline copied in
+        (dp, rp): replace(base, round_policy=rp, density_policy=dp, deadline_seconds=deadlines[0])
+        for dp in policies
+        for rp in round_policies
+    } if configs else {}  # fmt: skip
+    setups: dict[tuple[str, str, float], FleetSetup] = {}
+    items: list[tuple[MethodSpec, FleetSetup]] = []
+    meta: list[tuple[int, str, str]] = []
+    for (rank, p_down, p_up, spec), deadline in zip(configs, deadlines, strict=True):
+        for density_policy in (p for p in policies if spec.method == "floss" or p == "uniform"):
+            for round_policy in round_policies:
+                key = (round_policy, density_policy, deadline)
+                if key not in setups:
+                    setups[key] = pairs[density_policy, round_policy].with_deadline(deadline)
+                items.append((spec, setups[key]))
+                meta.append((rank, p_down, p_up))
+    estimates = estimate_fleet_many(
+        items,
+        clients_per_round=s.clients_per_round,
+        budget_seconds=budget_seconds,
+        budget_bytes=budget_bytes,
+        max_rounds=s.max_rounds,
+        rounds=rounds,
+        seed=seed,
+        num_clients=num_clients,
+        compute_seconds=compute,
+    )
+    if deadline_seconds is not None:
+        for (spec, setup), got in zip(items, estimates, strict=True):
+            if got.late_fraction == 1.0:  # nobody walked made it: does anybody at all?
+                check_deadline_reachable(
+                    spec, setup, seed=seed, num_clients=num_clients, compute_seconds=compute
+                )
+    rows = [
+        FleetRow(
+            rank=rank,
+            precision_down=p_down,
+            precision_up=p_up,
+            deadline_default=deadline_seconds is None,
+            estimate=got,
+        )
+        for (rank, p_down, p_up), got in zip(meta, estimates, strict=True)
+    ]
+    why = fleet_short_list(rows, settings=s, up_slowdown=up_slowdown, drop_share=share)
+    rows = [replace(r, recommended=True, why=why[i]) if i in why else r for i, r in enumerate(rows)]
     return FleetPlan(
         fleet=fleet,
         settings=s,
@@ -1340,6 +1390,9 @@ def plan_fleet(
         over_selection=base.over_selection,
         grid=base.grid,
         adapt_down=adapt_down,
+        up_slowdown=up_slowdown,
+        drop_share=share,
+        short_list=tuple(why),
     )
 
 

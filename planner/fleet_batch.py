@@ -20,7 +20,9 @@ priced, except by ``default_deadlines`` (a quantile over the whole population: c
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -51,6 +53,9 @@ Ints = NDArray[np.int64]
 Index = NDArray[np.intp]
 
 CHUNK_ELEMENTS = 1 << 20  # entries per array of one chunk (8 MiB of float64)
+# chunks priced side by side (numpy releases the GIL); each chunk's numbers are its own, so
+# the results do not depend on it. FLOSS_PLAN_THREADS=1 prices them one after another.
+THREADS = max(1, int(os.environ.get("FLOSS_PLAN_THREADS", min(2, os.cpu_count() or 1))))
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,48 @@ def _padded(lists: list[list[float]]) -> tuple[Floats, Index]:
     return values, np.array([len(v) for v in lists], dtype=np.intp)
 
 
+class _Halves:
+    """A client's seconds in two exact halves, memoised by byte count.
+
+    t = down(bd) + up(bu), down(bd) = ((rtt + bd*8/down) + compute) + rtt, up(bu) = bu*8/up:
+    ``round_seconds``'s operations in its order, so every t is its value bit for bit, and the
+    configurations that send the same download (or upload) size share that half. The memo holds
+    at most ``CHUNK_ELEMENTS * 8`` entries (it starts over beyond: memory stays bounded)."""
+
+    def __init__(self, link: _Link) -> None:
+        self.link = link
+        self._memo: dict[tuple[bool, int], Floats] = {}
+
+    def half(self, nbytes: int, *, up: bool) -> Floats:
+        got = self._memo.get((up, nbytes))
+        if got is None:
+            lk = self.link
+            if up:
+                got = (nbytes * BITS_PER_BYTE) / lk.up_bps
+            else:
+                got = lk.rtt_s + (nbytes * BITS_PER_BYTE) / lk.down_bps
+                got += lk.compute_seconds
+                got += lk.rtt_s
+            if (len(self._memo) + 1) * got.size > CHUNK_ELEMENTS * 8:
+                self._memo.clear()
+            self._memo[up, nbytes] = got
+        return got
+
+    def table(self, nbytes: Ints, *, up: bool) -> tuple[Floats, Index]:
+        """(one half per distinct byte count [V, U], each entry's row in it, shaped as nbytes)."""
+        values, rows = np.unique(nbytes, return_inverse=True)
+        table = np.stack([self.half(int(b), up=up) for b in values.tolist()])
+        return table, rows.reshape(np.shape(nbytes))
+
+    def seconds(self, bytes_down: Ints, bytes_up: Ints) -> Floats:
+        """[J, U]: every client's seconds for configuration j's (bytes_down[j], bytes_up[j])."""
+        down, d_rows = self.table(bytes_down, up=False)
+        up, u_rows = self.table(bytes_up, up=True)
+        t = down[d_rows]
+        t += up[u_rows]
+        return t
+
+
 def _prices(
     specs: Sequence[MethodSpec],
     deadlines: Floats,
@@ -177,23 +224,42 @@ def _prices(
     tiers = setup.fleet.tier_names
     if policy == "uniform":
         dens = [uniform_densities(s) for s in specs]
-        bd = np.array([[message(s, d, s.wire_down)] for s, (d, _) in zip(specs, dens, strict=True)])
-        bu = np.array([[message(s, u, s.wire_up)] for s, (_, u) in zip(specs, dens, strict=True)])
-        d_down = np.array([[d] * len(tiers) for d, _ in dens], dtype=np.float64)
-        d_up = np.array([[u] * len(tiers) for _, u in dens], dtype=np.float64)
-        t = client_seconds_array(bd, bu, link)
-        return _Prices(t, bd, bu, d_down, d_up)
+        bd = np.array([message(s, d, s.wire_down) for s, (d, _) in zip(specs, dens, strict=True)])
+        bu = np.array([message(s, u, s.wire_up) for s, (_, u) in zip(specs, dens, strict=True)])
+        d_down = np.array([[d] for d, _ in dens], dtype=np.float64)
+        d_up = np.array([[u] for _, u in dens], dtype=np.float64)
+        t = _Halves(link).seconds(bd, bu)
+        return _Prices(t, bd[:, None], bu[:, None], d_down, d_up)
     if policy == "tiered":
         pairs = [setup.densities_of(name) for name in tiers]
         bd_t = np.array([[message(s, d, s.wire_down) for d, _ in pairs] for s in specs])
         bu_t = np.array([[message(s, u, s.wire_up) for _, u in pairs] for s in specs])
         tier = links.tier[ids]
         bd, bu = bd_t[:, tier], bu_t[:, tier]
-        t = client_seconds_array(bd, bu, link)
         d_down = np.array([[d for d, _ in pairs]] * len(specs), dtype=np.float64)
         d_up = np.array([[u for _, u in pairs]] * len(specs), dtype=np.float64)
-        return _Prices(t, bd, bu, d_down, d_up)
-    return _bandwidth_prices(specs, deadlines, setup, link=link, message=message, size=len(ids))
+        return _Prices(client_seconds_array(bd, bu, link), bd, bu, d_down, d_up)
+    return _bandwidth_prices(specs, deadlines, setup, halves=_Halves(link), message=message)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Which row of a halves table (configuration j, client c, level lv) is priced with:
+    ``rows[j, lv]`` (by level), ``rows[j, c]`` (by client) or ``rows[j, 0]`` (one per j)."""
+
+    rows: Index
+    by: str  # "level" | "client" | "config"
+
+    def at(self, j: Index, c: Index, lv: int) -> Index:
+        if self.by == "level":
+            return self.rows[j, lv]
+        return self.rows[j, c] if self.by == "client" else self.rows[j, 0]
+
+    def dense(self, lv: int) -> Index | None:
+        """[J]: the rows at level lv when every client of j uses the same (else None)."""
+        if self.by == "client":
+            return None
+        return self.rows[:, lv if self.by == "level" else 0]
 
 
 def _bandwidth_prices(
@@ -201,15 +267,16 @@ def _bandwidth_prices(
     deadlines: Floats,
     setup: FleetSetup,
     *,
-    link: _Link,
+    halves: _Halves,
     message: _Bytes,
-    size: int,
 ) -> _Prices:
     """bandwidth: per client the first grid density that fits (``client_densities``); the
     undecided (configuration, client) pairs are priced level by level, most settle at the first."""
     caps = [uniform_densities(s) for s in specs]
+    size = halves.link.down_bps.size
     up_values, up_len = _padded([_candidates(setup.grid, u) for _, u in caps])
     up_bytes = _byte_table(specs, up_values, up=True, message=message)
+    up_tab, up_rows = halves.table(up_bytes, up=True)
     rows = np.arange(len(specs))
     down_values: Floats | None = None
     down_choice: Index | None = None
@@ -217,17 +284,28 @@ def _bandwidth_prices(
     if setup.adapt_down:  # d_down first: the largest for which the smallest d_up fits
         down_values, down_len = _padded([_candidates(setup.grid, d) for d, _ in caps])
         down_bytes = _byte_table(specs, down_values, up=False, message=message)
-        smallest_up = up_bytes[rows, up_len - 1][:, None]
-        down_choice = _first_fit(down_bytes, None, smallest_up, down_len, deadlines, link, size)
+        down_tab, down_rows = halves.table(down_bytes, up=False)
+        smallest = _Rows(up_rows[rows, up_len - 1][:, None], "config")
+        down_choice = _first_fit(
+            down_tab, up_tab, _Rows(down_rows, "level"), smallest, down_len, deadlines, size
+        )
         stuck = down_choice < 0  # none fits: both the smallest
         down_choice = np.where(stuck, (down_len - 1)[:, None], down_choice)
         bd = np.take_along_axis(down_bytes, down_choice, axis=1)
+        a = _Rows(np.take_along_axis(down_rows, down_choice, axis=1), "client")
     else:
         bd = np.array([[message(s, d, s.wire_down)] for s, (d, _) in zip(specs, caps, strict=True)])
-    up_choice = _first_fit(None, bd, up_bytes, up_len, deadlines, link, size, skip=stuck)
+        down_tab, down_rows = halves.table(bd, up=False)
+        a = _Rows(down_rows, "config")
+    up_choice = _first_fit(
+        down_tab, up_tab, a, _Rows(up_rows, "level"), up_len, deadlines, size, skip=stuck
+    )
     up_choice = np.where(up_choice < 0, (up_len - 1)[:, None], up_choice)
     bu = np.take_along_axis(up_bytes, up_choice, axis=1)
-    t = client_seconds_array(bd, bu, link)
+    clients = np.arange(size)[None, :]
+    dense_a = a.dense(0)
+    t = down_tab[dense_a] if dense_a is not None else down_tab[a.rows, clients]
+    t += up_tab[np.take_along_axis(up_rows, up_choice, axis=1), clients]
     d_down = None if setup.adapt_down else np.array([[d] for d, _ in caps], dtype=np.float64)
     return _Prices(
         t,
@@ -246,46 +324,49 @@ def _byte_table(specs: Sequence[MethodSpec], values: Floats, *, up: bool, messag
     return np.array(
         [
             [message(s, float(v), s.wire_up if up else s.wire_down) for v in row]
-            for s, row in zip(specs, values, strict=True)
+            for s, row in zip(specs, values.tolist(), strict=True)
         ],
         dtype=np.int64,
     )
 
 
 def _first_fit(
-    down_levels: Ints | None,
-    down_fixed: Ints | None,
-    up: Ints,
+    down_tab: Floats,
+    up_tab: Floats,
+    a: _Rows,
+    b: _Rows,
     lengths: Index,
     deadlines: Floats,
-    link: _Link,
     size: int,
     *,
     skip: NDArray[np.bool_] | None = None,
 ) -> Index:
     """[J, size]: per (configuration j, client c) the first level lv < lengths[j] whose seconds
-    are within deadlines[j], -1 where none is. Download bytes: ``down_levels[j, lv]`` or
-    ``down_fixed[j, c]`` ([J, 1]: one per j); upload bytes: ``up[j, lv]`` ([J, 1]: one per j)."""
+    down_tab[a] + up_tab[b] are within deadlines[j]; -1 where none is."""
     J = len(lengths)
     choice = np.full((J, size), -1, dtype=np.intp)
-    todo = np.arange(J * size, dtype=np.intp)
-    if skip is not None:
-        todo = todo[~skip.ravel()]
     flat = choice.reshape(-1)
-    for lv in range(int(lengths.max())):
+    first = 0
+    a0, b0 = a.dense(0), b.dense(0)
+    if skip is None and a0 is not None and b0 is not None:  # level 0 for everybody: dense
+        t = down_tab[a0]
+        t += up_tab[b0]
+        fit = t <= deadlines[:, None]
+        choice[fit] = 0
+        todo = np.flatnonzero(~fit & (lengths > 1)[:, None])
+        first = 1
+    else:
+        todo = np.arange(J * size, dtype=np.intp)
+        if skip is not None:
+            todo = todo[~skip.ravel()]
+    for lv in range(first, int(lengths.max())):
         j, c = np.divmod(todo, size)
         live = lv < lengths[j]
         if not live.all():
             todo, j, c = todo[live], j[live], c[live]
         if not todo.size:
             break
-        if down_levels is not None:
-            bd = down_levels[j, lv]
-        else:
-            assert down_fixed is not None
-            bd = down_fixed[j, 0] if down_fixed.shape[1] == 1 else down_fixed[j, c]
-        bu = up[j, min(lv, up.shape[1] - 1)] if up.shape[1] > 1 else up[j, 0]
-        t = client_seconds_array(bd, bu, link.at(c))
+        t = down_tab[a.at(j, c, lv), c] + up_tab[b.at(j, c, lv), c]
         fit = t <= deadlines[j]
         flat[todo[fit]] = lv
         todo = todo[~fit]
@@ -312,79 +393,92 @@ def _walk(
     units: Index,
     pos: Index,
     deadlines: Floats,
-    weights: Floats,
-    tier_weights: Floats,
+    late_client: NDArray[np.float32],
+    weights: NDArray[np.float32],
     *,
     deadline_rounds: bool,
     clients_per_round: int,
 ) -> _Walk:
     """``settle_round`` and ``fleet_round``'s sums for configurations ``units`` on the sampled
-    positions ``pos`` [R, k] (columns in client id order, as the sampling sorts them)."""
+    positions ``pos`` [R, k] (columns in client id order, as the sampling sorts them);
+    ``late_client`` [J, U]: 1 where a client misses its configuration's deadline; ``weights``
+    [U, 1 + T]: each client's rounds in this walk, in all and per tier. Arrays are [I, k, R]:
+    reductions over the sampled clients run along whole rows of rounds."""
     rounds, k = pos.shape
-    t_client = prices.seconds[units]  # [I, U]
-    t = t_client[:, pos]  # [I, R, k]
-    d = deadlines[:, None, None]
-    if prices.bytes_down.shape[1] == 1:
-        down = prices.bytes_down[units] * k  # [I, 1]: every round alike
-    else:
-        down = prices.bytes_down[units][:, pos].sum(axis=2)
-    up_each = prices.bytes_up[units]
+    count = len(units)
+    contiguous = units[-1] - units[0] + 1 == count
+    pick = slice(int(units[0]), int(units[-1]) + 1) if contiguous else units
+    t_client = prices.seconds[pick]  # [I, U]
+    by_client = np.ascontiguousarray(pos.T)  # [k, R]
+    t = t_client[:, by_client]  # [I, k, R]
+    m = clients_per_round
+    down_each, up_each = prices.bytes_down[pick], prices.bytes_up[pick]
+    down = down_each * k if down_each.shape[1] == 1 else down_each[:, by_client].sum(axis=1)
     if not deadline_rounds:
-        seconds = t.max(axis=2)
-        kept = np.full(seconds.shape, k, dtype=np.int64)
-        up = up_each * k if up_each.shape[1] == 1 else up_each[:, pos].sum(axis=2)
+        seconds = t.max(axis=1)
+        kept = np.full((count, rounds), k, dtype=np.int64)
+        up = up_each * k if up_each.shape[1] == 1 else up_each[:, by_client].sum(axis=1)
     else:
-        m = clients_per_round
-        on_time = t <= d
-        n_on = on_time.sum(axis=2)
+        on_time = t <= deadlines[:, None, None]
+        n_on = on_time.sum(axis=1)
         kept = np.minimum(n_on, m).astype(np.int64)
-        if m <= k:
-            mth = np.partition(t, m - 1, axis=2)[:, :, m - 1]  # the m-th arrival
-            finish = np.where(n_on == k, t.max(axis=2), deadlines[:, None])
-            seconds = np.where(n_on >= m, mth, finish)
-        else:
-            seconds = np.where(n_on == k, t.max(axis=2), deadlines[:, None])
+        seconds = np.repeat(deadlines[:, None], rounds, axis=1)  # nobody in time: D
+        full = n_on >= m if m <= k else n_on == k
+        lanes = t.transpose(0, 2, 1)[full]  # [S, k]: rounds the m-th (or last) arrival ends
+        mth = np.partition(lanes, m - 1, axis=1)[:, m - 1] if m <= k else lanes.max(axis=1)
+        seconds[full] = mth
         if up_each.shape[1] == 1:
             up = kept * up_each
-        else:  # the first m arrivals by (t, client id) among those on time
-            taken = on_time
-            if m <= k and (n_on > m).any():
-                before = t < mth[:, :, None]
-                tie = t == mth[:, :, None]
-                need = m - before.sum(axis=2, keepdims=True)
-                first_m = before | (tie & (np.cumsum(tie, axis=2) <= need))
-                taken = np.where((n_on > m)[:, :, None], first_m, on_time)
-            up = (up_each[:, pos] * taken).sum(axis=2)
-    late_client = (t_client > deadlines[:, None]).astype(np.float64)  # [I, U]
+        else:  # the kept: those on time, or the first m arrivals by (t, client id) of them
+            ups = up_each[:, by_client]  # [I, k, R]
+            up = (ups * on_time).sum(axis=1)
+            many = n_on > m
+            if many.any():
+                crowd = lanes[many[full]]
+                v = mth[many[full]][:, None]
+                before = crowd < v
+                tie = crowd == v
+                need = m - before.sum(axis=1, keepdims=True)
+                first_m = before | (tie & (np.cumsum(tie, axis=1) <= need))
+                up[many] = (ups.transpose(0, 2, 1)[many] * first_m).sum(axis=1)
+    late = np.rint(late_client[pick] @ weights).astype(np.int64)  # [I, 1 + T]
     return _Walk(
-        seconds=np.ascontiguousarray(seconds, dtype=np.float64),
-        bytes=np.broadcast_to(down + up, (len(units), rounds)).astype(np.int64),
-        kept=np.broadcast_to(kept, (len(units), rounds)).astype(np.int64),
-        late=np.rint(late_client @ weights).astype(np.int64),
-        tier_late=np.rint(late_client @ tier_weights).astype(np.int64),
+        seconds=seconds,
+        bytes=np.broadcast_to(down + up, (count, rounds)).astype(np.int64),
+        kept=kept,
+        late=late[:, 0],
+        tier_late=late[:, 1:],
     )
 
 
 def _tier_densities(
-    values: Floats | None, choice: Index | None, constant: Floats | None, units: Index,
-    tier_weights: Floats,
-) -> tuple[Floats, Floats, Floats]:  # fmt: skip
+    values: Floats | None,
+    choice: Index | None,
+    constant: Floats | None,
+    units: Index,
+    present: Index,
+    tiers: Index,
+    weights: Floats,
+    n_tiers: int,
+) -> tuple[Floats, Floats, Floats]:
     """(median, min, max) [I, T] of the densities the tier's client-rounds encode at: constant
-    per (configuration, tier), or counted from each client's choice among ``values``."""
-    n_tiers = tier_weights.shape[1]
+    per (configuration, tier), or counted from each client's choice among ``values`` (clients
+    ``present`` with tier ``tiers`` and ``weights`` client-rounds)."""
     if constant is not None:
         c = np.broadcast_to(constant[units], (len(units), n_tiers)).astype(np.float64)
         return c, c, c
     assert values is not None and choice is not None
     vals = values[units][:, ::-1]  # ascending (the candidates are descending)
     width = vals.shape[1]
-    chosen = choice[units]
-    counts = np.stack(
-        [(chosen == width - 1 - a).astype(np.float64) @ tier_weights for a in range(width)],
-        axis=2,
-    )  # [I, T, L] client-rounds per ascending value
-    counts = np.rint(counts).astype(np.int64)
-    cum = np.cumsum(counts, axis=2)
+    chosen = choice[units][:, present]
+    key = (np.arange(len(units))[:, None] * n_tiers + tiers[None, :]) * width + chosen
+    counts = np.bincount(
+        key.ravel(),
+        weights=np.broadcast_to(weights, key.shape).ravel(),
+        minlength=len(units) * n_tiers * width,
+    )
+    counts = np.rint(counts).astype(np.int64).reshape(len(units), n_tiers, width)[:, :, ::-1]
+    cum = np.cumsum(counts, axis=2)  # client-rounds per ascending value, cumulated
     total = cum[:, :, -1:]
     mid = total // 2
     at_mid = (cum > mid).argmax(axis=2)
@@ -490,65 +584,66 @@ def _estimate_group(
     ids = np.unique(np.concatenate([d.ravel() for d in draws.values()]))
     positions = {w: np.searchsorted(ids, d) for w, d in draws.items()}
     n_tiers = len(fleet.tier_names)
-    onehot = np.zeros((len(ids), n_tiers))
-    onehot[np.arange(len(ids)), links.tier[ids]] = 1.0
-    weights = {w: np.bincount(p.ravel(), minlength=len(ids)).astype(np.float64)
-               for w, p in positions.items()}  # fmt: skip
-    tier_weights = {w: onehot * weights[w][:, None] for w in walks}
+    per_walk = {}  # per walk: client-rounds of each of the U clients, in all and by tier
+    for w, p in positions.items():
+        counts = np.bincount(p.ravel(), minlength=len(ids))
+        present = np.flatnonzero(counts)
+        weights = np.zeros((len(ids), 1 + n_tiers), dtype=np.float32)  # exact below 2**24
+        weights[:, 0] = counts
+        weights[present, 1 + links.tier[ids[present]]] = counts[present]
+        per_walk[w] = (present, links.tier[ids[present]], weights)
     deadline_of = np.array([np.inf if d is None else d for _, d in unit_keys], dtype=np.float64)
     widest = max(max(len(ids), rounds * w[1]) for w in walks)
-    chunk = max(1, CHUNK_ELEMENTS // widest)
+    chunk = max(1, min(CHUNK_ELEMENTS // widest, -(-len(unit_keys) // THREADS)))
     message = _Bytes()
     by_unit: dict[int, list[int]] = {}
     for i, u in zip(members, unit_items, strict=True):
         by_unit.setdefault(u, []).append(i)
-    for start in range(0, len(unit_keys), chunk):
+    walk_of = {
+        i: (items[i][1].round_policy, items[i][1].sampled_per_round(clients_per_round, num_clients))
+        for i in members
+    }
+
+    def run(start: int) -> None:
         stop = min(start + chunk, len(unit_keys))
         specs = [unit_keys[u][0] for u in range(start, stop)]
+        deadlines = deadline_of[start:stop]
         prices = _prices(
-            specs,
-            deadline_of[start:stop],
-            setup0,
-            links=links,
-            ids=ids,
-            compute=compute,
-            message=message,
+            specs, deadlines, setup0, links=links, ids=ids, compute=compute, message=message
         )
+        late_client = (prices.seconds > deadlines[:, None]).astype(np.float32)
         for w in walks:
             mine = [
-                (i, u - start)
-                for u in range(start, stop)
-                for i in by_unit[u]
-                if (items[i][1].round_policy, items[i][1].sampled_per_round(
-                    clients_per_round, num_clients)) == w
-            ]  # fmt: skip
+                (i, u - start) for u in range(start, stop) for i in by_unit[u] if walk_of[i] == w
+            ]
             if not mine:
                 continue
             units = np.array([u for _, u in mine], dtype=np.intp)
-            dl = deadline_of[start:stop][units]
+            present, tiers, weights = per_walk[w]
             walk = _walk(
                 prices,
                 units,
                 positions[w],
-                dl,
-                weights[w],
-                tier_weights[w],
+                deadlines[units],
+                late_client,
+                weights,
                 deadline_rounds=w[0] == "deadline",
                 clients_per_round=clients_per_round,
             )
-            tiers = (
-                _tier_densities(prices.down_values, prices.down_choice, prices.d_down_tier, units,
-                                tier_weights[w]),
-                _tier_densities(prices.up_values, prices.up_choice, prices.d_up_tier, units,
-                                tier_weights[w]),
+            counts = weights[present, 0]
+            densities = (
+                _tier_densities(prices.down_values, prices.down_choice, prices.d_down_tier,
+                                units, present, tiers, counts, n_tiers),
+                _tier_densities(prices.up_values, prices.up_choice, prices.d_up_tier,
+                                units, present, tiers, counts, n_tiers),
             )  # fmt: skip
             _finish(
                 items,
                 [i for i, _ in mine],
                 out,
                 walk,
-                tiers,
-                tier_sampled=np.rint(weights[w] @ onehot).astype(np.int64),
+                densities,
+                tier_sampled=np.rint(weights[:, 1:].sum(axis=0, dtype=np.float64)).astype(np.int64),
                 sampled=w[1],
                 seed=seed,
                 num_clients=num_clients,
@@ -557,6 +652,14 @@ def _estimate_group(
                 budget_bytes=budget_bytes,
                 max_rounds=max_rounds,
             )
+
+    starts = range(0, len(unit_keys), chunk)
+    if THREADS > 1 and len(starts) > 1:  # numpy releases the GIL: chunks overlap
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            list(pool.map(run, starts))
+    else:
+        for start in starts:
+            run(start)
 
 
 def _finish(
@@ -580,15 +683,21 @@ def _finish(
     limit_s = None if budget_seconds is None else budget_seconds * (1 + BUDGET_RTOL)
     cap = math.inf if max_rounds is None else max_rounds
     sums, stdevs = fsum_stdev_rows(walk.seconds)
+    walk_bytes = walk.bytes.sum(axis=1).tolist()  # integers: exact
     cum_s = np.cumsum(walk.seconds, axis=1)  # in order, as the walk's running total
-    cum_b = np.cumsum(walk.bytes, axis=1)
-    over = cum_s > limit_s if limit_s is not None else cum_b > (budget_bytes or 0)
-    first_over = np.where(over.any(axis=1), over.argmax(axis=1), walked)
-    kept_total = walk.kept.sum(axis=1)
-    empty = (walk.kept == 0).sum(axis=1)
+    spent = cum_s if limit_s is not None else np.cumsum(walk.bytes, axis=1)
+    over = spent > (limit_s if limit_s is not None else (budget_bytes or 0))
+    first_over = np.where(over.any(axis=1), over.argmax(axis=1), walked).tolist()
+    kept_total = walk.kept.sum(axis=1).tolist()
+    empty = (walk.kept == 0).sum(axis=1).tolist()
+    late = walk.late.tolist()
     sampled_total = walked * sampled
     names = items[which[0]][1].fleet.tier_names
-    (dd_med, dd_min, dd_max), (du_med, du_min, du_max) = tiers
+    counts = tier_sampled.tolist()
+    tier_late = walk.tier_late.tolist()
+    dd_med, dd_min, dd_max, du_med, du_min, du_max = (a.tolist() for a in (*tiers[0], *tiers[1]))
+    sums_list, stdev_list, last_s = sums.tolist(), stdevs.tolist(), cum_s[:, -1].tolist()
+    root = math.sqrt(walked)
     estimate = (
         f"seeded Monte Carlo over {walked} rounds (the trainer's rounds 1..{walked} at seed "
         f"{seed}); rounds within them exact, beyond them at their mean"
@@ -596,15 +705,14 @@ def _finish(
     for row, i in enumerate(which):
         spec, setup = items[i]
         stop = int(min(first_over[row], cap))
-        walk_bytes = int(cum_b[row, -1])
-        mean_s = float(sums[row]) / walked
-        mean_b = walk_bytes / walked
+        mean_s = sums_list[row] / walked
+        mean_b = walk_bytes[row] / walked
         if stop < walked:
             bought, exact = stop, True
             total_s = float(cum_s[row, stop - 1]) if stop else 0.0
-            total_b = float(int(cum_b[row, stop - 1]) if stop else 0)
+            total_b = float(int(walk.bytes[row, :stop].sum()))
         else:
-            done_s, done_b = float(cum_s[row, -1]), walk_bytes
+            done_s, done_b = last_s[row], walk_bytes[row]
             if limit_s is not None:
                 more = math.floor(max(limit_s - done_s, 0.0) / mean_s) if mean_s > 0 else 0
             else:
@@ -614,27 +722,22 @@ def _finish(
             more = int(min(more, cap - walked))
             bought, exact = walked + more, False
             total_s, total_b = done_s + more * mean_s, done_b + more * mean_b
-        late = int(walk.late[row])
-        dropped = sampled_total - int(kept_total[row])
         d_down, d_up = uniform_densities(spec)
-        tier_rows = []
-        for t, name in enumerate(names):
-            count = int(tier_sampled[t])
-            if not count:
-                continue
-            tier_rows.append(
-                TierEstimate(
-                    tier=name,
-                    sampled=count,
-                    d_down=float(dd_med[row, t]),
-                    d_up=float(du_med[row, t]),
-                    d_down_min=float(dd_min[row, t]),
-                    d_down_max=float(dd_max[row, t]),
-                    d_up_min=float(du_min[row, t]),
-                    d_up_max=float(du_max[row, t]),
-                    late=int(walk.tier_late[row, t]) / count,
-                )
+        tier_rows = tuple(
+            TierEstimate(
+                tier=name,
+                sampled=counts[t],
+                d_down=dd_med[row][t],
+                d_up=du_med[row][t],
+                d_down_min=dd_min[row][t],
+                d_down_max=dd_max[row][t],
+                d_up_min=du_min[row][t],
+                d_up_max=du_max[row][t],
+                late=tier_late[row][t] / counts[t],
             )
+            for t, name in enumerate(names)
+            if counts[t]
+        )
         out[i] = FleetEstimate(
             method=spec.method,
             n=spec.n,
@@ -644,20 +747,20 @@ def _finish(
             density_policy=setup.density_policy,
             deadline_seconds=setup.deadline_seconds,
             clients_per_round=clients_per_round,
-            sampled_per_round=setup.sampled_per_round(clients_per_round, num_clients),
+            sampled_per_round=sampled,
             rounds_walked=walked,
             mean_seconds=mean_s,
-            seconds_stderr=float(stdevs[row]) / math.sqrt(walked),
+            seconds_stderr=stdev_list[row] / root,
             mean_bytes=mean_b,
-            mean_kept=int(kept_total[row]) / walked,
-            late_fraction=late / sampled_total,
-            dropped_fraction=dropped / sampled_total,
-            empty_rounds=int(empty[row]) / walked,
+            mean_kept=kept_total[row] / walked,
+            late_fraction=late[row] / sampled_total,
+            dropped_fraction=(sampled_total - kept_total[row]) / sampled_total,
+            empty_rounds=empty[row] / walked,
             rounds=bought,
             exact=exact,
             total_seconds=total_s,
             total_bytes=total_b,
-            tiers=tuple(tier_rows),
+            tiers=tier_rows,
             estimate=estimate,
         )
 
@@ -688,14 +791,17 @@ def default_deadlines(
     at = max(0, math.ceil(round(q * num_clients, 9)) - 1)
     message = _Bytes()
     dens = [uniform_densities(s) for s in specs]
-    bd = np.array([[message(s, d, s.wire_down)] for s, (d, _) in zip(specs, dens, strict=True)])
-    bu = np.array([[message(s, u, s.wire_up)] for s, (_, u) in zip(specs, dens, strict=True)])
-    out: list[float] = []
+    bd = np.array([message(s, d, s.wire_down) for s, (d, _) in zip(specs, dens, strict=True)])
+    bu = np.array([message(s, u, s.wire_up) for s, (_, u) in zip(specs, dens, strict=True)])
+    halves = _Halves(everybody)
+    order = np.lexsort((bu, bd))  # configurations sharing a download size share its half
+    out = np.empty(len(specs))
     chunk = max(1, CHUNK_ELEMENTS // num_clients)
     for start in range(0, len(specs), chunk):
-        t = client_seconds_array(bd[start : start + chunk], bu[start : start + chunk], everybody)
-        out += np.partition(t, at, axis=1)[:, at].tolist()
-    return out
+        mine = order[start : start + chunk]
+        t = halves.seconds(bd[mine], bu[mine])
+        out[mine] = np.partition(t, at, axis=1)[:, at]
+    return [float(x) for x in out.tolist()]
 
 
 def dense_reference_seconds_fast(

@@ -263,6 +263,11 @@ def fleet_header_lines(p: FleetPlan) -> list[str]:
         if s.compute_seconds
         else "compute  0 s: round time counts communication only (--compute-seconds adds it)"
     )
+    lines.append(
+        f"short    per policy pair; S = {fmt_density(1 / p.up_slowdown) if p.up_slowdown < 1 else f'{p.up_slowdown:g}'}"
+        " (the median client's down/up, to a power of 2) for d_up <= d_down/S; deadline rows "
+        f"dropping > {100 * p.drop_share:.0f} % of sampled uploads are flagged"
+    )
     if p.rows:
         lines.append(
             f"estimate {p.rows[0].estimate.estimate}; '~' marks extrapolated rounds, "
@@ -314,17 +319,30 @@ def fleet_row_dict(r: FleetRow) -> dict[str, Any]:
         "mean_kept": e.mean_kept,
         "rounds_walked": e.rounds_walked,
         "estimate": e.estimate,
+        "recommended": r.recommended,
+        "why": r.why,
     }
     out["tiers"] = [{name: getattr(t, name) for name in t.__dataclass_fields__} for t in e.tiers]
     return out
 
 
-def render_fleet_table(p: FleetPlan, *, limit: int | None) -> str:
+def fleet_table_rows(p: FleetPlan, *, show_all: bool) -> list[FleetRow]:
+    """The table's rows: the short list in its order, then (``show_all``) every other row."""
+    first = [p.rows[i] for i in p.short_list]
+    if not show_all:
+        return first
+    listed = set(p.short_list)
+    return first + [r for i, r in enumerate(p.rows) if i not in listed]
+
+
+def render_fleet_table(p: FleetPlan, *, limit: int | None, show_all: bool = False) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    rows = p.rows if limit is None else p.rows[:limit]
-    table = Table(title=f"floss plan on fleet {p.fleet.name}: each configuration under each policy")
+    shown = fleet_table_rows(p, show_all=show_all)
+    rows = shown if limit is None else shown[:limit]
+    title = "every configuration under each policy" if show_all else "the short list per policy"
+    table = Table(title=f"floss plan on fleet {p.fleet.name}: {title}")
     show_precision = any((r.precision_down, r.precision_up) != ("fp32", "fp32") for r in p.rows)
     for col, justify in (
         ("method", "left"),
@@ -341,6 +359,7 @@ def render_fleet_table(p: FleetPlan, *, limit: int | None) -> str:
         ("dropped", "right"),
         ("bytes/round", "right"),
         ("tiers", "left"),
+        ("why", "left"),
     ):
         table.add_column(col, justify=justify)
     for r in rows:
@@ -361,6 +380,7 @@ def render_fleet_table(p: FleetPlan, *, limit: int | None) -> str:
             _percent(e.dropped_fraction),
             fmt_bytes(e.mean_bytes),
             ", ".join(_tier_text(t) for t in e.tiers),
+            r.why,
         )
     buf = io.StringIO()
     console = Console(file=buf, width=220, force_terminal=False, color_system=None)
@@ -368,25 +388,30 @@ def render_fleet_table(p: FleetPlan, *, limit: int | None) -> str:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(table)
     if len(p.rows) > len(rows):
+        more = "--limit" if show_all else "--all"
         console.print(
-            f"... {len(p.rows) - len(rows)} more rows: --format json|csv|yaml",
+            f"... {len(p.rows) - len(rows)} more rows: {more}, or --format json|csv|yaml",
             highlight=False,
             markup=False,
         )
     return buf.getvalue()
 
 
-def render_fleet_plan(p: FleetPlan, *, fmt: str, limit: int | None = None) -> str:
-    """A fleet plan as a table, or every row as JSON/YAML (tiers a list) or CSV (tiers a cell)."""
+def render_fleet_plan(
+    p: FleetPlan, *, fmt: str, limit: int | None = None, show_all: bool = False
+) -> str:
+    """A fleet plan as a table (the short list; ``show_all``: every row), or every row as
+    JSON/YAML (tiers a list) or CSV (tiers a cell), each with ``recommended`` and ``why``."""
     if fmt == "table":
-        return render_fleet_table(p, limit=limit)
+        return render_fleet_table(p, limit=limit, show_all=show_all)
     rows = [fleet_row_dict(r) for r in p.rows]
-    if fmt == "json":
-        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "json":  # one row a line: thousands of rows, and json's C encoder (no indent)
+        return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n"
     if fmt == "yaml":
         import yaml
 
-        return str(yaml.safe_dump(rows, sort_keys=False))
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present
+        return str(yaml.dump(rows, Dumper=dumper, sort_keys=False))
     if fmt == "csv":
         for row, r in zip(rows, p.rows, strict=True):
             row["tiers"] = "; ".join(_tier_text(t) for t in r.estimate.tiers)

@@ -105,7 +105,12 @@ def fsum_stdev_rows(x: Floats, *, stdev: bool = True) -> tuple[Floats, Floats]:
     2-D array of values >= 0 (others, and rows the error bound cannot settle, go to Python)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 2 or (stdev and x.shape[1] < 2):
-        raise ValueError(f"needs a 2-D array of >= 2 columns, but got shape {x.shape}.")
+        raise ValueError(f"needs a 2-D array (of >= 2 columns for stdev), but got {x.shape}.")
+    with np.errstate(all="ignore"):  # overflow near 1e308: the bound check sends it to Python
+        return _fsum_stdev_rows(x, stdev=stdev)
+
+
+def _fsum_stdev_rows(x: Floats, *, stdev: bool) -> tuple[Floats, Floats]:
     rows, n = x.shape
     sdev = np.zeros(rows)
     if n == 0:

@@ -146,19 +146,29 @@ def test_plan_fleet_rows_and_budget() -> None:
     ref = dense_reference_seconds(FleetSetup(fleet=fleet), n=n, seed=0, num_clients=1000,
                                   clients_per_round=10)  # fmt: skip
     assert got.budget_seconds == pytest.approx(50 * ref) and got.dense_reference_n == n
+    # the grid's one configuration, then the thesis heuristic's (S = 4 on mixed-mobile: the
+    # median client's down/up is 3.75..4), each under every policy pair; dense LoRA last
+    assert got.up_slowdown == 4.0
+    assert [(r.estimate.d_down, r.estimate.d_up) for r in got.rows[::6]][:4] == [
+        (1.0, 1.0), (1.0, 0.25), (0.25, 1 / 16), (1 / 16, 1 / 64)
+    ]  # fmt: skip
     assert [(r.estimate.method, r.estimate.round_policy, r.estimate.density_policy)
-            for r in got.rows] == [
+            for r in got.rows[:6] + got.rows[-2:]] == [
         ("floss", "sync", "uniform"), ("floss", "deadline", "uniform"),
         ("floss", "sync", "bandwidth"), ("floss", "deadline", "bandwidth"),
         ("floss", "sync", "tiered"), ("floss", "deadline", "tiered"),
         ("dense", "sync", "uniform"), ("dense", "deadline", "uniform"),
     ]  # fmt: skip
+    assert len(got.rows) == 4 * 6 + 2
     # dense LoRA at the reference rank, sync: the budget is 50 of its mean rounds; the first
     # rounds of the walk differ from the 100-round mean, so about 50
-    dense_sync = got.rows[6].estimate
+    dense_sync = got.rows[-2].estimate
     assert 40 <= dense_sync.rounds <= 60 and dense_sync.exact
     tiered = got.rows[4].estimate
     assert {(t.tier, t.d_down, t.d_up) for t in tiered.tiers} == set(tiers)
+    # the short list: dense LoRA is the baseline of each round policy (uniform densities)
+    assert got.rows[-2].why.startswith("dense LoRA baseline") and got.rows[-2].recommended
+    assert sorted(got.short_list) == [i for i, r in enumerate(got.rows) if r.recommended]
     assert all(r.deadline_default for r in got.rows)
 
 
@@ -177,46 +187,101 @@ def test_plan_fleet_refuses() -> None:
 # ---------------------------------------------------------------------------- the CLI
 
 
-def test_cli_fleet_table() -> None:
+def _cells(output: str) -> list[list[str]]:
+    """The table's rows (a row's wrapped lines joined), cells stripped."""
+    rows: list[list[str]] = []
+    for line in output.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells[0]:
+            rows.append(cells)
+        else:  # a wrapped line continues the row above
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+    return rows
+
+
+def test_cli_fleet_table_is_the_short_list() -> None:
+    """The default grid under each policy pair; the table shows the short list, a reason a row."""
     result = runner.invoke(single, ["--fleet", "mixed-mobile", "--num-clients", "1000"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "model    all-minilm-l6-v2: n(r=16) = 156,696 adapter entries"
-    assert lines[1].startswith("fleet    mixed-mobile: tiers lte 60 % (30/8 Mbps, 50 ms, sigma 0.8)")
+    assert lines[1].startswith(
+        "fleet    mixed-mobile: tiers lte 60 % (30/8 Mbps, 50 ms, sigma 0.8)"
+    )
     assert "1,000 clients, each keeps its link for the run (drawn once, seed 0)" in lines[1]
     assert lines[2].startswith("rounds   m = 10: sync samples 10 and waits for the slowest; "
                                "deadline samples 13 (over-selection 1.3)")  # fmt: skip
     assert lines[3].startswith("budget   50 dense rounds = ")
+    assert any(line.startswith("short    per policy pair; S = 4 ") for line in lines)
     assert any(line.startswith("estimate seeded Monte Carlo over 500 rounds") for line in lines)
-    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
-    assert [(c[4], c[5]) for c in cells] == [
+    assert lines[-1] == f"... {7 * 81 * 4 - len(_cells(result.output))} more rows: --all, or " \
+        "--format json|csv|yaml"  # fmt: skip
+    cells = _cells(result.output)
+    pairs = [(c[4], c[5]) for c in cells]
+    assert list(dict.fromkeys(pairs)) == [
         ("sync", "uniform"), ("deadline", "uniform"), ("sync", "bandwidth"), ("deadline", "bandwidth")
     ]  # fmt: skip
-    assert all(c[0:4] == ["floss", "16", "1", "1"] for c in cells)
-    assert cells[0][12] == "lte 1:1, wifi 1:1, 5g 1:1" and "(1/256-1)" in cells[2][12]
+    assert pairs == sorted(pairs, key=list(dict.fromkeys(pairs)).index)  # grouped by pair
+    assert cells[0][:6] == ["floss", "16", "1", "1", "sync", "uniform"]
+    assert cells[0][13] == "dense LoRA baseline at the reference rank"
+    assert cells[0][12] == "lte 1:1, wifi 1:1, 5g 1:1"
+    assert all(c[13] for c in cells)  # every short-listed row says why
+    heuristic = [
+        (c[2], c[3])
+        for c in cells
+        if c[13].startswith("thesis heuristic d_up = d_down/S (S = 4)")
+        and tuple(c[4:6]) == pairs[0]
+    ]
+    assert heuristic == [("1", "1/4"), ("1/4", "1/16"), ("1/16", "1/64")]  # fmt: skip
+    ranks = {c[1] for c in cells if f"rank {c[1]}: densest" in c[13]}
+    assert ranks == {"1", "2", "4", "8", "16", "32", "64"}
+    best = [c for c in cells if "best deadline/bandwidth" in c[13]]
+    assert len(best) == 1 and "with >= " in best[0][13]
+
+
+def test_cli_fleet_all_rows() -> None:
+    args = ["--fleet", "mixed-mobile", "--num-clients", "300", "--ranks", "4,16",
+            "--d-down", "1,1/4", "--d-up", "1/4,1/16", "--round-policy", "sync"]  # fmt: skip
+    short = _cells(runner.invoke(single, args).output)
+    every = _cells(runner.invoke(single, [*args, "--all"]).output)
+    # 2 ranks x 4 (d_down, d_up), plus the baseline and the heuristic's 1/16:1/64 at rank 16
+    assert len(every) == (2 * 4 + 2) * 2
+    assert every[: len(short)] == short and all(not c[13] for c in every[len(short) :])
+    rows = json.loads(runner.invoke(single, [*args, "--format", "json"]).output)
+    assert len(rows) == len(every) and sum(r["recommended"] for r in rows) == len(short)
+    assert {r["why"] for r in rows if r["recommended"]} == {c[13] for c in short}
 
 
 def test_cli_fleet_json_tiered_and_options(tmp_path: Path) -> None:
     result = runner.invoke(single, [
         "--fleet", "sample-measured", "--num-clients", "20", "--format", "json",
         "--tier-densities", "lte=1/4:1/64,wifi=1:1/4,5g=1:1", "--round-policy", "deadline",
-        "--deadline", "0.5", "--over-selection", "1.5", "--d-up", "1/4", "--density-grid",
-        "1/4,1/16,1/64", "--adapt-down", "--budget", "2GB",
+        "--deadline", "0.5", "--over-selection", "1.5", "--ranks", "16", "--d-down", "1",
+        "--d-up", "1/4", "--density-grid", "1/4,1/16,1/64", "--adapt-down", "--budget", "2GB",
+        "--max-dropped", "0.1",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    every = json.loads(result.output)
+    rows = [r for r in every if (r["d_down"], r["d_up"]) == (1.0, 0.25)]
     assert [(r["round_policy"], r["density_policy"]) for r in rows] == [
         ("deadline", "uniform"), ("deadline", "bandwidth"), ("deadline", "tiered")
     ]  # fmt: skip
-    assert all(r["deadline_seconds"] == 0.5 and not r["deadline_default"] for r in rows)
+    assert all(r["deadline_seconds"] == 0.5 and not r["deadline_default"] for r in every)
     assert all(r["sampled_per_round"] == 15 and r["d_up"] == 0.25 for r in rows)
     bandwidth = rows[1]["tiers"]
     assert {t["d_up_max"] for t in bandwidth} <= {0.25, 1 / 16, 1 / 64}
     assert rows[2]["tiers"][0] == {**rows[2]["tiers"][0], "tier": "lte", "d_down": 0.25,
                                    "d_up": 1 / 64}  # fmt: skip
-    csv_out = runner.invoke(single, ["--fleet", "mixed-mobile", "--format", "csv"])
+    flagged = [r for r in every if r["recommended"] and r["dropped_fraction"] > 0.1]
+    assert flagged and all("of sampled uploads (> 10 %)" in r["why"] for r in flagged)
+    csv_out = runner.invoke(single, ["--fleet", "mixed-mobile", "--format", "csv", "--ranks",
+                                     "16", "--d-down", "1", "--d-up", "1"])  # fmt: skip
     assert csv_out.exit_code == 0 and csv_out.output.splitlines()[0].startswith("method,rank,n,")
-    assert len(csv_out.output.splitlines()) == 5
+    # (1, 1) and the heuristic's three (S = 4) under four policy pairs, and the header
+    assert len(csv_out.output.splitlines()) == 4 * 4 + 1
+    assert ",recommended,why" in csv_out.output.splitlines()[0]
 
 
 FLEET_BAD = [
@@ -248,6 +313,11 @@ FLEET_BAD = [
      "error: deadline (seconds) must be > 0, but got -1.0."),
     (["--fleet", "mixed-mobile", "--over-selection", "0.5"],
      "error: over-selection must be >= 1, but got 0.5."),
+    (["--max-dropped", "0.2"], "error: --max-dropped needs --fleet."),
+    (["--fleet", "mixed-mobile", "--max-dropped", "1.5"],
+     "error: the dropped share must be in [0, 1], but got 1.5."),
+    (["--fleet", "mixed-mobile", "--num-clients", "0"],
+     "error: --num-clients (0) must be at least --clients-per-round (10)."),
     (["--fleet", "mixed-mobile", "--density-grid", "1,2"],
      "error: density grid: density must be in (0, 1], but got '2'."),
     (["--fleet", "mixed-mobile", "--method", "dense", "--density-policy", "bandwidth"],
@@ -295,7 +365,9 @@ def test_profiles_lists_fleets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert names["office"].description == "our office" and names["office"].origin == str(tmp_path)
     assert load_fleet("office").measured[0].down_mbps == 100
     result = runner.invoke(app, ["profiles", "fleet"])
-    assert result.exit_code == 0 and "mixed-mobile" in result.output and "thesis" not in result.output
+    assert (
+        result.exit_code == 0 and "mixed-mobile" in result.output and "thesis" not in result.output
+    )
     everything = runner.invoke(app, ["profiles"])
     assert "home-broadband" in everything.output and "thesis" in everything.output
     bad = runner.invoke(app, ["profiles", "planet"])
