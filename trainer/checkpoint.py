@@ -101,6 +101,22 @@ def _json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def canonical_adapter_config(folder: Path) -> Path:
+    """Rewrite PEFT's ``adapter_config.json`` in ``folder`` with sorted keys and a sorted
+    ``target_modules``: LoraConfig keeps the modules as a set, written in hash order, which
+    differs between processes, so two identical runs (a floss-train run and its Flower twin)
+    would write different files."""
+    path = folder / ADAPTER_CONFIG
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data.get("target_modules"), list):
+        data["target_modules"] = sorted(data["target_modules"])
+    path.write_bytes(_json_bytes(data))
+    return path
+
+
 def save_checkpoint(
     out_dir: Path,
     *,

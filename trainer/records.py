@@ -103,4 +103,4 @@ class RecordWriter:
         with self.csv_path.open("a", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerow(["" if row[k] is None else row[k] for k in FIELDS])
         with self.jsonl_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({k: json_safe(v) for k, v in row.items()}) + "\n")
+            fh.write(json.dumps({k: json_safe(v) for k, v in row.items()}, sort_keys=True) + "\n")

@@ -27,7 +27,7 @@ from planner.sampling import round_seed as round_seed  # re-exported (tests, cal
 from planner.schedule import MethodSpec, synchronous_seconds
 from trainer import interrupt
 from trainer.budget import method_spec, resolve_budget_rounds
-from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.checkpoint import canonical_adapter_config, load_checkpoint, save_checkpoint
 from trainer.client import evaluate_models
 from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
@@ -559,6 +559,7 @@ def _save_outputs(
 ) -> None:
     """The adapter in PEFT format (plus the base model when it is random), and a summary."""
     model.save_pretrained(str(out / ADAPTER_DIR))
+    canonical_adapter_config(out / ADAPTER_DIR)  # identical runs, identical bytes
     wl.tokenizer.save_pretrained(str(out / ADAPTER_DIR))
     if config.model in (TINY_BERT, TINY_GPT2):
         wl.base_model.save_pretrained(str(out / BASE_DIR))

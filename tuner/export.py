@@ -82,21 +82,14 @@ def lora_config_dict(run: dict[str, Any], target_modules: list[str] | None) -> d
 
 
 def save_peft_config(run: dict[str, Any], folder: Path, target_modules: list[str] | None) -> Path:
-    import json
-
     from peft import LoraConfig
+
+    from trainer.checkpoint import canonical_adapter_config
 
     config = LoraConfig(**lora_config_dict(run, target_modules))
     folder.mkdir(parents=True, exist_ok=True)
     config.save_pretrained(str(folder))
-    # LoraConfig keeps target_modules as a set, written in hash order (differs between
-    # processes); sort it so that two exports of one study are the same file
-    path = folder / "adapter_config.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data.get("target_modules"), list):
-        data["target_modules"] = sorted(data["target_modules"])
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    return canonical_adapter_config(folder)  # two exports of one study: the same file
 
 
 def _xy(rows: list[TrialRow]) -> tuple[list[float], list[float]]:
