@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from service import errors, web
 from service.config import ServeConfig
+from service.docs_ui import install_docs
 from service.errors import FieldError, ServiceError, validation_entries
 from service.limits import check_plan_work
 from service.paths import DataRootScope, data_root_scope
@@ -111,7 +112,10 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         "against the Optuna storage, and per-round density plans for a running federation. "
         "Units: Mbps = 10^6 bit/s, MB = 10^6 bytes.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files below: no CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.config = config
     app.state.studies = studies
     app.state.plan_cache = cache

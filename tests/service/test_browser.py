@@ -35,6 +35,7 @@ class DevTools:
         self.next_id = 0
         self.buffer = b""
         self.events: list[dict[str, Any]] = []
+        self.seen: list[dict[str, Any]] = []  # every event, never trimmed (network requests)
         self.session: str | None = None
 
     def _messages(self, timeout: float) -> list[dict[str, Any]]:
@@ -46,7 +47,9 @@ class DevTools:
             raise AssertionError("chromium closed its debugging pipe")
         self.buffer += chunk
         *done, self.buffer = self.buffer.split(b"\0")
-        return [json.loads(m) for m in done if m]
+        messages = [json.loads(m) for m in done if m]
+        self.seen += [m for m in messages if "method" in m]
+        return messages
 
     def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60) -> Any:
         self.next_id += 1
@@ -167,6 +170,63 @@ def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
             "document.getElementById('plan-header').textContent"
         )
         assert (tmp_path / "page.png").stat().st_size > 10_000
+    finally:
+        if browser is not None:
+            if browser.proc.poll() is None:
+                browser.proc.send_signal(signal.SIGTERM)
+                try:
+                    browser.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    browser.proc.kill()
+                    browser.proc.wait(10)
+            os.close(browser.write_fd)
+            os.close(browser.read_fd)
+        if service.poll() is None:
+            service.kill()
+            service.wait(30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_docs_render_offline_in_a_real_browser(tmp_path: Path) -> None:
+    """Issue 20: /docs loaded Swagger UI from a CDN and rendered blank without internet. Every
+    request the page makes goes to the service, and the operations render."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FLOSS_SERVE_TOKEN", None)
+    port = free_port()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "--port", str(port), "--log-level", "warning",
+         "--storage", f"sqlite:///{tmp_path / 'studies.db'}"],
+        cwd=tmp_path,
+        env=env,
+    )  # fmt: skip
+    browser: DevTools | None = None
+    try:
+        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
+        browser = start_chromium(tmp_path / "chromium-profile")
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        attached = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})
+        browser.session = attached["sessionId"]
+        browser.send("Page.enable")
+        browser.send("Network.enable")
+        here = f"http://127.0.0.1:{port}/"
+        for page, rendered in (("docs", "document.querySelectorAll('.opblock').length"),):
+            browser.send("Page.navigate", {"url": here + page})
+            browser.wait_event("Page.loadEventFired")
+            count = wait_for(lambda e=rendered: browser.evaluate(e), seconds=60, what=page)
+            shot = browser.send(
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False}
+            )
+            (tmp_path / f"{page}.png").write_bytes(base64.b64decode(shot["data"]))
+            assert count >= 8, (page, count)  # the API's operations are listed
+        urls = [
+            m["params"]["request"]["url"]
+            for m in browser.seen
+            if m.get("method") == "Network.requestWillBeSent"
+        ]
+        outside = [u for u in urls if not u.startswith((here, "data:", "blob:"))]
+        assert urls and not outside, outside
+        print(f"docs offline: {len(urls)} requests, all to the service; screenshots in {tmp_path}")
     finally:
         if browser is not None:
             if browser.proc.poll() is None:
