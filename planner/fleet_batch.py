@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -393,8 +393,8 @@ def _walk(
     units: Index,
     pos: Index,
     deadlines: Floats,
-    late_client: NDArray[np.float32],
-    weights: NDArray[np.float32],
+    late_client: NDArray[np.float32] | None,
+    weights: NDArray[np.float32] | None,
     *,
     deadline_rounds: bool,
     clients_per_round: int,
@@ -441,7 +441,10 @@ def _walk(
                 need = m - before.sum(axis=1, keepdims=True)
                 first_m = before | (tie & (np.cumsum(tie, axis=1) <= need))
                 up[many] = (ups.transpose(0, 2, 1)[many] * first_m).sum(axis=1)
-    late = np.rint(late_client[pick] @ weights).astype(np.int64)  # [I, 1 + T]
+    if late_client is None or weights is None:  # not asked: round costs only
+        late = np.zeros((count, 1), dtype=np.int64)
+    else:
+        late = np.rint(late_client[pick] @ weights).astype(np.int64)  # [I, 1 + T]
     return _Walk(
         seconds=seconds,
         bytes=np.broadcast_to(down + up, (count, rounds)).astype(np.int64),
@@ -766,6 +769,71 @@ def _finish(
 
 
 # ---------------------------------------------------------------------------------------------
+# Round costs of one run, block by block (what a budget counts)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundCost:
+    """Round ``round`` of a fleet run: its seconds and bytes_total, as ``fleet_round``'s."""
+
+    round: int
+    seconds: float
+    bytes_total: int
+
+
+ROUND_BLOCK = 256  # rounds priced at once by fleet_round_costs
+
+
+def fleet_round_costs(
+    spec: MethodSpec,
+    setup: FleetSetup,
+    *,
+    seed: int,
+    num_clients: int,
+    clients_per_round: int,
+    compute_seconds: float = 0.0,
+    first: int = 1,
+) -> Iterator[RoundCost]:
+    """Rounds first, first + 1, ... of a fleet run (an unbounded generator): each one's
+    ``seconds`` and ``bytes_total`` exactly as ``planner.fleet.price_fleet_rounds`` gives them,
+    priced ``ROUND_BLOCK`` rounds at a time on the shared draws (tuner.pricing counts budgets
+    with it)."""
+    compute = _check_run(num_clients, clients_per_round, compute_seconds)
+    check_fleet_method(spec.method, setup.density_policy)
+    if isinstance(first, bool) or not isinstance(first, int) or first < 1:
+        raise FleetError(f"round must be an integer >= 1, but got {first!r}.")
+    links = link_arrays(setup.fleet, num_clients, seed)
+    count = setup.sampled_per_round(clients_per_round, num_clients)
+    deadline = np.array([np.inf if setup.deadline_seconds is None else setup.deadline_seconds])
+    message = _Bytes()
+    start = first
+    while True:
+        draws = np.array(
+            [sample_clients(seed, r, num_clients, count) for r in range(start, start + ROUND_BLOCK)],
+            dtype=np.intp,
+        ).reshape(ROUND_BLOCK, count)
+        ids = np.unique(draws)
+        prices = _prices(
+            [spec], deadline, setup, links=links, ids=ids, compute=compute, message=message
+        )
+        walk = _walk(
+            prices,
+            np.zeros(1, dtype=np.intp),
+            np.searchsorted(ids, draws),
+            deadline,
+            None,
+            None,
+            deadline_rounds=setup.round_policy == "deadline",
+            clients_per_round=clients_per_round,
+        )
+        for r, (sec, nbytes) in enumerate(
+            zip(walk.seconds[0].tolist(), walk.bytes[0].tolist(), strict=True), start=start
+        ):
+            yield RoundCost(round=r, seconds=sec, bytes_total=nbytes)
+        start += ROUND_BLOCK
+
+
+# ---------------------------------------------------------------------------------------------
 # Deadlines and the dense reference, for many configurations
 
 
@@ -831,11 +899,14 @@ def dense_reference_seconds_fast(
 
 __all__ = [
     "CHUNK_ELEMENTS",
+    "ROUND_BLOCK",
     "LinkArrays",
+    "RoundCost",
     "client_seconds_array",
     "default_deadlines",
     "dense_reference_seconds_fast",
     "estimate_fleet_many",
+    "fleet_round_costs",
     "link_arrays",
     "sampled_ids",
 ]

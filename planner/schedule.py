@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from planner.budget import BUDGET_RTOL
 from planner.encoding import (
@@ -392,13 +393,26 @@ def _check_budget(budget_seconds: float | None, budget_bytes: int | None) -> Non
         raise ValueError(f"a budget must be positive, but got {amount!r}.")
 
 
+class RoundSpend(Protocol):
+    """What a budget counts of a round: its seconds and its bytes (all clients, both ways)."""
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def bytes_total(self) -> int: ...
+
+
+Spent = TypeVar("Spent", bound=RoundSpend)
+
+
 def rounds_within_budget(
-    prices: Iterable[RoundPrice],
+    prices: Iterable[Spent],
     *,
     budget_seconds: float | None,
     budget_bytes: int | None,
     max_rounds: int | None = None,
-) -> list[RoundPrice]:
+) -> list[Spent]:
     """The longest prefix of ``prices`` whose cumulative seconds (or bytes: all sampled clients,
     both directions) stay within the budget, at most ``max_rounds`` rounds.
 
@@ -408,7 +422,7 @@ def rounds_within_budget(
     _check_budget(budget_seconds, budget_bytes)
     if max_rounds is not None and max_rounds < 0:
         raise ValueError(f"max_rounds must be >= 0, but got {max_rounds}.")
-    out: list[RoundPrice] = []
+    out: list[Spent] = []
     cum_s = 0.0
     cum_b = 0
     limit_s = None if budget_seconds is None else budget_seconds * (1 + BUDGET_RTOL)

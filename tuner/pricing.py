@@ -14,7 +14,9 @@ mask-sharing methods, whose rounds differ) is priced round by round.
 Heterogeneous fleets (docs/fleets.md): with ``fleet`` set (a ``planner.fleet.FleetSetup``, the
 candidate's round and density policies in it, ``with_policy``), the rounds are
 ``planner.fleet.price_fleet_rounds``, the prices ``floss-train --fleet`` records and resolves its
-budget from (``trainer.budget.budget_rounds``), always round by round.
+budget from (``trainer.budget.budget_rounds``), always round by round. What a budget counts of
+them (each round's seconds and bytes) comes from the planner's vectorised walk,
+``planner.fleet_batch.fleet_round_costs``: the same numbers, priced a block of rounds at once.
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ from typing import Any
 
 from planner.budget import rounds_affordable
 from planner.fleet import FleetSetup, price_fleet_rounds
+from planner.fleet_batch import fleet_round_costs
 from planner.network import NetworkProfile
-from planner.schedule import MethodSpec, RoundPrice, price_rounds, rounds_within_budget
+from planner.schedule import (
+    MethodSpec,
+    RoundPrice,
+    RoundSpend,
+    price_rounds,
+    rounds_within_budget,
+)
 from tuner.settings import TuneError
 
 # A configuration that affords more rounds than this under a per-round schedule asks for a
@@ -135,6 +144,20 @@ class Pricing:
             compute_seconds=self.compute_seconds,
         )
 
+    def costs(self, spec: MethodSpec) -> Iterator[RoundSpend]:
+        """Each round's seconds and bytes, in order (what a budget counts): on a fleet the
+        planner's vectorised walk (equal to ``prices``' rounds), else ``prices`` itself."""
+        if self.fleet is not None:
+            return fleet_round_costs(
+                spec,
+                self.fleet,
+                seed=self.seed,
+                num_clients=self.num_clients,
+                clients_per_round=self.clients_per_round,
+                compute_seconds=self.compute_seconds,
+            )
+        return self.prices(spec)
+
     def constant(self, spec: MethodSpec) -> bool:
         return (
             self.fleet is None
@@ -142,12 +165,12 @@ class Pricing:
             and self.network.spread_sigma == 0
         )
 
-    def cost(self, price: RoundPrice) -> float:
+    def cost(self, price: RoundSpend) -> float:
         return price.seconds if self.budget_kind == "seconds" else float(price.bytes_total)
 
     def within(
         self, spec: MethodSpec, *, budget: float, max_rounds: int | None, label: str
-    ) -> tuple[Spend, list[RoundPrice] | None]:
+    ) -> tuple[Spend, list[RoundSpend] | None]:
         """The rounds ``spec`` affords: (totals, the per-round prices or None when constant)."""
         if self.constant(spec):
             first = next(self.prices(spec))
@@ -162,7 +185,7 @@ class Pricing:
             )
         cap = MAX_PRICED_ROUNDS + 1 if max_rounds is None else max_rounds
         kept = self.prefix(
-            itertools.islice(self.prices(spec), cap), budget=budget, max_rounds=max_rounds
+            itertools.islice(self.costs(spec), cap), budget=budget, max_rounds=max_rounds
         )
         if max_rounds is None and len(kept) > MAX_PRICED_ROUNDS:
             raise TuneError(
@@ -172,8 +195,8 @@ class Pricing:
         return totals(kept), kept
 
     def prefix(
-        self, prices: Iterable[RoundPrice], *, budget: float, max_rounds: int | None
-    ) -> list[RoundPrice]:
+        self, prices: Iterable[RoundSpend], *, budget: float, max_rounds: int | None
+    ) -> list[RoundSpend]:
         """The longest prefix of ``prices`` within ``budget`` (planner.schedule's rule)."""
         return rounds_within_budget(
             prices,
@@ -189,11 +212,12 @@ class Pricing:
             return [r * cost for r in range(1, rounds + 1)]
         return list(itertools.accumulate(self.cost(p) for p in self.round_prices(spec, rounds)))
 
-    def round_prices(self, spec: MethodSpec, rounds: int) -> list[RoundPrice]:
-        return list(itertools.islice(self.prices(spec), rounds))
+    def round_prices(self, spec: MethodSpec, rounds: int) -> list[RoundSpend]:
+        """Rounds 1..rounds: each one's seconds and bytes (``costs``)."""
+        return list(itertools.islice(self.costs(spec), rounds))
 
 
-def totals(prices: list[RoundPrice]) -> Spend:
+def totals(prices: list[RoundSpend]) -> Spend:
     return Spend(
         rounds=len(prices),
         bytes=sum(p.bytes_total for p in prices),

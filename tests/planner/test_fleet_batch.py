@@ -8,6 +8,7 @@ reference gives configuration by configuration.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from pathlib import Path
@@ -24,13 +25,17 @@ from planner.fleet import (
     dense_reference_seconds,
     estimate_fleet,
     fleet_from_csv,
+    fleet_round,
     load_fleet,
     plan_fleet,
+    price_fleet_rounds,
 )
 from planner.fleet_batch import (
+    ROUND_BLOCK,
     default_deadlines,
     dense_reference_seconds_fast,
     estimate_fleet_many,
+    fleet_round_costs,
 )
 from planner.plan import PlanSettings
 from planner.profiles import load_model, load_network
@@ -161,6 +166,33 @@ def test_deadlines_and_reference_round_equal_the_walk(name: str, clients: int, s
     assert dense_reference_seconds_fast(fleet, n=N16, seed=seed, num_clients=clients,
                                         clients_per_round=10, compute_seconds=0.5,
                                         rounds=100) == ref  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "clients", "seed", "m", "compute"), CASES)
+def test_round_costs_equal_the_walk(
+    name: str, clients: int, seed: int, m: int, compute: float
+) -> None:
+    """What tuner.pricing counts a budget with: every round's seconds and bytes_total, across
+    the block boundary, from round 1 or any later one."""
+    fleet = load_fleet(name)
+    spec = MethodSpec(
+        method="floss", n=N16, d_down=0.25, d_up=1 / 16, tensor_sizes=(N16 - 999, 999)
+    )
+    deadline = default_deadline(spec, fleet, seed=seed, num_clients=clients)
+    tiers = TIERS.get(name, tuple((t, 0.5, 0.25) for t in fleet.tier_names))
+    for spec_, setup in _items(fleet, [spec, MethodSpec(method="dense", n=N16)], [deadline] * 2,
+                               tiers=tiers, over_selection=1.5):  # fmt: skip
+        kw = {"seed": seed, "num_clients": clients, "clients_per_round": m,
+              "compute_seconds": compute}  # fmt: skip
+        walk = list(itertools.islice(price_fleet_rounds(spec_, setup, **kw), ROUND_BLOCK + 5))  # type: ignore[arg-type]
+        fast = list(itertools.islice(fleet_round_costs(spec_, setup, **kw), ROUND_BLOCK + 5))  # type: ignore[arg-type]
+        assert [(c.round, c.seconds, c.bytes_total) for c in fast] == [
+            (p.round, p.seconds, p.bytes_total) for p in walk
+        ]
+        later = next(fleet_round_costs(spec_, setup, first=300, **kw))  # type: ignore[arg-type]
+        assert (later.seconds, later.bytes_total) == (lambda p: (p.seconds, p.bytes_total))(
+            fleet_round(spec_, setup, round_=300, **kw)  # type: ignore[arg-type]
+        )
 
 
 def _settings(**kw: object) -> PlanSettings:
