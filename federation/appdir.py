@@ -17,6 +17,7 @@ from federation.config import AppSettings, Scalar, to_run_config
 from trainer.config import RunConfig
 
 APP_MODULE = "floss_app.py"
+APP_FILES = ("pyproject.toml", APP_MODULE, "README.md")  # what write_app writes
 FLOWER_ENV = (
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 FLWR_TELEMETRY_ENABLED=0 "
     "FLWR_DISABLE_UPDATE_CHECK=1"
@@ -62,6 +63,11 @@ def _num_nodes(config: RunConfig) -> int | str:
     return "N" if config.partition == "natural" else config.num_clients
 
 
+def _out_dir_text(values: dict[str, Scalar]) -> str:
+    out = values.get("out-dir")
+    return f"`{out}`" if out else "none set: nothing is written"
+
+
 def write_app(folder: Path, config: RunConfig, settings: AppSettings | None = None) -> list[Path]:
     """Write the app folder; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -94,11 +100,12 @@ def write_app(folder: Path, config: RunConfig, settings: AppSettings | None = No
         "On a deployment, start each SuperNode with `--node-config 'partition-id=I "
         f"num-partitions={nodes}'` (0 <= I < {nodes}) and pass the SuperLink connection's name\n"
         "after the folder. floss (`pip install 'floss[train,flower]'`) must be installed where\n"
-        "the SuperLink and the SuperNodes run. Set `out-dir` (`--run-config \"out-dir='runs/a'\"`)\n"
-        "for records, checkpoints every `checkpoint-every` rounds and the adapter; a ServerApp\n"
-        "started again with the same `out-dir` continues from the last checkpoint.\n"
+        "the SuperLink and the SuperNodes run. Records, checkpoints every `checkpoint-every`\n"
+        f"rounds and the adapter go to `out-dir` ({_out_dir_text(values)}; another with\n"
+        "`--run-config \"out-dir='runs/a'\"`); a ServerApp started again with the same `out-dir`\n"
+        "continues from the last checkpoint.\n"
     )
-    files = {"pyproject.toml": pyproject, APP_MODULE: _MODULE_TEXT, "README.md": readme}
+    files = dict(zip(APP_FILES, (pyproject, _MODULE_TEXT, readme), strict=True))
     out = []
     for name, text in files.items():
         path = folder / name

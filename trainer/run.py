@@ -35,6 +35,7 @@ from trainer.methods import TopK, make_method
 from trainer.modeling import TINY_BERT, TINY_GPT2
 from trainer.partition import describe_partition, partition_stats
 from trainer.paths import CLIENTS_FILE, clear_run
+from trainer.preflight import preflight
 from trainer.records import RecordWriter, RoundRecord, json_safe
 from trainer.round import (
     ClientUpdate,
@@ -195,8 +196,8 @@ def train(
     out = Path(out_dir) if out_dir is not None else None
     if out is None and (resume or config.checkpoint_every):
         raise TrainerError("resume and checkpoint_every need an out_dir.")
-    network = config.network_profile()  # before the slow part, so a typo fails fast
-    fleet = config.fleet_setup()  # likewise: a bad fleet file or policy is one line now
+    # before the slow part, so a typo, a bad fleet file or policy is one line now
+    network, fleet = preflight(config)
     extra_evals = _eval_rounds(eval_rounds)
     wl = workload if workload is not None else prepare(config)
     wl.check(config)

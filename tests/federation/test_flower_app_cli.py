@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from federation.config import from_run_config
@@ -39,3 +41,77 @@ def test_bad_config_and_bad_folder_are_one_line(tmp_path: Path) -> None:
         lines = [ln for ln in result.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), result.output
         assert "Traceback" not in result.output
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(build_app(), ["flower-app", *args])
+
+
+def _one_error_line(result: Any) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"fleet": "no-such-fleet"}, "no-such-fleet"),
+        ({"fleet": "mixed-mobile", "round_policy": "deadline"}, "deadline"),
+        ({"network": "no-such-network"}, "no-such-network"),
+    ],
+)
+def test_refuses_what_floss_train_refuses_in_the_same_words(
+    tmp_path: Path, fields: dict[str, Any], says: str
+) -> None:
+    """Issue 20: floss-train refused these configs; flower-app wrote an app that failed inside
+    Flower. Both now run trainer.preflight: the same one line, and no folder is written."""
+    from trainer.errors import TrainerError
+    from trainer.preflight import preflight
+
+    run = RunConfig(**fields)
+    run.save(tmp_path / "run.yaml")
+    with pytest.raises(TrainerError) as train_refusal:
+        preflight(run)  # what floss-train runs before anything slow
+    line = _one_error_line(_invoke(str(tmp_path / "app"), "--config", str(tmp_path / "run.yaml")))
+    assert line == f"error: {train_refusal.value}" and says in line
+    assert not (tmp_path / "app").exists()
+
+
+def test_a_folder_that_holds_files_needs_overwrite(tmp_path: Path) -> None:
+    RunConfig(num_clients=12, clients_per_round=3).save(tmp_path / "run.yaml")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "pyproject.toml").write_text("# my edits\n")
+    (app / "notes.txt").write_text("mine\n")
+    line = _one_error_line(_invoke(str(app), "--config", str(tmp_path / "run.yaml")))
+    assert "is not empty (notes.txt, pyproject.toml)" in line and "--overwrite" in line
+    assert (app / "pyproject.toml").read_text() == "# my edits\n"  # untouched
+    result = _invoke(str(app), "--config", str(tmp_path / "run.yaml"), "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == f"replaced pyproject.toml in {app}"
+    assert (app / "notes.txt").read_text() == "mine\n"  # other files kept
+    assert "[tool.flwr.app]" in (app / "pyproject.toml").read_text()
+
+
+def test_the_printed_command_is_sized_to_the_run_and_writes_results(tmp_path: Path) -> None:
+    RunConfig(num_clients=20, clients_per_round=4).save(tmp_path / "run.yaml")
+    app = tmp_path / "app"
+    result = _invoke(str(app), "--config", str(tmp_path / "run.yaml"))
+    assert result.exit_code == 0, result.output
+    out = (tmp_path / "app-results").resolve()
+    lines = result.output.splitlines()
+    assert (
+        lines[0] == f"{app}: a runnable Flower app of {tmp_path / 'run.yaml'}; results go to {out}"
+    )
+    assert lines[1] == "run it on Flower's simulation (one SuperNode per client: 20, 4 a round):"
+    assert "--federation-config 'num-supernodes=20' --stream" in lines[2]
+    values = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert values["out-dir"] == str(out)  # a plain `flwr run` writes results too
+    assert f"`{out}`" in (app / "README.md").read_text()
+    mine = tmp_path / "mine"
+    again = _invoke(
+        str(tmp_path / "app2"), "--config", str(tmp_path / "run.yaml"), "--results", str(mine)
+    )
+    assert again.exit_code == 0 and f"results go to {mine.resolve()}" in again.output
