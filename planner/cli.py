@@ -508,7 +508,8 @@ def plan_command(
         fail(str(exc))
 
 
-# Options that mean something only with --fleet, and the single-network ones it replaces.
+# Options that mean something only with --fleet (the single-network ones it refuses:
+# planner.fleet_request.NETWORK_ONLY).
 FLEET_ONLY = (
     "round_policy",
     "deadline",
@@ -519,7 +520,6 @@ FLEET_ONLY = (
     "adapt_down",
     "max_dropped",
 )
-NETWORK_ONLY = ("profile", "down", "up", "up_slowdown", "rtt_ms")
 
 
 def _given_options() -> set[str]:
@@ -557,45 +557,21 @@ def _fleet_text(
     show_all: bool,
     given: set[str],
 ) -> str:
-    from planner.fleet import (
-        DEFAULT_GRID,
-        load_fleet,
-        parse_grid,
-        parse_tier_densities,
-        plan_fleet,
-    )
+    from planner.fleet_request import FleetOptions, fleet_plan
 
-    for name in NETWORK_ONLY:
-        if name in given:
-            raise ValueError(
-                f"--{name.replace('_', '-')} does not apply with --fleet: each client has its "
-                "own link (the fleet's)."
-            )
-    loaded = load_fleet(fleet)
-    result = plan_fleet(
-        settings,
-        fleet=loaded,
-        round_policies=_policies(round_policy, name="--round-policy"),
-        density_policies=(
-            None if density_policy is None else _policies(density_policy, name="--density-policy")
-        ),
-        deadline_seconds=deadline,
+    options = FleetOptions(
+        fleet=fleet,
+        round_policy=round_policy,
+        deadline=deadline,
         over_selection=over_selection,
-        tier_densities=() if tier_densities is None else parse_tier_densities(tier_densities),
-        grid=DEFAULT_GRID if density_grid is None else parse_grid(density_grid),
+        density_policy=density_policy,
+        tier_densities=tier_densities,
+        density_grid=density_grid,
         adapt_down=adapt_down,
-        drop_share=max_dropped,
+        max_dropped=max_dropped,
     )
+    result = fleet_plan(settings, options, given=given)
     return render_fleet_plan(result, fmt=output_format, limit=limit, show_all=show_all)
-
-
-def _policies(text: str, *, name: str) -> tuple[str, ...]:
-    items = [p.strip() for p in text.split(",")]
-    if not text.strip() or not all(items):
-        raise ValueError(f"{name} must be a comma list like sync,deadline, but got {text!r}.")
-    if len(set(items)) != len(items):
-        raise ValueError(f"{name} has a repeated value: {text!r}.")
-    return tuple(items)
 
 
 @app.command("profiles")

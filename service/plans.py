@@ -5,6 +5,11 @@ and answers with ``planner.render.row_dicts``: the rows of ``floss-plan --format
 is a pure function of its settings, so rendered answers are kept in a small LRU (by the
 request's canonical JSON; requests naming files are not kept, a file may change).
 
+With ``fleet`` set the plan is ``floss-plan --fleet``'s (``planner.fleet_request.fleet_plan``: every
+configuration at once on the fleet's links, the short list per policy pair) and its rows are
+``floss-plan --fleet --format json``'s; ``plan_seconds`` says how long computing it took (a cached
+answer is the same bytes, so it says how long the first one took).
+
 ``round_plan`` prices the next round of a running federation client by client on the links the
 clients measured: densities from the run's policy (uniform: the run's d_down and d_up for every
 client), bytes from ``planner.encoding.resolve_encoding`` and seconds from
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -81,50 +87,126 @@ def resolve_profiles(req: PlanRequest, data_root: Path | None) -> tuple[str, str
     return profile, model
 
 
+FLEET_FIELDS = (  # PlanRequest fields that mean something with a fleet only
+    "round_policy",
+    "deadline",
+    "over_selection",
+    "density_policy",
+    "tier_densities",
+    "density_grid",
+    "adapt_down",
+    "max_dropped",
+)
+FLEET_MAX_CLIENTS = 1_000_000  # a fleet plan draws every client's link (memory, time)
+
+
 def compute_plan(req: PlanRequest, data_root: Path | None) -> Any:
     """The planner's Plan for a request; FieldError naming the field on a bad setting."""
-    from planner.cli import build_settings
-
     profile, model = resolve_profiles(req, data_root)
     try:
-        settings = build_settings(
-            budget=req.budget,
-            profile=profile,
-            down=req.down,
-            up=req.up,
-            up_slowdown=req.up_slowdown,
-            rtt_ms=req.rtt_ms,
-            model=model,
-            lora_params=req.lora_params,
-            num_labels=req.num_labels,
-            head_params=req.head_params,
-            ref_rank=req.ref_rank,
-            ranks=str(req.ranks),
-            d_down=str(req.d_down),
-            d_up=str(req.d_up),
-            heuristic_d_down=str(req.heuristic_d_down),
-            clients_per_round=req.clients_per_round,
-            precision=req.precision,
-            precision_down=req.precision_down,
-            precision_up=req.precision_up,
-            encoding=req.encoding,
-            compute_seconds=req.compute_seconds,
-            min_rounds=req.min_rounds,
-            max_rounds=req.max_rounds,
-            method=str(req.method),
-            num_clients=req.num_clients,
-            seed=req.seed,
-            keep_rate=req.keep_rate,
-            lth_floor=None if req.lth_floor is None else str(req.lth_floor),
-        )
-        return plan(settings)
+        return plan(_settings(req, profile, model))
     except PlanError as exc:
         raise FieldError(field_of_message(str(exc), "budget"), str(exc)) from None
     except ValueError as exc:
         raise FieldError(field_of_message(str(exc), "settings"), str(exc)) from None
 
 
+def _settings(req: PlanRequest, profile: str, model: str) -> Any:
+    """``planner.cli.build_settings`` of the request (the CLI's precedence); ValueError."""
+    from planner.cli import build_settings
+
+    return build_settings(
+        budget=req.budget,
+        profile=profile,
+        down=req.down,
+        up=req.up,
+        up_slowdown=req.up_slowdown,
+        rtt_ms=req.rtt_ms,
+        model=model,
+        lora_params=req.lora_params,
+        num_labels=req.num_labels,
+        head_params=req.head_params,
+        ref_rank=req.ref_rank,
+        ranks=str(req.ranks),
+        d_down=str(req.d_down),
+        d_up=str(req.d_up),
+        heuristic_d_down=str(req.heuristic_d_down),
+        clients_per_round=req.clients_per_round,
+        precision=req.precision,
+        precision_down=req.precision_down,
+        precision_up=req.precision_up,
+        encoding=req.encoding,
+        compute_seconds=req.compute_seconds,
+        min_rounds=req.min_rounds,
+        max_rounds=req.max_rounds,
+        method=str(req.method),
+        num_clients=req.num_clients,
+        seed=req.seed,
+        keep_rate=req.keep_rate,
+        lth_floor=None if req.lth_floor is None else str(req.lth_floor),
+    )
+
+
+def fleet_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
+    """``floss-plan --fleet``'s plan of a request with ``fleet`` (rows as its JSON rows;
+    ``rows: recommended``: the short list, in its order)."""
+    from planner.fleet_request import NETWORK_ONLY, FleetOptions, fleet_plan
+    from planner.render import fleet_header_lines, fleet_row_dict
+
+    fleet = req.fleet  # a path: confined and parsed as the request was read
+    assert fleet is not None
+    if not looks_like_path(fleet):
+        check_profile_name(fleet, kind="fleet", field="fleet")
+    for name in NETWORK_ONLY:
+        if name in req.model_fields_set:
+            raise FieldError(name, "does not apply with a fleet: each client has its own link")
+    if req.num_clients > FLEET_MAX_CLIENTS:
+        raise FieldError(
+            "num_clients",
+            f"a fleet plan draws every client's link: at most {FLEET_MAX_CLIENTS:,} clients here",
+            f"num_clients <= {FLEET_MAX_CLIENTS:,}, or floss-plan --fleet on the command line",
+        )
+    _, model = resolve_profiles(req, data_root)
+    options = FleetOptions(
+        fleet=fleet,
+        round_policy=req.round_policy,
+        deadline=req.deadline,
+        over_selection=req.over_selection,
+        density_policy=req.density_policy,
+        tier_densities=req.tier_densities,
+        density_grid=req.density_grid,
+        adapt_down=req.adapt_down,
+        max_dropped=req.max_dropped,
+    )
+    start = time.perf_counter()
+    try:
+        p = fleet_plan(_settings(req, req.profile, model), options)
+    except ValueError as exc:
+        raise FieldError(field_of_message(str(exc), "fleet"), str(exc)) from None
+    seconds = time.perf_counter() - start
+    if req.rows == "recommended":
+        rows = [fleet_row_dict(p.rows[i]) for i in p.short_list]
+    else:
+        rows = [fleet_row_dict(r) for r in p.rows]
+    return {
+        "header": fleet_header_lines(p),
+        "budget_seconds": p.budget_seconds,
+        "budget_bytes": p.budget_bytes,
+        "infeasible": 0,
+        "feasible": len(p.rows),
+        "recommended": len(p.short_list),
+        "rows": rows,
+        "fleet": p.fleet.name,
+        "plan_seconds": round(seconds, 6),
+    }
+
+
 def plan_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
+    if req.fleet is not None:
+        return fleet_payload(req, data_root)
+    for name in FLEET_FIELDS:
+        if name in req.model_fields_set:
+            raise FieldError(name, "needs a fleet", "fleet: a fleet name or file")
     p = compute_plan(req, data_root)
     rows = row_dicts(p)
     if req.rows == "recommended":
@@ -142,7 +224,8 @@ def plan_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
 
 def plan_body(req: PlanRequest, data_root: Path | None, cache: PlanCache) -> bytes:
     """The JSON answer of POST /api/plan, from the cache when the same plan was asked."""
-    cacheable = not (looks_like_path(req.profile) or looks_like_path(req.model))
+    named = (req.profile, req.model, req.fleet or "")
+    cacheable = not any(looks_like_path(v) for v in named)  # a file may change
     key = req.model_dump_json()
     if cacheable and (body := cache.get(key)) is not None:
         return body

@@ -20,7 +20,7 @@ from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
 from planner.render import fmt_density
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from service.errors import ACCEPTED
-from service.paths import ModelProfileRef, NetworkRef, RunConfigPaths
+from service.paths import FleetRef, ModelProfileRef, NetworkRef, RunConfigPaths
 from tuner.settings import METRICS, PRUNERS, SAMPLERS, TOPK_MODES
 
 Grid = str | list[int | float | str]
@@ -193,6 +193,31 @@ class PlanRequest(Strict):
     min_rounds: int = Field(default=1, ge=1)
     max_rounds: int | None = Field(default=None, ge=1)
     rows: Literal["all", "recommended"] = Field(default="all", description=ACCEPTED["rows"])
+    # floss-plan --fleet: per-client links instead of one network (the network fields then do
+    # not apply); each field below needs ``fleet``
+    fleet: FleetRef | None = Field(
+        default=None,
+        max_length=4096,
+        description="a fleet: a name (floss profiles fleet) or a .toml/.csv under --data-root",
+    )
+    round_policy: str = Field(
+        default="sync,deadline", max_length=64, description="fleet: sync, deadline or both"
+    )
+    deadline: float | None = Field(default=None, gt=0, description="fleet: the deadline, s")
+    over_selection: float = Field(default=1.3, ge=1, le=1000, description="fleet: deadline rounds")
+    density_policy: str | None = Field(
+        default=None, max_length=64, description="fleet: uniform, tiered, bandwidth (a list)"
+    )
+    tier_densities: str | None = Field(
+        default=None, max_length=1024, description="fleet: e.g. lte=1/4:1/16,wifi=1:1/4"
+    )
+    density_grid: str | None = Field(
+        default=None, max_length=1024, description="fleet: the bandwidth policy's densities"
+    )
+    adapt_down: bool = Field(default=False, description="fleet, bandwidth: adapt d_down too")
+    max_dropped: float | None = Field(
+        default=None, ge=0, le=1, description="fleet: flag deadline rows dropping more uploads"
+    )
 
     @field_validator("budget")
     @classmethod
