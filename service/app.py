@@ -69,8 +69,13 @@ def _profile_entry(entry: Any) -> dict[str, Any]:
                 adapter_params_rank16=m.adapter_params(16),
                 source=m.source,
             )
-    except ValueError as exc:
-        out["error"] = str(exc)
+    except ValueError:
+        # by name only: the parser's message may quote the file (the service never echoes one)
+        flag = "--profile" if entry.kind == "network" else "--model"
+        out["error"] = (
+            f"{entry.path.name} is not a readable {entry.kind} profile; floss-plan "
+            f"{flag} {entry.path} says why"
+        )
     return out
 
 

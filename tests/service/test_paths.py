@@ -294,3 +294,18 @@ def test_paths_outside_any_service_are_refused() -> None:
 
     with pytest.raises(ValidationError, match="no data root is in force"):
         PlanRequest.model_validate({"profile": os.devnull})
+
+
+def test_a_profile_that_does_not_parse_is_listed_by_name_only(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from planner.profiles import ENV_DIRS
+
+    folder = tmp_path / "profiles"
+    (folder / "network").mkdir(parents=True)
+    (folder / "network" / "broken.toml").write_text(f'down_mbps = "{SECRET}"\nup_mbps = 1\n')
+    monkeypatch.setenv(ENV_DIRS, str(folder))
+    resp = make_client().get("/api/profiles/network")
+    assert resp.status_code == 200 and SECRET not in resp.text
+    (entry,) = [e for e in resp.json() if e["name"] == "broken"]
+    assert entry["error"].startswith("broken.toml is not a readable network profile")
