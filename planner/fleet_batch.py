@@ -171,7 +171,7 @@ class _Halves:
     t = down(bd) + up(bu), down(bd) = ((rtt + bd*8/down) + compute) + rtt, up(bu) = bu*8/up:
     ``round_seconds``'s operations in its order, so every t is its value bit for bit, and the
     configurations that send the same download (or upload) size share that half. The memo holds
-    at most ``CHUNK_ELEMENTS * 8`` entries (it starts over beyond: memory stays bounded)."""
+    at most ``CHUNK_ELEMENTS`` entries (it starts over beyond: memory stays bounded)."""
 
     def __init__(self, link: _Link) -> None:
         self.link = link
@@ -187,7 +187,7 @@ class _Halves:
                 got = lk.rtt_s + (nbytes * BITS_PER_BYTE) / lk.down_bps
                 got += lk.compute_seconds
                 got += lk.rtt_s
-            if (len(self._memo) + 1) * got.size > CHUNK_ELEMENTS * 8:
+            if (len(self._memo) + 1) * got.size > CHUNK_ELEMENTS:
                 self._memo.clear()
             self._memo[up, nbytes] = got
         return got
@@ -286,7 +286,7 @@ def _bandwidth_prices(
         down_bytes = _byte_table(specs, down_values, up=False, message=message)
         down_tab, down_rows = halves.table(down_bytes, up=False)
         smallest = _Rows(up_rows[rows, up_len - 1][:, None], "config")
-        down_choice = _first_fit(
+        down_choice, _ = _first_fit(
             down_tab, up_tab, _Rows(down_rows, "level"), smallest, down_len, deadlines, size
         )
         stuck = down_choice < 0  # none fits: both the smallest
@@ -297,15 +297,14 @@ def _bandwidth_prices(
         bd = np.array([[message(s, d, s.wire_down)] for s, (d, _) in zip(specs, caps, strict=True)])
         down_tab, down_rows = halves.table(bd, up=False)
         a = _Rows(down_rows, "config")
-    up_choice = _first_fit(
+    up_choice, t = _first_fit(
         down_tab, up_tab, a, _Rows(up_rows, "level"), up_len, deadlines, size, skip=stuck
-    )
+    )  # t: each client's seconds at its choice (none fits: the last, which it takes)
     up_choice = np.where(up_choice < 0, (up_len - 1)[:, None], up_choice)
     bu = np.take_along_axis(up_bytes, up_choice, axis=1)
-    clients = np.arange(size)[None, :]
-    dense_a = a.dense(0)
-    t = down_tab[dense_a] if dense_a is not None else down_tab[a.rows, clients]
-    t += up_tab[np.take_along_axis(up_rows, up_choice, axis=1), clients]
+    if stuck is not None and stuck.any():  # both the smallest, never scanned
+        j, c = np.nonzero(stuck)
+        t[j, c] = down_tab[a.rows[j, c], c] + up_tab[up_rows[j, up_len[j] - 1], c]
     d_down = None if setup.adapt_down else np.array([[d] for d, _ in caps], dtype=np.float64)
     return _Prices(
         t,
@@ -340,12 +339,15 @@ def _first_fit(
     size: int,
     *,
     skip: NDArray[np.bool_] | None = None,
-) -> Index:
-    """[J, size]: per (configuration j, client c) the first level lv < lengths[j] whose seconds
-    down_tab[a] + up_tab[b] are within deadlines[j]; -1 where none is."""
+) -> tuple[Index, Floats]:
+    """([J, size], [J, size]): per (configuration j, client c) the first level lv < lengths[j]
+    whose seconds down_tab[a] + up_tab[b] are within deadlines[j], -1 where none is; and those
+    seconds (where none is: the last level's; NaN where ``skip``)."""
     J = len(lengths)
     choice = np.full((J, size), -1, dtype=np.intp)
     flat = choice.reshape(-1)
+    seconds = np.full((J, size), np.nan)
+    flat_seconds = seconds.reshape(-1)
     first = 0
     a0, b0 = a.dense(0), b.dense(0)
     if skip is None and a0 is not None and b0 is not None:  # level 0 for everybody: dense
@@ -353,6 +355,7 @@ def _first_fit(
         t += up_tab[b0]
         fit = t <= deadlines[:, None]
         choice[fit] = 0
+        seconds[...] = t
         todo = np.flatnonzero(~fit & (lengths > 1)[:, None])
         first = 1
     else:
@@ -369,8 +372,9 @@ def _first_fit(
         t = down_tab[a.at(j, c, lv), c] + up_tab[b.at(j, c, lv), c]
         fit = t <= deadlines[j]
         flat[todo[fit]] = lv
+        flat_seconds[todo] = t
         todo = todo[~fit]
-    return choice
+    return choice, seconds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -809,7 +813,10 @@ def fleet_round_costs(
     start = first
     while True:
         draws = np.array(
-            [sample_clients(seed, r, num_clients, count) for r in range(start, start + ROUND_BLOCK)],
+            [
+                sample_clients(seed, r, num_clients, count)
+                for r in range(start, start + ROUND_BLOCK)
+            ],
             dtype=np.intp,
         ).reshape(ROUND_BLOCK, count)
         ids = np.unique(draws)
