@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,10 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Dropped:
     round: int
-    client: int
+    client: int  # its partition-id
     reason: str
+    node: int | None = None  # the SuperNode it was sent to
+    bytes_down: int = 0  # the download the round's record counts for it
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,9 @@ class FlossStrategy:
                 )
             except ValueError as exc:
                 raise TrainerError(str(exc)) from None
-        self.shares = fleet_served_shares(config, self.spec, self.fleet, num_clients=self.num_clients)
+        self.shares = fleet_served_shares(
+            config, self.spec, self.fleet, num_clients=self.num_clients
+        )
         if config.budget is not None:
             config = resolve_budget_rounds(
                 config, wl, adapter, num_clients=self.num_clients, network=self.network, log=log
@@ -280,9 +285,7 @@ class FlossStrategy:
         the download density recorded)."""
         sampled = plan.clients
         if plan.d_down is not None and isinstance(self.method, TopK):
-            _, bytes_down = self.method.download_each(
-                self.server.p, sampled, plan.d_down, round_=r
-            )
+            _, bytes_down = self.method.download_each(self.server.p, sampled, plan.d_down, round_=r)
         else:
             down = server_download(self.method, self.server, sampled, round_=r)
             bytes_down, d_down = down.bytes_down, down.d_down
@@ -316,12 +319,16 @@ class FlossStrategy:
             )
         return messages, list(bytes_down), d_down
 
-    @staticmethod
     def _open_reply(
-        reply: Message, r: int, client: int, what: str
+        self, reply: Message, r: int, client: int, what: str
     ) -> tuple[bytes, dict[str, Any]]:
         """(payload, meta) of a reply that is an upload of round ``r`` by ``client``."""
         if reply.has_error():
+            if reply.metadata.src_node_id != self.nodes.get(client):
+                # the SuperLink answers for a node that did not take or answer the message
+                raise FederationError(
+                    f"{what}: its node did not answer (the SuperLink replied: {_reason(reply)})"
+                )
             raise FederationError(f"{what}: the ClientApp failed: {_reason(reply)}")
         payload, meta = read_message(reply.content, UPLOAD, what)
         if meta.get("round") != r or meta.get("client") != client:
@@ -333,7 +340,7 @@ class FlossStrategy:
     def read_reply(
         self, reply: Message, r: int, client: int, density: float | None = None
     ) -> _Upload:
-        what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), upload"
+        what = f"round {r}, client {client} (node {self.nodes.get(client)}), upload"
         payload, meta = self._open_reply(reply, r, client, what)
         kind, k = self.expected_upload(density)
         if meta.get("kind") != kind or meta.get("k") != k:
@@ -358,15 +365,21 @@ class FlossStrategy:
         steps = meta_int(meta, "steps", what)
         return _Upload(vector=vector, nbytes=len(payload), k=k, loss=float(loss), steps=steps)
 
-    def drop(self, r: int, client: int, reason: str) -> None:
-        self.dropped.append(Dropped(round=r, client=client, reason=reason))
+    def drop(self, r: int, client: int, reason: str, *, bytes_down: int = 0) -> None:
+        node = self.nodes.get(client)
+        self.dropped.append(
+            Dropped(round=r, client=client, reason=reason, node=node, bytes_down=bytes_down)
+        )
         if isinstance(self.method, FixedMask):
             self.method.seen.pop(client, None)  # it may not hold the mask: send positions again
-        logger.warning("round %d: dropped client %d: %s", r, client, reason)
+        logger.warning(
+            "round %d: dropped client %d (partition-id %d, node %s): %s",
+            r, client, client, node, reason,
+        )  # fmt: skip
 
     def read_late(self, reply: Message, r: int, client: int) -> None:
         """A modeled straggler's reply: an empty upload for this round and client."""
-        what = f"round {r}, client {client} (node {reply.metadata.src_node_id}), late reply"
+        what = f"round {r}, client {client} (node {self.nodes.get(client)}), late reply"
         payload, meta = self._open_reply(reply, r, client, what)
         if payload or meta.get("late") != 1:
             raise FederationError(
@@ -387,15 +400,24 @@ class FlossStrategy:
         timeout = self.settings.round_timeout or None
         replies = list(grid.send_and_receive(messages, timeout=timeout))
         client_of = {node: c for c, node in self.nodes.items()}
+        # a reply answers one message: its id names the client, also when the SuperLink itself
+        # answers for a node that is gone (that reply's source is the SuperLink, not the node)
+        answers = {_message_id(m): client_of.get(m.metadata.dst_node_id) for m in messages}
+        down_of = dict(zip(sampled, bytes_down, strict=True))
         d_up_of = dict(zip(sampled, plan.d_up, strict=True)) if plan.d_up is not None else {}
         uploads: dict[int, _Upload] = {}
         answered: set[int] = set()
         for reply in replies:
-            c = client_of.get(reply.metadata.src_node_id)
+            c = answers.get(reply.metadata.reply_to_message_id)
+            if c is None:
+                c = client_of.get(reply.metadata.src_node_id)
             if c is None or c not in sampled or c in answered:
                 logger.warning(
-                    "round %d: ignored a reply from node %s", r, reply.metadata.src_node_id
-                )
+                    "round %d: ignored a reply from node %s to a message of another round or "
+                    "client (%s)",
+                    r, reply.metadata.src_node_id,
+                    _reason(reply) if reply.has_error() else "an upload",
+                )  # fmt: skip
                 continue
             answered.add(c)
             try:
@@ -404,10 +426,13 @@ class FlossStrategy:
                 else:
                     self.read_late(reply, r, c)
             except FederationError as exc:
-                self.drop(r, c, str(exc))
+                self.drop(r, c, str(exc), bytes_down=down_of[c])
         for c in sampled:
             if c not in answered:
-                self.drop(r, c, f"round {r}, client {c}: no reply (round-timeout {timeout})")
+                self.drop(
+                    r, c, f"no reply within round-timeout {self.settings.round_timeout:g} s",
+                    bytes_down=down_of[c],
+                )  # fmt: skip
         ordered = [uploads[c] for c in sampled if c in uploads]
         if kept_plan and not ordered:
             raise FederationError(
@@ -532,6 +557,16 @@ class FlossStrategy:
     # -- the run ---------------------------------------------------------------------------
     def run(self, grid: Grid) -> list[RoundRecord]:
         config, out = self.config, self.out
+        self.log(
+            f"floss on Flower: {config.method}, rank {config.rank}, {config.rounds} rounds x "
+            f"{config.clients_per_round} of {self.num_clients} clients"
+            + (f"; records, checkpoints and the adapter go to {out}" if out is not None else "")
+        )
+        if out is None:
+            logger.warning(
+                "out-dir is not set: this run writes no records, checkpoint or adapter "
+                "(flwr run ... --run-config \"out-dir='runs/x'\")"
+            )
         self.discover(grid)
         if out is not None:
             config.save(out / "config.yaml")
@@ -555,11 +590,66 @@ class FlossStrategy:
         self.trainee.adapter.flat.copy_(self.server.p)
         if out is not None:
             _save_outputs(out, self.trainee.model, self.workload, config, self.records)
+            _add_dropped(out / "summary.json", self.dropped)
+        self.log(self.summary_line())
         return self.records
+
+    def summary_line(self) -> str:
+        """The end of the run in one line: rounds, bytes, dropped clients, where results are."""
+        last = self.records[-1] if self.records else None
+        acc = (
+            ""
+            if last is None or last.val_accuracy is None
+            else f", val acc {last.val_accuracy:.4f}"
+        )
+        where = f"; results in {self.out}" if self.out is not None else "; nothing written"
+        return (
+            f"finished {len(self.records)}/{self.config.rounds} rounds: "
+            f"{last.cum_bytes if last else 0:,} payload bytes{acc}, "
+            f"{len(self.dropped)} client(s) dropped{where}"
+        )
 
     @property
     def final_p(self) -> torch.Tensor:
         return self.server.p.detach().cpu().clone()
+
+
+def _add_dropped(summary: Path, dropped: list[Dropped]) -> None:
+    """summary.json with the dropped clients: how many, and each one's round, client (its
+    partition-id), node, reason and the download bytes its round's record counts (sent, but a
+    node that never answered may not have received them)."""
+    import json
+    from dataclasses import asdict
+
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    data["dropped_clients"] = len(dropped)
+    data["dropped"] = [asdict(d) for d in dropped]
+    summary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def flower_log_stream() -> Iterator[None]:
+    """This module's lines, INFO and up, through Flower's own log handlers while the block
+    runs: ``flwr run --stream`` and ``flwr log`` carry what Flower's logger carries, so the
+    rounds, a resume and the summary are shown there (not only warnings)."""
+    from flwr.common.logger import FLOWER_LOGGER
+
+    added = [h for h in FLOWER_LOGGER.handlers if h not in logger.handlers]
+    level = logger.level
+    for handler in added:
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for handler in added:
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _message_id(message: Message) -> str:
+    """The id a reply to ``message`` carries (set when the grid pushed it)."""
+    return str(message.metadata.message_id or message.object_id)
 
 
 def _reason(reply: Message) -> str:
@@ -586,8 +676,9 @@ def make_server_app(
         config, app_settings = from_run_config(
             context.run_config, base=base, base_settings=settings
         )
-        strategy = FlossStrategy(config, app_settings)
-        strategy.run(grid)
+        with flower_log_stream():
+            strategy = FlossStrategy(config, app_settings)
+            strategy.run(grid)
         if on_finish is not None:
             on_finish(strategy)
 

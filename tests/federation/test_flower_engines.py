@@ -198,6 +198,12 @@ def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None
         traffic = status["network-traffic"]
         assert traffic["total-bytes"] >= payload
         print(f"deployment: payload {payload} bytes, flwr ls traffic {traffic}")  # for the bench
+        # issue 20: the run can be watched in Flower's own log (INFO lines, not only warnings)
+        shown = flwr("log", str(run_id), "loopback", "--show").stdout
+        assert "floss on Flower: " in shown and f"go to {out}" in shown, shown[-3000:]
+        assert "round 1/2: loss" in shown and "round 2/2: loss" in shown, shown[-3000:]
+        assert "finished 2/2 rounds: " in shown and f"results in {out}" in shown, shown[-3000:]
+        assert json.loads((out / "summary.json").read_text())["dropped_clients"] == 0
     finally:
         _end(procs)
 
