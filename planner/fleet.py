@@ -18,6 +18,10 @@ A round (``fleet_round``, the trainer follows it; docs/fleets.md has the formula
 
 The server averages the kept uploads as FLASC does, g = (1/|K|) sum_{c in K} decoded_c (each
 decoded_c dense with zeros where c sent nothing); ``trainer.round.server_aggregate`` does this.
+
+The planner's estimate (``estimate_fleet``) walks one configuration's rounds one by one and is the
+reference; ``plan_fleet`` prices every configuration at once with ``planner.fleet_batch`` (the
+same numbers, tested equal) and short-lists with ``planner.fleet_shortlist``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ ROUND_POLICIES: tuple[str, ...] = ("sync", "deadline")
 DENSITY_POLICIES: tuple[str, ...] = ("uniform", "tiered", "bandwidth")
 DEFAULT_GRID: tuple[float, ...] = tuple(2.0**-i for i in range(9))  # 1, 1/2, ..., 1/256
 DEFAULT_OVER_SELECTION = 1.3  # FedScale over-selects 1.3x and keeps the first to finish
+MAX_PLAN_CLIENTS = 1_000_000  # a fleet plan draws every client's link (~100 bytes each)
 WEIGHT_TOLERANCE = 1e-6  # tier weights must sum to 1 within this
 MEASURED_TIER = "measured"  # the one tier of a CSV without a tier column
 CSV_COLUMNS = ("client", "tier", "down_mbps", "up_mbps", "rtt_ms")  # client: a label, unused
@@ -1277,6 +1282,11 @@ def plan_fleet(
     seed, num_clients, compute = s.seed, s.num_clients, s.compute_seconds
     ref_n = adapter_size(s, s.ref_rank)
     _check_run(num_clients, s.clients_per_round, compute)
+    if num_clients > MAX_PLAN_CLIENTS:
+        raise FleetError(
+            f"a fleet plan draws every client's link: --num-clients must be at most "
+            f"{MAX_PLAN_CLIENTS:,}, but got {num_clients:,}."
+        )
     assign_links(fleet, num_clients, seed)  # a bad population is one line before any pricing
     ref = dense_reference_seconds_fast(
         fleet,
@@ -1402,6 +1412,7 @@ __all__ = [
     "DENSITY_POLICIES",
     "ESTIMATE_ROUNDS",
     "FLEET_METHODS",
+    "MAX_PLAN_CLIENTS",
     "ROUND_POLICIES",
     "ClientLink",
     "ClientPrice",

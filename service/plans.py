@@ -97,7 +97,6 @@ FLEET_FIELDS = (  # PlanRequest fields that mean something with a fleet only
     "adapt_down",
     "max_dropped",
 )
-FLEET_MAX_CLIENTS = 1_000_000  # a fleet plan draws every client's link (memory, time)
 
 
 def compute_plan(req: PlanRequest, data_root: Path | None) -> Any:
@@ -150,6 +149,7 @@ def _settings(req: PlanRequest, profile: str, model: str) -> Any:
 def fleet_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
     """``floss-plan --fleet``'s plan of a request with ``fleet`` (rows as its JSON rows;
     ``rows: recommended``: the short list, in its order)."""
+    from planner.fleet import MAX_PLAN_CLIENTS
     from planner.fleet_request import NETWORK_ONLY, FleetOptions, fleet_plan
     from planner.render import fleet_header_lines, fleet_row_dict
 
@@ -160,11 +160,11 @@ def fleet_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
     for name in NETWORK_ONLY:
         if name in req.model_fields_set:
             raise FieldError(name, "does not apply with a fleet: each client has its own link")
-    if req.num_clients > FLEET_MAX_CLIENTS:
+    if req.num_clients > MAX_PLAN_CLIENTS:  # before any work
         raise FieldError(
             "num_clients",
-            f"a fleet plan draws every client's link: at most {FLEET_MAX_CLIENTS:,} clients here",
-            f"num_clients <= {FLEET_MAX_CLIENTS:,}, or floss-plan --fleet on the command line",
+            f"a fleet plan draws every client's link: at most {MAX_PLAN_CLIENTS:,} clients",
+            f"num_clients <= {MAX_PLAN_CLIENTS:,}",
         )
     _, model = resolve_profiles(req, data_root)
     options = FleetOptions(
