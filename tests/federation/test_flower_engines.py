@@ -220,3 +220,91 @@ def _tails(logs: Path) -> str:
     return "\n".join(
         f"== {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in logs.iterdir()
     )
+
+
+def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 20: with a SuperNode killed the log named the wrong node ("ignored a reply from node
+    1": the SuperLink's own id) and the wrong cause. Kill the SuperNode of partition 1 after
+    round 1: every later round drops client 1 naming its node, the run completes on client 0,
+    and summary.json counts the drops."""
+    from federation.appdir import write_app
+    from federation.config import AppSettings
+
+    config = RunConfig(**{**_cfg(fed_kwargs).to_dict(), "rounds": 3})
+    out = tmp_path / "server-out"
+    app = tmp_path / "app"
+    write_app(app, config, AppSettings(out_dir=str(out), node_wait_seconds=120))
+    home = tmp_path / "flwr-home"
+    home.mkdir()
+    link = _free_port()
+    (home / "config.toml").write_text(
+        '[superlink]\ndefault = "loopback"\n\n'
+        f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
+    )
+    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home)}
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (logs / f"{name}-{len(procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            [_bin(name), *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        procs.append(proc)
+        return proc
+
+    def flwr(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_bin("flwr"), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+
+    try:
+        start(
+            "flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(link),
+            f"--database={tmp_path / 'state.db'}",
+        )  # fmt: skip
+        nodes = [
+            start(
+                "flower-supernode", "--insecure", f"--superlink=127.0.0.1:{link}",
+                "--host", "127.0.0.1", "--port", str(_free_port()),
+                "--node-config", f"partition-id={pid} num-partitions=2",
+            )
+            for pid in range(2)
+        ]  # fmt: skip
+        deadline = time.monotonic() + DEPLOY_TIMEOUT + 300
+        run_id = None
+        while run_id is None and time.monotonic() < deadline:
+            res = flwr("run", str(app), "loopback", "--format", "json")
+            try:
+                run_id = json.loads(res.stdout)["run-id"]
+            except (ValueError, KeyError, TypeError):
+                time.sleep(2)
+        assert run_id is not None, f"flwr run never submitted the run\n{_tails(logs)}"
+        records = out / "rounds.jsonl"
+        while time.monotonic() < deadline and not (records.exists() and records.read_text()):
+            time.sleep(0.5)
+        os.killpg(nodes[1].pid, signal.SIGKILL)  # partition 1's SuperNode dies after round 1
+        nodes[1].wait(30)
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = _run_status(flwr("ls", "loopback", "--format", "json").stdout, run_id)
+            if str(status.get("status", "")).startswith("finished"):
+                break
+            time.sleep(2)
+        shown = flwr("log", str(run_id), "loopback", "--show").stdout
+        print(shown[-3000:])
+        assert status.get("status") == "finished:completed", f"{status}\n{_tails(logs)}"
+        summary = json.loads((out / "summary.json").read_text())
+        dropped = summary["dropped"]
+        assert summary["dropped_clients"] == len(dropped) >= 1
+        assert {d["client"] for d in dropped} == {1}
+        node = dropped[0]["node"]
+        assert f"dropped client 1 (partition-id 1, node {node})" in shown
+        assert "ignored a reply" not in shown and "ClientApp failed" not in shown
+        assert "node did not answer" in dropped[0]["reason"], dropped[0]["reason"]
+        print(f"dead node: {len(dropped)} drops, reason {dropped[0]['reason']!r}")
+    finally:
+        _end(procs)
