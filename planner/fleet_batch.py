@@ -54,9 +54,26 @@ Ints = NDArray[np.int64]
 Index = NDArray[np.intp]
 
 CHUNK_ELEMENTS = 1 << 18  # entries per array of one chunk (2 MiB of float64)
-# chunks priced side by side (numpy releases the GIL); each chunk's numbers are its own, so
-# the results do not depend on it. FLOSS_PLAN_THREADS=1 prices them one after another.
-THREADS = max(1, int(os.environ.get("FLOSS_PLAN_THREADS", min(2, os.cpu_count() or 1))))
+THREADS_ENV = "FLOSS_PLAN_THREADS"  # chunks priced side by side; unset: ``threads()`` decides
+
+
+def threads() -> int:
+    """Chunks priced side by side (numpy releases the GIL; each chunk's numbers are its own, so
+    the results do not depend on it): ``$FLOSS_PLAN_THREADS``, else 2 when a core is idle (the
+    1-minute load average at most the cores less one), else 1 (a busy machine: two threads
+    measured slower than one)."""
+    given = os.environ.get(THREADS_ENV)
+    if given is not None:
+        try:
+            return max(1, int(given))
+        except ValueError:
+            raise FleetError(f"{THREADS_ENV} must be an integer, but got {given!r}.") from None
+    cores = os.cpu_count() or 1
+    try:
+        idle = os.getloadavg()[0] <= cores - 1
+    except OSError:  # no load average on this system
+        idle = False
+    return 2 if cores >= 2 and idle else 1
 
 
 @dataclass(frozen=True)
@@ -605,7 +622,8 @@ def _estimate_group(
         per_walk[w] = (present, links.tier[ids[present]], weights)
     deadline_of = np.array([np.inf if d is None else d for _, d in unit_keys], dtype=np.float64)
     widest = max(max(len(ids), rounds * w[1]) for w in walks)
-    chunk = max(1, min(CHUNK_ELEMENTS // widest, -(-len(unit_keys) // THREADS)))
+    workers = threads()
+    chunk = max(1, min(CHUNK_ELEMENTS // widest, -(-len(unit_keys) // workers)))
     message = _Bytes()
     by_unit: dict[int, list[int]] = {}
     for i, u in zip(members, unit_items, strict=True):
@@ -665,8 +683,8 @@ def _estimate_group(
             )
 
     starts = range(0, len(unit_keys), chunk)
-    if THREADS > 1 and len(starts) > 1:  # numpy releases the GIL: chunks overlap
-        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+    if workers > 1 and len(starts) > 1:  # numpy releases the GIL: chunks overlap
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(run, starts))
     else:
         for start in starts:
@@ -927,6 +945,7 @@ def dense_reference_seconds_fast(
 __all__ = [
     "CHUNK_ELEMENTS",
     "ROUND_BLOCK",
+    "THREADS_ENV",
     "LinkArrays",
     "RoundCost",
     "client_seconds_array",
@@ -936,4 +955,5 @@ __all__ = [
     "fleet_round_costs",
     "link_arrays",
     "sampled_ids",
+    "threads",
 ]

@@ -20,6 +20,7 @@ from planner import fleet_batch
 from planner.budget import parse_budget
 from planner.fleet import (
     Fleet,
+    FleetError,
     FleetSetup,
     default_deadline,
     dense_reference_seconds,
@@ -146,10 +147,14 @@ def test_many_equals_the_walk_at_500_rounds_in_small_chunks(
     kw = {"seed": 0, "num_clients": 2000, "clients_per_round": 10, "budget_seconds": 300.0,
           "budget_bytes": None}  # fmt: skip
     want = [estimate_fleet(spec, setup, **kw) for spec, setup in items]  # type: ignore[arg-type]
-    for threads in (1, 2):
-        monkeypatch.setattr(fleet_batch, "CHUNK_ELEMENTS", 20_000)
-        monkeypatch.setattr(fleet_batch, "THREADS", threads)
+    monkeypatch.setattr(fleet_batch, "CHUNK_ELEMENTS", 20_000)
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv(fleet_batch.THREADS_ENV, threads)
+        assert fleet_batch.threads() == int(threads)
         assert estimate_fleet_many(items, **kw) == want  # type: ignore[arg-type]
+    monkeypatch.setenv(fleet_batch.THREADS_ENV, "two")
+    with pytest.raises(FleetError, match="FLOSS_PLAN_THREADS must be an integer, but got 'two'"):
+        estimate_fleet_many(items, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("name", "clients", "seed"), [(c[0], c[1], c[2]) for c in CASES])
