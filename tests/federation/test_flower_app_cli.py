@@ -115,3 +115,52 @@ def test_the_printed_command_is_sized_to_the_run_and_writes_results(tmp_path: Pa
         str(tmp_path / "app2"), "--config", str(tmp_path / "run.yaml"), "--results", str(mine)
     )
     assert again.exit_code == 0 and f"results go to {mine.resolve()}" in again.output
+
+
+def _readme_block(heading: str) -> list[str]:
+    """The commands of the first bash block under ``heading`` in README.md, continuation
+    lines joined, comments dropped."""
+    import shlex
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = text.split(f"## {heading}\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    joined = block.replace("\\\n", " ")
+    commands = []
+    for line in joined.splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            commands.append(" ".join(shlex.quote(w) for w in words))
+    return commands
+
+
+def test_the_readmes_flower_lines_are_what_the_tool_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: the README's line (num-supernodes=100) failed on the README's own 20-client run.
+    Its first floss-train command writes runs/a/config.yaml (training replaced by saving the
+    config it got: the flags are parsed by floss-train itself), then the README's flower-app
+    line runs as written and prints exactly the README's flwr line."""
+    import shlex
+
+    import trainer.run
+    from trainer.cli import app as train_app
+    from trainer.errors import TrainerError
+
+    train_line = next(c for c in _readme_block("Train and tune") if c.startswith("floss-train "))
+    app_line, flwr_line = _readme_block("Run on Flower")[:2]
+    assert app_line.startswith("floss flower-app ") and " flwr run " in flwr_line
+
+    def save_only(cfg: RunConfig, *, out_dir: Path, **_kw: Any) -> Any:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(out_dir / "config.yaml")
+        raise TrainerError("config saved; no training in this test")
+
+    monkeypatch.setattr(trainer.run, "train", save_only)
+    monkeypatch.chdir(tmp_path)
+    saved = CliRunner().invoke(train_app, shlex.split(train_line)[1:])
+    assert "config saved" in saved.output, saved.output
+    result = CliRunner().invoke(build_app(), shlex.split(app_line)[1:])
+    assert result.exit_code == 0, result.output
+    printed = result.output.splitlines()[-1].strip()
+    assert shlex.split(printed) == shlex.split(flwr_line), (printed, flwr_line)
+    assert "num-supernodes=20" in printed
