@@ -385,6 +385,24 @@ def assign_links(fleet: Fleet, num_clients: int, seed: int) -> tuple[ClientLink,
     Measured: the rows in seeded random order, client c the c-th (in passes when the population
     outnumbers the rows, so every row serves floor or ceil of num_clients / rows clients).
     """
+    picks, factors = link_draws(fleet, num_clients, seed)
+    if fleet.measured:
+        return tuple(fleet.measured[i] for i in picks)
+    links = []
+    for i, f in zip(picks, factors, strict=True):
+        t = fleet.tiers[i]
+        links.append(
+            ClientLink(
+                tier=t.name, down_mbps=t.down_mbps * f, up_mbps=t.up_mbps * f, rtt_ms=t.rtt_ms
+            )
+        )
+    return tuple(links)
+
+
+def link_draws(fleet: Fleet, num_clients: int, seed: int) -> tuple[list[int], list[float]]:
+    """``assign_links``'s seeded draws: per client the measured row it takes (factors empty), or
+    its tier's index and its lognormal factor (1.0 without spread). The one source of the links:
+    ``assign_links`` builds them, ``planner.fleet_batch.link_arrays`` the planner's arrays."""
     if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
         raise FleetError(f"num_clients must be an integer >= 1, but got {num_clients!r}.")
     rng = random.Random(f"floss/fleet/{seed}/{num_clients}")
@@ -394,7 +412,7 @@ def assign_links(fleet: Fleet, num_clients: int, seed: int) -> tuple[ClientLink,
             perm = list(range(len(fleet.measured)))
             rng.shuffle(perm)
             order += perm
-        return tuple(fleet.measured[i] for i in order[:num_clients])
+        return order[:num_clients], []
     total = math.fsum(t.weight for t in fleet.tiers)
     quotas = [t.weight / total * num_clients for t in fleet.tiers]
     counts = [math.floor(q) for q in quotas]
@@ -403,16 +421,10 @@ def assign_links(fleet: Fleet, num_clients: int, seed: int) -> tuple[ClientLink,
         counts[i] += 1
     labels = [i for i, c in enumerate(counts) for _ in range(c)]
     rng.shuffle(labels)
-    links = []
-    for i in labels:
-        t = fleet.tiers[i]
-        f = math.exp(rng.gauss(0.0, t.spread_sigma)) if t.spread_sigma else 1.0
-        links.append(
-            ClientLink(
-                tier=t.name, down_mbps=t.down_mbps * f, up_mbps=t.up_mbps * f, rtt_ms=t.rtt_ms
-            )
-        )
-    return tuple(links)
+    sigmas = [t.spread_sigma for t in fleet.tiers]
+    gauss, exp = rng.gauss, math.exp
+    factors = [exp(gauss(0.0, sigmas[i])) if sigmas[i] else 1.0 for i in labels]
+    return labels, factors
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1242,6 +1254,7 @@ def plan_fleet(
         default_deadlines,
         dense_reference_seconds_fast,
         estimate_fleet_many,
+        link_arrays,
     )
     from planner.fleet_shortlist import (
         DEFAULT_DROP_SHARE,
@@ -1287,7 +1300,7 @@ def plan_fleet(
             f"a fleet plan draws every client's link: --num-clients must be at most "
             f"{MAX_PLAN_CLIENTS:,}, but got {num_clients:,}."
         )
-    assign_links(fleet, num_clients, seed)  # a bad population is one line before any pricing
+    link_arrays(fleet, num_clients, seed)  # a bad population is one line before any pricing
     ref = dense_reference_seconds_fast(
         fleet,
         n=ref_n,
@@ -1437,6 +1450,7 @@ __all__ = [
     "fleet_from_csv",
     "fleet_from_mapping",
     "format_tier_densities",
+    "link_draws",
     "load_fleet",
     "measured_fleet",
     "parse_grid",

@@ -41,8 +41,8 @@ from planner.fleet import (
     TierEstimate,
     _check_run,
     _non_negative,
-    assign_links,
     check_fleet_method,
+    link_draws,
 )
 from planner.network import BITS_PER_BYTE, MBPS
 from planner.rowstats import fsum_stdev_rows
@@ -88,15 +88,26 @@ class LinkArrays:
 
 @lru_cache(maxsize=8)
 def link_arrays(fleet: Fleet, num_clients: int, seed: int) -> LinkArrays:
-    """``assign_links(fleet, num_clients, seed)`` as arrays (read-only; cached)."""
-    links = assign_links(fleet, num_clients, seed)
-    index = {name: i for i, name in enumerate(fleet.tier_names)}
-    arrays = LinkArrays(
-        down_bps=np.array([lk.down_mbps for lk in links], dtype=np.float64) * MBPS,
-        up_bps=np.array([lk.up_mbps for lk in links], dtype=np.float64) * MBPS,
-        rtt_s=np.array([lk.rtt_ms for lk in links], dtype=np.float64) / 1000.0,
-        tier=np.array([index[lk.tier] for lk in links], dtype=np.intp),
-    )
+    """``assign_links(fleet, num_clients, seed)`` as arrays (read-only; cached), from the same
+    seeded draws (``link_draws``) without building a ClientLink per client: a measured row's
+    numbers, or the tier's medians times the client's factor, as ``assign_links`` multiplies."""
+    picks, factors = link_draws(fleet, num_clients, seed)
+    index = np.array(picks, dtype=np.intp)
+    if fleet.measured:
+        rows = fleet.measured
+        names = {name: i for i, name in enumerate(fleet.tier_names)}
+        down = np.array([lk.down_mbps for lk in rows], dtype=np.float64)[index]
+        up = np.array([lk.up_mbps for lk in rows], dtype=np.float64)[index]
+        rtt = np.array([lk.rtt_ms for lk in rows], dtype=np.float64)[index]
+        tier = np.array([names[lk.tier] for lk in rows], dtype=np.intp)[index]
+    else:
+        f = np.array(factors, dtype=np.float64)
+        tiers = fleet.tiers
+        down = np.array([t.down_mbps for t in tiers], dtype=np.float64)[index] * f
+        up = np.array([t.up_mbps for t in tiers], dtype=np.float64)[index] * f
+        rtt = np.array([t.rtt_ms for t in tiers], dtype=np.float64)[index]
+        tier = index
+    arrays = LinkArrays(down_bps=down * MBPS, up_bps=up * MBPS, rtt_s=rtt / 1000.0, tier=tier)
     for a in (arrays.down_bps, arrays.up_bps, arrays.rtt_s, arrays.tier):
         a.flags.writeable = False
     return arrays

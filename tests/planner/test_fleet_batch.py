@@ -22,6 +22,7 @@ from planner.fleet import (
     Fleet,
     FleetError,
     FleetSetup,
+    assign_links,
     default_deadline,
     dense_reference_seconds,
     estimate_fleet,
@@ -38,6 +39,7 @@ from planner.fleet_batch import (
     estimate_fleet_many,
     fleet_round_costs,
 )
+from planner.network import MBPS
 from planner.plan import PlanSettings
 from planner.profiles import load_model, load_network
 from planner.rowstats import fsum_rows, fsum_stdev_rows, stdev_rows
@@ -198,6 +200,19 @@ def test_round_costs_equal_the_walk(
         assert (later.seconds, later.bytes_total) == (lambda p: (p.seconds, p.bytes_total))(
             fleet_round(spec_, setup, round_=300, **kw)  # type: ignore[arg-type]
         )
+
+
+@pytest.mark.parametrize(("name", "clients", "seed"), [(c[0], c[1], c[2]) for c in CASES])
+def test_link_arrays_are_assign_links(name: str, clients: int, seed: int) -> None:
+    """The planner's arrays come from assign_links's own draws (link_draws), number for number."""
+    fleet = load_fleet(name)
+    links = assign_links(fleet, clients, seed)
+    got = fleet_batch.link_arrays(fleet, clients, seed)
+    tiers = {t: i for i, t in enumerate(fleet.tier_names)}
+    assert got.down_bps.tolist() == [lk.down_mbps * MBPS for lk in links]
+    assert got.up_bps.tolist() == [lk.up_mbps * MBPS for lk in links]
+    assert got.rtt_s.tolist() == [lk.rtt_ms / 1000.0 for lk in links]
+    assert got.tier.tolist() == [tiers[lk.tier] for lk in links]
 
 
 def _settings(**kw: object) -> PlanSettings:
