@@ -54,6 +54,7 @@ Ints = NDArray[np.int64]
 Index = NDArray[np.intp]
 
 CHUNK_ELEMENTS = 1 << 18  # entries per array of one chunk (2 MiB of float64)
+HALVES_ELEMENTS = 1 << 21  # memoised client-seconds halves of one pricing (16 MiB)
 THREADS_ENV = "FLOSS_PLAN_THREADS"  # chunks priced side by side; unset: ``threads()`` decides
 
 
@@ -152,17 +153,17 @@ def client_seconds_array(bytes_down: Ints, bytes_up: Ints, link: _Link) -> Float
 
 
 class _Bytes:
-    """Message bytes by (n, encoding, k, precision): the encoder's answer, memoised."""
+    """Message bytes of a density: the encoder's answer for k = ``spec.topk_entries``, memoised by
+    what they depend on (n, the tensors, the encoding, the density, the precision)."""
 
     def __init__(self) -> None:
-        self._memo: dict[tuple[int, str, int, str], int] = {}
+        self._memo: dict[tuple[int, tuple[int, ...], str, float, str], int] = {}
 
     def __call__(self, spec: MethodSpec, density: float, precision: str) -> int:
-        k = spec.topk_entries(density)
-        key = (spec.n, spec.encoding, k, precision)
+        key = (spec.n, spec.tensor_sizes, spec.encoding, density, precision)
         got = self._memo.get(key)
         if got is None:
-            got = self._memo[key] = topk_message_bytes(spec, k, precision)
+            got = self._memo[key] = topk_message_bytes(spec, spec.topk_entries(density), precision)
         return got
 
 
@@ -200,7 +201,7 @@ class _Halves:
     t = down(bd) + up(bu), down(bd) = ((rtt + bd*8/down) + compute) + rtt, up(bu) = bu*8/up:
     ``round_seconds``'s operations in its order, so every t is its value bit for bit, and the
     configurations that send the same download (or upload) size share that half. The memo holds
-    at most ``CHUNK_ELEMENTS`` entries (it starts over beyond: memory stays bounded)."""
+    at most ``HALVES_ELEMENTS`` entries (it starts over beyond: memory stays bounded)."""
 
     def __init__(self, link: _Link) -> None:
         self.link = link
@@ -216,7 +217,7 @@ class _Halves:
                 got = lk.rtt_s + (nbytes * BITS_PER_BYTE) / lk.down_bps
                 got += lk.compute_seconds
                 got += lk.rtt_s
-            if (len(self._memo) + 1) * got.size > CHUNK_ELEMENTS:
+            if (len(self._memo) + 1) * got.size > HALVES_ELEMENTS:
                 self._memo.clear()
             self._memo[up, nbytes] = got
         return got
@@ -814,7 +815,7 @@ def _record(cls: type[Record], **fields: object) -> Record:
     """A frozen record with exactly its fields set, without its ``__init__`` (which pays an
     ``object.__setattr__`` per field: 2,268 rows x 4 records a default fleet plan). Only for
     these two, which validate nothing (no ``__post_init__``): equal to ``cls(**fields)``."""
-    if fields.keys() != cls.__dataclass_fields__.keys():
+    if len(fields) != len(cls.__dataclass_fields__):  # every field, named (checked by kwargs)
         raise TypeError(f"{cls.__name__} takes {list(cls.__dataclass_fields__)}.")
     record = object.__new__(cls)
     record.__dict__.update(fields)

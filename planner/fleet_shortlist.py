@@ -57,8 +57,10 @@ def fleet_up_slowdown(fleet: Fleet, *, num_clients: int, seed: int) -> float:
     return float(2.0 ** round(math.log2(ratio)))
 
 
-def _key(d: float) -> Fraction:
-    return Fraction(d).limit_denominator(1 << 40)
+def _key(d: float) -> float:
+    """A density as a key: the float itself (S is a power of two, so d_down / S is the grid's
+    float exactly; the single-network list, with any S, compares Fractions)."""
+    return d
 
 
 def heuristic_pairs(settings: PlanSettings, up_slowdown: float) -> list[tuple[float, float]]:
@@ -90,7 +92,7 @@ def fleet_short_list(
         i for i, r in enumerate(rows) if (r.precision_down, r.precision_up) == primary
     ]  # the primary precision pair only
     pairs = list(dict.fromkeys(pair_of(rows[i]) for i in mine))
-    by_key: dict[tuple[str, str, str, int, Fraction, Fraction], int] = {}
+    by_key: dict[tuple[str, str, str, int, float, float], int] = {}
     for i in mine:
         e = rows[i].estimate
         key = (e.round_policy, e.density_policy, e.method, rows[i].rank, _key(e.d_down),
