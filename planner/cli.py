@@ -557,8 +557,10 @@ def _fleet_text(
     show_all: bool,
     given: set[str],
 ) -> str:
+    from planner.fleet_batch import keep_freed_memory
     from planner.fleet_request import FleetOptions, fleet_plan
 
+    keep_freed_memory()  # a short-lived process: fewer page faults (planner.fleet_batch)
     options = FleetOptions(
         fleet=fleet,
         round_policy=round_policy,

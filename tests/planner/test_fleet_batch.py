@@ -202,6 +202,14 @@ def test_round_costs_equal_the_walk(
         )
 
 
+def test_keep_freed_memory_on_glibc() -> None:
+    """floss-plan --fleet asks glibc to reuse freed arrays; elsewhere it says it could not."""
+    import ctypes.util
+
+    name = ctypes.util.find_library("c") or ""
+    assert fleet_batch.keep_freed_memory() is ("libc.so" in name)
+
+
 @pytest.mark.parametrize(("name", "clients", "seed"), [(c[0], c[1], c[2]) for c in CASES])
 def test_link_arrays_are_assign_links(name: str, clients: int, seed: int) -> None:
     """The planner's arrays come from assign_links's own draws (link_draws), number for number."""
