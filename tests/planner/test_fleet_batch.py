@@ -202,6 +202,21 @@ def test_round_costs_equal_the_walk(
         )
 
 
+@pytest.mark.parametrize("n", [10, 5000, 20_000])
+def test_kth_smallest_is_partition(n: int) -> None:
+    rng = np.random.default_rng(n)
+    values = np.concatenate(
+        [
+            rng.lognormal(0, 1, (5, n)),
+            np.round(rng.lognormal(0, 1, (3, n)), 1),  # many ties
+            np.full((2, n), 0.5),
+            np.sort(rng.random((2, n)), axis=1),  # sorted: a strided sample is not random
+        ]
+    )
+    for k in (0, n // 3, (10 * n) // 13, n - 1):
+        assert (fleet_batch.kth_smallest(values, k) == np.partition(values, k, axis=1)[:, k]).all()
+
+
 def test_keep_freed_memory_on_glibc() -> None:
     """floss-plan --fleet asks glibc to reuse freed arrays; elsewhere it says it could not."""
     import ctypes.util
