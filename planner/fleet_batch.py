@@ -750,9 +750,15 @@ def _finish(
     sums, stdevs = fsum_stdev_rows(walk.seconds)
     walk_bytes = walk.bytes.sum(axis=1).tolist()  # integers: exact
     cum_s = np.cumsum(walk.seconds, axis=1)  # in order, as the walk's running total
-    spent = cum_s if limit_s is not None else np.cumsum(walk.bytes, axis=1)
+    cum_b = np.cumsum(walk.bytes, axis=1)
+    spent = cum_s if limit_s is not None else cum_b
     over = spent > (limit_s if limit_s is not None else (budget_bytes or 0))
-    first_over = np.where(over.any(axis=1), over.argmax(axis=1), walked).tolist()
+    first = np.where(over.any(axis=1), over.argmax(axis=1), walked)
+    first_over = first.tolist()
+    # the running totals where the budget ran out (before the first round over it)
+    before = np.maximum(np.minimum(first, walked if max_rounds is None else max_rounds) - 1, 0)
+    spent_s = np.take_along_axis(cum_s, before[:, None], axis=1)[:, 0].tolist()
+    spent_b = np.take_along_axis(cum_b, before[:, None], axis=1)[:, 0].tolist()
     kept_total = walk.kept.sum(axis=1).tolist()
     empty = (walk.kept == 0).sum(axis=1).tolist()
     late = walk.late.tolist()
@@ -774,8 +780,8 @@ def _finish(
         mean_b = walk_bytes[row] / walked
         if stop < walked:
             bought, exact = stop, True
-            total_s = float(cum_s[row, stop - 1]) if stop else 0.0
-            total_b = float(int(walk.bytes[row, :stop].sum()))
+            total_s = spent_s[row] if stop else 0.0
+            total_b = float(spent_b[row] if stop else 0)
         else:
             done_s, done_b = last_s[row], walk_bytes[row]
             if limit_s is not None:
