@@ -275,7 +275,12 @@ class StudyManager:
         from tuner.orphans import fail_orphans
 
         for name in self.names():
-            failed = fail_orphans(self.load(name))
+            try:
+                failed = fail_orphans(self.load(name))
+            except Exception as exc:  # one unreadable study must not keep the service down
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                log(f"study {name!r}: its running trials could not be checked: {first}")
+                continue
             if failed:
                 log(
                     f"study {name!r}: trial(s) {', '.join(map(str, failed))} were left running "
