@@ -303,8 +303,8 @@ class StudyManager:
                 log(f"study {name!r} left unfinished: {exc.field}: {exc.message}")
                 continue
             except ValidationError as exc:
-                first = validation_entries(exc.errors())[0]
-                log(f"study {name!r} left unfinished: {first['field']}: {first['message']}")
+                entry = validation_entries(exc.errors())[0]
+                log(f"study {name!r} left unfinished: {entry['field']}: {entry['message']}")
                 continue
             done = s["progress"]
             log(
