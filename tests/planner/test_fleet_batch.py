@@ -149,7 +149,7 @@ def test_many_equals_the_walk_at_500_rounds_in_small_chunks(
     kw = {"seed": 0, "num_clients": 2000, "clients_per_round": 10, "budget_seconds": 300.0,
           "budget_bytes": None}  # fmt: skip
     want = [estimate_fleet(spec, setup, **kw) for spec, setup in items]  # type: ignore[arg-type]
-    monkeypatch.setattr(fleet_batch, "CHUNK_ELEMENTS", 20_000)
+    monkeypatch.setattr(fleet_batch._machine, "CHUNK_ELEMENTS", 20_000)
     for threads in ("1", "2", "3"):
         monkeypatch.setenv(fleet_batch.THREADS_ENV, threads)
         assert fleet_batch.threads() == int(threads)
