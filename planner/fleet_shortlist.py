@@ -9,7 +9,8 @@ precision pair:
   density, S being the fleet's (``fleet_up_slowdown``: the median client's down/up ratio, to the
   nearest power of two, as the thesis's S = 1, 4, 16);
 * per rank, the densest FLoSS setting (d_down, then d_up, with d_up <= d_down / S) that buys as
-  many rounds as the pair's dense baseline;
+  many rounds as the pair's dense baseline; FFA-LoRA (and dense LoRA when it is not the baseline)
+  at its largest rank that does;
 * the best of the pair: the configuration that sends the most entries a client round
   (n x (d_down + d_up), the densities' caps under bandwidth) while buying as many rounds as dense
   LoRA under sync rounds and uniform densities (plain FedAvg's rounds: one bar for every pair, so
@@ -40,6 +41,8 @@ FLEET_REASONS = {
     "baseline": "dense LoRA baseline at the reference rank",
     "heuristic": "thesis heuristic d_up = d_down/S (S = {s})",
     "rank": "rank {rank}: densest d_up <= d_down/S with >= {rounds} rounds",
+    "method": "{method}: its largest setting with >= {rounds} rounds",
+    "method_most": "{method}: most rounds (none buys {rounds})",
     "best": "best {pair}: most entries sent with >= {rounds} rounds (dense LoRA's, sync/uniform)",
     "most": "best {pair}: most rounds (none buys {rounds})",
     "drops": "deadline drops {share} of sampled uploads (> {limit})",
@@ -135,6 +138,18 @@ def fleet_short_list(
             if fits:
                 best = max(fits, key=lambda i: (rows[i].estimate.d_down, rows[i].estimate.d_up))
                 pick(best, FLEET_REASONS["rank"].format(rank=rank, rounds=base_rounds))
+        for method in ("dense", "ffa"):  # the other methods at their best, as without a fleet
+            if method not in settings.methods or method == base_method:
+                continue
+            theirs = [i for i in mine if pair_of(rows[i]) == (rp, dp)
+                      and rows[i].estimate.method == method]  # fmt: skip
+            fits = [i for i in theirs if rows[i].estimate.rounds >= base_rounds]
+            if fits:
+                pick(max(fits, key=lambda i: rows[i].rank),
+                     FLEET_REASONS["method"].format(method=method, rounds=base_rounds))  # fmt: skip
+            elif theirs:
+                most = max(theirs, key=lambda i: (rows[i].estimate.rounds, rows[i].rank))
+                pick(most, FLEET_REASONS["method_most"].format(method=method, rounds=base_rounds))
         everyone = [i for i in mine if pair_of(rows[i]) == (rp, dp)]
         label = f"{rp}/{dp}"
         strong = [i for i in everyone if rows[i].estimate.rounds >= common_rounds]

@@ -255,6 +255,10 @@ def test_plan_fleet_equals_the_walk_configuration_by_configuration(deadline: flo
                                   clients_per_round=10)  # fmt: skip
     assert plan.dense_reference_seconds == ref and plan.budget_seconds == 50 * ref
     assert len(plan.rows) == (2 * 4 + 2) * 4 + 2 * 2  # + (1, 1) and (1/16, 1/64) at rank 16
+    ffa = plan_fleet(_settings(methods=("floss", "dense", "ffa")), fleet=fleet, rounds=80)
+    picked = [r for r in ffa.rows if r.estimate.method == "ffa" and r.recommended]
+    assert [(r.rank, r.estimate.round_policy) for r in picked] == [(16, "sync"), (16, "deadline")]
+    assert all(r.why.startswith("ffa: its largest setting with >= ") for r in picked)
     for row in plan.rows:
         e = row.estimate
         spec = MethodSpec(method=e.method, n=e.n, d_down=e.d_down, d_up=e.d_up)
