@@ -182,24 +182,41 @@ def run_trials(
     beat = heartbeat_seconds(study)
     started = time.monotonic()
     waiting_for: int | None = None
-    while True:
-        if timeout_seconds is not None and time.monotonic() - started >= timeout_seconds:
-            log(f"--timeout of {timeout_seconds:g} s reached; this worker starts no more trials.")
-            return
-        if should_stop(study):
-            return
-        got = claim(study, url=url, target=target, beat=beat)
-        if got is None:
-            return
-        if isinstance(got, int):
-            if got != waiting_for:
-                log(
-                    f"the study's {target} trials are finished or running ({got} running "
-                    "elsewhere); waiting for them (a dead worker's trial is retried here)"
-                )
-                waiting_for = got
-            time.sleep(min(WAIT_POLL_SECONDS, beat or WAIT_POLL_SECONDS))
-            continue
-        waiting_for = None
-        run_one(study, objective, got, beat=beat, catch=catch)
-        gc.collect()  # free the trial's model and optimizer state before the next one
+    ran = 0
+    try:
+        while True:
+            if timeout_seconds is not None and time.monotonic() - started >= timeout_seconds:
+                log(f"--timeout of {timeout_seconds:g} s reached; this worker starts no more trials.")
+                return
+            if should_stop(study):
+                return
+            got = claim(study, url=url, target=target, beat=beat)
+            if got is None:
+                return
+            if isinstance(got, int):
+                if got != waiting_for:
+                    log(
+                        f"the study's {target} trials are finished or running ({got} running "
+                        "elsewhere); waiting for them (a dead worker's trial is retried here)"
+                    )
+                    waiting_for = got
+                time.sleep(min(WAIT_POLL_SECONDS, beat or WAIT_POLL_SECONDS))
+                continue
+            waiting_for = None
+            ran += 1
+            run_one(study, objective, got, beat=beat, catch=catch)
+            gc.collect()  # free the trial's model and optimizer state before the next one
+    finally:
+        log_round_trips(study, ran, log)
+
+
+def log_round_trips(study: optuna.Study, trials: int, log: Callable[[str], None]) -> None:
+    """A server database's cost to this worker: statements and commits sent, per trial."""
+    backend = getattr(study._storage, "_backend", study._storage)
+    sent = getattr(backend, "round_trips", None)
+    if sent is None or trials == 0:
+        return
+    log(
+        f"database round trips: {sent:,} from this worker for the {trials} trials it claimed "
+        f"({sent / trials:,.0f} per trial, set-up and waiting included)"
+    )
