@@ -322,7 +322,7 @@ def fleet_row_dict(r: FleetRow) -> dict[str, Any]:
         "recommended": r.recommended,
         "why": r.why,
     }
-    out["tiers"] = [{name: getattr(t, name) for name in t.__dataclass_fields__} for t in e.tiers]
+    out["tiers"] = [dict(vars(t)) for t in e.tiers]  # a plain dataclass: its fields, in order
     return out
 
 

@@ -72,9 +72,10 @@ def kth_smallest(values: Floats, k: int) -> Floats:
         return np.partition(values, k, axis=1)[:, k]
     sample = np.sort(values[:, :: n // 1024], axis=1)
     size = sample.shape[1]
-    margin = 4 * math.sqrt(size) + 2  # sample ranks: ~4 standard deviations of the rank
-    lo = sample[:, max(0, math.floor(k / n * size - margin))]
-    hi = sample[:, min(size - 1, math.ceil(k / n * size + margin))]
+    q = k / n
+    margin = 5 * math.sqrt(size * q * (1 - q)) + 2  # sample ranks: 5 standard deviations
+    lo = sample[:, max(0, math.floor(q * size - margin))]
+    hi = sample[:, min(size - 1, math.ceil(q * size + margin))]
     at_least = values >= lo[:, None]
     below = n - np.count_nonzero(at_least, axis=1)
     band = at_least & (values <= hi[:, None])
