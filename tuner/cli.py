@@ -182,8 +182,16 @@ def run_command(
     levels: Annotated[
         int, typer.Option(help="fidelity checkpoints: 1/2^(L-1), ..., 1/2, 1 of the budget")
     ] = 4,
+    search: Annotated[
+        str,
+        typer.Option(
+            help="halving: floss's compute-aware successive halving (every configuration at a "
+            "low fidelity, the best retrained deeper within --max-client-steps; docs/tuner.md) | "
+            "optuna: --sampler proposes, --pruner stops trials early"
+        ),
+    ] = "halving",
     pruner: Annotated[
-        str, typer.Option(help=f"{', '.join(PRUNERS)} (sha = successive halving)")
+        str, typer.Option(help=f"{', '.join(PRUNERS)} (sha = successive halving; --search optuna)")
     ] = "sha",
     reduction_factor: Annotated[int, typer.Option(help="eta of sha/hyperband")] = 2,
     sampler: Annotated[str, typer.Option(help=", ".join(SAMPLERS))] = "tpe",
@@ -284,6 +292,7 @@ def run_command(
             max_client_steps=max_client_steps,
             budget_scale=budget_scale,
             levels=levels,
+            search=search,  # type: ignore[arg-type]
             pruner=pruner,  # type: ignore[arg-type]
             reduction_factor=reduction_factor,
             sampler=sampler,  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer import interrupt
 from tuner.fidelity import FidelityReporter, checkpoint_fractions, checkpoint_rounds
+from tuner.halving import ATTR_FRACTION, ATTR_RUNG, fidelity_suffix, rounds_at
 from tuner.orphans import ATTR_OWNER, owner_record
 from tuner.settings import METRIC_DIRECTION, METRICS, TuneSettings
 from tuner.space import Candidate, SearchSpace, suggest
@@ -38,6 +39,7 @@ ATTR_END = "end"  # complete | pruned | diverged | capped | duplicate | interrup
 ATTR_DUPLICATE_OF = "duplicate_of"
 ATTR_RETRY_OF = "retry_of"  # an enqueued retry of an interrupted trial
 ATTR_CHECKPOINTS = "checkpoint_rounds"  # the round of each fidelity step (1/8, 1/4, ... of spend)
+ATTR_VAL_EXAMPLES = "val_examples"  # how many validation texts the value was measured on
 # reported on complete trials, never selected on (attribute names = RunResult fields)
 TEST_METRICS = ("test_accuracy", "test_accuracy_server", "test_loss", "test_loss_server")
 
@@ -178,7 +180,7 @@ def planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | No
     except (KeyError, TypeError, ValueError):
         return None
     lrs = {k: float(fixed[k]) for k in ("client_lr", "server_lr") if k in fixed}
-    return candidate_key(cand, lrs)
+    return candidate_key(cand, lrs) + fidelity_suffix(trial.user_attrs.get(ATTR_FRACTION))
 
 
 def client_steps_spent(study: optuna.Study, *, exclude: int | None = None) -> int:
@@ -206,6 +208,9 @@ class Objective:
     # held while a trial decides whether it duplicates another (``tuner.study`` passes the
     # study lock): two workers that draw one configuration at the same moment train it once
     twin_lock: Callable[[], AbstractContextManager[object]] = field(default=nullcontext)
+    # successive halving prices its rungs in client steps: rounds -> StepCosts of the base run
+    # (None: from the workload and the trainer's seeded draws, ``tuner.halving.base_step_costs``)
+    step_costs: Callable[[int], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRIC_DIRECTION:
@@ -217,11 +222,14 @@ class Objective:
     def direction(self) -> str:
         return METRIC_DIRECTION[self.metric]
 
-    def checkpoints(self, candidate: Candidate) -> tuple[int, ...]:
+    def checkpoints(self, candidate: Candidate, fraction: float | None = None) -> tuple[int, ...]:
         """The round of each fidelity checkpoint, from the candidate's exact seeded prices (the
-        base run's clients per round: trials on fewer clients keep the emulated run's rounds)."""
-        fractions = checkpoint_fractions(self.settings.levels)
-        return checkpoint_rounds(self.space.spend_curve(candidate), fractions)
+        base run's clients per round: trials on fewer clients keep the emulated run's rounds).
+        A successive-halving rung trial (``fraction``) has one: the round at that fraction."""
+        curve = self.space.spend_curve(candidate)
+        if fraction is not None:
+            return (rounds_at(curve, fraction),)
+        return checkpoint_rounds(curve, checkpoint_fractions(self.settings.levels))
 
     def suggest_lrs(self, trial: optuna.Trial) -> dict[str, float]:
         if not self.settings.tune_lr:
@@ -238,7 +246,12 @@ class Objective:
         trial.set_user_attr(ATTR_OWNER, owner_record())  # first: a kill after this is found
         candidate = suggest(trial, self.space)
         lrs = self.suggest_lrs(trial)
-        key = candidate_key(candidate, lrs)
+        fraction = trial.user_attrs.get(ATTR_FRACTION)  # a halving rung: trains to that share
+        if fraction is None and self.settings.search == "halving":
+            trial.set_user_attr(ATTR_END, "skipped")  # failed: counts for nothing
+            self.quiet.add(trial.number)
+            raise TrialSkipped("successive halving trains the trials it enqueued only")
+        key = candidate_key(candidate, lrs) + fidelity_suffix(fraction)
         trial.set_user_attr(ATTR_KEY, key)
         trial.set_user_attr(ATTR_CANDIDATE, candidate.to_dict())
         config = trial_config(
@@ -247,6 +260,11 @@ class Objective:
             lrs=lrs,
             clients_per_round=self.settings.trial_clients_per_round,
         )
+        checkpoints = self.checkpoints(candidate, fraction)
+        if fraction is not None:
+            config = replace(config, rounds=checkpoints[-1])
+        if self.workload is not None:
+            trial.set_user_attr(ATTR_VAL_EXAMPLES, len(self.workload.val_rows(config)))
         trial.set_user_attr(ATTR_CONFIG, config.to_dict())
         trial.set_user_attr(
             ATTR_FULL_CONFIG, full_config(self.base_config, candidate, lrs=lrs).to_dict()
@@ -282,13 +300,19 @@ class Objective:
             raise optuna.TrialPruned("compute cap reached before this trial")
         reporter = FidelityReporter(
             trial=trial,
-            checkpoints=self.checkpoints(candidate),
+            checkpoints=checkpoints,
             metric=self.metric,
             steps_before=steps_before,
             max_client_steps=cap,
         )
         trial.set_user_attr(ATTR_CHECKPOINTS, list(reporter.checkpoints))
-        self.log(f"trial {trial.number}: {candidate.label}, {candidate.rounds} rounds")
+        at = (
+            ""
+            if fraction is None
+            else f" of {candidate.rounds} (rung {trial.user_attrs.get(ATTR_RUNG, 0)}: "
+            f"{fraction:g} of its budget)"
+        )
+        self.log(f"trial {trial.number}: {candidate.label}, {config.rounds} rounds{at}")
         halted: list[int] = []  # the round after which an interrupt stopped training
 
         def on_round(record: Any) -> bool:

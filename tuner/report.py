@@ -10,12 +10,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuner.halving import ATTR_FRACTION
 from tuner.objective import (
     ATTR_CANDIDATE,
     ATTR_END,
     ATTR_FULL_CONFIG,
     ATTR_RECORDS,
     ATTR_STEPS,
+    ATTR_VAL_EXAMPLES,
     TEST_METRICS,
 )
 from tuner.space import candidate_label, density_label, policy_label
@@ -41,6 +43,7 @@ COLUMNS = (
     "deadline",
     "rounds",
     "full_rounds",
+    "fraction",
     "value",
     *TEST_METRICS,
     "client_steps",
@@ -67,8 +70,9 @@ class TrialRow:
     d_down: float | None
     d_up: float | None
     keep_rate: float | None
-    rounds: int | None  # trial budget
+    rounds: int | None  # trial budget (a halving rung trains to `fraction` of it)
     full_rounds: int | None
+    fraction: float | None  # successive halving: the share of the trial budget it trained
     value: float | None  # objective (complete) or last reported value (pruned): validation
     test_accuracy: float | None  # test split, complete trials only: reported, never selected on
     test_accuracy_server: float | None
@@ -181,6 +185,7 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
                 keep_rate=cand.get("keep_rate"),
                 rounds=cand.get("rounds"),
                 full_rounds=full_rounds,
+                fraction=t.user_attrs.get(ATTR_FRACTION),
                 value=None if value is None else float(value),
                 test_accuracy=tests["test_accuracy"],
                 test_accuracy_server=tests["test_accuracy_server"],
@@ -222,7 +227,7 @@ def _scored(rows: list[TrialRow]) -> list[TrialRow]:
 
 def pareto_front(rows: list[TrialRow], *, maximize: bool) -> set[int]:
     """Complete trials that no other beats on both quality and bytes spent."""
-    scored = _scored(rows)
+    scored = deepest(rows)
     sign = 1.0 if maximize else -1.0
 
     def dominates(a: TrialRow, b: TrialRow) -> bool:
@@ -233,14 +238,49 @@ def pareto_front(rows: list[TrialRow], *, maximize: bool) -> set[int]:
     return {r.trial for r in scored if not any(dominates(o, r) for o in scored if o is not r)}
 
 
-def recommend(rows: list[TrialRow], *, maximize: bool) -> TrialRow | None:
-    """The best complete trial by its validation value; equal quality goes to the one that
-    sent fewer bytes. Test metrics play no part."""
+def deepest(rows: list[TrialRow]) -> list[TrialRow]:
+    """The scored trials at the deepest fidelity (successive halving's last rung; every
+    scored trial when trials run their whole budget): values compare only at equal depth."""
     scored = _scored(rows)
-    if not scored:
-        return None
+    depth = max((r.fraction or 1.0 for r in scored), default=1.0)
+    return [r for r in scored if math.isclose(r.fraction or 1.0, depth)]
+
+
+def ranked(rows: list[TrialRow], *, maximize: bool) -> list[TrialRow]:
+    """The deepest rung's trials, best first: by validation value, then fewer bytes sent."""
     sign = -1.0 if maximize else 1.0
-    return min(scored, key=lambda r: (sign * float(r.value or 0), r.bytes or 0, r.trial))
+    return sorted(deepest(rows), key=lambda r: (sign * float(r.value or 0), r.bytes or 0, r.trial))
+
+
+def recommend(rows: list[TrialRow], *, maximize: bool) -> TrialRow | None:
+    """The best complete trial of the deepest fidelity by its validation value; equal quality
+    goes to the one that sent fewer bytes. Test metrics play no part."""
+    best = ranked(rows, maximize=maximize)
+    return best[0] if best else None
+
+
+def certainty(study: optuna.Study, rows: list[TrialRow]) -> str | None:
+    """How sure the pick is: the runner-up at the same depth, the gap, and the gap's sampling
+    noise (two binomial standard errors of a difference of accuracies measured on the trials'
+    validation sets); a loss metric gives the gap only."""
+    maximize = study.direction.name == "MAXIMIZE"
+    order = ranked(rows, maximize=maximize)
+    if len(order) < 2:
+        return None
+    best, second = order[0], order[1]
+    gap = abs(float(best.value or 0) - float(second.value or 0))
+    text = f"runner-up: {second.label} (trial {second.trial}) {second.value:.4f}, gap {gap:.4f}"
+    metric = study_metric(study)
+    n = study.trials[best.trial].user_attrs.get(ATTR_VAL_EXAMPLES)
+    if "accuracy" in metric and isinstance(n, int) and n > 0:
+        p1, p2 = float(best.value or 0), float(second.value or 0)
+        noise = 2 * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
+        verdict = "beyond" if gap > noise else "within"
+        text += (
+            f"; {verdict} the validation sampling noise (2 s.e. = {noise:.4f} on {n:,} texts; "
+            "training-seed noise not measured by the study)"
+        )
+    return text
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -339,13 +379,20 @@ def trials_table(study: optuna.Study, *, limit: int | None = 30) -> Table:
             "-" if r.rounds is None else str(r.rounds),
             "-" if r.value is None else f"{r.value:.4f}",
             "-" if r.test_value(metric) is None else f"{r.test_value(metric):.4f}",
-            "-" if r.last_step is None else str(r.last_step),
+            _depth(r),
             f"{r.client_steps:,}",
             _mb(r.bytes),
             "-" if r.full_rounds is None else f"{r.full_rounds} rounds, {_mb(r.full_bytes)} MB",
             ", ".join(note),
         )
     return table
+
+
+def _depth(r: TrialRow) -> str:
+    """How far a trial trained: its halving fraction, else the last fidelity step reported."""
+    if r.fraction is not None:
+        return f"{r.fraction:g} of budget"
+    return "-" if r.last_step is None else str(r.last_step)
 
 
 def recommendation_line(study: optuna.Study) -> str:
@@ -372,8 +419,14 @@ def recommendation_line(study: optuna.Study) -> str:
             f" on fleet {fleet}: {best.round_policy} rounds, {best.density_policy} "
             f"densities{deadline}"
         )
+    depth = (
+        "on the trial budget"
+        if best.fraction is None
+        else f"at {best.fraction:g} of the trial budget (successive halving's deepest rung)"
+    )
+    sure = certainty(study, rows)
     return (
         f"recommended: {what} (trial {best.trial}): {metric} "
-        f"{best.value:.4f} on the trial budget{tested}; the full run is {best.full_rounds} "
-        f"rounds, {_mb(best.full_bytes)} MB."
+        f"{best.value:.4f} {depth}{tested}; the full run is {best.full_rounds} "
+        f"rounds, {_mb(best.full_bytes)} MB." + ("" if sure is None else f"\n{sure}.")
     )

@@ -24,6 +24,10 @@ METRIC_DIRECTION: dict[str, str] = {
 METRICS: tuple[str, ...] = tuple(METRIC_DIRECTION)
 TOPK_MODES: tuple[str, ...] = ("global", "per-tensor")
 SAMPLERS: tuple[str, ...] = ("tpe", "random")
+# halving: floss's compute-aware successive halving over the planner's candidates
+# (tuner/halving.py); optuna: Optuna's sampler proposes, its pruner stops trials early
+SearchName = Literal["halving", "optuna"]
+SEARCHES: tuple[str, ...] = ("halving", "optuna")
 DEFAULT_STORAGE = "sqlite:///floss-tune.db"
 DEFAULT_STUDY = "floss"
 # Optuna keeps study names in a VARCHAR(512); we also keep them to characters that are safe in a
@@ -99,6 +103,10 @@ class TuneSettings:
     levels: int = field(
         default=4, metadata={"help": "fidelity checkpoints: 1/2^(levels-1), ..., 1/2, 1"}
     )
+    search: SearchName = field(
+        default="optuna",
+        metadata={"help": "halving (floss's rungs, floss-tune's default) | optuna (sampler + pruner)"},
+    )
     pruner: PrunerName = "sha"
     reduction_factor: int = field(default=2, metadata={"help": "eta of the halving pruners"})
     sampler: SamplerName = "tpe"
@@ -138,6 +146,10 @@ class TuneSettings:
             raise TuneError(f"--levels must be an integer in [1, 8], but got {self.levels!r}.")
         if not 1 <= self.levels <= 8:
             raise TuneError(f"--levels must be in [1, 8], but got {self.levels}.")
+        if self.search not in SEARCHES:
+            raise TuneError(
+                f"--search must be one of {', '.join(SEARCHES)}, but got {self.search!r}."
+            )
         if self.pruner not in PRUNERS:
             raise TuneError(
                 f"--pruner must be one of {', '.join(PRUNERS)}, but got {self.pruner!r}."

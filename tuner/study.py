@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from trainer import interrupt
+from tuner.halving import ATTR_FRACTION, ATTR_RUNG
 from tuner.objective import (
     ATTR_END,
     ATTR_RETRY_OF,
@@ -175,7 +176,8 @@ def enqueue_retries(study: optuna.Study, space: SearchSpace) -> list[int]:
         params = t.system_attrs.get("fixed_params") or t.params
         if not params:
             continue
-        study.enqueue_trial(dict(params), user_attrs={ATTR_RETRY_OF: t.number})
+        rung = {k: t.user_attrs[k] for k in (ATTR_RUNG, ATTR_FRACTION) if k in t.user_attrs}
+        study.enqueue_trial(dict(params), user_attrs={ATTR_RETRY_OF: t.number, **rung})
         present.add(key)
         retried.append(t.number)
     return retried
@@ -201,7 +203,7 @@ def run_study(
             log(f"trial {number} was left running by a process that is gone: marked failed")
         for number in enqueue_retries(study, space):
             log(f"enqueued trial {number} again (it was interrupted)")
-        if settings.seed_heuristics:
+        if settings.seed_heuristics and settings.search != "halving":  # halving: rung 0's
             lrs = (
                 {k: float(getattr(objective.base_config, k)) for k in ("client_lr", "server_lr")}
                 if settings.tune_lr
@@ -209,6 +211,15 @@ def run_study(
             )
             for cand in enqueue_seeds(study, space, lrs=lrs):
                 log(f"enqueued {cand.label} ({cand.why or 'seed'})")
+    if settings.search == "halving":
+        stopped = ""
+        try:
+            _run_halving(study, settings, space, objective, log=log)
+        except interrupt.Interrupted as exc:
+            stopped = f"{exc} and is enqueued again on a rerun; "
+        if stopped or interrupt.requested():
+            _interrupted(study, settings, stopped)
+        return study
     done = len(finished_trials(study))
     target = study_target(settings.n_trials, space, tune_lr=settings.tune_lr)
     if target < settings.n_trials:
@@ -246,6 +257,43 @@ def run_study(
     if stopped or interrupt.requested():
         _interrupted(study, settings, stopped)
     return study
+
+
+def _run_halving(
+    study: optuna.Study,
+    settings: TuneSettings,
+    space: SearchSpace,
+    objective: Objective,
+    *,
+    log: Callable[[str], None],
+) -> None:
+    """floss's successive halving (``tuner.halving``) on this worker's trial loop: each rung's
+    trials are enqueued, then trained by ``run_trials`` until none waits."""
+    import time
+
+    from optuna.trial import TrialState
+
+    from tuner.halving import run_halving
+
+    started = time.monotonic()
+    timeout = settings.timeout_seconds
+
+    def queue_empty(st: optuna.Study) -> bool:
+        return interrupt.requested() or not st.get_trials(
+            deepcopy=False, states=(TrialState.WAITING,)
+        )
+
+    def run(target: int) -> bool:
+        left = None if timeout is None else timeout - (time.monotonic() - started)
+        if left is not None and left <= 0:
+            log(f"--timeout of {timeout:g} s reached; this worker starts no more trials.")
+            return True
+        run_trials(study, objective, url=settings.storage, target=target, timeout_seconds=left,
+                   catch=(TrialSkipped,), should_stop=queue_empty, log=log)  # fmt: skip
+        timed_out = timeout is not None and time.monotonic() - started >= timeout
+        return interrupt.requested() or timed_out
+
+    run_halving(study, space, objective, settings, run=run, log=log)
 
 
 def _interrupted(study: optuna.Study, settings: TuneSettings, stopped: str) -> NoReturn:

@@ -329,7 +329,7 @@ def _tune_args(tmp_path: Path, data: Path, storage: str, sleep: float) -> list[s
         "--config", str(base),
         "--budget", "50-dense-rounds", "--budget-scale", "0.5", "--max-rounds", "16",
         "--ranks", "2,4", "--d-down", "1,1/4", "--d-up", "1,1/4,1/16",
-        "--n-trials", "4", "--seed", "0", "--pruner", "none",
+        "--n-trials", "4", "--seed", "0", "--search", "optuna", "--pruner", "none",
         "--storage", storage, "--study-name", "s",
     ]  # fmt: skip
 

@@ -74,6 +74,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
         "--ranks", "2,4",
         "--d-down", "1,1/4",
         "--d-up", "1,1/16",
+        "--search", "optuna",
         "--pruner", "none",
         "--n-trials", "5",
         "--seed", "0",

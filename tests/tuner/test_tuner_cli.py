@@ -83,6 +83,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
         "--methods", "floss,sparseadapter",
         "--topk", "global,per-tensor",
         "--metric", "val_accuracy",
+        "--search", "optuna",  # TPE + pruning, seeds first; halving: test_tuner_halving.py
         "--n-trials", "8",
         "--seed", "0",
         "--storage", storage,
