@@ -88,6 +88,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("bench-out/tuner_quality"))
     p.add_argument("--grid-only", action="store_true",
                    help="train (a) only, e.g. a part of the grid per process, then merge runs.jsonl")  # fmt: skip
+    p.add_argument("--studies-only", action="store_true",
+                   help="run (b) and (c) only (their caps come from the planner, not the grid)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train no study: print the report from --out (the grid trains where missing)")
+    p.add_argument("--methods", default="floss-tune,random search")
     p.add_argument(
         "--quick",
         action="store_true",
@@ -168,8 +173,58 @@ def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def search(args: argparse.Namespace, name: str, *, cap: int, extra: list[str]) -> dict[str, Any]:
-    """One floss-tune study through the real CLI; its pick and the compute it spent."""
+def grid_configs(args: argparse.Namespace) -> list[tuple[int, float, float]]:
+    return list(itertools.product(
+        [int(r) for r in args.ranks.split(",")], densities(args.d_down), densities(args.d_up)
+    ))  # fmt: skip
+
+
+def planned_grid_steps(args: argparse.Namespace, seed: int) -> int:
+    """Client steps of the whole grid at training seed ``seed``, known before anything trains:
+    each configuration's rounds (the planner's seeded prices) times the base run's client steps
+    per round (its sampled clients' data sizes), as floss-tune's halving prices its rungs."""
+    curves, steps = seed_context(args, seed)
+    return sum(steps.upto(len(c)) for c in curves.values())
+
+
+def seed_context(args: argparse.Namespace, seed: int) -> tuple[dict[str, tuple[float, ...]], Any]:
+    """Per grid key, the cumulative planned seconds after each round; and the base run's
+    client steps per round (``tuner.halving.StepCosts``), at training seed ``seed``."""
+    from planner.sampling import round_draws
+    from trainer.budget import planned_prices
+    from trainer.config import RunConfig
+    from trainer.run import prepare
+    from tuner.halving import step_costs
+
+    configs = [RunConfig(**recipe(args), seed=seed, up_slowdown=args.up_slowdown,
+                         budget=budget_text(args), method="floss", rank=r, d_down=dd, d_up=du)
+               for r, dd, du in grid_configs(args)]  # fmt: skip
+    wl = prepare(configs[0])
+    curves = {}
+    for (r, dd, du), cfg in zip(grid_configs(args), configs, strict=True):
+        cum, out = 0.0, []
+        for price in planned_prices(cfg, wl):
+            cum += price.seconds
+            out.append(cum)
+        curves[key_of("floss", r, dd, du)] = tuple(out)
+    rounds = [len(c) for c in curves.values()]
+    base = configs[0]
+    sizes = [len(rows) for rows in wl.client_rows(base)]
+    network = base.network_profile()
+
+    def draw(r: int) -> list[int]:
+        return list(round_draws(seed=seed, round_=r, num_clients=len(sizes),
+                                clients_per_round=base.clients_per_round, network=network)[0])  # fmt: skip
+
+    steps = step_costs(sizes, batch_size=base.batch_size, local_epochs=base.local_epochs,
+                       draw=draw, rounds=max(rounds))  # fmt: skip
+    return curves, steps
+
+
+def search(args: argparse.Namespace, name: str, *, seed: int, cap: int,
+           extra: list[str]) -> dict[str, Any]:  # fmt: skip
+    """One floss-tune study through the real CLI, its runs on training seed ``seed``; its pick
+    and the compute it spent."""
     import optuna
     import yaml
 
@@ -177,7 +232,7 @@ def search(args: argparse.Namespace, name: str, *, cap: int, extra: list[str]) -
 
     folder = args.out / name
     folder.mkdir(parents=True, exist_ok=True)
-    RunConfig(**recipe(args), seed=args.seed).save(folder / "base.yaml")
+    RunConfig(**recipe(args), seed=seed).save(folder / "base.yaml")
     storage = f"sqlite:///{folder / 'study.db'}"
     cmd = [
         sys.executable, "-m", "tuner.cli", "run", "--config", str(folder / "base.yaml"),
@@ -186,7 +241,9 @@ def search(args: argparse.Namespace, name: str, *, cap: int, extra: list[str]) -
         "--n-trials", "1000", "--max-client-steps", str(cap), "--storage", storage,
         "--study-name", name, "--export", str(folder / "export"), *extra,
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    tick = time.perf_counter()
+    with (folder / "tune.log").open("w") as log:
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     run = yaml.safe_load((folder / "export" / "run.yaml").read_text(encoding="utf-8"))
     study = optuna.load_study(study_name=name, storage=storage)
     steps = sum(int(t.user_attrs.get("client_steps", 0)) for t in study.trials)
@@ -194,7 +251,166 @@ def search(args: argparse.Namespace, name: str, *, cap: int, extra: list[str]) -
         "pick": key_of(run["method"], run["rank"], run["d_down"], run["d_up"]),
         "steps": steps,
         "trials": len(study.trials),
+        "wall_seconds": time.perf_counter() - tick,
     }
+
+
+METHODS = {
+    "floss-tune": ["--search", "halving"],
+    "random search": ["--search", "optuna", "--sampler", "random", "--pruner", "none",
+                      "--no-seeds"],
+}  # fmt: skip
+
+
+def run_searches(args: argparse.Namespace, store: ResultStore) -> None:
+    """Every method's study per study seed (its runs train on that seed), stored as rows."""
+    seeds = [int(x) for x in args.study_seeds.split(",")]
+    for seed in seeds:
+        name = f"cap|seed{seed}"
+        if not store.done(name):
+            grid = planned_grid_steps(args, seed)
+            store.add({"name": name, "grid_steps": grid, "cap": max(1, int(args.cap * grid))})
+        cap = int(store.rows[name]["cap"])
+        for method, extra in METHODS.items():
+            if method not in args.methods.split(","):
+                continue
+            key = f"study|{method}|seed{seed}"
+            if store.done(key):
+                continue
+            slug = method.replace(" ", "-")
+            row = search(args, f"{slug}-{seed}", seed=seed, cap=cap,
+                         extra=[*extra, "--seed", str(seed)])  # fmt: skip
+            row.update(name=key, method=method, seed=seed, cap=cap)
+            store.add(row)
+            print(f"{key:34} pick {row['pick']:24} steps {row['steps']} of cap {cap}  "
+                  f"wall {row['wall_seconds']:.0f} s", flush=True)  # fmt: skip
+
+
+def heuristic_keys(args: argparse.Namespace) -> list[tuple[str, str]]:
+    rank = 16 if "16" in args.ranks.split(",") else int(args.ranks.split(",")[-1])
+    out = []
+    for dd in densities(args.heuristic_down):
+        du = snap_density(dd / args.up_slowdown, densities(args.d_up))
+        label = f"heuristic d_down={Fraction(dd).limit_denominator()}"
+        out.append((label, key_of("floss", rank, dd, du)))
+    return out
+
+
+def snap_density(d: float, grid: list[float]) -> float:
+    return min(grid, key=lambda g: abs(math.log2(g / d)))
+
+
+def report(args: argparse.Namespace, store: ResultStore, truth: dict[str, dict[str, Any]]) -> None:
+    """Regret (points of mean test accuracy over the ground truth's seeds) per method and
+    study seed, paired; compute as a share of the grid's client steps."""
+    best_key = max(truth, key=lambda k: truth[k]["test_accuracy"])
+    best_test = truth[best_key]["test_accuracy"]
+    grid_steps = sum(r["client_steps"] for r in truth.values())
+
+    def regret(key: str) -> float:
+        return 100 * (best_test - truth[key]["test_accuracy"]) if key in truth else math.nan
+
+    seeds = [int(x) for x in args.study_seeds.split(",")]
+    print(f"\ntask {args.task} ({args.partition}), budget {budget_text(args)} at "
+          f"S={args.up_slowdown:g}; {len(truth)} grid configs, ground truth = mean test accuracy "
+          f"over training seeds {args.train_seeds}; grid compute {grid_steps:.0f} client steps "
+          f"(mean over seeds); cap {args.cap:g} of the grid")  # fmt: skip
+    print(f"{'method':30} {'regret pts per study seed':>30} {'mean ± sd':>14} {'x grid':>8}  picks")
+    print(f"{'grid, best by test (oracle)':30} {'':>30} {0.0:>14.2f} {1.0:>8.3f}  {best_key}")
+    val_key = max(truth, key=lambda k: truth[k]["val_accuracy"])
+    print(f"{'grid, best by validation':30} {'':>30} {regret(val_key):>14.2f} {1.0:>8.3f}  "
+          f"{val_key}")  # fmt: skip
+    per_method: dict[str, list[float]] = {}
+    for method in METHODS:
+        rows = [store.rows.get(f"study|{method}|seed{s}") for s in seeds]
+        rows = [r for r in rows if r is not None]
+        if not rows:
+            continue
+        regs = [regret(r["pick"]) for r in rows]
+        per_method[method] = regs
+        m, sd = mean_sd(regs)
+        frac = mean_sd([r["steps"] / grid_steps for r in rows])[0]
+        cells = " ".join(f"{x:5.1f}" for x in regs)
+        print(f"{method:30} {cells:>30} {f'{m:.2f} ± {sd:.2f}':>14} {frac:>8.3f}  "
+              f"{', '.join(r['pick'] for r in rows)}")  # fmt: skip
+    heur = [(label, key, regret(key)) for label, key in heuristic_keys(args)]
+    for label, key, reg in heur:
+        print(f"{label:30} {'':>30} {reg:>14.2f} {0.0:>8.3f}  {key}")
+    best_h = min(heur, key=lambda h: h[2])
+    print(f"{'best single heuristic (hindsight)':30} {'':>30} {best_h[2]:>14.2f} {0.0:>8.3f}  "
+          f"{best_h[1]}")  # fmt: skip
+    if "floss-tune" in per_method and "random search" in per_method:
+        diffs = [a - b for a, b in zip(per_method["floss-tune"], per_method["random search"],
+                                       strict=False)]  # fmt: skip
+        m, sd = mean_sd(diffs)
+        print(f"paired by study seed, floss-tune minus random search: {m:+.2f} ± {sd:.2f} pts "
+              f"({', '.join(f'{d:+.1f}' for d in diffs)})")  # fmt: skip
+    keys = sorted(truth)
+    final = [truth[k]["test_accuracy"] for k in keys]
+    for f in SHORT:
+        short = [_val_at(truth[k], f) for k in keys]
+        print(f"Spearman(val acc at {f:g} of budget, seed 0; mean test acc at full budget) = "
+              f"{spearman(short, final):.3f} over {len(keys)} configs")  # fmt: skip
+    print("\ngrid (mean test accuracy %, by seed, mean val %, rounds, client steps):")
+    for k in sorted(keys, key=lambda k: -truth[k]["test_accuracy"]):
+        r = truth[k]
+        by_seed = "/".join(f"{100 * x:.1f}" for x in r["test_by_seed"])
+        print(f"  {k:28} test {100 * r['test_accuracy']:5.1f} ({by_seed})  "
+              f"val {100 * r['val_accuracy']:5.1f}  rounds {r['rounds']:.0f}  "
+              f"steps {r['client_steps']:.0f}")  # fmt: skip
+
+
+def study_order(args: argparse.Namespace) -> list[str]:
+    """Grid keys in a study's order: dense LoRA and the heuristic seeds first, then the grid."""
+    keys = [key_of("floss", r, dd, du) for r, dd, du in grid_configs(args)]
+    rank = 16 if "16" in args.ranks.split(",") else int(args.ranks.split(",")[-1])
+    first = [key_of("floss", rank, 1.0, 1.0)] + [k for _, k in heuristic_keys(args)]
+    seeds = [k for i, k in enumerate(first) if k in keys and k not in first[:i]]
+    return seeds + [k for k in keys if k not in seeds]
+
+
+def replay_report(args: argparse.Namespace, store: ResultStore,
+                  truth: dict[str, dict[str, Any]], *, samples: int = 500) -> None:  # fmt: skip
+    """floss-tune (halving), random search and the heuristic seeds replayed on the grid's
+    recorded runs of each training seed (bench/tuner_replay.py), at each cap."""
+    from bench.tuner_replay import cells_from_rows, replay_halving, replay_random, replay_seeds
+
+    best_test = max(r["test_accuracy"] for r in truth.values())
+
+    def regret(key: str | None) -> float:
+        return math.nan if key is None else 100 * (best_test - truth[key]["test_accuracy"])
+
+    order = study_order(args)
+    heur = [k for _, k in heuristic_keys(args)]
+    caps = sorted({args.cap, 0.10}, reverse=True)
+    print(f"\nreplayed on the grid's runs ({args.task}): regret in points of mean test accuracy "
+          f"over training seeds {args.train_seeds}; random search: mean ± sd over {samples} "
+          "sampler seeds; compute as a share of that seed's grid")  # fmt: skip
+    for seed in [int(x) for x in args.train_seeds.split(",")]:
+        rows = {k: store.rows.get(f"{k}|seed{seed}") for k in order}
+        if any(r is None for r in rows.values()):
+            print(f"training seed {seed}: grid incomplete, skipped")
+            continue
+        curves, steps = seed_context(args, seed)
+        cells = cells_from_rows(rows, curves, order)  # type: ignore[arg-type]
+        grid = sum(c.steps for c in cells)
+        planned = sum(steps.upto(len(c.curve)) for c in cells)
+        assert planned == grid, f"planned grid steps {planned} != trained {grid}"
+        for share in caps:
+            cap = max(1, int(share * grid))
+            pick, spent, rungs = replay_halving(cells, steps=steps, cap=cap, seed=seed,
+                                                n_seeds=len(set(heur)) + 1)  # fmt: skip
+            regs = []
+            for sampler in range(samples):
+                rp, _ = replay_random(cells, cap=cap, seed=sampler)
+                regs.append(regret(rp))
+            m, sd = mean_sd(regs)
+            sp, ss, sf = replay_seeds(cells, heur, steps=steps, cap=cap)
+            path = " -> ".join(f"{n} at {f:g}" for f, n in rungs)
+            print(f"  seed {seed} cap {share:g}: floss-tune {regret(pick):5.2f} ({pick}, "
+                  f"{spent / grid:.3f} of grid; rungs {path}) | random search {m:5.2f} ± {sd:.2f}"
+                  f" (P[random <= floss-tune] {sum(r <= regret(pick) for r in regs) / samples:.2f})"
+                  f" | heuristic seeds at {sf:g} {regret(sp):5.2f} ({sp}, {ss / grid:.3f})")  # fmt: skip
 
 
 def main() -> None:
@@ -205,57 +421,25 @@ def main() -> None:
     store = ResultStore(args.out / "runs.jsonl")
     print(f"bench: {vars(args)}; budget {budget_text(args)}", flush=True)
     t0 = time.perf_counter()
-    truth = ground_truth(args, store)
-    if args.grid_only:
-        print(f"grid done: {len(truth)} configs in {store.path}", flush=True)
+    if args.report_only:  # the seeds whose grid is complete; nothing trains
+        keys = [key_of("floss", r, dd, du) for r, dd, du in grid_configs(args)]
+        done = [x for x in args.train_seeds.split(",")
+                if all(store.done(f"{k}|seed{x}") for k in keys)]  # fmt: skip
+        if not done:
+            raise SystemExit(f"no training seed of {args.train_seeds} has a complete grid yet")
+        args.train_seeds = ",".join(done)
+    if not args.studies_only:
+        truth = ground_truth(args, store)
+        if args.grid_only:
+            print(f"grid done: {len(truth)} configs in {store.path}", flush=True)
+            return
+    if not args.report_only:
+        run_searches(args, store)
+    if args.studies_only:
+        print(f"studies done in {store.path}", flush=True)
         return
-    grid_steps = sum(r["client_steps"] for r in truth.values())
-    best_test = max(r["test_accuracy"] for r in truth.values())
-    cap = max(1, int(args.cap * grid_steps))
-
-    def regret(key: str) -> float:
-        return 100 * (best_test - truth[key]["test_accuracy"]) if key in truth else math.nan
-
-    results: dict[str, list[dict[str, Any]]] = {"floss-tune": [], "random search": []}
-    for seed in [int(x) for x in args.study_seeds.split(",")]:
-        results["floss-tune"].append(search(
-            args, f"floss-tune-{seed}", cap=cap,
-            extra=["--sampler", "tpe", "--pruner", "sha", "--levels", str(args.levels),
-                   "--seed", str(seed)],
-        ))  # fmt: skip
-        results["random search"].append(search(
-            args, f"random-{seed}", cap=cap,
-            extra=["--sampler", "random", "--pruner", "none", "--no-seeds", "--seed", str(seed)],
-        ))  # fmt: skip
-    best_key = max(truth, key=lambda k: truth[k]["test_accuracy"])
-    val_key = max(truth, key=lambda k: truth[k]["val_accuracy"])
-    print(f"\nbudget {budget_text(args)} at S={args.up_slowdown:g}; {len(truth)} grid configs; "
-          f"grid compute {grid_steps} client steps; cap {cap} ({args.cap:g} of the grid)")  # fmt: skip
-    print(f"{'method':28} {'picks (per study seed)':54} {'regret pts (test)':>18} {'x grid':>8}")
-    print(f"{'grid, best by test':28} {best_key:54} {0.0:>18.2f} {1.0:>8.3f}")
-    print(f"{'grid, best by validation':28} {val_key:54} {regret(val_key):>18.2f} {1.0:>8.3f}")
-    for name, rows in results.items():
-        regs = [regret(r["pick"]) for r in rows]
-        m, sd = mean_sd(regs)
-        frac = mean_sd([r["steps"] / grid_steps for r in rows])[0]
-        picks = ", ".join(r["pick"] for r in rows)
-        print(f"{name:28} {picks[:54]:54} {f'{m:.2f} ± {sd:.2f}':>18} {frac:>8.3f}")
-    for dd in densities(args.heuristic_down):
-        rank = 16 if "16" in args.ranks.split(",") else int(args.ranks.split(",")[-1])
-        key = key_of("floss", rank, dd, dd / args.up_slowdown)
-        print(f"{'heuristic d_down=' + str(Fraction(dd).limit_denominator()):28} {key:54} "
-              f"{regret(key):>18.2f} {0.0:>8.3f}")  # fmt: skip
-    keys = sorted(truth)
-    final = [truth[k]["test_accuracy"] for k in keys]
-    for f in SHORT:
-        short = [_val_at(truth[k], f) for k in keys]
-        print(f"Spearman(val acc at {f:g} of budget, test acc at full budget) = "
-              f"{spearman(short, final):.3f} over {len(keys)} configs")  # fmt: skip
-    print("\ngrid (test accuracy %, val accuracy %, rounds):")
-    for k in sorted(keys, key=lambda k: -truth[k]["test_accuracy"]):
-        r = truth[k]
-        print(f"  {k:28} test {100 * r['test_accuracy']:5.1f}  val {100 * r['val_accuracy']:5.1f}"
-              f"  rounds {r['rounds']}")  # fmt: skip
+    report(args, store, truth)
+    replay_report(args, store, truth)
     print(f"total wall {time.perf_counter() - t0:.0f} s")
 
 
