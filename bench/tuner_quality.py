@@ -413,6 +413,50 @@ def replay_report(args: argparse.Namespace, store: ResultStore,
                   f" | heuristic seeds at {sf:g} {regret(sp):5.2f} ({sp}, {ss / grid:.3f})")  # fmt: skip
 
 
+def plot_study(storage: str, name: str, path: Path) -> None:
+    """A halving study's trials over rounds: each configuration's validation accuracy at the
+    round each rung trained it to, rungs of one configuration joined, the pick starred."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.trial import TrialState
+
+    from tuner.report import recommend, trial_rows
+    from tuner.space import candidate_label
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    by_config: dict[str, list[tuple[int, float, int]]] = {}
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        if "fraction" not in t.user_attrs or t.value is None:
+            continue
+        label = candidate_label(t.user_attrs["candidate"])
+        rounds = int(t.user_attrs["checkpoint_rounds"][-1])
+        by_config.setdefault(label, []).append((rounds, float(t.value), t.number))
+    pick = recommend(trial_rows(study), maximize=True)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, points in sorted(by_config.items()):
+        points.sort()
+        xs, ys = [p[0] for p in points], [100 * p[1] for p in points]
+        ax.plot(xs, ys, marker="o", label=label, alpha=0.8)
+    if pick is not None:
+        t = study.trials[pick.trial]
+        ax.plot([t.user_attrs["checkpoint_rounds"][-1]], [100 * float(t.value or 0)], marker="*",
+                markersize=18, color="red", label="pick", linestyle="none")  # fmt: skip
+    plan = study.user_attrs.get("halving_plan") or []
+    steps = ", ".join(f"rung {p['rung']}: {p['trials']} at {p['fraction']:g}" for p in plan)
+    ax.set_xscale("log")
+    ax.set_xlabel("rounds trained (log; each rung retrains from round 0)")
+    ax.set_ylabel("validation accuracy, served model (%)")
+    ax.set_title(f"{name}: {steps}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
 def main() -> None:
     args = parse_args()
     import torch
@@ -435,6 +479,10 @@ def main() -> None:
             return
     if not args.report_only:
         run_searches(args, store)
+    for seed in [int(x) for x in args.study_seeds.split(",")]:
+        db = args.out / f"floss-tune-{seed}" / "study.db"
+        if db.exists():
+            plot_study(f"sqlite:///{db}", f"floss-tune-{seed}", args.out / f"study-{seed}.png")
     if args.studies_only:
         print(f"studies done in {store.path}", flush=True)
         return
