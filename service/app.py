@@ -25,7 +25,8 @@ from service.docs_ui import install_docs
 from service.errors import FieldError, ServiceError, validation_entries
 from service.limits import check_plan_work
 from service.paths import DataRootScope, data_root_scope
-from service.plans import PlanCache, plan_body, plan_payload, round_plan, run_adapter_size
+from service.plans import PlanCache, plan_body, plan_payload, run_adapter_size
+from service.round_plans import round_plan, round_policy_of
 from service.schemas import (
     PlanRequest,
     PlanResponse,
@@ -39,7 +40,33 @@ from service.studies import StudyManager
 
 REAP_SECONDS = 1.0
 StudyName = Annotated[str, Path(max_length=128, description="the study's name")]
-PROFILE_KINDS = ("network", "model")
+PROFILE_KINDS = ("network", "model", "fleet")
+FLAGS = {
+    "network": "floss-plan --profile",
+    "model": "floss-plan --model",
+    "fleet": "floss-plan --fleet",
+}
+
+
+def _fleet_numbers(path: str) -> dict[str, Any]:
+    from planner.fleet import load_fleet
+
+    f = load_fleet(path)
+    return {
+        "tiers": [
+            {
+                "name": t.name,
+                "weight": t.weight,
+                "down_mbps": t.down_mbps,
+                "up_mbps": t.up_mbps,
+                "rtt_ms": t.rtt_ms,
+                "spread_sigma": t.spread_sigma,
+            }
+            for t in f.tiers
+        ],
+        "measured_clients": len(f.measured),
+        "source": f.source,
+    }
 
 
 def _profile_entry(entry: Any) -> dict[str, Any]:
@@ -61,6 +88,8 @@ def _profile_entry(entry: Any) -> dict[str, Any]:
                 up_slowdown=n.up_slowdown,
                 source=n.source,
             )
+        elif entry.kind == "fleet":
+            out.update(_fleet_numbers(str(entry.path)))
         else:
             m = load_model(str(entry.path))
             out.update(
@@ -71,10 +100,9 @@ def _profile_entry(entry: Any) -> dict[str, Any]:
             )
     except ValueError:
         # by name only: the parser's message may quote the file (the service never echoes one)
-        flag = "--profile" if entry.kind == "network" else "--model"
         out["error"] = (
-            f"{entry.path.name} is not a readable {entry.kind} profile; floss-plan "
-            f"{flag} {entry.path} says why"
+            f"{entry.path.name} is not a readable {entry.kind} profile; "
+            f"{FLAGS[entry.kind]} {entry.path} says why"
         )
     return out
 
@@ -143,19 +171,19 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/api/profiles", tags=["profiles"])
     def profiles() -> dict[str, list[dict[str, Any]]]:
-        """Every network and model profile visible by name (built-in and $FLOSS_PROFILE_DIR).
-        Fleets do not exist yet."""
+        """Every network, model and fleet profile visible by name (built-in and
+        $FLOSS_PROFILE_DIR), with its numbers (a fleet: its tiers, or its measured clients)."""
         from planner.profiles import list_profiles
 
         return {k: [_profile_entry(e) for e in list_profiles(k)] for k in PROFILE_KINDS}  # type: ignore[arg-type]
 
     @app.get("/api/profiles/{kind}", tags=["profiles"])
     def profiles_of(kind: str) -> list[dict[str, Any]]:
-        """The profiles of one kind: network or model."""
+        """The profiles of one kind: network, model or fleet."""
         from planner.profiles import list_profiles
 
         if kind not in PROFILE_KINDS:
-            raise FieldError("kind", f"unknown profile kind {kind!r}", "network or model")
+            raise FieldError("kind", f"unknown profile kind {kind!r}", "network, model or fleet")
         return [_profile_entry(e) for e in list_profiles(kind)]  # type: ignore[arg-type]
 
     # ---- plans ------------------------------------------------------------------------------
@@ -175,9 +203,12 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     @app.post("/api/round-plan", tags=["plan"], response_model=RoundPlanResponse)
     def round_plan_route(req: RoundPlanRequest) -> dict[str, Any]:
         """The next round of a running federation: each sampled client's densities under the
-        run's policy (uniform: the run's d_down and d_up for everyone), with its bytes and
-        seconds on the link it measured. The run is a study's recommendation (`study`) or
-        given (`run`; floss, dense or ffa, whose rounds all cost the same)."""
+        density policy (uniform: the run's d_down and d_up for everyone; tiered: its tier's;
+        bandwidth: the largest d_up that meets the deadline on its link), its bytes and
+        seconds on the link it measured, and whose upload the round policy keeps (sync: all;
+        deadline: the first clients_per_round arrivals by the deadline). The run is a study's
+        recommendation (`study`, with its policy point on a fleet) or given (`run`; floss,
+        dense or ffa, whose rounds all cost the same)."""
         if (req.study is None) == (req.run is None):
             raise FieldError(
                 "study" if req.study is None else "run",
@@ -204,10 +235,27 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 precision_up=full.get("precision_up"),
                 encoding=str(full.get("encoding", "auto")),
             )
-            return round_plan(req, run=run, n=int(cand["n"]), source=f"study {req.study}")
+            fleet: dict[str, Any] = {}
+            if full.get("fleet") is not None:  # a fleet study: its recommended policy point
+                fleet = {
+                    "round_policy": cand.get("round_policy") or full.get("round_policy"),
+                    "density_policy": cand.get("density_policy") or full.get("density_policy"),
+                    "deadline": cand.get("deadline", full.get("deadline_seconds")),
+                    "clients_per_round": full.get("clients_per_round"),
+                    "tier_densities": full.get("tier_densities"),
+                    "density_grid": full.get("density_grid"),
+                    "adapt_down": full.get("adapt_down"),
+                }
+            return round_plan(
+                req,
+                run=run,
+                n=int(cand["n"]),
+                source=f"study {req.study}",
+                policy=round_policy_of(req, fleet),
+            )
         assert req.run is not None
         n = run_adapter_size(req.run, config.data_root_resolved)
-        return round_plan(req, run=req.run, n=n, source="run")
+        return round_plan(req, run=req.run, n=n, source="run", policy=round_policy_of(req))
 
     # ---- studies ----------------------------------------------------------------------------
     @app.get("/api/studies", tags=["studies"])

@@ -10,10 +10,7 @@ configuration at once on the fleet's links, the short list per policy pair) and 
 ``floss-plan --fleet --format json``'s; ``plan_seconds`` says how long computing it took (a cached
 answer is the same bytes, so it says how long the first one took).
 
-``round_plan`` prices the next round of a running federation client by client on the links the
-clients measured: densities from the run's policy (uniform: the run's d_down and d_up for every
-client), bytes from ``planner.encoding.resolve_encoding`` and seconds from
-``planner.network.round_seconds``, the functions the planner and the trainer price with.
+Round plans (the next round of a running federation) are in ``service.round_plans``.
 """
 
 from __future__ import annotations
@@ -25,13 +22,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from planner.encoding import kept_entries, resolve_encoding
-from planner.network import round_seconds, transfer_seconds
 from planner.plan import PlanError, plan
 from planner.render import header_lines, row_dicts
 from service.errors import FieldError, field_of_message
 from service.paths import looks_like_path
-from service.schemas import PlanRequest, RoundPlanRequest, RunSpec
+from service.schemas import PlanRequest, RunSpec
 
 
 class PlanCache:
@@ -249,53 +244,3 @@ def run_adapter_size(run: RunSpec, data_root: Path | None) -> int:
     return model.adapter_params(
         run.rank, num_labels=labels, head_params=run.head_params, freeze_a=run.method == "ffa"
     )
-
-
-def round_plan(req: RoundPlanRequest, *, run: RunSpec, n: int, source: str) -> dict[str, Any]:
-    """Each client's densities, bytes and seconds for the next round (uniform policy)."""
-    d_down, d_up = (1.0, 1.0) if run.method == "dense" else (float(run.d_down), float(run.d_up))
-    k_down, k_up = kept_entries(n, d_down), kept_entries(n, d_up)
-    p_down, p_up = run.precision_down or run.precision, run.precision_up or run.precision
-    enc_down, b_down = resolve_encoding(n, k_down, encoding=run.encoding, precision=p_down)
-    enc_up, b_up = resolve_encoding(n, k_up, encoding=run.encoding, precision=p_up)
-    clients: list[dict[str, Any]] = []
-    for c in req.clients:
-        compute = req.compute_seconds if c.compute_seconds is None else c.compute_seconds
-        clients.append(
-            {
-                "id": c.id,
-                "d_down": d_down,
-                "d_up": d_up,
-                "k_down": k_down,
-                "k_up": k_up,
-                "bytes_down": b_down,
-                "bytes_up": b_up,
-                "encoding_down": enc_down,
-                "encoding_up": enc_up,
-                "seconds_down": transfer_seconds(b_down, c.down_mbps),
-                "seconds_up": transfer_seconds(b_up, c.up_mbps),
-                "seconds": round_seconds(
-                    bytes_down=b_down,
-                    bytes_up=b_up,
-                    down_mbps=c.down_mbps,
-                    up_mbps=c.up_mbps,
-                    rtt_ms=c.rtt_ms,
-                    compute_seconds=compute,
-                ),
-            }
-        )
-    slowest = max(clients, key=lambda c: c["seconds"])
-    return {
-        "round": req.round,
-        "policy": req.policy,
-        "method": run.method,
-        "rank": run.rank,
-        "n": n,
-        "precision_down": p_down,
-        "precision_up": p_up,
-        "source": source,
-        "clients": clients,
-        "seconds": slowest["seconds"],  # synchronous round: the slowest client sets the pace
-        "slowest": slowest["id"],
-        "bytes_total": sum(c["bytes_down"] + c["bytes_up"] for c in clients),
-    }

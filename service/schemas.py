@@ -8,10 +8,11 @@ accepts exactly what the command lines accept.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
@@ -70,6 +71,12 @@ ACCEPTED.update(
         "rows": "all (every feasible row, as floss-plan --format json) or recommended",
         "name": "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
         "base": "a floss-train run config mapping (docs/trainer.md); paths under --data-root",
+        "base.fleet": "a fleet name (GET /api/profiles/fleet) or a .toml/.csv under --data-root",
+        "base.deadline_seconds": "seconds > 0: the base run's deadline (or give deadlines)",
+        "base.tier_densities": "tier=d_down:d_up for every tier of the fleet, e.g. "
+        "lte=1/4:1/16,wifi=1:1/4,5g=1:1",
+        "base.density_grid": "densities in (0, 1], e.g. 1,1/4,1/16",
+        "base.over_selection": "a number >= 1",
         "n_trials": "an integer in [1, 10000]",
         "budget_scale": "a number in (0, 1]",
         "topk": f"a list (or comma text) of {', '.join(TOPK_MODES)}",
@@ -80,8 +87,23 @@ ACCEPTED.update(
         "timeout": "a number of seconds > 0, or null",
         "max_client_steps": "an integer >= 1, or null",
         "trial_clients_per_round": "an integer >= 1, or null",
-        "policy": "uniform (the one density policy today: every client gets the run's densities)",
-        "clients": "a list of 1-10,000 {id, down_mbps > 0, up_mbps > 0, rtt_ms >= 0}",
+        "policy": "the density policy: uniform (the run's densities for everyone), tiered "
+        "(tier_densities by each client's tier) or bandwidth (the largest d_up of density_grid "
+        "under the run's that meets deadline); null: the study's, else uniform",
+        "round_policy": "sync (every client is waited for) or deadline (the first "
+        "clients_per_round arrivals by deadline are kept); null: the study's, else sync",
+        "deadline": "seconds > 0: the deadline of deadline rounds and bandwidth densities",
+        "tier_densities": "tier=d_down:d_up,... covering every client's tier, e.g. "
+        "lte=1/4:1/16,wifi=1:1/4",
+        "density_grid": "densities in (0, 1] a bandwidth client may take, e.g. 1,1/4,1/16",
+        "round_policies": "a list (or comma text) of sync, deadline: fleet round policies to "
+        "search (needs base.fleet); null: the base run's",
+        "density_policies": "a list (or comma text) of uniform, tiered, bandwidth: fleet density "
+        "policies to search (needs base.fleet); null: the base run's",
+        "deadlines": "a list (or comma text) of seconds > 0: fleet deadlines to search (needed "
+        "by deadline rounds and bandwidth densities; needs base.fleet); null: the base run's "
+        "deadline_seconds",
+        "clients": "a list of 1-10,000 {id, down_mbps > 0, up_mbps > 0, rtt_ms >= 0, tier}",
         "study": "the name of a study with a recommendation (GET /api/studies)",
         "run": "{method: floss|dense|ffa, rank, d_down, d_up, model, num_labels, precision, "
         "encoding}",
@@ -312,6 +334,53 @@ class StudyRequest(Strict):
     max_client_steps: int | None = Field(default=None, ge=1)
     trial_clients_per_round: int | None = Field(default=None, ge=1)
     timeout: float | None = Field(default=None, gt=0)
+    # floss-tune's fleet search (--round-policies, --density-policies, --deadlines); each needs
+    # base.fleet, and every policy point is checked against the fleet at submit
+    round_policies: str | list[str] | None = Field(
+        default=None, description=ACCEPTED["round_policies"]
+    )
+    density_policies: str | list[str] | None = Field(
+        default=None, description=ACCEPTED["density_policies"]
+    )
+    deadlines: str | list[float | str] | None = Field(
+        default=None, description=ACCEPTED["deadlines"]
+    )
+
+    @field_validator("round_policies", "density_policies", mode="before")
+    @classmethod
+    def _policies(cls, v: Any, info: ValidationInfo) -> str | None:
+        from planner.fleet import DENSITY_POLICIES, ROUND_POLICIES
+        from tuner.cli import parse_names
+        from tuner.settings import check_choices
+
+        if v is None:
+            return None
+        allowed = ROUND_POLICIES if info.field_name == "round_policies" else DENSITY_POLICIES
+        text = _grid_text(v)
+        flag = "--" + str(info.field_name).replace("_", "-")
+        try:
+            return ",".join(check_choices(parse_names(text), allowed, flag))
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix(f"{flag}: ").removeprefix(f"{flag} ")) from None
+
+    @field_validator("deadlines", mode="before")
+    @classmethod
+    def _deadlines(cls, v: Any) -> str | None:
+        from tuner.cli import parse_floats
+
+        if v is None:
+            return None
+        if isinstance(v, list) and any(isinstance(x, bool) for x in v):
+            raise ValueError(f"deadlines must be seconds, but got {v!r}")
+        values = parse_floats(_grid_text(v), name="deadlines")
+        if not values or len(values) > 64:
+            raise ValueError("give 1 to 64 deadlines")
+        for d in values:
+            if not math.isfinite(d) or d <= 0:
+                raise ValueError(f"deadlines must be seconds > 0, but got {d!r}")
+        if len(set(values)) != len(values):
+            raise ValueError(f"a deadline is repeated: {_grid_text(v)}")
+        return ",".join(repr(d) for d in values)
 
     @field_validator("name")
     @classmethod
@@ -401,6 +470,11 @@ class ClientLink(Strict):
     compute_seconds: float | None = Field(
         default=None, ge=0, description="this client's local compute, s (default: the request's)"
     )
+    tier: str | None = Field(
+        default=None,
+        max_length=CLIENT_ID_CHARS,
+        description="the client's tier (tiered densities: a tier of tier_densities)",
+    )
 
 
 class RunSpec(Strict):
@@ -453,14 +527,55 @@ class RoundPlanRequest(Strict):
 
     study: str | None = Field(default=None, description=ACCEPTED["study"], max_length=128)
     run: RunSpec | None = Field(default=None, description=ACCEPTED["run"])
-    policy: Literal["uniform"] = Field(default="uniform", description=ACCEPTED["policy"])
+    policy: Literal["uniform", "tiered", "bandwidth"] | None = Field(
+        default=None, description=ACCEPTED["policy"]
+    )
+    round_policy: Literal["sync", "deadline"] | None = Field(
+        default=None, description=ACCEPTED["round_policy"]
+    )
+    deadline: float | None = Field(default=None, gt=0, description=ACCEPTED["deadline"])
+    clients_per_round: int | None = Field(
+        default=None,
+        ge=1,
+        description="deadline rounds: the uploads the server waits for (m; the clients given are "
+        "the over-selected sample); null: the study's, else every client given",
+    )
+    tier_densities: str | None = Field(
+        default=None, max_length=1024, description=ACCEPTED["tier_densities"]
+    )
+    density_grid: str | None = Field(
+        default=None, max_length=1024, description=ACCEPTED["density_grid"]
+    )
+    adapt_down: bool | None = Field(
+        default=None, description="bandwidth: adapt d_down too (null: the study's, else false)"
+    )
     round: int | None = Field(default=None, ge=1, description="the round number, echoed back")
     compute_seconds: float = Field(default=0.0, ge=0, description="local compute per client, s")
     clients: list[ClientLink] = Field(..., min_length=1, max_length=MAX_ROUND_CLIENTS)
 
+    @field_validator("tier_densities")
+    @classmethod
+    def _tiers(cls, v: str | None) -> str | None:
+        from planner.fleet import parse_tier_densities
+
+        if v is not None:
+            parse_tier_densities(v)
+        return v
+
+    @field_validator("density_grid")
+    @classmethod
+    def _grid(cls, v: str | None) -> str | None:
+        from planner.fleet import parse_grid
+
+        if v is not None:
+            parse_grid(v)
+        return v
+
 
 class ClientPlan(BaseModel):
     id: str | int
+    tier: str | None
+    kept: bool
     d_down: float
     d_up: float
     k_down: int
@@ -477,6 +592,11 @@ class ClientPlan(BaseModel):
 class RoundPlanResponse(BaseModel):
     round: int | None
     policy: str
+    round_policy: str
+    deadline: float | None
+    clients_per_round: int
+    kept: list[str | int]
+    dropped: list[str | int]
     method: str
     rank: int
     n: int

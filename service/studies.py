@@ -59,6 +59,58 @@ def absolute_storage(url: str) -> str:
     return url
 
 
+# floss-tune's fleet flags and the request fields they are
+_FLEET_FLAGS = (
+    ("--methods", "methods"),
+    ("--round-policies", "round_policies"),
+    ("--density-policies", "density_policies"),
+    ("--deadlines", "deadlines"),
+    ("--tier-densities", "base.tier_densities"),
+    ("tier densities", "base.tier_densities"),
+    ("tiered densities", "base.tier_densities"),
+    ("--deadline", "base.deadline_seconds"),
+    ("density grid", "base.density_grid"),
+    ("over-selection", "base.over_selection"),
+)
+
+
+def check_fleet_search(req: StudyRequest, config: Any) -> None:
+    """What floss-tune run checks of a fleet search before its first trial, checked at submit:
+    the policy lists need base.fleet, deadline rounds and bandwidth densities need a deadline
+    (``deadlines``, or base.deadline_seconds), tiered needs every tier's densities, the fleet
+    file must parse. A FieldError naming the field; never a study that fails later."""
+    from tuner.runner import PlanArgs, fleet_setup_for
+
+    def names(text: object) -> tuple[str, ...]:  # normalised to comma text as it was read
+        return () if text is None else tuple(str(text).split(","))
+
+    try:
+        args = PlanArgs(
+            methods=tuple(p.strip() for p in str(req.methods).split(",") if p.strip()),
+            round_policies=names(req.round_policies),
+            density_policies=names(req.density_policies),
+            deadlines=tuple(float(d) for d in names(req.deadlines)),
+        )
+        fleet_setup_for(config, args.method_grid(config))
+    except ValueError as exc:  # TuneError, FleetError, TrainerError
+        message = str(exc)
+        field = "base.fleet"
+        for flag, name in _FLEET_FLAGS:
+            if flag in message:
+                field = name
+                break
+        if "need a fleet" in message:  # a policy list without base.fleet
+            given = [f for f in ("round_policies", "density_policies", "deadlines")
+                     if getattr(req, f) is not None]  # fmt: skip
+            field = given[0] if given else "base.fleet"
+        elif "need a deadline" in message and req.deadlines is None:
+            searched = req.round_policies is not None or req.density_policies is not None
+            field = "deadlines" if searched else "base.deadline_seconds"
+        elif "needs both round and density policies" in message:
+            field = "density_policies" if req.density_policies is None else "round_policies"
+        raise FieldError(field, message) from None
+
+
 class StudyManager:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
@@ -145,6 +197,7 @@ class StudyManager:
                 "max_rounds",
                 f"max_rounds ({req.max_rounds}) must be at least min_rounds ({req.min_rounds})",
             )
+        check_fleet_search(req, config)
         return req.model_copy(update={"base": base}), config, METRIC_DIRECTION[metric]
 
     def cli_args(self, req: StudyRequest, config_file: Path) -> list[str]:
@@ -177,6 +230,9 @@ class StudyManager:
             ("--max-client-steps", req.max_client_steps),
             ("--trial-clients-per-round", req.trial_clients_per_round),
             ("--timeout", req.timeout),
+            ("--round-policies", req.round_policies),
+            ("--density-policies", req.density_policies),
+            ("--deadlines", req.deadlines),
         ):
             if value is not None:
                 args += [flag, str(value)]

@@ -66,7 +66,7 @@ def test_profiles(make_client: Any) -> None:
     assert (thesis["down_mbps"], thesis["up_mbps"]) == (200, 20)
     models = client.get("/api/profiles/model").json()
     assert "all-minilm-l6-v2" in {p["name"] for p in models}
-    assert_422(client.get("/api/profiles/fleet"), "kind")
+    assert_422(client.get("/api/profiles/fleets"), "kind")
 
 
 def test_plan_rows_equal_floss_plan_json(make_client: Any) -> None:
@@ -305,7 +305,7 @@ def test_round_plan_each_direction_has_its_precision(make_client: Any) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"policy": "tiered"}, "policy"),
+        ({"policy": "stratified"}, "policy"),
         ({"clients": []}, "clients"),
         ({"clients": [{"id": 1, "down_mbps": 0, "up_mbps": 1}]}, "clients.0.down_mbps"),
         ({"clients": [{"id": 1, "up_mbps": 1}]}, "clients.0.down_mbps"),

@@ -244,6 +244,7 @@ NOT_PATHS = {
     "pruner", "sampler", "study", "policy", "run.d_down", "run.d_up", "run.precision",
     "run.precision_down", "run.precision_up", "run.encoding", "run.method", "clients.id",
     "fleet_policy", "round_policy", "density_policy", "tier_densities", "density_grid",
+    "round_policies", "density_policies", "deadlines", "clients.tier",
 }  # fmt: skip
 
 
