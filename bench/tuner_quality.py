@@ -189,12 +189,12 @@ def planned_grid_steps(args: argparse.Namespace, seed: int) -> int:
 
 def seed_context(args: argparse.Namespace, seed: int) -> tuple[dict[str, tuple[float, ...]], Any]:
     """Per grid key, the cumulative planned seconds after each round; and the base run's
-    client steps per round (``tuner.halving.StepCosts``), at training seed ``seed``."""
+    client steps per round (``tuner.rungs.StepCosts``), at training seed ``seed``."""
     from planner.sampling import round_draws
     from trainer.budget import planned_prices
     from trainer.config import RunConfig
     from trainer.run import prepare
-    from tuner.halving import step_costs
+    from tuner.rungs import step_costs
 
     configs = [RunConfig(**recipe(args), seed=seed, up_slowdown=args.up_slowdown,
                          budget=budget_text(args), method="floss", rank=r, d_down=dd, d_up=du)

@@ -7,7 +7,7 @@ a fraction f of its budget reaches the very state, and validation value, the gri
 at that round; a trial of the whole budget is the grid run itself. So both searches can be
 replayed from the grid without training:
 
-* ``--search halving``: ``tuner.halving``'s own functions (first rung, next rung, costs in client
+* ``--search halving``: ``tuner.rungs``' own functions (first rung, next rung, costs in client
   steps from the base run's seeded clients), on the recorded values; the pick is the best of the
   deepest rung. A real floss-tune study on one seed checks the replay (same pick, same steps).
 * ``--search optuna --sampler random --pruner none --no-seeds``: floss-tune's random sampler
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tuner.halving import (
+from tuner.rungs import (
     FRACTIONS,
     Entry,
     StepCosts,

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from trainer import interrupt
 from tuner.fidelity import FidelityReporter, checkpoint_fractions, checkpoint_rounds
-from tuner.halving import ATTR_FRACTION, ATTR_RUNG, fidelity_suffix, rounds_at
 from tuner.orphans import ATTR_OWNER, owner_record
+from tuner.rungs import ATTR_FRACTION, ATTR_RUNG, fidelity_suffix, rounds_at
 from tuner.settings import METRIC_DIRECTION, METRICS, TuneSettings
 from tuner.space import Candidate, SearchSpace, suggest
 

@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuner.halving import ATTR_FRACTION
 from tuner.objective import (
     ATTR_CANDIDATE,
     ATTR_END,
@@ -20,6 +19,7 @@ from tuner.objective import (
     ATTR_VAL_EXAMPLES,
     TEST_METRICS,
 )
+from tuner.rungs import ATTR_FRACTION
 from tuner.space import candidate_label, density_label, policy_label
 from tuner.study import ATTR_SPACE
 

@@ -25,7 +25,7 @@ METRICS: tuple[str, ...] = tuple(METRIC_DIRECTION)
 TOPK_MODES: tuple[str, ...] = ("global", "per-tensor")
 SAMPLERS: tuple[str, ...] = ("tpe", "random")
 # halving: floss's compute-aware successive halving over the planner's candidates
-# (tuner/halving.py); optuna: Optuna's sampler proposes, its pruner stops trials early
+# (tuner/rungs.py, tuner/halving.py); optuna: Optuna's sampler proposes, its pruner stops trials early
 SearchName = Literal["halving", "optuna"]
 SEARCHES: tuple[str, ...] = ("halving", "optuna")
 DEFAULT_STORAGE = "sqlite:///floss-tune.db"

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from trainer import interrupt
-from tuner.halving import ATTR_FRACTION, ATTR_RUNG
 from tuner.objective import (
     ATTR_END,
     ATTR_RETRY_OF,
@@ -32,6 +31,7 @@ from tuner.objective import (
     study_target,
 )
 from tuner.orphans import fail_orphans
+from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
 from tuner.settings import TuneError, TuneSettings
 from tuner.space import Candidate, SearchSpace, seed_params
 from tuner.storage import open_storage, study_lock

@@ -1,4 +1,4 @@
-"""floss's compute-aware successive halving (tuner/halving.py): the plan's pure pieces with
+"""floss's compute-aware successive halving (tuner/rungs.py, tuner/halving.py): the plan's pure pieces with
 hand-computed tables, a whole study on the fake trainer (which configurations each rung trains,
 the compute it spends, the pick, a resume), and one study on the tiny model whose planned rung
 costs equal the client steps the trainer really took."""
@@ -13,7 +13,9 @@ import pytest
 from optuna.trial import TrialState
 from tuner_fakes import FakeConfig, FakeTrain, plan_settings, quality
 
-from tuner.halving import (
+from tuner.objective import Objective, client_steps_spent
+from tuner.report import recommend, trial_rows
+from tuner.rungs import (
     ATTR_FRACTION,
     ATTR_RUNG,
     Entry,
@@ -26,8 +28,6 @@ from tuner.halving import (
     rounds_at,
     step_costs,
 )
-from tuner.objective import Objective, client_steps_spent
-from tuner.report import recommend, trial_rows
 from tuner.settings import TuneError, TuneSettings
 from tuner.space import SearchSpace, build_space
 from tuner.study import run_study
