@@ -381,3 +381,112 @@ def test_a_missing_driver_is_named(tmp_path: Path) -> None:
         "error: storage 'mysql://u:***@127.0.0.1:1/db' needs a database driver that is not "
         "installed (No module named 'MySQLdb'): install the mysql driver."
     ]
+
+
+SERVE_BASE = {
+    "model": "tiny-random-bert",
+    "data": "csv",
+    "data_path": "texts.csv",
+    "min_examples_per_class": 10,
+    "num_clients": 8,
+    "clients_per_round": 4,
+    "batch_size": 8,
+    "max_length": 16,
+    "max_eval_examples": 32,
+    "client_lr": 0.05,
+    "server_lr": 0.01,
+    "device": "cpu",
+    "up_slowdown": 16,
+}
+
+
+def serve_study(name: str) -> dict[str, object]:
+    return {
+        "name": name,
+        "base": SERVE_BASE,
+        "budget": "50-dense-rounds",
+        "budget_scale": 0.06,
+        "ranks": "2",  # two configurations: the target covers the space, whatever the search
+        "d_down": "1",
+        "d_up": "1,1/16",
+        "n_trials": 2,
+        "levels": 1,
+        "pruner": "none",
+        "seed": 0,
+    }
+
+
+@pytest.mark.slow
+def test_floss_serve_runs_studies_on_postgresql_and_another_serve_resumes_them(
+    pg: Cluster, tmp_path: Path
+) -> None:
+    """Item 4: `floss serve --storage postgresql://... --max-workers 2` runs two studies at
+    once in the database; killed, a second `floss serve` on the same database lists both with
+    every finished trial and resumes them to their targets."""
+    sys.path.insert(0, str(ROOT / "tests" / "service"))
+    from serve_helpers import alive, call, get_json, start_service
+    from serve_helpers import free_port as serve_port
+    from serve_helpers import wait_for as serve_wait
+
+    url = pg.create_database("serve")
+    (tmp_path / "data").mkdir()
+    lines = [f"{' '.join(w.split()[i:] + w.split()[:i])},{label}"
+             for label, w in {"a": "p q r s t", "b": "u v w x y"}.items() for i in range(5)]  # fmt: skip
+    (tmp_path / "data" / "texts.csv").write_text("text,label\n" + "\n".join(lines * 8) + "\n")
+    log = tmp_path / "serve.log"
+    services: list[subprocess.Popen[bytes]] = []
+    workers: set[int] = set()
+
+    def finished(port: int, name: str) -> dict[int, float | None]:
+        shown = get_json(port, f"/api/studies/{name}")
+        return {
+            t["trial"]: t["value"] for t in shown["trials"] if t["state"] in ("COMPLETE", "PRUNED")
+        }
+
+    try:
+        port = serve_port()
+        services.append(start_service(tmp_path, port, log, "--storage", url, "--max-workers", "2"))
+        serve_wait(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
+        for name in ("a", "b"):
+            status, body = call(port, "POST", "/api/studies", serve_study(name))
+            assert status == 201, body
+            workers.add(json.loads(body)["pid"])
+        assert len(workers) == 2 and all(alive(p) for p in workers)  # two at once
+        for name in ("a", "b"):
+            serve_wait(lambda n=name: finished(port, n), seconds=400, what=f"{name}: a trial")
+        before = {name: finished(port, name) for name in ("a", "b")}
+        services[0].send_signal(signal.SIGKILL)
+        services[0].wait(30)
+        serve_wait(lambda: not any(alive(p) for p in workers), seconds=120, what="workers ended")
+
+        port = serve_port()
+        services.append(
+            start_service(tmp_path, port, log, "--storage", url, "--max-workers", "2",
+                          "--resume-unfinished")
+        )  # fmt: skip
+        serve_wait(lambda: get_json(port, "/api/health"), seconds=90, what="second service up")
+        listed = {s["name"] for s in get_json(port, "/api/studies")}
+        assert listed == {"a", "b"}
+        for name in ("a", "b"):
+            kept = finished(port, name)
+            assert {k: kept[k] for k in before[name]} == before[name]  # nothing lost
+            serve_wait(
+                lambda n=name: get_json(port, f"/api/studies/{n}")["state"] == "finished",
+                seconds=600,
+                what=f"{name} finished",
+            )
+            study = optuna.load_study(study_name=name, storage=url.replace(
+                "postgresql://", "postgresql+psycopg://"))  # fmt: skip
+            keys = trained_keys(study)
+            assert len(keys) == 2 and len(set(keys)) == 2  # the target, each config once
+    finally:
+        for proc in services:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        for path in [log, *sorted((tmp_path / "work").rglob("*.log"))]:
+            if path.exists():
+                sys.stderr.write(f"== {path}\n{path.read_text(errors='replace')[-2000:]}\n")
