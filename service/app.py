@@ -14,18 +14,18 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import FastAPI, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
+from fastapi.responses import JSONResponse, Response
 
-from service import errors, web
+from service import errors
 from service.config import ServeConfig
 from service.docs_ui import install_docs
-from service.errors import FieldError, ServiceError, validation_entries
+from service.errors import FieldError
 from service.limits import check_plan_work
+from service.page import install_page
 from service.paths import DataRootScope, data_root_scope
-from service.plans import PlanCache, plan_body, plan_payload, run_adapter_size
+from service.plans import PlanCache, plan_body, run_adapter_size
 from service.round_plans import round_plan, round_policy_of
 from service.schemas import (
     PlanRequest,
@@ -323,35 +323,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         recommendation marked."""
         return Response(content=studies.plot_png(name), media_type="image/png")
 
-    # ---- the page ---------------------------------------------------------------------------
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request) -> HTMLResponse:
-        from planner.profiles import list_profiles
-
-        params = {k: v for k, v in request.query_params.items() if v != "" and k != "token"}
-        networks = [e.name for e in list_profiles("network")]
-        models = [e.name for e in list_profiles("model")]
-        shown = {**PlanRequest().model_dump(), **params}
-        section, status = "", 200
-        if params:
-            try:
-                req = PlanRequest.model_validate(params)
-                check_plan_work(req, config.max_plan_work)
-                section = web.plan_section(plan_payload(req, config.data_root_resolved))
-            except ValidationError as exc:
-                section, status = web.errors_html(validation_entries(exc.errors())), 422
-            except FieldError as exc:
-                section, status = web.errors_html([exc.entry()]), 422
-        try:
-            listed, failure = studies.list(), None
-        except (ValueError, ServiceError) as exc:
-            listed, failure = [], str(exc)
-        html = web.page(
-            form=web.plan_form(shown, networks=networks, models=models),
-            plan_section=section,
-            studies_section=web.studies_html(listed, error=failure),
-        )
-        return HTMLResponse(html, status_code=status)
+    # ---- the page (service/page.py) ----------------------------------------------------
+    install_page(app, config=config, studies=studies, submit_lock=submit_lock)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> JSONResponse:

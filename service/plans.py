@@ -141,12 +141,10 @@ def _settings(req: PlanRequest, profile: str, model: str) -> Any:
     )
 
 
-def fleet_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
-    """``floss-plan --fleet``'s plan of a request with ``fleet`` (rows as its JSON rows;
-    ``rows: recommended``: the short list, in its order)."""
+def compute_fleet_plan(req: PlanRequest, data_root: Path | None) -> tuple[Any, float]:
+    """(``floss-plan --fleet``'s FleetPlan of a request with ``fleet``, seconds it took)."""
     from planner.fleet import MAX_PLAN_CLIENTS
     from planner.fleet_request import NETWORK_ONLY, FleetOptions, fleet_plan
-    from planner.render import fleet_header_lines, fleet_row_dict
 
     fleet = req.fleet  # a path: confined and parsed as the request was read
     assert fleet is not None
@@ -178,7 +176,15 @@ def fleet_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
         p = fleet_plan(_settings(req, req.profile, model), options)
     except ValueError as exc:
         raise FieldError(field_of_message(str(exc), "fleet"), str(exc)) from None
-    seconds = time.perf_counter() - start
+    return p, time.perf_counter() - start
+
+
+def fleet_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
+    """``floss-plan --fleet``'s plan of a request with ``fleet`` (rows as its JSON rows;
+    ``rows: recommended``: the short list, in its order)."""
+    from planner.render import fleet_header_lines, fleet_row_dict
+
+    p, seconds = compute_fleet_plan(req, data_root)
     if req.rows == "recommended":
         rows = [fleet_row_dict(p.rows[i]) for i in p.short_list]
     else:
@@ -215,6 +221,19 @@ def plan_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
         "recommended": sum(r.recommended for r in p.rows),
         "rows": rows,
     }
+
+
+def plan_file(req: PlanRequest, data_root: Path | None, *, fmt: str) -> str:
+    """The plan as ``floss-plan --format csv|json`` writes it (``--fleet``'s with a fleet):
+    every feasible row, whatever ``rows`` says."""
+    from planner.render import render_fleet_plan, render_plan
+
+    if req.fleet is not None:
+        return render_fleet_plan(compute_fleet_plan(req, data_root)[0], fmt=fmt)
+    for name in FLEET_FIELDS:
+        if name in req.model_fields_set:
+            raise FieldError(name, "needs a fleet", "fleet: a fleet name or file")
+    return render_plan(compute_plan(req, data_root), fmt=fmt)
 
 
 def plan_body(req: PlanRequest, data_root: Path | None, cache: PlanCache) -> bytes:

@@ -411,7 +411,7 @@ class StudyManager:
             return wanted if wanted is not None else None
         return min(int(wanted), int(found))
 
-    def summary(self, study: optuna.Study) -> dict[str, Any]:
+    def summary(self, study: optuna.Study, *, trials: bool = False) -> dict[str, Any]:
         from tuner.report import recommendation_line, trial_rows
 
         name = study.study_name
@@ -435,6 +435,19 @@ class StudyManager:
             state = "unfinished"
         rows = trial_rows(study)
         best = next((r for r in rows if r.recommended), None)
+        current = [
+            {
+                "trial": r.trial,
+                "method": r.method,
+                "rank": r.rank,
+                "d_down": r.d_down,
+                "d_up": r.d_up,
+                "last_step": r.last_step,  # its last fidelity checkpoint (None: none yet)
+                "rounds": r.rounds,
+            }
+            for r in rows
+            if r.state == "RUNNING"
+        ]
         return {
             "name": name,
             "state": state,
@@ -448,16 +461,28 @@ class StudyManager:
             "recommendation": None
             if best is None
             else {"trial": best.trial, "line": recommendation_line(study), **best.to_dict()},
+            "current": current,  # the trials running now
+            "log_last": self._log_last(name) if worker is not None else None,
+            "plottable": any(r.state in ("COMPLETE", "PRUNED") for r in rows),
             "error": (last_exit or {}).get("error"),
             "worker": None
             if worker is None
             else {"pid": worker.proc.pid, "started": worker.started},
             "submitted": serve.get("submitted"),
             "resumable": state in ("unfinished", "stopped", "failed"),
+            **({"trials": [r.to_dict() for r in rows]} if trials else {}),
         }
 
-    def list(self) -> list[dict[str, Any]]:
-        return [self.summary(self.load(n)) for n in self.names()]
+    def _log_last(self, name: str) -> str | None:
+        """The worker's last log line (floss-tune's progress), for a live view."""
+        worker = self.live_workers().get(name)
+        path = worker.log_path if worker else self.work_dir / name / "worker.log"
+        lines = tail(path) if path.exists() else []
+        return lines[-1][:300] if lines else None
+
+    def list(self, *, trials: bool = False) -> list[dict[str, Any]]:
+        """Every study's summary (``trials``: with its trial rows, for the page)."""
+        return [self.summary(self.load(n), trials=trials) for n in self.names()]
 
     def show(self, name: str) -> dict[str, Any]:
         from tuner.report import recommended_full_config, trial_rows

@@ -108,10 +108,61 @@ def start_chromium(profile: Path) -> DevTools:
     return DevTools(proc, to_browser_w, from_browser_r)
 
 
+def _close(browser: DevTools | None, service: subprocess.Popen[bytes]) -> None:
+    """End the browser and the service this test started, by their own handles."""
+    if browser is not None:
+        if browser.proc.poll() is None:
+            browser.proc.send_signal(signal.SIGTERM)
+            try:
+                browser.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                browser.proc.kill()
+                browser.proc.wait(10)
+        os.close(browser.write_fd)
+        os.close(browser.read_fd)
+    if service.poll() is None:
+        service.send_signal(signal.SIGTERM)  # its workers stop with it (their death signal)
+        try:
+            service.wait(30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait(30)
+
+
+def _open(browser: DevTools) -> None:
+    target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    attached = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})
+    browser.session = attached["sessionId"]
+    browser.send("Page.enable")
+
+
+def _shot(browser: DevTools, path: Path) -> None:
+    shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def _fetch_text(browser: DevTools, expression: str) -> str:
+    """The text of a fetch the page makes (its cookies, its origin)."""
+    result = browser.send(
+        "Runtime.evaluate",
+        {"expression": f"fetch({expression}).then(r => r.text())", "awaitPromise": True,
+         "returnByValue": True},
+    )  # fmt: skip
+    return str(result["result"]["value"])
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    """Fill the plan form, click "plan": the table equals /api/plan's short list, numbered as the
+    plot's points; the plot has a legend, labelled axes and labels that do not overlap; the CSV
+    and JSON downloads are floss-plan's own --format csv / json."""
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+    from planner.render import fmt_density
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("FLOSS_SERVE_TOKEN", None)
     port = free_port()
     service = subprocess.Popen(
@@ -124,10 +175,7 @@ def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
     try:
         wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
         browser = start_chromium(tmp_path / "chromium-profile")
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        attached = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})
-        browser.session = attached["sessionId"]
-        browser.send("Page.enable")
+        _open(browser)
         browser.send("Page.navigate", {"url": f"http://127.0.0.1:{port}/"})
         browser.wait_event("Page.loadEventFired")
         assert browser.evaluate("document.title") == "floss serve"
@@ -146,44 +194,67 @@ def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
             "[...document.querySelectorAll('#plan-table tr.plan-row')]"
             ".map(r => [...r.cells].map(c => c.textContent))"
         )
-        shot = browser.send(
-            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
-        )
-        (tmp_path / "page.png").write_bytes(base64.b64decode(shot["data"]))
+        _shot(browser, tmp_path / "page-plan.png")
         status, body = call(
             port, "POST", "/api/plan",
             {"budget": "2GB", "up_slowdown": 16, "profile": "lte", "rows": "recommended"},
         )  # fmt: skip
         assert status == 200
-        from planner.render import fmt_density
-
         expected = [
-            [r["method"], str(r["rank"]), fmt_density(r["d_down"]), fmt_density(r["d_up"]),
-             f"{r['rounds']:,}", r["why"]]
-            for r in json.loads(body)["rows"]
+            [f"\u2605 {i}", r["method"], str(r["rank"]), fmt_density(r["d_down"]),
+             fmt_density(r["d_up"]), f"{r['rounds']:,}", r["why"]]
+            for i, r in enumerate(json.loads(body)["rows"], start=1)
         ]  # fmt: skip
-        assert expected and [[c[0], c[1], c[2], c[3], c[7], c[9]] for c in cells] == expected
-        assert browser.evaluate("document.querySelectorAll('#plan-plot circle.rec').length") == len(
-            expected
+        assert expected and [[c[0], c[1], c[2], c[3], c[4], c[7], c[9]] for c in cells] == expected
+        heads = browser.evaluate(
+            "[...document.querySelectorAll('#plan-table th')].map(h => h.textContent)"
         )
+        assert heads[3:5] == ["d_down", "d_up"]
+        # the plot: a point per short-list row, numbered 1..N, labels apart, a legend, axes
+        plot = browser.evaluate(
+            "(() => { const s = document.getElementById('plan-plot');"
+            " const boxes = [...s.querySelectorAll('rect.label')].map(r => r.getBBox())"
+            "   .map(b => [b.x, b.y, b.x + b.width, b.y + b.height]);"
+            " return {recs: s.querySelectorAll('circle.rec').length, boxes,"
+            "  numbers: [...s.querySelectorAll('rect.label + text')].map(t => t.textContent),"
+            "  legend: s.querySelector('#plan-legend').textContent,"
+            "  text: s.textContent}; })()"
+        )
+        n = len(expected)
+        assert plot["recs"] == n and plot["numbers"] == [str(i) for i in range(1, n + 1)]
+        boxes = plot["boxes"]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+        assert "short list" in plot["legend"] and "another feasible" in plot["legend"]
+        assert "d_down: download density" in plot["legend"] and "d_up: upload" in plot["legend"]
+        assert "rounds affordable" in plot["text"] and "bytes per round" in plot["text"]
+        assert "/1/" not in plot["text"]  # no 1/16/1/64 label a reader cannot parse
+        # every feasible row, the short list marked
+        browser.evaluate(
+            "document.getElementById('f-rows').value = 'all';"
+            "document.getElementById('plan-submit').click(); true"
+        )
+        browser.wait_event("Page.loadEventFired")
+        marked = browser.evaluate(
+            "[...document.querySelectorAll('#plan-table tr.plan-row')]"
+            ".map(r => r.classList.contains('rec'))"
+        )
+        assert len(marked) > n and sum(marked) == n
+        # the downloads are floss-plan's --format csv / json
+        flags = ["--budget", "2GB", "--up-slowdown", "16", "--profile", "lte"]
+        for fmt in ("csv", "json"):
+            got = _fetch_text(browser, f"document.getElementById('plan-{fmt}').href")
+            cli = CliRunner().invoke(app, ["plan", "--format", fmt, *flags])
+            assert cli.exit_code == 0, cli.output
+            assert got == cli.output, fmt
         assert "network  lte" in browser.evaluate(
             "document.getElementById('plan-header').textContent"
         )
-        assert (tmp_path / "page.png").stat().st_size > 10_000
+        assert (tmp_path / "page-plan.png").stat().st_size > 10_000
+        print(f"screenshots in {tmp_path}")
     finally:
-        if browser is not None:
-            if browser.proc.poll() is None:
-                browser.proc.send_signal(signal.SIGTERM)
-                try:
-                    browser.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    browser.proc.kill()
-                    browser.proc.wait(10)
-            os.close(browser.write_fd)
-            os.close(browser.read_fd)
-        if service.poll() is None:
-            service.kill()
-            service.wait(30)
+        _close(browser, service)
 
 
 @pytest.mark.slow
