@@ -47,14 +47,16 @@ STUDY_FIELDS = (
     ("budget_scale", "budget scale", "1 (a trial's share of the budget)"),
     ("methods", "methods", "floss, dense, ffa, ..."),
     ("ranks", "ranks", "1,2,4,8,16,32,64"),
-    ("d_down", "d_down grid", "1,1/4,1/16"),
-    ("d_up", "d_up grid", "1,1/4,1/16,1/64"),
-    ("round_policies", "fleet round policies", "sync,deadline"),
-    ("density_policies", "fleet density policies", "uniform,tiered,bandwidth"),
-    ("deadlines", "fleet deadlines, s", "0.5,1,2"),
-    ("metric", "metric", "val_accuracy"),
+    ("d_down", "d_down grid", "1,1/2,...,1/256"),
+    ("d_up", "d_up grid", "1,1/2,...,1/256"),
+    ("round_policies", "fleet round policies", "e.g. sync,deadline"),
+    ("density_policies", "fleet density policies", "e.g. uniform,tiered,bandwidth"),
+    ("deadlines", "fleet deadlines, s", "e.g. 0.5,1,2"),
+    ("metric", "metric", "val_accuracy (val_loss for lm)"),
+    ("pruner", "pruner", "sha, none, ..."),
+    ("levels", "fidelity levels", "4"),
     ("seed", "seed", ""),
-    ("base_extra", "more of the base run config (JSON object)", '{"num_clients": 20}'),
+    ("base_extra", "more of the base run config (JSON object)", 'e.g. {"num_clients": 20}'),
 )
 
 STYLE = """
@@ -70,7 +72,7 @@ button{font:inherit;padding:.4rem 1rem;align-self:end}
 form.inline button{padding:.1rem .5rem;font-size:.8rem}
 table{border-collapse:collapse;font-size:.85rem;margin-top:.8rem}
 th,td{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:right;white-space:nowrap}
-td.why{white-space:normal}
+td.why,td.wrap{white-space:normal}td.wrap{min-width:16em;max-width:34em}
 th{background:#eee}td.l,th.l{text-align:left}
 tr.rec td{background:#fff4e5}tr.rec td.mark{color:#e07b00;font-weight:bold}
 tr.best td{background:#fff4e5;font-weight:bold}
@@ -383,6 +385,13 @@ def _action(name: str, action: str, label: str) -> str:
     )
 
 
+def _trial_state(t: dict[str, Any]) -> str:
+    """'complete', 'fail: interrupted', 'complete: duplicate': the state, and how it ended
+    when that says more."""
+    state, end = str(t["state"]).lower(), str(t.get("end") or "")
+    return state if end in ("", state) else f"{state}: {end}"
+
+
 def _trials_table(study: dict[str, Any]) -> str:
     rows = study.get("trials") or []
     if not rows:
@@ -399,8 +408,7 @@ def _trials_table(study: dict[str, Any]) -> str:
         body.append(
             f'<tr class="trial-row{" best" if best else ""}">'
             f"<td class=l>{'&#9733; recommended' if best else ''}</td><td>{t['trial']}</td>"
-            f"<td class=l>{escape(str(t['state']).lower())} {escape(str(t.get('end') or ''))}"
-            f"</td><td class=l>{escape(str(t.get('method') or '-'))}</td>"
+            f"<td class=l>{escape(_trial_state(t))}</td><td class=l>{escape(str(t.get('method') or '-'))}</td>"
             f"<td>{t.get('rank') if t.get('rank') is not None else '-'}</td>"
             f"<td>{_density(t.get('d_down'))}</td><td>{_density(t.get('d_up'))}</td>"
             f"<td>{value}</td><td>{sent}</td></tr>"
@@ -456,7 +464,7 @@ def studies_html(studies: list[dict[str, Any]], *, error: str | None = None) -> 
         err = f'<br><span class="err">{escape(s["error"])}</span>' if s.get("error") else ""
         trials = _trials_table(s)
         details = (
-            f'<tr class="trials-of"><td colspan=6><details id="trials-{name}"><summary>trials '
+            f'<tr class="trials-of"><td class=l colspan=6><details id="trials-{name}"><summary>trials '
             f"of {name}</summary>{trials}</details></td></tr>"
             if trials
             else ""
@@ -464,7 +472,7 @@ def studies_html(studies: list[dict[str, Any]], *, error: str | None = None) -> 
         rows.append(
             f'<tr class=study-row data-study="{name}"><td class=l>{name}</td>'
             f"<td class='l state'>{escape(s['state'])}{err}</td>"
-            f"<td class=l>{bar}</td><td class=l>{escape(rec)}</td>"
+            f"<td class='l wrap'>{bar}</td><td class='l wrap'>{escape(rec)}</td>"
             f"<td class=l>{' '.join(links)}</td><td class=l>{actions}</td></tr>{details}"
         )
     head = (

@@ -312,3 +312,118 @@ def test_docs_render_offline_in_a_real_browser(tmp_path: Path) -> None:
         if service.poll() is None:
             service.kill()
             service.wait(30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_page_runs_a_study_in_a_real_browser(tmp_path: Path) -> None:
+    """Submit a real tiny study with the page's form, watch it progress without reloading the
+    page, stop it, resume it, and find its recommended trial marked; screenshots of each step
+    go to the test's tmp folder."""
+    from serve_helpers import start_service
+    from test_process import STUDY, write_data
+
+    (tmp_path / "data").mkdir()
+    write_data(tmp_path / "data")
+    port = free_port()
+    service = start_service(tmp_path, port, tmp_path / "service.log")
+    browser: DevTools | None = None
+    base = dict(STUDY["base"])  # type: ignore[call-overload]
+    fields = {
+        "s-name": "tiny",
+        "s-base-model": base.pop("model"),
+        "s-base-data": base.pop("data"),
+        "s-base-data_path": base.pop("data_path"),
+        "s-budget": STUDY["budget"],
+        "s-budget_scale": str(STUDY["budget_scale"]),
+        "s-ranks": STUDY["ranks"],
+        "s-d_down": STUDY["d_down"],
+        "s-d_up": STUDY["d_up"],
+        "s-n_trials": str(STUDY["n_trials"]),
+        "s-levels": str(STUDY["levels"]),
+        "s-pruner": STUDY["pruner"],
+        "s-seed": str(STUDY["seed"]),
+        "s-base_extra": json.dumps(base),
+    }
+
+    def state() -> str:
+        assert browser is not None
+        return str(
+            browser.evaluate(
+                "(document.querySelector('tr.study-row[data-study=\"tiny\"] td.state') || {})"
+                ".textContent || ''"
+            )
+        )
+
+    def click(selector: str) -> None:
+        assert browser is not None
+        browser.evaluate(f"document.querySelector('{selector}').click(); true")
+        browser.wait_event("Page.loadEventFired")
+
+    try:
+        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
+        browser = start_chromium(tmp_path / "chromium-profile")
+        _open(browser)
+        browser.send("Page.navigate", {"url": f"http://127.0.0.1:{port}/"})
+        browser.wait_event("Page.loadEventFired")
+        # first a mistake: the API's error, naming the field, and nothing made
+        browser.evaluate(
+            "document.getElementById('study-form-box').open = true;"
+            "document.getElementById('s-name').value = 'bad name!'; true"
+        )
+        click("#study-submit")
+        assert "name" in browser.evaluate(
+            "[...document.querySelectorAll('#study-errors b')].map(b => b.textContent)"
+        )
+        assert get_json(port, "/api/studies") == []
+        _shot(browser, tmp_path / "page-study-error.png")
+        fill = "".join(
+            f"document.getElementById({k!r}).value = {json.dumps(v)};" for k, v in fields.items()
+        )
+        browser.evaluate(fill + "true")
+        click("#study-submit")
+        assert browser.evaluate("location.hash") == "#studies-title"
+        # live: the section refreshes itself, the page is not reloaded
+        browser.evaluate("window.__notReloaded = true; true")
+        first = browser.evaluate("document.getElementById('studies-updated').textContent")
+        wait_for(
+            lambda: (
+                browser.evaluate("document.getElementById('studies-updated').textContent") != first
+            ),
+            seconds=30,
+            what="the studies refresh themselves",
+        )
+        assert browser.evaluate("window.__notReloaded === true")
+        assert state().startswith("running")
+        wait_for(
+            lambda: "trial" in str(browser.evaluate(
+                "(document.querySelector('tr.study-row[data-study=\"tiny\"] .current') || {})"
+                ".textContent || ''")),
+            seconds=120,
+            what="the running trial shown",
+        )  # fmt: skip
+        assert browser.evaluate("window.__notReloaded === true")
+        _shot(browser, tmp_path / "page-study-running.png")
+        click('tr.study-row[data-study="tiny"] button.stop')
+        wait_for(lambda: state().startswith("stopped"), seconds=120, what="stopped")
+        _shot(browser, tmp_path / "page-study-stopped.png")
+        click('tr.study-row[data-study="tiny"] button.resume')
+        assert state().startswith(("running", "finished"))
+        wait_for(lambda: state().startswith("finished"), seconds=400, what="finished")
+        shown = get_json(port, "/api/studies/tiny")
+        best = shown["recommendation"]["trial"]
+        browser.evaluate("document.getElementById('trials-tiny').open = true; true")
+        marked = browser.evaluate(
+            "[...document.querySelectorAll('#trials-tiny tr.trial-row.best')]"
+            ".map(r => r.cells[1].textContent)"
+        )
+        assert marked == [str(best)]
+        links = browser.evaluate(
+            "[...document.querySelectorAll('tr.study-row[data-study=\"tiny\"] a')]"
+            ".map(a => a.textContent)"
+        )
+        assert links[:2] == ["plot", "export"]
+        _shot(browser, tmp_path / "page-study-finished.png")
+        print(f"screenshots in {tmp_path}")
+    finally:
+        _close(browser, service)
