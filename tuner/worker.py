@@ -120,7 +120,12 @@ def claim(
             return running
         with warnings.catch_warnings():  # "Heartbeat ... used with Study.optimize": this loop
             warnings.filterwarnings("ignore", message="Heartbeat of storage")  # beats it itself
-            return study.ask()
+            trial = study.ask()
+        # the first beat comes with the claim: a trial without one is never judged stale, so a
+        # worker killed before its heartbeat thread started would hold its trial forever
+        if beat is not None:
+            storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+        return trial
 
 
 def run_one(

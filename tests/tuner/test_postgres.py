@@ -236,11 +236,9 @@ def test_a_worker_killed_mid_trial_is_retried_once_by_a_survivor(
     check_one_study(study, target)
     dead = study.trials[killed]
     assert dead.state == TrialState.FAIL  # by the heartbeat, not by a rerun: none was started
-    retries = [
-        t
-        for t in study.trials
-        if dead.number in (t.system_attrs.get("failed_trial"), t.user_attrs.get("retry_of"))
-    ]
+    # the heartbeat's retry (the survivors were past their start, where a rerun would look
+    # for orphans): Optuna's stale-trial callback marks it with ``failed_trial``
+    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retries) == 1  # retried once
     retry = retries[0]
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED)
@@ -263,13 +261,18 @@ def test_a_database_restart_mid_study_is_ridden_out_and_a_rerun_resumes(
     time.sleep(2.0)
     pg.start()
     outs = finish(procs)
+    outages = 0
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         assert "Traceback" not in err
+        # one line when the connection is lost, one when it is back; a worker that touched no
+        # connection while the server was down gets a fresh one on checkout and says nothing
         lost = [line for line in err.splitlines() if "unreachable" in line]
         back = [line for line in err.splitlines() if "reconnected after" in line]
-        assert len(lost) == 1 and "reconnecting for up to" in lost[0], err
-        assert len(back) == 1, err
+        assert len(lost) == len(back) <= 1, err
+        assert all("reconnecting for up to 60 s" in line for line in lost), err
+        outages += len(lost)
+    assert outages >= 1, "no worker noticed the restart: the test proved nothing"
     study = load(url)
     check_one_study(study, target)
     before = {t.number: (t.state, t.value, t.user_attrs["key"]) for t in counted(study)}
