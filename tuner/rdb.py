@@ -165,11 +165,11 @@ class ReconnectingRDBStorage(RDBStorage):
         url: str,
         *,
         log: Callable[[str], None],
-        reconnect_seconds: float = RECONNECT_SECONDS,
+        reconnect_seconds: float | None = None,  # None: RECONNECT_SECONDS
         **kwargs: Any,
     ) -> None:
         self.log = log
-        self.reconnect_seconds = reconnect_seconds
+        self.reconnect_seconds = RECONNECT_SECONDS if reconnect_seconds is None else reconnect_seconds
         self.shown_url = shown(url)
         self._outage_since: float | None = None
         self._back_at = -float("inf")  # when the last outage ended (monotonic seconds)

@@ -493,3 +493,63 @@ def test_floss_serve_runs_studies_on_postgresql_and_another_serve_resumes_them(
         for path in [log, *sorted((tmp_path / "work").rglob("*.log"))]:
             if path.exists():
                 sys.stderr.write(f"== {path}\n{path.read_text(errors='replace')[-2000:]}\n")
+
+
+# floss-tune run with a 2 s reconnect window (the default is 60 s): the database that stays away
+CLI_WORKER = """
+import sys
+import tuner.rdb
+tuner.rdb.RECONNECT_SECONDS = 2.0
+from tuner.cli import main
+sys.argv[0] = "floss-tune"
+main()
+"""
+
+
+@pytest.mark.slow
+def test_a_database_gone_for_good_stops_floss_tune_with_one_line_and_a_rerun_resumes(
+    pg: Cluster, tmp_path: Path
+) -> None:
+    """Item 3, the other branch: the server stays down past the reconnect window, the worker
+    stops cleanly (exit 3, one line naming the database and the resume command, no traceback),
+    and the same command, once the server is back, finishes the study with nothing lost."""
+    url = pg.create_database("gone")
+    config = tmp_path / "base.yaml"
+    data = tmp_path / "texts.csv"
+    rows = [f"{' '.join(w.split()[i:] + w.split()[:i])},{label}"
+            for label, w in {"a": "p q r s t", "b": "u v w x y"}.items() for i in range(5)]  # fmt: skip
+    data.write_text("text,label\n" + "\n".join(rows * 8) + "\n")
+    config.write_text(json.dumps({**SERVE_BASE, "data_path": str(data)}))
+    args = [
+        "run", "--config", str(config), "--budget", "50-dense-rounds", "--budget-scale", "0.1",
+        "--ranks", "2,4", "--d-down", "1,1/4", "--d-up", "1,1/16", "--n-trials", "3",
+        "--search", "optuna", "--pruner", "none", "--levels", "1", "--seed", "0",
+        "--heartbeat", "1", "--storage", url, "--study-name", "s",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen([sys.executable, "-c", CLI_WORKER, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        wait_for("a finished trial", lambda: finished_count(url) >= 1, timeout=300)
+        before = {t.number: (t.value, t.user_attrs["key"]) for t in counted(load(url))}
+        pg.stop()
+        _, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+        pg.start()
+    assert first.returncode == 3, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert errors[0].startswith(
+        f"error: lost the database 'postgresql://floss@127.0.0.1:{pg.port}/gone' for over 2 s: "
+    )
+    assert "finished trials are kept; resume with: " in errors[0]
+    rerun = subprocess.run([sys.executable, "-c", CLI_WORKER, *args], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=600)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    study = load(url)
+    check_one_study(study, 3)
+    assert {n: (study.trials[n].value, study.trials[n].user_attrs["key"]) for n in before} == before
