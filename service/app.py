@@ -14,18 +14,19 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Query
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from service import errors
+from service.cancel import Cancelled, run_while_connected
 from service.config import ServeConfig
 from service.docs_ui import install_docs
 from service.errors import FieldError
 from service.limits import check_plan_work
 from service.page import install_page
 from service.paths import DataRootScope, data_root_scope
-from service.plans import PlanCache, plan_body, run_adapter_size
+from service.plans import PlanCache, cached_plan_body, plan_body, run_adapter_size
 from service.round_plans import round_plan, round_policy_of
 from service.schemas import (
     PlanRequest,
@@ -193,11 +194,28 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         response_class=Response,
         responses={200: {"model": PlanResponse, "description": "the plan"}},
     )
-    def plan_route(req: PlanRequest) -> Response:
+    async def plan_route(req: PlanRequest, request: Request) -> Response:
         """floss-plan over HTTP: the same settings (field for flag) and the same rows as
-        `floss-plan --format json`, the short list first."""
+        `floss-plan --format json`, the short list first. Bounded up front (--max-plan-work);
+        a plan whose client disconnects is stopped."""
         check_plan_work(req, config.max_plan_work)  # before any work: 422 naming the limit
-        body = plan_body(req, config.data_root_resolved, cache)
+        body = cached_plan_body(req, cache)
+        if body is None:
+
+            def gone(seconds: float) -> None:
+                _log(f"plan stopped after {seconds:.1f} s: its client disconnected")
+
+            try:
+                body = await run_while_connected(
+                    request.is_disconnected,
+                    plan_body,
+                    req,
+                    config.data_root_resolved,
+                    cache,
+                    on_cancel=gone,
+                )
+            except Cancelled:
+                return Response(status_code=499)  # nobody reads it: the client has gone
         return Response(content=body, media_type="application/json")
 
     @app.post("/api/round-plan", tags=["plan"], response_model=RoundPlanResponse)

@@ -236,16 +236,23 @@ def plan_file(req: PlanRequest, data_root: Path | None, *, fmt: str) -> str:
     return render_plan(compute_plan(req, data_root), fmt=fmt)
 
 
+def _cacheable(req: PlanRequest) -> bool:
+    named = (req.profile, req.model, req.fleet or "")
+    return not any(looks_like_path(v) for v in named)  # a file may change
+
+
+def cached_plan_body(req: PlanRequest, cache: PlanCache) -> bytes | None:
+    """The answer of an earlier identical request, or None (no work done)."""
+    return cache.get(req.model_dump_json()) if _cacheable(req) else None
+
+
 def plan_body(req: PlanRequest, data_root: Path | None, cache: PlanCache) -> bytes:
     """The JSON answer of POST /api/plan, from the cache when the same plan was asked."""
-    named = (req.profile, req.model, req.fleet or "")
-    cacheable = not any(looks_like_path(v) for v in named)  # a file may change
-    key = req.model_dump_json()
-    if cacheable and (body := cache.get(key)) is not None:
+    if (body := cached_plan_body(req, cache)) is not None:
         return body
     body = json.dumps(plan_payload(req, data_root), separators=(",", ":")).encode()
-    if cacheable:
-        cache.put(key, body)
+    if _cacheable(req):
+        cache.put(req.model_dump_json(), body)
     return body
 
 
