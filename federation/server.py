@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -660,6 +661,17 @@ def _reason(reply: Message) -> str:
     return reason.strip().splitlines()[-1] if reason.strip() else reason
 
 
+RESULTS_ENV = "FLOSS_FLOWER_RESULTS"  # where runs without an out-dir write (a folder per run)
+
+
+def default_out_dir(run_id: int) -> Path:
+    """The out-dir of a Flower run whose run config sets none: ``$FLOSS_FLOWER_RESULTS`` (default
+    ``~/floss-flower-results``) ``/run-<Flower's run id>``, absolute, so that a newcomer's first
+    ``flwr run`` writes its records, checkpoints and adapter somewhere the log names."""
+    root = os.environ.get(RESULTS_ENV) or str(Path.home() / "floss-flower-results")
+    return Path(root).expanduser().resolve() / f"run-{int(run_id)}"
+
+
 def make_server_app(
     base: RunConfig | None = None,
     *,
@@ -677,6 +689,15 @@ def make_server_app(
             context.run_config, base=base, base_settings=settings
         )
         with flower_log_stream():
+            if not app_settings.out_dir and not getattr(grid, "in_process", False):
+                out = default_out_dir(context.run_id)
+                app_settings = replace(app_settings, out_dir=str(out))
+                logger.warning(
+                    "out-dir is not set: results go to %s (a folder per run; set out-dir, "
+                    "e.g. --run-config \"out-dir='runs/x'\", to choose one, and give the same "
+                    "one to resume a run)",
+                    out,
+                )
             strategy = FlossStrategy(config, app_settings)
             strategy.run(grid)
         if on_finish is not None:

@@ -172,9 +172,12 @@ def export_study(
     lines.append(f"{flat}: Flower run config (flwr run --run-config)")
     lines.append(f"{snippet}: the same keys under [tool.flwr.app.config]")
     from federation.appdir import run_command, write_app
+    from federation.config import AppSettings
 
     app_dir = out_dir / "flower-app"
-    write_app(app_dir, config)
+    # results beside the app, outside the folder `flwr run` packs (as floss flower-app does)
+    results = (out_dir / "flower-app-results").resolve()
+    write_app(app_dir, config, AppSettings(out_dir=str(results)))
     lines.append(f"{app_dir}: a runnable Flower app of this run: {run_command(app_dir, config)}")
     frame = trials_frame(study)
     frame.to_csv(out_dir / "trials.csv", index=False)

@@ -29,6 +29,15 @@ def write_task(path: Path, *, rows_per_label: int = 40, seed: int = 0) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _flower_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A real engine's run without an out-dir writes to $FLOSS_FLOWER_RESULTS/run-<id>: here,
+    never the home folder."""
+    folder = tmp_path / "flower-results"
+    monkeypatch.setenv("FLOSS_FLOWER_RESULTS", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def fed_kwargs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """RunConfig fields of a fast run: 4 clients, 2 a round, tiny random BERT on the CPU."""

@@ -164,3 +164,27 @@ def test_the_readmes_flower_lines_are_what_the_tool_prints(
     printed = result.output.splitlines()[-1].strip()
     assert shlex.split(printed) == shlex.split(flwr_line), (printed, flwr_line)
     assert "num-supernodes=20" in printed
+
+
+def test_floss_tune_exports_a_flower_app_that_writes_results(tmp_path: Path) -> None:
+    """floss-tune export's flower-app/ sets out-dir beside the app (outside the folder `flwr run`
+    packs), as floss flower-app does: a plain `flwr run` of it writes its results."""
+    import sys
+    import tomllib
+
+    import optuna
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
+    from serve_helpers import make_fake_study
+
+    from tuner.export import export_study
+    from tuner.storage import open_storage
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_fake_study(storage)
+    study = optuna.load_study(study_name="fake", storage=open_storage(storage))
+    lines = export_study(study, tmp_path / "export")
+    pyproject = tomllib.loads((tmp_path / "export" / "flower-app" / "pyproject.toml").read_text())
+    out = pyproject["tool"]["flwr"]["app"]["config"]["out-dir"]
+    assert out == str((tmp_path / "export" / "flower-app-results").resolve())
+    assert any("flower-app" in line and "flwr run" in line for line in lines)

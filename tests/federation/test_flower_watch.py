@@ -87,6 +87,37 @@ def test_a_run_without_out_dir_says_it_writes_nothing(
     assert "1 client(s) dropped" not in caplog.text and "; nothing written" in caplog.text
 
 
+def test_a_flower_run_without_out_dir_writes_to_a_folder_per_run(
+    fed_kwargs: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a real engine (simulation, deployment) a run config with no out-dir writes to
+    $FLOSS_FLOWER_RESULTS/run-<run id> and says so first; the in-process harness (tests,
+    benches) writes nothing. The grid here is the harness's, marked as a real engine."""
+    from federation.client import make_client_app
+    from federation.config import AppSettings, to_run_config
+    from federation.inprocess import InProcessGrid, partition_configs, run_inprocess
+    from federation.server import make_server_app
+
+    class EngineGrid(InProcessGrid):
+        in_process = False
+
+    config = _cfg(fed_kwargs)
+    grid = EngineGrid(
+        make_client_app(),
+        partition_configs(config.num_clients),
+        run_config=to_run_config(config, AppSettings()),
+        run_id=4242,
+    )
+    with caplog.at_level(logging.INFO, logger="federation.server"):
+        run_inprocess(make_server_app(), grid)
+    out = (tmp_path / "flower-results" / "run-4242").resolve()
+    assert f"out-dir is not set: results go to {out} (a folder per run" in caplog.text
+    assert f"results in {out}" in caplog.text and "nothing written" not in caplog.text
+    assert {"config.yaml", "rounds.jsonl", "summary.json"} <= {p.name for p in out.iterdir()}
+    rounds = (out / "rounds.jsonl").read_text().splitlines()
+    assert len(rounds) == config.rounds
+
+
 def test_lines_reach_flowers_handlers_only_while_the_app_runs() -> None:
     from flwr.common.logger import FLOWER_LOGGER
 
