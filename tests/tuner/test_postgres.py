@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -311,17 +310,13 @@ def test_the_study_lock_is_a_postgresql_advisory_lock(pg: Cluster) -> None:
             with study_lock(url, "other", storage) as other:  # another study's is free
                 assert other
         assert try_lock()  # released
-        # a holder whose connection dies (a killed worker) releases it with the connection
-        done = threading.Event()
-        holder = threading.Thread(target=lambda: done.wait(10))
-        holder.start()
+        # a holder whose connection ends (a killed worker's does) holds it no more: its server
+        # process releases it as it exits, a moment after the connection closes
         conn = psycopg.connect(f"host=127.0.0.1 port={pg.port} user=floss dbname=lock")
         conn.execute("SELECT pg_advisory_lock(%s)", (key,))
         assert not try_lock()
         conn.close()
-        done.set()
-        holder.join()
-        assert try_lock()
+        assert wait_for("the lock released", try_lock, timeout=10)
     finally:
         probe.close()
 
