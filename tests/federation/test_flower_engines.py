@@ -308,3 +308,74 @@ def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_pa
         print(f"dead node: {len(dropped)} drops, reason {dropped[0]['reason']!r}")
     finally:
         _end(procs)
+
+
+def _pids_naming(text: str) -> list[int]:
+    """Processes whose command line names ``text`` (a temporary folder only this test uses)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_flwr_run_stream_on_the_simulation_shows_the_run_and_writes_it(
+    fed_kwargs: dict[str, Any], tmp_path: Path
+) -> None:
+    """`flwr run APP --stream` on Flower's local simulation (Ray), as the README says, with an
+    app whose run config sets no out-dir: the stream shows the out-dir line, the start, every
+    round and the end summary, and the results are in the folder it names. The local SuperLink
+    and SuperExec that `flwr run` starts and leaves running are ended by their PIDs."""
+    import re
+
+    from federation.appdir import write_app
+    from federation.config import AppSettings
+
+    config = _cfg(fed_kwargs)
+    app = tmp_path / "app"
+    write_app(app, config, AppSettings())  # no out-dir
+    home, flwr_home = tmp_path / "home", tmp_path / "flwr-home"
+    home.mkdir()
+    flwr_home.mkdir()
+    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(flwr_home), "HOME": str(home),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env.pop("FLOSS_FLOWER_RESULTS", None)  # the default: ~/floss-flower-results
+    try:
+        done = subprocess.run(
+            [_bin("flwr"), "run", str(app), "--federation-config", "num-supernodes=2", "--stream"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT,
+        )  # fmt: skip
+        text = done.stdout + done.stderr
+        match = re.search(r"out-dir is not set: results go to (\S+) \(a folder per run", text)
+        assert match, text[-4000:]
+        out = Path(match.group(1))
+        assert out.parent == (home / "floss-flower-results").resolve()
+        for line in (
+            f"floss on Flower: floss, rank 4, 2 rounds x 2 of 2 clients; records, checkpoints "
+            f"and the adapter go to {out}",
+            "round 1/2: loss",
+            "round 2/2: loss",
+            "finished 2/2 rounds: ",
+            f"0 client(s) dropped; results in {out}",
+        ):
+            assert line in text, (line, text[-4000:])
+        rounds = (out / "rounds.jsonl").read_text().splitlines()
+        assert len(rounds) == config.rounds == 2 and (out / "summary.json").exists()
+        print(f"flwr run --stream (Ray simulation): results in {out}")
+    finally:
+        left = _pids_naming(str(flwr_home))
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in left):
+            time.sleep(0.5)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
