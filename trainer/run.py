@@ -213,9 +213,6 @@ def train(
     client_stats = partition_stats(
         rows, np.asarray(wl.dataset.labels, dtype=np.int64), batch_size=config.batch_size
     )
-    if log is not None:
-        log(wl.dataset.source)
-        log(describe_partition(client_stats, partition=config.partition))
     clients = [torch.as_tensor(r, device=device) for r in rows]
     val_rows = torch.as_tensor(wl.val_rows(config), device=device)
     test_rows = torch.as_tensor(wl.test_rows(config), device=device)
@@ -241,6 +238,9 @@ def train(
             config, wl, adapter, num_clients=len(clients), network=network, log=log
         )
         method.config = config
+    if log is not None:  # after the budget's line: what the run trains on
+        log(wl.dataset.source)
+        log(describe_partition(client_stats, partition=config.partition))
     records: list[RoundRecord] = []
     if resume:
         assert out is not None
