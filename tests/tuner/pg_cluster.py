@@ -143,7 +143,10 @@ def start_cluster() -> Cluster:
             break
         if run_as is None or shutil.which("runuser") is None:
             raise ClusterUnavailable("running as root with no unprivileged user to run PostgreSQL")
-    root = Path(tempfile.mkdtemp(prefix="floss-pg-"))
+    try:
+        root = Path(tempfile.mkdtemp(prefix="floss-pg-"))
+    except OSError as exc:
+        raise ClusterUnavailable(f"cannot make the server's folder: {exc}") from None
     if run_as:
         import pwd
 
