@@ -379,3 +379,56 @@ def test_flwr_run_stream_on_the_simulation_shows_the_run_and_writes_it(
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def deployment_block() -> str:
+    """The copy-paste deployment of docs/federation.md, exactly as written there."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "federation.md").read_text()
+    return doc.split("<!-- deployment-block -->\n```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_docs_one_machine_deployment_runs_as_written(
+    fed_kwargs: dict[str, Any], tmp_path: Path
+) -> None:
+    """docs/federation.md's block, run by bash in an empty folder with APP, N and PORT set:
+    the SuperLink, one SuperNode per client, the wait, the run (finished:completed, results in
+    its out-dir), and the stop: every process it started has ended."""
+    from federation.appdir import write_app
+    from federation.config import AppSettings
+
+    config = _cfg(fed_kwargs)
+    app = tmp_path / "app"
+    out = tmp_path / "results"
+    write_app(app, config, AppSettings(out_dir=str(out)))
+    work = tmp_path / "work"
+    work.mkdir()
+    port = _free_port()
+    env = {**os.environ, "APP": str(app), "N": str(config.num_clients), "PORT": str(port),
+           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    started: list[int] = []
+    try:
+        done = subprocess.run(
+            ["bash", "-c", deployment_block()], env=env, cwd=work, capture_output=True,
+            text=True, timeout=DEPLOY_TIMEOUT, start_new_session=True,
+        )  # fmt: skip
+        text = done.stdout + done.stderr
+        for name in ("superlink.pid", "supernodes.pid"):
+            started += [int(x) for x in (work / name).read_text().split()]
+        assert len(started) == 1 + config.num_clients
+        assert done.returncode == 0, text[-4000:]
+        assert "finished 2/2 rounds: " in text and f"results in {out}" in text, text[-4000:]
+        assert '"status": "finished:completed"' in text, text[-4000:]
+        assert len((out / "rounds.jsonl").read_text().splitlines()) == 2
+        assert not [p for p in started if Path(f"/proc/{p}").exists()], "not stopped"
+        children = [p for s in started for p in _pids_naming(f"--parent-pid {s} ")]
+        deadline = time.monotonic() + 30
+        while children and time.monotonic() < deadline:
+            time.sleep(0.5)
+            children = [p for p in children if Path(f"/proc/{p}").exists()]
+        assert not children, f"flower-superexec processes left: {children}"
+    finally:
+        left = [p for p in started if Path(f"/proc/{p}").exists()]
+        left += [p for s in started for p in _pids_naming(f"--parent-pid {s} ")]
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
