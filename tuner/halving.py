@@ -166,8 +166,7 @@ def run_halving(
         )
         scored = _train_rung(study, current, rung=rung, fraction=fraction, run=run,
                              lock=lambda: study_lock(settings.storage, settings.study_name,
-                                                     study._storage),
-                             counts=counts)  # fmt: skip
+                                                     study._storage))  # fmt: skip
         if scored is None:  # stopped early: a rerun continues this rung
             return
         if len(scored) < 2 or fraction >= 1.0:
@@ -186,7 +185,8 @@ def run_halving(
         rung += 1
 
 
-RUNG_PASSES = 20  # enqueue-and-train passes per rung before giving up on failed trials
+RUNG_RETRIES = 5  # times a rung re-enqueues its failed trials before leaving them out
+WAIT_SECONDS = 1.0  # how often a worker looks at the rung trials other workers train
 
 
 def _train_rung(
@@ -197,29 +197,31 @@ def _train_rung(
     fraction: float,
     run: Callable[[int], bool],
     lock: Callable[[], Any],
-    counts: Callable[[optuna.Study], tuple[int, int]],
 ) -> list[tuple[Entry, float]] | None:
     """Enqueue what the rung misses (under the study lock: workers enqueue each once), train
-    until every entry has a finished trial at ``fraction``; its (entry, value) pairs, or None
-    when training stopped early. Entries whose trials keep failing are left out."""
-    for _ in range(RUNG_PASSES):
+    until every entry has a finished trial at ``fraction`` (waiting for those other workers
+    train); its (entry, value) pairs, or None when training stopped early. An entry whose
+    trials failed RUNG_RETRIES times is left out."""
+    retries = 0
+    while True:
         with lock():
             done, live = rung_trials(study, fraction)
             missing = [e for e in entries if params_key(e.params) not in done]
-            for e in missing:
-                if params_key(e.params) not in live:
+            lost = [e for e in missing if params_key(e.params) not in live]
+            if lost and retries < RUNG_RETRIES:
+                for e in lost:
                     study.enqueue_trial(
                         e.params, user_attrs={ATTR_RUNG: rung, ATTR_FRACTION: fraction}
                     )
             finished, _running = counts(study)
-        if not missing:
+        if not missing or (len(lost) == len(missing) and retries >= RUNG_RETRIES):
             break
+        retries += 1 if lost else 0
         if run(finished + len(missing)):
             return None
-        done, live = rung_trials(study, fraction)
-        if live and all(params_key(e.params) in done or params_key(e.params) in live
-                        for e in entries):  # fmt: skip
-            time.sleep(1.0)  # another worker trains the rest of the rung
+        _, live = rung_trials(study, fraction)
+        if live:
+            time.sleep(WAIT_SECONDS)  # another worker trains the rest of the rung
     done, _ = rung_trials(study, fraction)
     return [
         (e, float(done[params_key(e.params)].value))  # type: ignore[arg-type]
