@@ -207,7 +207,7 @@ class FlossStrategy:
             for node in ids
         ]
         nodes: dict[int, int] = {}
-        for reply in grid.send_and_receive(queries):
+        for reply in exchange(grid, queries, timeout=None):
             node = reply.metadata.src_node_id
             if reply.has_error():
                 raise FederationError(f"node {node} failed at start: {_reason(reply)}")
@@ -399,7 +399,7 @@ class FlossStrategy:
                 f"{list(plan.price.bytes_down)}."
             )
         timeout = self.settings.round_timeout or None
-        replies = list(grid.send_and_receive(messages, timeout=timeout))
+        replies = exchange(grid, messages, timeout=timeout)
         client_of = {node: c for c, node in self.nodes.items()}
         # a reply answers one message: its id names the client, also when the SuperLink itself
         # answers for a node that is gone (that reply's source is the SuperLink, not the node)
@@ -659,6 +659,31 @@ def _reason(reply: Message) -> str:
     if ":<'" in reason:
         reason = reason.split(":<'", 1)[1].rstrip(">'")
     return reason.strip().splitlines()[-1] if reason.strip() else reason
+
+
+# How often the ServerApp asks the SuperLink for replies. Flower's Grid.send_and_receive sleeps
+# 3 s between pulls, so every exchange (the start-up query, each round) waited up to 3 s after
+# its last reply had arrived; a pull is one small request to the SuperLink.
+PULL_SECONDS = 0.2
+
+
+def exchange(grid: Grid, messages: list[Message], *, timeout: float | None) -> list[Message]:
+    """``grid.send_and_receive`` with a short pull interval: push ``messages``, then pull their
+    replies every PULL_SECONDS until each has one or ``timeout`` seconds have passed; replies in
+    the order their messages were sent."""
+    order = {mid: i for i, mid in enumerate(grid.push_messages(messages))}
+    waiting = set(order)
+    end = time.monotonic() + (timeout or 0.0)
+    replies: list[Message] = []
+    while waiting:
+        got = list(grid.pull_messages([m for m in order if m in waiting]))
+        replies += got
+        waiting -= {m.metadata.reply_to_message_id for m in got}
+        if not waiting or (timeout is not None and time.monotonic() >= end):
+            break
+        time.sleep(PULL_SECONDS)
+    # in the order the messages were sent, whatever order the replies arrived in
+    return sorted(replies, key=lambda m: order.get(m.metadata.reply_to_message_id, len(order)))
 
 
 RESULTS_ENV = "FLOSS_FLOWER_RESULTS"  # where runs without an out-dir write (a folder per run)
