@@ -437,7 +437,9 @@ def studies_html(studies: list[dict[str, Any]], *, error: str | None = None) -> 
             if target
             else f"{p['finished']} finished"
         )
-        extra = [f"{p[k]} {k}" for k in ("interrupted", "duplicates", "failed") if p.get(k)]
+        other_failed = (p.get("failed") or 0) - (p.get("interrupted") or 0)  # apart from those
+        extra = [f"{p[k]} {k}" for k in ("interrupted", "duplicates") if p.get(k)]
+        extra += [f"{other_failed} failed"] if other_failed > 0 else []
         if extra:
             bar += f"<br><span class=muted>{escape(', '.join(extra))}</span>"
         for c in s.get("current") or []:
