@@ -98,13 +98,19 @@ def test_the_largest_round_plan_fits_the_default_body_limit(make_client: Any) ->
     from service.schemas import CLIENT_ID_CHARS, MAX_ROUND_CLIENTS
 
     worst = 1.2345678901234567e-300  # the longest repr a positive float has
+    from service.round_plans import MAX_ROUND_TIERS
+
     clients = [
         {"id": f"{i:0{CLIENT_ID_CHARS}d}", "down_mbps": 50 + worst, "up_mbps": worst,
-         "rtt_ms": worst, "compute_seconds": worst}
+         "rtt_ms": worst, "compute_seconds": worst,
+         "tier": f"{i % MAX_ROUND_TIERS:0{CLIENT_ID_CHARS}d}"}  # the longest tiers allowed
         for i in range(MAX_ROUND_CLIENTS)
     ]  # fmt: skip
-    body = {"run": {"method": "floss", "rank": 16}, "round": 1, "clients": clients}
+    body = {"run": {"method": "floss", "rank": 16}, "round": 1, "clients": clients,
+            "round_policy": "deadline", "deadline": 1 + worst,
+            "clients_per_round": MAX_ROUND_CLIENTS}  # fmt: skip
     raw = json.dumps(body, indent=2).encode()
+    print(f"the largest round plan: {len(raw):,} bytes indented")
     assert len(raw) <= DEFAULT_MAX_BODY_BYTES
     client = make_client(max_body_bytes=DEFAULT_MAX_BODY_BYTES)
     resp = client.post("/api/round-plan", content=raw, headers={"content-type": "application/json"})
