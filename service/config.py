@@ -18,7 +18,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_MAX_WORKERS = 1
 # the largest round plan (10,000 clients, 64-character ids, every number at full length) is
-# 2.3 MB compact and 2.7 MB indented: it fits, with room for a fleet's per-client fields
+# 3.3 MB indented with 64-character tiers and deadline fields: it fits (tests/service/test_limits.py)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_PLAN_WORK = 20_000_000  # service.limits: about 10-20 s of planning on 2 cores
 DEFAULT_PLAN_CACHE = 128  # plans kept, rendered: a plan is a pure function of its settings

@@ -242,3 +242,51 @@ def test_fleet_study_becomes_floss_tunes_fleet_flags(make_client: Any, data_root
     params = run.make_context("run", list(args[1:])).params
     assert params["round_policies"] == "sync,deadline" and params["deadlines"] == "0.5,2.0"
     assert params["density_policies"] == "uniform,tiered,bandwidth"
+
+
+@pytest.mark.slow
+def test_a_fleet_study_submitted_over_http_runs_to_the_end(tmp_path: Path) -> None:
+    """A study searching deadline and sync rounds, uniform and bandwidth densities and two
+    deadlines on mixed-mobile, accepted at submit, runs to finished in a real `floss serve`;
+    its trials carry the policy points and a round plan from it takes the recommended point."""
+    import json
+
+    from serve_helpers import call, free_port, get_json, start_service, wait_for
+    from test_process import STUDY, write_data
+
+    (tmp_path / "data").mkdir()
+    write_data(tmp_path / "data")
+    port = free_port()
+    service = start_service(tmp_path, port, tmp_path / "service.log")
+    body = {**STUDY, "name": "fleety",
+            "base": {**STUDY["base"], "fleet": "mixed-mobile"},  # type: ignore[dict-item]
+            "round_policies": "sync,deadline", "density_policies": "uniform,bandwidth",
+            "deadlines": [0.5, 2], "n_trials": 3}  # fmt: skip
+    try:
+        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
+        status, answer = call(port, "POST", "/api/studies", body)
+        assert status == 201, answer
+        done = wait_for(
+            lambda: (
+                (s := get_json(port, "/api/studies/fleety"))["state"] in ("finished", "failed")
+                and s
+            ),
+            seconds=400,
+            what="the fleet study ends",
+        )
+        assert done["state"] == "finished", (done["error"], done["log_tail"])
+        points = {(t["round_policy"], t["density_policy"]) for t in done["trials"]}
+        assert points and all(rp in ("sync", "deadline") for rp, _ in points)
+        rec = done["recommendation"]
+        clients = [{"id": i, "down_mbps": 10 + i, "up_mbps": 2 + i, "tier": "lte"}
+                   for i in range(5)]  # fmt: skip
+        status, raw = call(port, "POST", "/api/round-plan", {"study": "fleety", "clients": clients})
+        assert status == 200, raw
+        planned = json.loads(raw)
+        assert planned["round_policy"] == rec["round_policy"]
+        assert planned["policy"] == rec["density_policy"]
+        print(f"fleet study: {len(done['trials'])} trials, recommended {rec['line']}")
+    finally:
+        if service.poll() is None:
+            service.terminate()
+            service.wait(60)
