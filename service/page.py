@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import ValidationError
 
 from service import web
+from service.cancel import Cancelled, run_while_connected
 from service.config import ServeConfig
 from service.errors import ACCEPTED, FieldError, ServiceError, validation_entries
 from service.limits import check_plan_work
@@ -30,6 +32,7 @@ from service.plans import plan_file, plan_payload
 from service.schemas import PlanRequest, StudyRequest
 from service.studies import StudyManager
 
+T = TypeVar("T")
 MAX_FORM_FIELDS = 64
 # the page's fields that are not PlanRequest's: the table's rows, the token (security.py)
 PAGE_ONLY = ("token",)
@@ -101,7 +104,9 @@ def install_page(
         study_values: dict[str, str] | None = None,
         study_message: str = "",
         status: int = 200,
+        computed: dict[str, Any] | FieldError | None = None,
     ) -> HTMLResponse:
+        """The page; ``computed``: the plan's payload (or its error) already computed."""
         from planner.profiles import list_profiles
 
         params = _plan_params(request)
@@ -114,9 +119,10 @@ def install_page(
                 req = PlanRequest.model_validate({**params, "rows": "all"})
                 check_plan_work(req, config.max_plan_work)
                 query = urlencode(params)
-                section = web.plan_section(
-                    plan_payload(req, config.data_root_resolved), query=query, show_all=show_all
-                )
+                if isinstance(computed, FieldError):
+                    raise computed
+                payload = computed or plan_payload(req, config.data_root_resolved)
+                section = web.plan_section(payload, query=query, show_all=show_all)
             except ValidationError as exc:
                 section, status = web.errors_html(validation_entries(exc.errors())), 422
             except FieldError as exc:
@@ -131,9 +137,36 @@ def install_page(
         )
         return HTMLResponse(html, status_code=status)
 
+    def gone(seconds: float) -> None:
+        sys.stderr.write(
+            f"floss serve: plan stopped after {seconds:.1f} s: its client disconnected\n"
+        )
+
+    async def compute_while_connected(request: Request, fn: Callable[..., T], *args: Any) -> T:
+        return await run_while_connected(request.is_disconnected, fn, *args, on_cancel=gone)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index(request: Request) -> HTMLResponse:
-        return render(request)
+    async def index(request: Request) -> Response:
+        """The page; its plan is computed apart, and stopped when the browser goes away."""
+        params = _plan_params(request)
+        params.pop("rows", None)
+        computed: dict[str, Any] | FieldError | None = None
+        if params:
+            try:
+                req = PlanRequest.model_validate({**params, "rows": "all"})
+                check_plan_work(req, config.max_plan_work)
+            except (ValidationError, FieldError):
+                req = None  # render shows the errors, each naming its field
+            if req is not None:
+                try:
+                    computed = await compute_while_connected(
+                        request, plan_payload, req, config.data_root_resolved
+                    )
+                except FieldError as exc:
+                    computed = exc
+                except Cancelled:
+                    return Response(status_code=499)  # nobody reads it: the browser has gone
+        return await run_in_threadpool(lambda: render(request, computed=computed))
 
     @app.get("/page/studies", response_class=HTMLResponse, include_in_schema=False)
     def studies_fragment() -> HTMLResponse:
@@ -196,12 +229,17 @@ def install_page(
 
         return await act(request, {}, work)
 
-    def download(request: Request, fmt: str) -> Response:
+    async def download(request: Request, fmt: str) -> Response:
         params = _plan_params(request)
         params.pop("rows", None)
         req = PlanRequest.model_validate(params)  # a 422 naming the field, as the API
         check_plan_work(req, config.max_plan_work)
-        text = plan_file(req, config.data_root_resolved, fmt=fmt)
+        try:
+            text = await compute_while_connected(
+                request, lambda: plan_file(req, config.data_root_resolved, fmt=fmt)
+            )
+        except Cancelled:
+            return Response(status_code=499)
         kind = "text/csv" if fmt == "csv" else "application/json"
         return Response(
             content=text,
@@ -210,9 +248,9 @@ def install_page(
         )
 
     @app.get("/plan.csv", include_in_schema=False)
-    def plan_csv(request: Request) -> Response:
-        return download(request, "csv")
+    async def plan_csv(request: Request) -> Response:
+        return await download(request, "csv")
 
     @app.get("/plan.json", include_in_schema=False)
-    def plan_json(request: Request) -> Response:
-        return download(request, "json")
+    async def plan_json(request: Request) -> Response:
+        return await download(request, "json")

@@ -90,8 +90,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, clock ticks
 
 
-def test_a_real_service_stops_a_plan_whose_client_went_away(tmp_path: Path) -> None:
-    """Issue 20: a plan kept the service at full CPU for 13 minutes after its client left."""
+@pytest.mark.parametrize("route", ["POST /api/plan", "GET /", "GET /plan.csv"])
+def test_a_real_service_stops_a_plan_whose_client_went_away(tmp_path: Path, route: str) -> None:
+    """Issue 20: a plan kept the service at full CPU for 13 minutes after its client left. The
+    API's plan, the page's and the page's download all stop."""
     (tmp_path / "data").mkdir()
     port = free_port()
     log = tmp_path / "service.log"
@@ -104,6 +106,9 @@ def test_a_real_service_stops_a_plan_whose_client_went_away(tmp_path: Path) -> N
             f"POST /api/plan HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
+        if route.startswith("GET"):
+            path = route.split()[1] + "?method=sparseadapter&num_clients=100000"
+            head, body = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode(), b""
         before = cpu_seconds(service.pid)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(head + body)
