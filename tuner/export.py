@@ -22,11 +22,14 @@ Files written to the export folder:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner.report import (
     TrialRow,
+    certainty_facts,
+    recommendation_line,
     recommended_full_config,
     records_frame,
     study_metric,
@@ -179,6 +182,12 @@ def export_study(
     results = (out_dir / "flower-app-results").resolve()
     write_app(app_dir, config, AppSettings(out_dir=str(results)))
     lines.append(f"{app_dir}: a runnable Flower app of this run: {run_command(app_dir, config)}")
+    facts = {"recommendation": recommendation_line(study).splitlines()[0],
+             "certainty": certainty_facts(study, trial_rows(study))}  # fmt: skip
+    (out_dir / "recommendation.json").write_text(
+        json.dumps(facts, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    lines.append(f"{out_dir / 'recommendation.json'}: the pick, its runner-up, gap and noise")
     frame = trials_frame(study)
     frame.to_csv(out_dir / "trials.csv", index=False)
     lines.append(f"{out_dir / 'trials.csv'}: all {len(frame)} trials")

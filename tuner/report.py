@@ -259,25 +259,47 @@ def recommend(rows: list[TrialRow], *, maximize: bool) -> TrialRow | None:
     return best[0] if best else None
 
 
-def certainty(study: optuna.Study, rows: list[TrialRow]) -> str | None:
-    """How sure the pick is: the runner-up at the same depth, the gap, and the gap's sampling
-    noise (two binomial standard errors of a difference of accuracies measured on the trials'
-    validation sets); a loss metric gives the gap only."""
+def certainty_facts(study: optuna.Study, rows: list[TrialRow]) -> dict[str, Any] | None:
+    """How sure the pick is: the runner-up at the same depth, the gap, and (accuracy metrics)
+    the gap's sampling noise, two binomial standard errors of a difference of two accuracies
+    measured on ``val_examples`` validation texts; None with fewer than two trials at that
+    depth. Training-seed noise is not measured inside a study."""
     maximize = study.direction.name == "MAXIMIZE"
     order = ranked(rows, maximize=maximize)
     if len(order) < 2:
         return None
     best, second = order[0], order[1]
-    gap = abs(float(best.value or 0) - float(second.value or 0))
-    text = f"runner-up: {second.label} (trial {second.trial}) {second.value:.4f}, gap {gap:.4f}"
-    metric = study_metric(study)
+    facts: dict[str, Any] = {
+        "trial": best.trial,
+        "value": best.value,
+        "fraction": best.fraction,
+        "runner_up": second.label,
+        "runner_up_trial": second.trial,
+        "runner_up_value": second.value,
+        "gap": abs(float(best.value or 0) - float(second.value or 0)),
+    }
     n = study.trials[best.trial].user_attrs.get(ATTR_VAL_EXAMPLES)
-    if "accuracy" in metric and isinstance(n, int) and n > 0:
+    if "accuracy" in study_metric(study) and isinstance(n, int) and n > 0:
         p1, p2 = float(best.value or 0), float(second.value or 0)
-        noise = 2 * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
-        verdict = "beyond" if gap > noise else "within"
+        facts["val_examples"] = n
+        facts["noise_2se"] = 2 * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
+        facts["beyond_noise"] = facts["gap"] > facts["noise_2se"]
+    return facts
+
+
+def certainty(study: optuna.Study, rows: list[TrialRow]) -> str | None:
+    """``certainty_facts`` as the line ``show`` and the export print."""
+    f = certainty_facts(study, rows)
+    if f is None:
+        return None
+    text = (
+        f"runner-up: {f['runner_up']} (trial {f['runner_up_trial']}) "
+        f"{f['runner_up_value']:.4f}, gap {f['gap']:.4f}"
+    )
+    if "noise_2se" in f:
         text += (
-            f"; {verdict} the validation sampling noise (2 s.e. = {noise:.4f} on {n:,} texts; "
+            f"; {'beyond' if f['beyond_noise'] else 'within'} the validation sampling noise "
+            f"(2 s.e. = {f['noise_2se']:.4f} on {f['val_examples']:,} texts; "
             "training-seed noise not measured by the study)"
         )
     return text

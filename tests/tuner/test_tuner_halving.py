@@ -228,7 +228,7 @@ def test_cli_rungs_cost_exactly_what_the_plan_priced(tmp_path: Path) -> None:
     args = ["run", "--config", str(base_config(tmp_path)), "--budget", "50-dense-rounds",
             "--budget-scale", "0.1", "--max-rounds", "60", "--ranks", "4", "--d-down", "1,1/4",
             "--d-up", "1,1/16,1/64", "--max-client-steps", "300", "--seed", "0",
-            "--storage", storage, "--study-name", "h"]  # fmt: skip
+            "--storage", storage, "--study-name", "h", "--export", str(tmp_path / "out")]  # fmt: skip
     try:
         result = CliRunner().invoke(app, args)
     finally:
@@ -244,3 +244,11 @@ def test_cli_rungs_cost_exactly_what_the_plan_priced(tmp_path: Path) -> None:
         assert len(trials) == p["trials"]
         assert sum(t.user_attrs["client_steps"] for t in trials) == p["planned_client_steps"]
     assert client_steps_spent(study) <= 300
+    import json
+
+    facts = json.loads((tmp_path / "out" / "recommendation.json").read_text())
+    assert facts["recommendation"].startswith("recommended: rank 4")
+    sure = facts["certainty"]
+    assert sure["trial"] != sure["runner_up_trial"] and sure["val_examples"] > 0
+    assert sure["gap"] == pytest.approx(abs(sure["value"] - sure["runner_up_value"]))
+    assert sure["beyond_noise"] == (sure["gap"] > sure["noise_2se"])
