@@ -22,7 +22,7 @@ from planner.render import fmt_density
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from service.errors import ACCEPTED
 from service.paths import FleetRef, ModelProfileRef, NetworkRef, RunConfigPaths
-from tuner.settings import METRICS, PRUNERS, SAMPLERS, TOPK_MODES
+from tuner.settings import METRICS, PRUNERS, SAMPLERS, SEARCHES, TOPK_MODES
 
 Grid = str | list[int | float | str]
 # a round plan's size: with ids this long, the largest round plan fits the default body limit
@@ -82,6 +82,8 @@ ACCEPTED.update(
         "topk": f"a list (or comma text) of {', '.join(TOPK_MODES)}",
         "metric": f"one of {', '.join(METRICS)}, or null (val_accuracy; val_loss for task lm)",
         "levels": "an integer in [1, 8]",
+        "search": f"one of {', '.join(SEARCHES)} (halving: floss-tune's default, docs/tuner.md; "
+        "pruner and sampler apply to optuna)",
         "pruner": f"one of {', '.join(PRUNERS)}",
         "sampler": f"one of {', '.join(SAMPLERS)}",
         "timeout": "a number of seconds > 0, or null",
@@ -324,6 +326,7 @@ class StudyRequest(Strict):
     topk: str | list[str] = Field(default="global", description=ACCEPTED["topk"])
     metric: str | None = Field(default=None, description=ACCEPTED["metric"])
     levels: int = Field(default=4, ge=1, le=8)
+    search: str = Field(default="halving", description=ACCEPTED["search"])
     pruner: str = Field(default="sha", description=ACCEPTED["pruner"])
     sampler: str = Field(default="tpe", description=ACCEPTED["sampler"])
     seed: int | None = Field(default=None, ge=0, lt=2**32)
@@ -432,6 +435,13 @@ class StudyRequest(Strict):
         from tuner.settings import check_metric
 
         return None if v is None else check_metric(v)
+
+    @field_validator("search")
+    @classmethod
+    def _search(cls, v: str) -> str:
+        if v not in SEARCHES:
+            raise ValueError(f"search must be one of {', '.join(SEARCHES)}, but got {v!r}")
+        return v
 
     @field_validator("pruner")
     @classmethod

@@ -179,6 +179,7 @@ class StudyManager:
                 n_trials=req.n_trials,
                 budget_scale=req.budget_scale,
                 levels=req.levels,
+                search=req.search,  # type: ignore[arg-type]
                 pruner=req.pruner,  # type: ignore[arg-type]
                 sampler=req.sampler,  # type: ignore[arg-type]
                 seed=req.seed,
@@ -216,6 +217,7 @@ class StudyManager:
             "--methods", str(req.methods),
             "--topk", str(req.topk),
             "--levels", str(req.levels),
+            "--search", req.search,
             "--pruner", req.pruner,
             "--sampler", req.sampler,
             "--tune-lr" if req.tune_lr else "--no-tune-lr",

@@ -377,6 +377,7 @@ def _study(data_root: Path, name: str, **extra: Any) -> dict[str, Any]:
         ({"budget_scale": 2}, "budget_scale"),
         ({"methods": "floss,nope"}, "methods"),
         ({"topk": "local"}, "topk"),
+        ({"search": "grid"}, "search"),
         ({"pruner": "magic"}, "pruner"),
         ({"sampler": "grid"}, "sampler"),
         ({"levels": 9}, "levels"),
@@ -462,3 +463,4 @@ def test_worker_command_runs_floss_tune_with_the_request(make_client: Any, data_
     assert flags["--metric"] == "val_loss" and flags["--seed"] == "3"
     assert flags["--storage"] == studies.storage_url and flags["--study-name"] == "x"
     assert "--seeds" in args and "--no-tune-lr" in args
+    assert flags["--search"] == "halving"  # floss-tune's default search, said explicitly

@@ -241,7 +241,7 @@ def _str_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any
 NOT_PATHS = {
     "budget", "ranks", "d_down", "d_up", "heuristic_d_down", "method", "methods", "lth_floor",
     "precision", "precision_down", "precision_up", "encoding", "rows", "name", "topk", "metric",
-    "pruner", "sampler", "study", "policy", "run.d_down", "run.d_up", "run.precision",
+    "search", "pruner", "sampler", "study", "policy", "run.d_down", "run.d_up", "run.precision",
     "run.precision_down", "run.precision_up", "run.encoding", "run.method", "clients.id",
     "fleet_policy", "round_policy", "density_policy", "tier_densities", "density_grid",
     "round_policies", "density_policies", "deadlines", "clients.tier",
