@@ -1,20 +1,25 @@
 """Does floss-tune pick well, and cheaply? Grid vs floss-tune vs random search vs the heuristic.
 
-One workload (real MiniLM + fortunes, bench.common.RECIPE), one budget (50 dense rounds at
-S = 16, times --scale so it fits this CPU), one grid of FLoSS configurations (--ranks x --d-down
-x --d-up). No round cap: every configuration trains until its whole budget is spent.
+One task (--task fortunes | debian-packages, bench.common.TASKS, validation and test sets of
+1,000+ texts evaluated whole), one budget (50 dense rounds at S = 16, times --scale so it fits
+this CPU), one grid of FLoSS configurations (--ranks x --d-down x --d-up). No round cap: every
+configuration trains until its whole budget is spent.
 
-(a) ground truth: every grid configuration trained on the whole budget (floss-train), with
-    validation accuracy at 1/8, 1/4, 1/2 and all of the budget and test accuracy at the end;
-(b) floss-tune (TPE + successive halving, heuristic seeds first), stopped at a compute cap of
-    --cap times the grid's client optimizer steps, one study per --study-seeds seed;
-(c) random search over the same grid, no pruning, the same cap, the same study seeds;
+(a) ground truth: every grid configuration trained on the whole budget (floss-train) on each
+    --train-seeds seed, with validation accuracy at 1/8, 1/4, 1/2, 3/4 and all of the budget
+    and test accuracy at the end; a cell's accuracy is the mean over the seeds;
+(b) floss-tune (`--search halving`, its default), stopped at a compute cap of --cap times the
+    grid's client optimizer steps (planned before anything trains), one study per
+    --study-seeds seed, its runs on that training seed;
+(c) random search over the same grid, no pruning, the same cap, the same seeds;
 (d) the thesis heuristic with no search: d_up = d_down / S at each d_down of --heuristic-down
     (compute 0).
-Each pick is a recommendation made on VALIDATION accuracy; its regret is the grid's best TEST
-accuracy minus the pick's TEST accuracy from (a), in points. Compute = client steps spent / the
-grid's. Also: Spearman rank correlation, over the grid, between validation accuracy at a short
-budget fraction and test accuracy at the full budget (can short runs rank configs at all?).
+Each pick is a recommendation made on VALIDATION accuracy; its regret is the grid's best mean
+TEST accuracy minus the pick's mean TEST accuracy from (a), in points. Compute = client steps
+spent / the grid's. Also: Spearman rank correlation, over the grid, between validation accuracy
+at a short budget fraction and test accuracy at the full budget (can short runs rank configs?),
+and (bench/tuner_replay.py) (b), (c) and the heuristic seeds at equal compute replayed exactly on
+the grid's recorded runs for every training seed, random search over 500 sampler seeds.
 
 Everything is stored under --out (runs.jsonl, one SQLite study per search): a rerun resumes.
 
