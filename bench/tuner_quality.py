@@ -195,11 +195,10 @@ def planned_grid_steps(args: argparse.Namespace, seed: int) -> int:
 def seed_context(args: argparse.Namespace, seed: int) -> tuple[dict[str, tuple[float, ...]], Any]:
     """Per grid key, the cumulative planned seconds after each round; and the base run's
     client steps per round (``tuner.rungs.StepCosts``), at training seed ``seed``."""
-    from planner.sampling import round_draws
     from trainer.budget import planned_prices
     from trainer.config import RunConfig
     from trainer.run import prepare
-    from tuner.rungs import step_costs
+    from tuner.halving import run_step_costs
 
     configs = [RunConfig(**recipe(args), seed=seed, up_slowdown=args.up_slowdown,
                          budget=budget_text(args), method="floss", rank=r, d_down=dd, d_up=du)
@@ -212,17 +211,7 @@ def seed_context(args: argparse.Namespace, seed: int) -> tuple[dict[str, tuple[f
             cum += price.seconds
             out.append(cum)
         curves[key_of("floss", r, dd, du)] = tuple(out)
-    rounds = [len(c) for c in curves.values()]
-    base = configs[0]
-    sizes = [len(rows) for rows in wl.client_rows(base)]
-    network = base.network_profile()
-
-    def draw(r: int) -> list[int]:
-        return list(round_draws(seed=seed, round_=r, num_clients=len(sizes),
-                                clients_per_round=base.clients_per_round, network=network)[0])  # fmt: skip
-
-    steps = step_costs(sizes, batch_size=base.batch_size, local_epochs=base.local_epochs,
-                       draw=draw, rounds=max(rounds))  # fmt: skip
+    steps = run_step_costs(configs[0], wl, rounds=max(len(c) for c in curves.values()))
     return curves, steps
 
 

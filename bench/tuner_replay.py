@@ -37,6 +37,7 @@ from tuner.rungs import (
     next_rung,
     rounds_at,
 )
+from tuner.space import snap
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,6 @@ def replay_halving(
             best = max(scored, key=lambda s: (s[1], -by_key[s[0].key].bytes))
             return best[0].key, spent, rungs
         current, fraction = step
-
-
-def snap(value: float, grid: Sequence[float]) -> float:
-    """tuner.space.snap: the nearest grid value in log space (ties: the smaller)."""
-    return min(sorted(grid), key=lambda g: round(abs(math.log(g / value)), 12))
 
 
 def replay_random(

@@ -94,18 +94,17 @@ def entries_of(space: Any) -> list[Entry]:
     return out
 
 
-def base_step_costs(objective: Any, space: Any, *, rounds: int) -> StepCosts:
-    """The base run's client steps per round, from its workload (each client's training rows)
-    and the trainer's seeded draws; without a workload (fakes in tests) one batch a client."""
-    if objective.step_costs is not None:
-        return objective.step_costs(rounds)
-    config = objective.base_config
-    m = objective.settings.trial_clients_per_round or config.clients_per_round
-    m = min(m, config.clients_per_round)
-    wl = objective.workload
+def run_step_costs(
+    config: Any, workload: Any, *, rounds: int, clients_per_round: int | None = None,
+    exact: bool = True,
+) -> StepCosts:  # fmt: skip
+    """A run's client steps per round, from its workload (each client's training rows; none:
+    one batch a client) and the trainer's seeded draws of ``clients_per_round`` clients
+    (default: the run's)."""
+    m = clients_per_round or config.clients_per_round
     sizes = (
-        [len(r) for r in wl.client_rows(config)]
-        if wl is not None
+        [len(r) for r in workload.client_rows(config)]
+        if workload is not None
         else [config.batch_size] * config.num_clients
     )
     network = config.network_profile()
@@ -115,13 +114,23 @@ def base_step_costs(objective: Any, space: Any, *, rounds: int) -> StepCosts:
                                  clients_per_round=m, network=network)  # fmt: skip
         return list(sampled)
 
-    return step_costs(
-        sizes,
-        batch_size=config.batch_size,
-        local_epochs=config.local_epochs,
-        draw=draw,
+    return step_costs(sizes, batch_size=config.batch_size, local_epochs=config.local_epochs,
+                      draw=draw, rounds=rounds, exact=exact)  # fmt: skip
+
+
+def base_step_costs(objective: Any, space: Any, *, rounds: int) -> StepCosts:
+    """The base run's client steps per round, as its trials will take them (``step_costs``
+    of the objective when a test gives one); an estimate on fleets and fewer trial clients."""
+    if objective.step_costs is not None:
+        return objective.step_costs(rounds)
+    config = objective.base_config
+    trial_m = objective.settings.trial_clients_per_round
+    return run_step_costs(
+        config,
+        objective.workload,
         rounds=rounds,
-        exact=space.pricing.fleet is None and objective.settings.trial_clients_per_round is None,
+        clients_per_round=min(trial_m or config.clients_per_round, config.clients_per_round),
+        exact=space.pricing.fleet is None and trial_m is None,
     )
 
 
