@@ -152,11 +152,11 @@ def read_rows(config: RunConfig) -> list[Row]:
         elif config.data == "jsonl":
             rows = rows_jsonl(path)
         elif path.is_dir():
-            rows = _rows_folder(path)
-            if config.data == "parquet" and not (
-                any(path.rglob("*.parquet")) or any(path.rglob("*.PARQUET"))
-            ):
+            if config.data == "parquet" and not any(
+                p.suffix.lower() == ".parquet" for p in path.rglob("*")
+            ):  # checked before anything is read
                 raise TrainerError(f"folder {str(path)!r} holds no .parquet files.")
+            rows = _rows_folder(path)
         else:
             if config.data == "parquet" and path.suffix.lower() != ".parquet":
                 raise TrainerError(f"data=parquet needs a .parquet file, but got {str(path)!r}.")
