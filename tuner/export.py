@@ -61,7 +61,7 @@ def peft_base_model(model: str) -> str:
     from trainer.config import DEFAULT_MODEL
 
     if model == DEFAULT_MODEL:
-        from trainer.modeling import packaged_minilm_path
+        from trainer.model_names import packaged_minilm_path
 
         return packaged_minilm_path()
     if Path(model).is_dir():
