@@ -32,6 +32,7 @@ import io
 import math
 import random
 import statistics
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from planner.budget import BUDGET_RTOL
+from planner.limits import LIMITS, check, check_derived
 from planner.network import round_seconds
 from planner.plan import PlanSettings, adapter_size
 from planner.profiles import ProfileError, find_profile, read_mapping
@@ -71,29 +73,22 @@ class FleetError(ValueError):
 
 
 def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FleetError(f"{what} must be a number, but got {value!r}.")
     try:
-        out = float(value)
-    except OverflowError:
-        raise FleetError(f"{what} must be a finite number, but got {value!r}.") from None
-    if not math.isfinite(out):
-        raise FleetError(f"{what} must be a finite number, but got {value!r}.")
-    return out
+        return check(value, "", name=what)  # finite, not a bool; no range
+    except ValueError as exc:
+        raise FleetError(str(exc)) from None
 
 
-def _positive(value: object, what: str) -> float:
-    out = _number(value, what)
-    if out <= 0:
-        raise FleetError(f"{what} must be > 0, but got {value!r}.")
-    return out
+def _ranged(value: object, field: str, what: str) -> float:
+    """A link number within its physical range (``planner.limits``), as a FleetError."""
+    try:
+        return check(value, field, name=what)
+    except ValueError as exc:
+        raise FleetError(str(exc)) from None
 
 
-def _non_negative(value: object, what: str) -> float:
-    out = _number(value, what)
-    if out < 0:
-        raise FleetError(f"{what} must be >= 0, but got {value!r}.")
-    return out
+_MBPS_LOW, _MBPS_HIGH = LIMITS["down_mbps"].low, LIMITS["down_mbps"].high
+_RTT_HIGH = LIMITS["rtt_ms"].high
 
 
 def _name(value: object, what: str) -> str:
@@ -119,16 +114,8 @@ class Tier:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _name(self.name, "tier name"))
         what = f"tier {self.name!r}"
-        weight = _positive(self.weight, f"{what} weight")
-        if weight > 1:
-            raise FleetError(f"{what} weight must be in (0, 1], but got {self.weight!r}.")
-        object.__setattr__(self, "weight", weight)
-        object.__setattr__(self, "down_mbps", _positive(self.down_mbps, f"{what} down_mbps"))
-        object.__setattr__(self, "up_mbps", _positive(self.up_mbps, f"{what} up_mbps"))
-        object.__setattr__(self, "rtt_ms", _non_negative(self.rtt_ms, f"{what} rtt_ms"))
-        object.__setattr__(
-            self, "spread_sigma", _non_negative(self.spread_sigma, f"{what} spread_sigma")
-        )
+        for key in ("weight", "down_mbps", "up_mbps", "rtt_ms", "spread_sigma"):
+            object.__setattr__(self, key, _ranged(getattr(self, key), key, f"{what} {key}"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,14 +129,17 @@ class ClientLink:
 
     def __post_init__(self) -> None:
         d, u, r = self.down_mbps, self.up_mbps, self.rtt_ms
-        if not (type(d) is float and type(u) is float and type(r) is float):  # the slow path
-            _positive(d, "down_mbps")
-            _positive(u, "up_mbps")
-            _non_negative(r, "rtt_ms")
-        elif not (0 < d < math.inf and 0 < u < math.inf and 0 <= r < math.inf):
-            _positive(d, "down_mbps")  # raises for the bad one (nan, inf, <= 0)
-            _positive(u, "up_mbps")
-            _non_negative(r, "rtt_ms")
+        if not (
+            type(d) is float
+            and type(u) is float
+            and type(r) is float
+            and _MBPS_LOW <= d <= _MBPS_HIGH
+            and _MBPS_LOW <= u <= _MBPS_HIGH
+            and 0 <= r <= _RTT_HIGH
+        ):  # the slow path names the bad one (nan, inf, out of range, not a number)
+            _ranged(d, "down_mbps", "down_mbps")
+            _ranged(u, "up_mbps", "up_mbps")
+            _ranged(r, "rtt_ms", "rtt_ms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,7 +200,7 @@ def load_fleet(name_or_path: str) -> Fleet:
         path = find_profile("fleet", name_or_path)
     except ProfileError as exc:
         raise FleetError(str(exc)) from None
-    if path.suffix == ".csv":
+    if path.suffix.lower() == ".csv":
         return fleet_from_csv(_read_text(path), path=path)
     try:
         data = read_mapping(path)
@@ -220,8 +210,9 @@ def load_fleet(name_or_path: str) -> Fleet:
 
 
 def _read_text(path: Path) -> str:
+    """UTF-8, with or without the byte-order mark Excel writes ("CSV UTF-8")."""
     try:
-        return path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
         raise FleetError(f"cannot read fleet file {str(path)!r}: {exc.strerror or exc}.") from None
     except UnicodeDecodeError as exc:
@@ -275,8 +266,11 @@ def fleet_from_mapping(data: dict[str, Any], *, path: Path) -> Fleet:
 
 def fleet_from_csv(text: str, *, path: Path) -> Fleet:
     """Measured clients, one per row: ``down_mbps``, ``up_mbps`` (required), ``rtt_ms`` (default
-    0), ``tier`` (default: one tier ``measured``), ``client`` (a label). Lines starting with ``#``
-    are comments. Tiers are derived: weight = the tier's share of the rows, links = its medians."""
+    0), ``tier`` (default: one tier ``measured``), ``client`` (a label, unique when given). Lines
+    starting with ``#`` are comments; other columns (a timestamp, a region) are ignored with one
+    note on stderr. Numbers are plain decimals ("1e3", "0.5"; not "1_000", not "nan") within
+    their physical range (``planner.limits``). Tiers are derived: weight = the tier's share of
+    the rows, links = its medians."""
     where = f"fleet file {str(path)!r}"
     lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1)]
     body = [(i, line) for i, line in lines if line.strip() and not line.lstrip().startswith("#")]
@@ -284,16 +278,13 @@ def fleet_from_csv(text: str, *, path: Path) -> Fleet:
         raise FleetError(f"{where} has no header and no clients (an empty fleet).")
     header_no, header_line = body[0]
     header = [h.strip() for h in next(csv.reader(io.StringIO(header_line)))]
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown:
-        raise FleetError(
-            f"{where} line {header_no}: unknown column {unknown[0]!r}; "
-            f"allowed: {', '.join(CSV_COLUMNS)}."
-        )
     for col in CSV_REQUIRED:
         if col not in header:
-            raise FleetError(f"{where} is missing the column {col!r} (header line {header_no}).")
-    repeated = sorted({h for h in header if header.count(h) > 1})
+            raise FleetError(
+                f"{where} is missing the column {col!r} (header line {header_no}; "
+                f"floss reads {', '.join(CSV_COLUMNS)})."
+            )
+    repeated = sorted({h for h in header if header.count(h) > 1 and h in CSV_COLUMNS})
     if repeated:
         raise FleetError(f"{where}: column {repeated[0]!r} appears twice.")
     rows: list[ClientLink] = []
@@ -303,39 +294,72 @@ def fleet_from_csv(text: str, *, path: Path) -> Fleet:
         c: header.index(c) for c in ("down_mbps", "up_mbps", "rtt_ms") if c in header
     }
     i_tier = header.index("tier") if "tier" in header else None
+    i_client = header.index("client") if "client" in header else None
     i_rtt = at.get("rtt_ms")
+    i_down, i_up = at["down_mbps"], at["up_mbps"]
+    seen: dict[str, int] = {}
+    low, high, rtt_high = _MBPS_LOW, _MBPS_HIGH, _RTT_HIGH
     for (no, _), cells in zip(body[1:], parsed, strict=True):
         if len(cells) != width:
             raise FleetError(f"{where} line {no}: {len(cells)} values for {width} columns.")
         try:
-            down = float(cells[at["down_mbps"]])
-            up = float(cells[at["up_mbps"]])
+            down = float(cells[i_down])
+            up = float(cells[i_up])
             rtt = 0.0 if i_rtt is None else float(cells[i_rtt])
         except ValueError:
             _bad_cell(cells, at, where=where, no=no)
-        if not (0 < down < math.inf and 0 < up < math.inf and 0 <= rtt < math.inf):
+        if not (low <= down <= high and low <= up <= high and 0 <= rtt <= rtt_high):
+            _bad_cell(cells, at, where=where, no=no)
+        if "_" in cells[i_down] or "_" in cells[i_up] or (i_rtt is not None and "_" in cells[i_rtt]):
             _bad_cell(cells, at, where=where, no=no)
         tier = MEASURED_TIER if i_tier is None else cells[i_tier].strip()
         if not tier or not tier.isprintable():
             raise FleetError(f"{where} line {no}: tier must be a non-empty name, got {tier!r}.")
+        if i_client is not None:
+            client = cells[i_client].strip()
+            if client:
+                if client in seen:
+                    raise FleetError(
+                        f"{where} line {no}: client {client!r} is given twice (first on line "
+                        f"{seen[client]}); one row per client."
+                    )
+                seen[client] = no
         rows.append(ClientLink(tier=tier, down_mbps=down, up_mbps=up, rtt_ms=rtt))
     if not rows:
         raise FleetError(f"{where} has a header but no clients (an empty fleet).")
+    extra = [h for h in header if h not in CSV_COLUMNS]
+    if extra:  # said once the file is read: a refused file ends in its one error line
+        _note_once(
+            f"note: {where}: column(s) {', '.join(map(repr, extra))} ignored "
+            f"(floss reads {', '.join(CSV_COLUMNS)})."
+        )
     return measured_fleet(tuple(rows), name=path.stem, source=str(path))
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(message: str) -> None:
+    """One line on stderr, once per process (a fleet file may be read twice by one run)."""
+    if message not in _NOTED:
+        _NOTED.add(message)
+        print(message, file=sys.stderr)
 
 
 def _bad_cell(cells: list[str], at: dict[str, int], *, where: str, no: int) -> NoReturn:
     """The one-line error for the first bad number of a CSV row."""
     for col, i in at.items():
         text = cells[i].strip()
+        if "_" in text or not text.isascii():
+            raise FleetError(f"{where} line {no}: {col} {text!r} is not a plain number.")
         try:
             value = float(text)
         except ValueError:
             raise FleetError(f"{where} line {no}: {col} {text!r} is not a number.") from None
-        low_ok = value >= 0 if col == "rtt_ms" else value > 0
-        if not (low_ok and math.isfinite(value)):
-            need = ">= 0" if col == "rtt_ms" else "> 0"
-            raise FleetError(f"{where} line {no}: {col} must be {need}, but got {text!r}.")
+        try:
+            check(value, col, name=col)
+        except ValueError as exc:
+            raise FleetError(f"{where} line {no}: {exc}") from None
     raise FleetError(f"{where} line {no}: a bad value.")  # pragma: no cover - one above fails
 
 
@@ -548,14 +572,12 @@ class FleetSetup:
                 f"but got {self.density_policy!r}."
             )
         if self.deadline_seconds is not None:
-            d = _positive(self.deadline_seconds, "deadline (seconds)")
+            d = _ranged(self.deadline_seconds, "deadline_seconds", "deadline (seconds)")
             object.__setattr__(self, "deadline_seconds", d)
         elif self.round_policy == "deadline" or self.density_policy == "bandwidth":
             needs = "deadline rounds" if self.round_policy == "deadline" else "bandwidth densities"
             raise FleetError(f"{needs} need a deadline in seconds (--deadline).")
-        over = _number(self.over_selection, "over-selection")
-        if over < 1:
-            raise FleetError(f"over-selection must be >= 1, but got {self.over_selection!r}.")
+        over = _ranged(self.over_selection, "over_selection", "over-selection")
         object.__setattr__(self, "over_selection", over)
         object.__setattr__(self, "grid", _grid(self.grid))
         if not isinstance(self.adapt_down, bool):
@@ -591,11 +613,18 @@ class FleetSetup:
                 )
 
     def with_deadline(self, deadline_seconds: float) -> FleetSetup:
-        """This setup with another deadline (checked: > 0), the rest already checked."""
+        """This setup with another deadline (a finite number > 0; a derived default may lie
+        below the range a user may give), the rest already checked."""
         new = copy.copy(self)
-        object.__setattr__(
-            new, "deadline_seconds", _positive(deadline_seconds, "deadline (seconds)")
-        )
+        try:
+            check_derived(
+                _number(deadline_seconds, "deadline (seconds)"),
+                "the round deadline (seconds)",
+                hint="give a deadline in seconds (--deadline)",
+            )
+        except ValueError as exc:
+            raise FleetError(str(exc)) from None
+        object.__setattr__(new, "deadline_seconds", float(deadline_seconds))
         return new
 
     def sampled_per_round(self, clients_per_round: int, num_clients: int) -> int:
@@ -824,7 +853,7 @@ def _check_run(num_clients: int, clients_per_round: int, compute_seconds: float)
     for name, value in (("num_clients", num_clients), ("clients_per_round", clients_per_round)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise FleetError(f"{name} must be an integer >= 1, but got {value!r}.")
-    return _non_negative(compute_seconds, "compute seconds")
+    return _ranged(compute_seconds, "compute_seconds", "compute seconds")
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -974,7 +1003,7 @@ def check_deadline_reachable(
         setup.round_policy != "deadline" and setup.density_policy != "bandwidth"
     ):
         return
-    pricer = _pricer(spec, setup, _non_negative(compute_seconds, "compute seconds"))
+    pricer = _pricer(spec, setup, _ranged(compute_seconds, "compute_seconds", "compute seconds"))
     links = assign_links(setup.fleet, num_clients, seed)
     best = min((pricer.client(link) for link in set(links)), key=lambda p: p.seconds)
     if best.seconds > setup.deadline_seconds:
@@ -1004,11 +1033,19 @@ def default_deadline(
     (nearest rank) of the population's client seconds at the config's uniform densities, so that
     over-selecting ceil(m * over_selection) clients brings about m by the deadline."""
     uniform = FleetSetup(fleet=fleet, over_selection=over_selection)
-    pricer = _pricer(spec, uniform, _non_negative(compute_seconds, "compute seconds"))
+    pricer = _pricer(spec, uniform, _ranged(compute_seconds, "compute_seconds", "compute seconds"))
     everybody = pricer.clients(fleet, num_clients, seed, range(num_clients))
     times = sorted(p.seconds for p in everybody)
     q = 1.0 / uniform.over_selection
-    return times[max(0, math.ceil(round(q * len(times), 9)) - 1)]
+    quantile = times[max(0, math.ceil(round(q * len(times), 9)) - 1)]
+    try:
+        return check_derived(
+            quantile,
+            "the default deadline (the clients' seconds at the 1/over-selection quantile)",
+            hint="give a deadline in seconds (--deadline)",
+        )
+    except ValueError as exc:
+        raise FleetError(str(exc)) from None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,31 +16,10 @@ import random
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+from planner.limits import check
+
 BITS_PER_BYTE = 8
 MBPS = 1e6  # bits per second in one Mbps (decimal, as links are sold)
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond a float's range (a 400-digit profile value)
-        return False
-
-
-def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a positive number, but got {value!r}.")
-    if not _finite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, but got {value!r}.")
-    return float(value)
-
-
-def _non_negative(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number >= 0, but got {value!r}.")
-    if not _finite(value) or value < 0:
-        raise ValueError(f"{name} must be a number >= 0, but got {value!r}.")
-    return float(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,10 +40,8 @@ class NetworkProfile:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"network profile name must be a non-empty string, got {self.name!r}.")
-        object.__setattr__(self, "down_mbps", _positive(self.down_mbps, "downlink Mbps"))
-        object.__setattr__(self, "up_mbps", _positive(self.up_mbps, "uplink Mbps"))
-        object.__setattr__(self, "rtt_ms", _non_negative(self.rtt_ms, "rtt_ms"))
-        object.__setattr__(self, "spread_sigma", _non_negative(self.spread_sigma, "spread_sigma"))
+        for key in ("down_mbps", "up_mbps", "rtt_ms", "spread_sigma"):
+            object.__setattr__(self, key, check(getattr(self, key), key))
 
     @property
     def up_slowdown(self) -> float:
@@ -80,19 +57,20 @@ class NetworkProfile:
         rtt_ms: float | None = None,
     ) -> NetworkProfile:
         """Override links: explicit values win; ``up_slowdown`` sets uplink = downlink / S."""
-        down = self.down_mbps if down_mbps is None else _positive(down_mbps, "--down (Mbps)")
+        down = self.down_mbps if down_mbps is None else check(down_mbps, "down_mbps", name="--down")
         if up_slowdown is not None:
             if up_mbps is not None:
                 raise ValueError("give either --up or --up-slowdown, not both.")
-            up = down / _positive(up_slowdown, "--up-slowdown")
+            slowdown = check(up_slowdown, "up_slowdown", name="--up-slowdown")
+            up = check(down / slowdown, "up_mbps", name=f"--up-slowdown {slowdown:g}: the uplink")
         else:
-            up = self.up_mbps if up_mbps is None else _positive(up_mbps, "--up (Mbps)")
+            up = self.up_mbps if up_mbps is None else check(up_mbps, "up_mbps", name="--up")
         changed = (down_mbps, up_mbps, up_slowdown, rtt_ms) != (None, None, None, None)
         return NetworkProfile(
             name=f"{self.name} (overridden)" if changed else self.name,
             down_mbps=down,
             up_mbps=up,
-            rtt_ms=self.rtt_ms if rtt_ms is None else _non_negative(rtt_ms, "--rtt-ms"),
+            rtt_ms=self.rtt_ms if rtt_ms is None else check(rtt_ms, "rtt_ms", name="--rtt-ms"),
             spread_sigma=self.spread_sigma,
             source=self.source,
             description=self.description,

@@ -45,7 +45,7 @@ class ProfileEntry:
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is allowed
     except OSError as exc:
         raise ProfileError(
             f"cannot read profile file {str(path)!r}: {exc.strerror or exc}."
@@ -55,14 +55,15 @@ def _read_mapping(path: Path) -> dict[str, Any]:
             f"profile file {str(path)!r} is not UTF-8 text "
             f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})."
         ) from None
+    suffix = path.suffix.lower()  # PROFILE.TOML as profile.toml
     try:
-        if path.suffix == ".toml":
+        if suffix == ".toml":
             data: Any = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
+        elif suffix in (".yaml", ".yml"):
             import yaml
 
             data = yaml.safe_load(text)
-        elif path.suffix == ".json":
+        elif suffix == ".json":
             data = json.loads(text)
         else:
             raise ProfileError(
@@ -79,8 +80,19 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 
 def _user_dirs() -> list[Path]:
+    """The folders of $FLOSS_PROFILE_DIR; one that is missing or not a folder is refused (a
+    typo there would otherwise silently fall back to the built-in profiles)."""
     raw = os.environ.get(ENV_DIRS, "")
-    return [Path(p) for p in raw.split(os.pathsep) if p]
+    folders = [Path(p) for p in raw.split(os.pathsep) if p]
+    for folder in folders:
+        try:
+            ok = folder.is_dir()
+        except OSError:
+            ok = False
+        if not ok:
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise ProfileError(f"{ENV_DIRS}: {str(folder)!r} {what}; unset it or fix the path.")
+    return folders
 
 
 def _builtin_dir() -> Path:
@@ -97,7 +109,11 @@ def _candidates(kind: Kind) -> list[tuple[Path, str]]:
     for folder in _user_dirs():
         for sub in (folder / FOLDERS[kind], folder):
             if sub.is_dir():
-                found += [(p, str(folder)) for p in sorted(sub.iterdir()) if p.suffix in suffixes]
+                found += [
+                    (p, str(folder))
+                    for p in sorted(sub.iterdir())
+                    if p.suffix.lower() in suffixes and not p.is_dir()
+                ]
     builtin = _builtin_dir() / FOLDERS[kind]
     if builtin.is_dir():
         found += [(p, "built-in") for p in sorted(builtin.iterdir()) if p.suffix in suffixes]
@@ -120,7 +136,7 @@ def list_profiles(kind: Kind | None = None) -> list[ProfileEntry]:
     seen: set[tuple[str, str]] = set()
     for k in KINDS if kind is None else (kind,):
         for path, origin in _candidates(k):
-            if path.suffix == ".csv":  # only fleets list CSV files
+            if path.suffix.lower() == ".csv":  # only fleets list CSV files
                 name, description = path.stem, _csv_description(path)
             else:
                 try:
@@ -149,10 +165,12 @@ def _find(kind: Kind, name_or_path: str) -> Path:
     try:
         if path.is_file():
             return path
+        if path.is_dir() and (path.suffix.lower() in _suffixes(kind) or os.sep in name_or_path):
+            raise ProfileError(f"{kind} profile {name_or_path!r} is a folder, not a file.")
     except OSError as exc:  # a name longer than the file system allows: is_file raises
         reason = (exc.strerror or type(exc).__name__).lower()
         raise ProfileError(f"{kind} profile {name_or_path!r} cannot be a file: {reason}.") from None
-    if path.suffix in _suffixes(kind) or os.sep in name_or_path:
+    if path.suffix.lower() in _suffixes(kind) or os.sep in name_or_path:
         raise ProfileError(f"{kind} profile file {name_or_path!r} does not exist.")
     for entry in list_profiles(kind):
         if entry.name == name_or_path or entry.path.stem == name_or_path:

@@ -11,7 +11,7 @@ from planner.fleet import (
     Fleet,
     FleetSetup,
     _check_run,
-    _non_negative,
+    _ranged,
     check_fleet_method,
 )
 from planner.fleet_batch import _machine
@@ -41,7 +41,7 @@ def default_deadlines(
     (nearest rank) of the population's client seconds at each configuration's uniform
     densities; the population in chunks of configurations (memory bounded)."""
     uniform = FleetSetup(fleet=fleet, over_selection=over_selection)
-    compute = _non_negative(compute_seconds, "compute seconds")
+    compute = _ranged(compute_seconds, "compute_seconds", "compute seconds")
     for spec in specs:
         check_fleet_method(spec.method, "uniform")
     links = link_arrays(fleet, num_clients, seed)

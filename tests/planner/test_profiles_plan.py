@@ -86,7 +86,7 @@ def test_user_profiles_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ProfileError, match="cannot parse profile file"):
         load_network(str(bad))
     bad.write_text("down_mbps = 0\nup_mbps = 1\n")
-    with pytest.raises(ProfileError, match="must be a positive number, but got 0"):
+    with pytest.raises(ProfileError, match="down_mbps: 0 is out of range"):
         load_network(str(bad))
     bad.write_text("down_mbps = 1\nup_mbps = 1\nspeed = 3\n")
     with pytest.raises(ProfileError, match="unknown key"):
