@@ -310,7 +310,11 @@ def fleet_from_csv(text: str, *, path: Path) -> Fleet:
             _bad_cell(cells, at, where=where, no=no)
         if not (low <= down <= high and low <= up <= high and 0 <= rtt <= rtt_high):
             _bad_cell(cells, at, where=where, no=no)
-        if "_" in cells[i_down] or "_" in cells[i_up] or (i_rtt is not None and "_" in cells[i_rtt]):
+        if (
+            "_" in cells[i_down]
+            or "_" in cells[i_up]
+            or (i_rtt is not None and "_" in cells[i_rtt])
+        ):
             _bad_cell(cells, at, where=where, no=no)
         tier = MEASURED_TIER if i_tier is None else cells[i_tier].strip()
         if not tier or not tier.isprintable():

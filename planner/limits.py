@@ -116,9 +116,8 @@ def check(value: object, field: str, *, name: str | None = None) -> float:
         raise ValueError(f"{label}: {_show(value)} is not finite.")
     if lim is None:
         return float(value)
-    if lim.integer and isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"{label}: {_show(value)} is not an integer.")
+    if lim.integer and isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{label}: {_show(value)} is not an integer.")
     low_bad = value <= lim.low if lim.low_open else value < lim.low
     if low_bad or value > lim.high:
         raise ValueError(f"{label}: {_show(value)} is out of range ({lim.text()}).")
