@@ -1,4 +1,10 @@
-"""The per-round record that flows to the tuner, the CLI, the CSV/JSONL files and the plots."""
+"""The per-round record that flows to the tuner, the CLI, the CSV/JSONL files and the plots.
+
+JSON has no NaN or infinity: every JSON file and attribute written from records (rounds.jsonl,
+summary.json, checkpoint meta, a trial's records in the study) carries a number or null
+(``json_safe``). ``RoundRecord.from_dict`` reads both that and the older files, which wrote a
+non-finite float as the string "nan" / "inf".
+"""
 
 from __future__ import annotations
 
@@ -59,11 +65,14 @@ class RoundRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RoundRecord:
-        """Fields with a default may be missing (records written before they existed)."""
+        """Fields with a default may be missing (records written before they existed). A float
+        written as null (a round with no loss: nobody aggregated) or, by older files, as the
+        string "nan"/"inf" reads back as that float: NaN for train_loss, None for the metrics
+        whose null means "not evaluated"."""
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name in data:
-                values[f.name] = data[f.name]
+                values[f.name] = _read_float(f.name, data[f.name])
             elif f.default is not MISSING:
                 values[f.name] = f.default
             elif f.default_factory is not MISSING:
@@ -77,10 +86,27 @@ LIST_FIELDS = frozenset(f.name for f in fields(RoundRecord) if f.default_factory
 FIELDS = tuple(f.name for f in fields(RoundRecord) if f.name not in LIST_FIELDS)  # CSV columns
 
 
+NON_FINITE_TEXT = frozenset({"nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"})
+
+
+def _read_float(name: str, value: Any) -> Any:
+    """A record value as read from JSON (see ``RoundRecord.from_dict``)."""
+    if isinstance(value, str) and value.strip().lower() in NON_FINITE_TEXT:
+        return float(value)  # an older file's "nan" / "inf"
+    if value is None and name == "train_loss":  # the one float field without a None meaning
+        return math.nan
+    return value
+
+
 def json_safe(value: Any) -> Any:
-    # JSON has no NaN/inf; a diverged round's loss is written as a string so the file stays valid
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+    """``value`` with every non-finite float (NaN, +-inf), also inside lists and dicts, made
+    None: JSON has no such numbers, and a reader must get a number or null, never a string."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -103,4 +129,5 @@ class RecordWriter:
         with self.csv_path.open("a", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerow(["" if row[k] is None else row[k] for k in FIELDS])
         with self.jsonl_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({k: json_safe(v) for k, v in row.items()}, sort_keys=True) + "\n")
+            line = json.dumps(json_safe(row), sort_keys=True, allow_nan=False)
+            fh.write(line + "\n")

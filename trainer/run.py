@@ -27,7 +27,12 @@ from planner.sampling import round_seed as round_seed  # re-exported (tests, cal
 from planner.schedule import MethodSpec, synchronous_seconds
 from trainer import interrupt
 from trainer.budget import method_spec, resolve_budget_rounds
-from trainer.checkpoint import canonical_adapter_config, load_checkpoint, save_checkpoint
+from trainer.checkpoint import (
+    canonical_adapter_config,
+    load_checkpoint,
+    resume_note,
+    save_checkpoint,
+)
 from trainer.client import evaluate_models
 from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
@@ -182,6 +187,7 @@ def train(
     eval_rounds: Collection[int] | None = None,
     log: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    checkpoint_dir: str | Path | None = None,
 ) -> RunResult:
     """Run ``config.rounds`` federated rounds; see the module docstring for one round.
 
@@ -190,14 +196,27 @@ def train(
     removes a previous run's files from ``out_dir`` (``trainer.paths.clear_run``) once the
     workload is loaded and the budget resolved, just before this run writes its first file.
 
-    After an interrupt request (``trainer.interrupt``: the CLIs turn Ctrl-C and SIGTERM into
-    one) the run stops at the end of the current round, before the last, writes a checkpoint
-    when it has an out_dir (whatever ``checkpoint_every`` says) and raises ``Interrupted``."""
+    A run with an out_dir always leaves a checkpoint of its last round (besides every
+    ``checkpoint_every`` rounds), so a finished run can be extended: ``resume`` with more
+    ``rounds`` (or a larger budget) trains the rounds after it. After an interrupt request
+    (``trainer.interrupt``: the CLIs turn Ctrl-C and SIGTERM into one) the run stops at the end
+    of the current round, before the last, writes a checkpoint when it has a folder for one
+    and raises ``Interrupted``.
+
+    ``checkpoint_dir`` (without an out_dir) keeps only checkpoints, and only on an interrupt
+    (or every ``checkpoint_every`` rounds), in that folder, and ``resume`` reads them there: a
+    tuning trial uses it so that its rerun goes on from the round it stopped at."""
     out = Path(out_dir) if out_dir is not None else None
-    if out is None and (resume or config.checkpoint_every):
+    ckpt_dir = (
+        out if out is not None else (None if checkpoint_dir is None else Path(checkpoint_dir))
+    )
+    if ckpt_dir is None and (resume or config.checkpoint_every):
         raise TrainerError("resume and checkpoint_every need an out_dir.")
     # before the slow part, so a typo, a bad fleet file or policy is one line now
     network, fleet = preflight(config)
+    if resume and log is not None:  # the first thing a rerun says: where it goes on from
+        assert ckpt_dir is not None
+        log(resume_note(ckpt_dir))
     extra_evals = _eval_rounds(eval_rounds)
     wl = workload if workload is not None else prepare(config)
     wl.check(config)
@@ -243,8 +262,14 @@ def train(
         log(describe_partition(client_stats, partition=config.partition))
     records: list[RoundRecord] = []
     if resume:
-        assert out is not None
-        ckpt = load_checkpoint(out, config=config.to_dict(), n=adapter.n)
+        assert ckpt_dir is not None
+        ckpt = load_checkpoint(ckpt_dir, config=config.to_dict(), n=adapter.n)
+        if ckpt.round > config.rounds:
+            raise TrainerError(
+                f"--resume: the checkpoint in {str(ckpt_dir / 'checkpoint')!r} is at round "
+                f"{ckpt.round}, past this run's {config.rounds} rounds; give at least "
+                f"{ckpt.round} rounds (or a budget that buys them)."
+            )
         server.load_state_dict(
             {k: ckpt.tensors[k].to(device) for k in ("p", "m", "v")}, step_count=ckpt.step_count
         )
@@ -263,8 +288,14 @@ def train(
     cum_bytes = records[-1].cum_bytes if records else 0
     cum_sim = records[-1].cum_sim_seconds if records else 0.0
     if interrupt.requested():  # during the set-up: nothing trained by this call, nothing new
-        raise _interrupted(config, out, records, checkpoint=resume)
+        raise _interrupted(config, ckpt_dir, records, checkpoint=resume)
+    if resume and log is not None and len(records) == config.rounds:
+        log(
+            f"the checkpoint already holds all {config.rounds} rounds: nothing to train "
+            "(give more rounds, or a larger budget, to extend the run)"
+        )
     bar = _Progress(progress, config.rounds, len(records))
+    saved = len(records) if resume else 0  # the round the newest checkpoint holds
     stopped = False
     halted = False  # an interrupt (trainer.interrupt): stop at this round boundary, resumable
     try:
@@ -342,15 +373,20 @@ def train(
             if on_round is not None and on_round(record) is False:
                 stopped = r < config.rounds
             halted = interrupt.requested() and r < config.rounds
-            due = config.checkpoint_every and r % config.checkpoint_every == 0
-            if out is not None and (due or (stopped and config.checkpoint_every) or halted):
-                _checkpoint(out, config, server, method, records)  # always on an interrupt
+            due = bool(config.checkpoint_every) and r % config.checkpoint_every == 0
+            # an out_dir keeps the run's end too (its last round, or where it stopped early)
+            end = out is not None and (stopped or r == config.rounds)
+            if ckpt_dir is not None and (due or end or halted):
+                _checkpoint(ckpt_dir, config, server, method, records)  # always on an interrupt
+                saved = r
             if stopped or halted:
                 break
     finally:
         bar.close()
+    if out is not None and records and saved != records[-1].round:  # a resume with nothing left
+        _checkpoint(out, config, server, method, records)
     if halted:
-        raise _interrupted(config, out, records, checkpoint=out is not None)
+        raise _interrupted(config, ckpt_dir, records, checkpoint=ckpt_dir is not None)
     adapter.flat.copy_(server.p)
     if out is not None:
         _save_outputs(out, model, wl, config, records)
