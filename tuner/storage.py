@@ -37,11 +37,61 @@ GRACE_BEATS = 3  # a trial is stale (its worker dead) after this many heartbeats
 SQLITE_TIMEOUT_SECONDS = 60  # several workers on one SQLite file wait for the write lock
 
 
+# The pip package of each SQLAlchemy driver a storage URL may name (``scheme+driver://``).
+DRIVER_PACKAGES = {
+    "psycopg": "psycopg[binary]",  # what `pip install 'floss[postgres]'` installs
+    "psycopg2": "psycopg2-binary",
+    "pg8000": "pg8000",
+    "mysqldb": "mysqlclient",  # SQLAlchemy's default for mysql:// and mariadb://
+    "pymysql": "pymysql",
+    "mysqlconnector": "mysql-connector-python",
+    "mariadbconnector": "mariadb",
+    "pyodbc": "pyodbc",
+    "oracledb": "oracledb",
+}
+
+
+def check_sqlite_url(url: str) -> None:
+    """An SQLite URL names its file after three slashes (four for an absolute path):
+    ``sqlite://x.db`` (the common typo) would be read as a folder ``sqlite:``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0] != "sqlite" or not rest or rest.startswith("/"):
+        return  # not SQLite, in-memory (sqlite://), or sqlite:///FILE
+    raise TuneError(
+        f"--storage {url!r}: an SQLite URL has three slashes before a file name: "
+        f"{scheme}:///{rest} (a file {rest!r} here), or four for an absolute path "
+        f"({scheme}:////abs/path/{Path(rest).name})."
+    )
+
+
+def driver_message(url: str, dialect_name: str, driver: str, missing: str) -> str:
+    """The one line for a database driver that is not installed: which package, and how."""
+    from tuner.rdb import shown
+
+    package = DRIVER_PACKAGES.get(driver, driver)
+    line = (
+        f"storage {shown(url)!r} needs the {dialect_name} driver {driver} (module {missing}), "
+        f"which is not installed: pip install '{package}'"
+    )
+    scheme = url.split("://", 1)[0]
+    if dialect_name == "postgresql" and "+" not in scheme:
+        line += " (or install psycopg 3: pip install 'floss[postgres]')"
+    elif dialect_name == "postgresql" and driver != "psycopg":
+        line += " (or write postgresql+psycopg://... and pip install 'floss[postgres]')"
+    elif dialect_name in ("mysql", "mariadb") and driver != "pymysql":
+        line += f" (or write {dialect_name}+pymysql://... and pip install pymysql)"
+    return line + "."
+
+
 def storage_kind(url: str) -> str:
-    """'rdb' or 'journal'; raises TuneError naming the URL when its scheme is unknown."""
+    """'rdb' or 'journal'; raises TuneError naming the URL when its scheme is unknown, an
+    SQLite URL lacks its third slash, or a server's driver is not installed (the package to
+    install named): all before a model loads."""
     if "://" not in url:
         return "journal"
     from tuner.rdb import engine_url, shown
+
+    check_sqlite_url(url)
 
     try:
         from sqlalchemy.engine import make_url
@@ -49,7 +99,7 @@ def storage_kind(url: str) -> str:
     except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
         raise TuneError(f"storage {url!r} needs SQLAlchemy, which is not installed.") from None
     try:
-        make_url(engine_url(url)).get_dialect()
+        dialect = make_url(engine_url(url)).get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError):
         scheme = url.split("://", 1)[0]
         raise TuneError(
@@ -58,6 +108,11 @@ def storage_kind(url: str) -> str:
         ) from None
     except ImportError as exc:
         raise TuneError(f"storage {shown(url)!r} needs a database driver: {exc}.") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise TuneError(driver_message(url, dialect.name, dialect.driver, missing)) from None
     return "rdb"
 
 

@@ -376,8 +376,9 @@ def test_a_missing_driver_is_named(tmp_path: Path) -> None:
     code, out = run_cli("mysql://u:pw@127.0.0.1:1/db", tmp_path)
     assert code == 2, out
     assert out.strip().splitlines() == [
-        "error: storage 'mysql://u:***@127.0.0.1:1/db' needs a database driver that is not "
-        "installed (No module named 'MySQLdb'): install the mysql driver."
+        "error: storage 'mysql://u:***@127.0.0.1:1/db' needs the mysql driver mysqldb (module "
+        "MySQLdb), which is not installed: pip install 'mysqlclient' (or write "
+        "mysql+pymysql://... and pip install pymysql)."
     ]
 
 
