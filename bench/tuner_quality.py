@@ -367,7 +367,13 @@ def replay_report(args: argparse.Namespace, store: ResultStore,
                   truth: dict[str, dict[str, Any]], *, samples: int = 500) -> None:  # fmt: skip
     """floss-tune (halving), random search and the heuristic seeds replayed on the grid's
     recorded runs of each training seed (bench/tuner_replay.py), at each cap."""
-    from bench.tuner_replay import cells_from_rows, replay_halving, replay_random, replay_seeds
+    from bench.tuner_replay import (
+        cells_from_rows,
+        replay_halving,
+        replay_random,
+        replay_seeds,
+        val_at_fraction,
+    )
 
     best_test = max(r["test_accuracy"] for r in truth.values())
 
@@ -390,6 +396,12 @@ def replay_report(args: argparse.Namespace, store: ResultStore,
         grid = sum(c.steps for c in cells)
         planned = sum(steps.upto(len(c.curve)) for c in cells)
         assert planned == grid, f"planned grid steps {planned} != trained {grid}"
+        # the noise floor of any search that judges on this seed's validation: every
+        # configuration evaluated at fraction f (no cap), the best by validation picked
+        floor = [(f, max(cells, key=lambda c, f=f: (val_at_fraction(c, f), -c.bytes)).key)
+                 for f in (0.125, 0.25, 0.5, 0.75, 1.0)]  # fmt: skip
+        print(f"  seed {seed}: every configuration at fraction f, best by validation (no cap): "
+              + ", ".join(f"{f:g} -> {regret(k):.2f}" for f, k in floor))  # fmt: skip
         for share in caps:
             cap = max(1, int(share * grid))
             pick, spent, rungs = replay_halving(cells, steps=steps, cap=cap, seed=seed,
