@@ -284,11 +284,19 @@ def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], n: int) -> None
             )
 
 
-def load_checkpoint(out_dir: Path, *, config: dict[str, Any], n: int) -> Checkpoint:
-    """The verified checkpoint of ``out_dir`` for a run with this config and adapter size n."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+def checkpoint_records(out_dir: Path) -> list[dict[str, Any]] | None:
+    """The records of rounds 1..N that the checkpoint in ``out_dir`` holds, its manifest and
+    meta verified (not its tensors: ``load_checkpoint`` does that); None when there is none or
+    it is damaged. A tuning trial replays them before it resumes."""
+    try:
+        _folder, _data, meta = _verified_meta(out_dir)
+    except TrainerError:
+        return None
+    return list(meta["records"])
 
+
+def _verified_meta(out_dir: Path) -> tuple[Path, dict[str, bytes], dict[str, Any]]:
+    """(folder, the files' verified bytes, meta) of the checkpoint in ``out_dir``."""
     folder = find_checkpoint(out_dir)
     if folder is None:
         raise TrainerError(f"--resume: no checkpoint in {str(out_dir / CHECKPOINT_DIR)!r}.")
@@ -323,6 +331,16 @@ def load_checkpoint(out_dir: Path, *, config: dict[str, Any], n: int) -> Checkpo
         raise _refuse(folder / META, f"holds step_count {step_count!r}")
     if not isinstance(meta.get("method"), dict):
         raise _refuse(folder / META, "holds no method state")
+    return folder, data, meta
+
+
+def load_checkpoint(out_dir: Path, *, config: dict[str, Any], n: int) -> Checkpoint:
+    """The verified checkpoint of ``out_dir`` for a run with this config and adapter size n."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    folder, data, meta = _verified_meta(out_dir)
+    rnd, step_count = meta["round"], meta["step_count"]
     saved = meta.get("config")
     if not isinstance(saved, dict):
         raise _refuse(folder / META, "holds no run config")

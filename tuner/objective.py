@@ -6,14 +6,25 @@ objective runs a real FLoSS training or, in tests, a fake one that returns in mi
 Selection reads validation metrics only (``metric``). A completed trial's test-split metrics
 (``TEST_METRICS``) are stored as user attributes for the reports and the export; nothing that
 ranks, prunes or recommends trials reads them.
+
+Interrupts: with a ``checkpoint_root`` folder (``tuner.storage.trial_checkpoints``), a trial that an
+interrupt stops at a round boundary leaves the trainer's checkpoint of that round in
+``checkpoint_root/<digest of its key>/``; the rerun's trial of the same configuration replays the
+checkpoint's records through the reporter (the same reports, the same pruning decisions) and
+trains from the next round on, bit for bit the uninterrupted trial. It counts only the client
+steps it trained itself (the interrupted trial keeps those before), and the folder is removed
+once the trial ends any other way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import shutil
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer import interrupt
@@ -40,6 +51,7 @@ ATTR_DUPLICATE_OF = "duplicate_of"
 ATTR_RETRY_OF = "retry_of"  # an enqueued retry of an interrupted trial
 ATTR_CHECKPOINTS = "checkpoint_rounds"  # the round of each fidelity step (1/8, 1/4, ... of spend)
 ATTR_VAL_EXAMPLES = "val_examples"  # how many validation texts the value was measured on
+ATTR_RESUMED = "resumed_from"  # {"round": R, "trial": N | None}: went on from a checkpoint
 # reported on complete trials, never selected on (attribute names = RunResult fields)
 TEST_METRICS = ("test_accuracy", "test_accuracy_server", "test_loss", "test_loss_server")
 
@@ -163,6 +175,33 @@ def counts_towards_target(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state.name in ("COMPLETE", "PRUNED") and ATTR_DUPLICATE_OF not in trial.user_attrs
 
 
+def trial_checkpoint_dir(root: Path, key: str) -> Path:
+    """The folder of one configuration's interrupted-trial checkpoint under ``root``."""
+    return root / hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def checkpointed_round(root: Path | None, key: str | None) -> int | None:
+    """The round the checkpoint of configuration ``key`` holds (None: none kept)."""
+    if root is None or key is None:
+        return None
+    folder = trial_checkpoint_dir(root, key)
+    if not folder.is_dir():
+        return None
+    from trainer.checkpoint import checkpoint_round
+
+    return checkpoint_round(folder)
+
+
+def _drop_checkpoint(root: Path, folder: Path) -> None:
+    """Remove a trial's checkpoint folder, then the study's and the root's when left empty."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for parent in (root, root.parent):
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+
+
 class TrialSkipped(Exception):
     """A trial that trains nothing because the same configuration is running or waiting as an
     earlier trial (two workers enqueued one seed). ``run_study`` lets Optuna mark it failed and
@@ -211,6 +250,9 @@ class Objective:
     # successive halving prices its rungs in client steps: rounds -> StepCosts of the base run
     # (None: from the workload and the trainer's seeded draws, ``tuner.halving.base_step_costs``)
     step_costs: Callable[[int], Any] | None = None
+    # where interrupted trials keep their checkpoint (None: nowhere, a rerun trains from round 1;
+    # a train_fn then needs no checkpoint_dir/resume arguments)
+    checkpoint_root: Path | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRIC_DIRECTION:
@@ -312,6 +354,14 @@ class Objective:
             else f" of {candidate.rounds} (rung {trial.user_attrs.get(ATTR_RUNG, 0)}: "
             f"{fraction:g} of its budget)"
         )
+        root = self.checkpoint_root
+        folder = None if root is None else trial_checkpoint_dir(root, key)
+        saved = self._saved_records(folder)
+        if saved:
+            source = trial.user_attrs.get(ATTR_RETRY_OF)
+            of = "" if source is None else f" of interrupted trial {source}"
+            at += f", resuming from round {len(saved) + 1} (the checkpoint{of})"
+            trial.set_user_attr(ATTR_RESUMED, {"round": len(saved), "trial": source})
         self.log(f"trial {trial.number}: {candidate.label}, {config.rounds} rounds{at}")
         halted: list[int] = []  # the round after which an interrupt stopped training
 
@@ -322,37 +372,52 @@ class Objective:
                 return False
             return go_on
 
+        going_on = self._replay(reporter, saved, steps_before) if saved else True
+        kept = folder is not None and folder.is_dir()  # a checkpoint is there to keep or drop
         try:
-            result = self.train_fn(
-                config,
-                on_round=on_round,
-                progress=False,
-                workload=self.workload,
-                eval_rounds=reporter.eval_rounds,
-            )
-        except interrupt.Interrupted:  # the trainer stopped at a round boundary
+            if not going_on:  # the replayed records were enough to prune (or cap) it
+                result = None
+            else:
+                more: dict[str, Any] = {}
+                if folder is not None:
+                    more = {"checkpoint_dir": folder, "resume": bool(saved)}
+                result = self.train_fn(
+                    config,
+                    on_round=on_round,
+                    progress=False,
+                    workload=self.workload,
+                    eval_rounds=reporter.eval_rounds,
+                    **more,
+                )
+        except interrupt.Interrupted as exc:  # the trainer stopped at a round boundary
             result, halted = None, [len(reporter.records)]
+            kept = bool(getattr(exc, "checkpoint", False))
         except self.diverged as exc:
             record = getattr(exc, "record", None)  # the trainer attaches the NaN round's record
             if record is not None and hasattr(record, "to_dict"):
                 reporter.records.append(record.to_dict())
                 reporter.client_steps += int(getattr(record, "client_steps", 0))
             self._finish(trial, reporter, "diverged")
+            self._forget(folder)
             raise optuna.TrialPruned(f"diverged: {exc}") from None
         except BaseException:  # Ctrl-C or an error: keep what was trained; optuna marks it failed
             self._finish(trial, reporter, "interrupted")
             raise
         if reporter.pruned or reporter.capped:
             self._finish(trial, reporter, "pruned" if reporter.pruned else "capped")
+            self._forget(folder)
             if reporter.capped:
                 stop_study(trial.study)
             raise optuna.TrialPruned()
         if halted or result is None:  # failed, with end = interrupted: a rerun trains it again
             self._finish(trial, reporter, "interrupted")
             self.quiet.add(trial.number)
-            where = f"after round {halted[-1]} of {candidate.rounds}" if halted else "at once"
+            where = f"after round {halted[-1]} of {config.rounds}" if halted else "at once"
+            if kept and halted and halted[-1] > 0:
+                where += f" (checkpoint kept: its rerun goes on from round {halted[-1] + 1})"
             raise interrupt.Interrupted(f"trial {trial.number} ({candidate.label}) stopped {where}")
         self._finish(trial, reporter, "complete")
+        self._forget(folder)
         for name, test_value in test_split_metrics(result, reporter.records).items():
             trial.set_user_attr(name, test_value)  # reported, never selected on
         value = reporter.final_value
@@ -364,7 +429,44 @@ class Objective:
             )
         return float(value)
 
+    @staticmethod
+    def _saved_records(folder: Path | None) -> list[dict[str, Any]]:
+        """The records an interrupted trial of this configuration checkpointed ([]: none)."""
+        if folder is None or not folder.is_dir():
+            return []
+        from trainer.checkpoint import checkpoint_records
+
+        return checkpoint_records(folder) or []
+
+    @staticmethod
+    def _replay(reporter: FidelityReporter, saved: list[dict[str, Any]], steps_before: int) -> bool:
+        """Feed the checkpoint's records to the reporter as if trained now; False when it says
+        stop (pruned or capped). Their client steps are the interrupted trial's (already in
+        ``steps_before``): not counted again, for this trial nor for the compute cap."""
+        from trainer.records import RoundRecord
+
+        replayed = sum(int(rec.get("client_steps", 0)) for rec in saved)
+        reporter.steps_before = max(0, steps_before - replayed)
+        go_on = True
+        for rec in saved:
+            if not reporter(RoundRecord.from_dict(rec)):
+                go_on = False
+                break
+        reporter.client_steps -= sum(int(rec.get("client_steps", 0)) for rec in reporter.records)
+        reporter.steps_before = steps_before
+        reporter.trial.set_user_attr(ATTR_STEPS, reporter.client_steps)
+        return go_on
+
+    def _forget(self, folder: Path | None) -> None:
+        """A trial that ended (not interrupted) needs its checkpoint no more."""
+        if folder is not None and self.checkpoint_root is not None and folder.exists():
+            _drop_checkpoint(self.checkpoint_root, folder)
+
     def _finish(self, trial: optuna.Trial, reporter: FidelityReporter, end: str) -> None:
+        from trainer.records import json_safe
+
+        # JSON has no NaN: a round nobody aggregated has a null loss, not the string "nan"
+        reporter.records = json_safe(reporter.records)
         trial.set_user_attr(ATTR_RECORDS, reporter.records)
         trial.set_user_attr(ATTR_STEPS, reporter.client_steps)
         trial.set_user_attr(ATTR_END, end)

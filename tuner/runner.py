@@ -18,6 +18,7 @@ from tuner.space import (
     TensorSizes,
     build_space,
 )
+from tuner.storage import trial_checkpoints
 from tuner.study import run_study
 
 if TYPE_CHECKING:
@@ -266,6 +267,7 @@ def run_tuning(
         workload=workload,
         diverged=(DivergedError,),
         log=log,
+        checkpoint_root=trial_checkpoints(settings.storage, settings.study_name),
     )
     meta = space_meta(space, config=config, args=args, settings=settings, metric=metric)
     meta["target_modules"] = target_modules(config, workload.base_model)

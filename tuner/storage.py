@@ -220,6 +220,24 @@ def storage_file(url: str) -> Path | None:
     return None
 
 
+CHECKPOINTS_SUFFIX = ".checkpoints"  # beside a storage file: <file>.checkpoints/<study>/
+SERVER_CHECKPOINTS = "floss-tune.checkpoints"  # server databases: in the working directory
+
+
+def trial_checkpoints(url: str, study_name: str) -> Path | None:
+    """The folder where the trials of a study keep the checkpoint of an interrupted trial
+    (``tuner.objective``), one subfolder per configuration: beside the storage file
+    (``floss-tune.db.checkpoints/<study>/``), or for a server database in the working directory
+    (``floss-tune.checkpoints/<study>/``: a rerun on another machine trains from round 1).
+    None for in-memory SQLite. Nothing is made here: a trial makes it when it is interrupted."""
+    path = storage_file(url)
+    if path is None:
+        if "://" in url and not url.startswith("sqlite"):
+            return Path(SERVER_CHECKPOINTS) / study_name
+        return None
+    return path.with_name(path.name + CHECKPOINTS_SUFFIX) / study_name
+
+
 @contextmanager
 def study_lock(url: str, study_name: str, storage: BaseStorage | None = None) -> Iterator[bool]:
     """Hold the study's lock while the block runs (see the module doc); yields whether one is

@@ -7,9 +7,10 @@ only while finished + running trials fall short of it), so rerunning the same co
 Ctrl-C or a kill, or starting it on many machines, works towards one shared target.
 
 Interrupts (``trainer.interrupt``): the running trial stops at its next round boundary and is
-marked failed with ``end = interrupted``; the study stops and ``run_study`` raises
-``Interrupted``. A rerun enqueues each interrupted trial's parameters again (and each seed whose
-trials all failed), under the study lock, so nothing interrupted is lost.
+marked failed with ``end = interrupted`` (its checkpoint kept, ``tuner.objective``); the study
+stops and ``run_study`` raises ``Interrupted``. A rerun enqueues each interrupted trial's
+parameters again (and each seed whose trials all failed), under the study lock, and says from
+which round each retry goes on, so nothing interrupted is lost.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from trainer import interrupt
 from tuner.objective import (
     ATTR_END,
+    ATTR_KEY,
     ATTR_RETRY_OF,
     Objective,
     TrialSkipped,
     candidate_key,
+    checkpointed_round,
     client_steps_spent,
     counts_towards_target,
     planned_key,
@@ -183,6 +186,19 @@ def enqueue_retries(study: optuna.Study, space: SearchSpace) -> list[int]:
     return retried
 
 
+def retry_line(study: optuna.Study, number: int, objective: Objective) -> str:
+    """What a rerun says of an interrupted trial it enqueued again: from which round it goes on."""
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    key = trial.user_attrs.get(ATTR_KEY)
+    held = checkpointed_round(objective.checkpoint_root, None if key is None else str(key))
+    if held is None:
+        return f"enqueued trial {number} again (it was interrupted; no checkpoint: from round 1)"
+    return (
+        f"enqueued trial {number} again (it was interrupted after round {held}: it resumes "
+        f"from round {held + 1}, its checkpoint)"
+    )
+
+
 def run_study(
     settings: TuneSettings,
     space: SearchSpace,
@@ -202,7 +218,7 @@ def run_study(
         for number in fail_orphans(study):
             log(f"trial {number} was left running by a process that is gone: marked failed")
         for number in enqueue_retries(study, space):
-            log(f"enqueued trial {number} again (it was interrupted)")
+            log(retry_line(study, number, objective))
         if settings.seed_heuristics and settings.search != "halving":  # halving: rung 0's
             lrs = (
                 {k: float(getattr(objective.base_config, k)) for k in ("client_lr", "server_lr")}
