@@ -370,13 +370,30 @@ def run_command(
         _export(study, export)
 
 
-def _show(study: Any) -> None:
+def _show(study: Any, *, wide: bool = False, trial: int | None = None) -> None:
+    """The study's table (100 columns at most unless ``wide``), its footnote and the
+    recommendation; or one trial's details (tuner.show)."""
+    import shutil
+
     from rich.console import Console
 
-    from tuner.report import recommendation_line, trials_table
+    from tuner.report import recommendation_line
+    from tuner.show import DEFAULT_WIDTH, WIDE_WIDTH, footnote, trial_details, trials_table
 
-    console = Console(width=140)
-    console.print(trials_table(study))
+    columns = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    console = Console(width=min(columns, DEFAULT_WIDTH), highlight=False)
+    if trial is not None:
+        try:
+            details = trial_details(study, trial)
+        except ValueError as exc:
+            fail(str(exc))
+        for part in details:
+            console.print(part)
+        return
+    # --wide: the table as wide as its cells (past the terminal's edge if need be)
+    table_console = Console(width=max(columns, WIDE_WIDTH), highlight=False) if wide else console
+    table_console.print(trials_table(study, wide=wide))
+    console.print(footnote(study, wide=wide), style="dim")
     console.print(recommendation_line(study))
 
 
@@ -405,9 +422,27 @@ def _load(storage: str, study_name: str) -> Any:
 
 
 @app.command("show")
-def show_command(storage: Storage = DEFAULT_STORAGE, study_name: StudyName = DEFAULT_STUDY) -> None:
-    """Print the trials of a study and its recommendation."""
-    _show(_load(storage, study_name))
+def show_command(
+    storage: Storage = DEFAULT_STORAGE,
+    study_name: StudyName = DEFAULT_STUDY,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="every column (test split, fidelity step, client steps, simulated seconds, the "
+            "full run's plan) and every trial, at the terminal's width",
+        ),
+    ] = False,
+    trial: Annotated[
+        int | None,
+        typer.Option("--trial", help="one trial's details and rounds", show_default=False),
+    ] = None,
+) -> None:
+    """Print the trials of a study (100 columns at most; waiting trials last), what the columns
+    mean, and the recommendation."""
+    if trial is not None and wide:
+        fail("--trial N shows one trial in full; give it without --wide.")
+    _show(_load(storage, study_name), wide=wide, trial=trial)
 
 
 @app.command("export")

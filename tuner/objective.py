@@ -449,7 +449,8 @@ class Objective:
         reporter.steps_before = max(0, steps_before - replayed)
         go_on = True
         for rec in saved:
-            if not reporter(RoundRecord.from_dict(rec)):
+            record: Any = RoundRecord.from_dict(rec)  # what train() hands on_round
+            if not reporter(record):
                 go_on = False
                 break
         reporter.client_steps -= sum(int(rec.get("client_steps", 0)) for rec in reporter.records)

@@ -12,21 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.objective import (
     ATTR_CANDIDATE,
+    ATTR_CONFIG,
     ATTR_END,
     ATTR_FULL_CONFIG,
     ATTR_RECORDS,
+    ATTR_RESUMED,
+    ATTR_RETRY_OF,
     ATTR_STEPS,
     ATTR_VAL_EXAMPLES,
     TEST_METRICS,
 )
-from tuner.rungs import ATTR_FRACTION
+from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
 from tuner.space import candidate_label, density_label, policy_label
 from tuner.study import ATTR_SPACE
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
-    from rich.table import Table
 
 COLUMNS = (
     "trial",
@@ -92,6 +94,14 @@ class TrialRow:
     round_policy: str | None = None
     density_policy: str | None = None
     deadline: float | None = None
+    # not in COLUMNS (trials.csv keeps its columns): what ``floss-tune show`` adds
+    trained_rounds: int | None = None  # rounds really trained (a pruned trial: up to its stop)
+    planned_rounds: int | None = None  # rounds the trial set out to train (a rung: its share)
+    precision_down: str = "fp32"
+    precision_up: str = "fp32"
+    retry_of: int | None = None  # an interrupted trial enqueued again
+    resumed_round: int | None = None  # went on from the checkpoint of this round
+    rung: int | None = None  # successive halving's rung
 
     @property
     def policies(self) -> str:
@@ -147,17 +157,20 @@ def study_metric(study: optuna.Study) -> str:
     return str(meta.get("metric", "val_accuracy"))
 
 
-def trial_rows(study: optuna.Study) -> list[TrialRow]:
-    """One row per trial (waiting trials left out), with the Pareto flags and recommendation."""
+def trial_rows(study: optuna.Study, *, waiting: bool = False) -> list[TrialRow]:
+    """One row per trial (waiting trials only with ``waiting``: from their enqueued params),
+    with the Pareto flags and recommendation."""
     from dataclasses import replace
 
     from optuna.trial import TrialState
 
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
+        if t.state == TrialState.WAITING and not waiting:
             continue
         cand = t.user_attrs.get(ATTR_CANDIDATE) or {}
+        if not cand and t.state == TrialState.WAITING:  # what was enqueued, not yet projected
+            cand = dict(t.system_attrs.get("fixed_params") or {})
         records = t.user_attrs.get(ATTR_RECORDS) or []
         last = records[-1] if records else {}
         steps = sorted(t.intermediate_values)
@@ -202,6 +215,14 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
                 round_policy=cand.get("round_policy") or None,
                 density_policy=cand.get("density_policy") or None,
                 deadline=cand.get("deadline"),
+                trained_rounds=len(records) if records else None,
+                planned_rounds=(t.user_attrs.get(ATTR_CONFIG) or {}).get("rounds")
+                or cand.get("rounds"),
+                precision_down=str(cand.get("precision_down", "fp32")),
+                precision_up=str(cand.get("precision_up", "fp32")),
+                retry_of=t.user_attrs.get(ATTR_RETRY_OF),
+                resumed_round=(t.user_attrs.get(ATTR_RESUMED) or {}).get("round"),
+                rung=t.user_attrs.get(ATTR_RUNG),
             )
         )
     maximize = study.direction.name == "MAXIMIZE"
@@ -337,84 +358,6 @@ def _mb(n: int | None) -> str:
     if n is None:
         return "-"
     return f"{n / 1e6:,.1f}" if n >= 1e7 else f"{n / 1e6:.3g}"
-
-
-def _seed_note(why: str) -> str:
-    short = (
-        "dense"
-        if why.startswith("dense")
-        else "d_up=d_down/S"
-        if why.startswith("thesis")
-        else why.split(" ")[0]
-    )
-    return f"seed: {short}" + (" (nearest on grid)" if why.endswith("nearest on the grid") else "")
-
-
-def trials_table(study: optuna.Study, *, limit: int | None = 30) -> Table:
-    from rich.table import Table
-
-    metric = study_metric(study)
-    rows = trial_rows(study)
-    maximize = study.direction.name == "MAXIMIZE"
-    rows.sort(
-        key=lambda r: (
-            r.state != "COMPLETE",
-            -(r.value or -math.inf) if maximize else (r.value if r.value is not None else math.inf),
-            r.trial,
-        )
-    )
-    table = Table(
-        title=f"study {study.study_name!r}: {len(rows)} trials, {metric} "
-        f"({'higher' if maximize else 'lower'} is better); MB = 10^6 bytes, all clients, both ways"
-        f"; *test split: reported, never used to pick"
-    )
-    for col, justify in (
-        ("#", "right"),
-        ("config", "left"),
-        ("state", "left"),
-        ("rounds", "right"),
-        (metric, "right"),
-        (test_metric_for(metric).replace("_", " ") + "*", "right"),
-        ("at step", "right"),
-        ("client steps", "right"),
-        ("MB sent", "right"),
-        ("full run", "right"),
-        ("note", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for r in rows[:limit] if limit else rows:
-        note = []
-        if r.recommended:
-            note.append("★ recommended")
-        if r.pareto:
-            note.append("P")
-        if r.enqueued and r.why:
-            note.append(_seed_note(r.why))
-        if r.duplicate_of is not None:
-            note.append(f"same as {r.duplicate_of}")
-        elif r.end not in ("complete", r.state.lower()):
-            note.append(r.end)
-        table.add_row(
-            str(r.trial),
-            r.label,
-            r.state.lower(),
-            "-" if r.rounds is None else str(r.rounds),
-            "-" if r.value is None else f"{r.value:.4f}",
-            "-" if r.test_value(metric) is None else f"{r.test_value(metric):.4f}",
-            _depth(r),
-            f"{r.client_steps:,}",
-            _mb(r.bytes),
-            "-" if r.full_rounds is None else f"{r.full_rounds} rounds, {_mb(r.full_bytes)} MB",
-            ", ".join(note),
-        )
-    return table
-
-
-def _depth(r: TrialRow) -> str:
-    """How far a trial trained: its halving fraction, else the last fidelity step reported."""
-    if r.fraction is not None:
-        return f"{r.fraction:g} of budget"
-    return "-" if r.last_step is None else str(r.last_step)
 
 
 def recommendation_line(study: optuna.Study) -> str:

@@ -107,6 +107,48 @@ def fleet_setup_for(config: Any, grid: MethodGrid) -> Any:
     return setup
 
 
+DENSE_SEED = "dense LoRA baseline"  # tuner.space.with_seeds's reason for FLoSS at d 1|1
+
+
+def seed_reasons(space: SearchSpace, config: Any) -> SearchSpace:
+    """The reasons of the seeds as they train: FLoSS at d 1|1 and the reference rank is dense
+    LoRA on one network or under uniform densities, but under tiered densities every client
+    trains at its tier's densities and under bandwidth densities at the largest grid density its
+    link affords (1|1 the caps): there the seed is labelled with that, not "dense"."""
+    from dataclasses import replace
+
+    def real(c: Any) -> Any:
+        if c.method != "floss" or not c.why.startswith(DENSE_SEED):
+            return c
+        if c.density_policy == "tiered":
+            why = f"reference rank at the tiers' densities {tiers_text(config)}"
+        elif c.density_policy == "bandwidth":
+            why = "reference rank, each client at the densities its link affords (caps 1|1)"
+        else:
+            return c
+        return replace(c, why=why + c.why.removeprefix(DENSE_SEED))  # ", nearest on the grid"
+
+    return replace(
+        space,
+        candidates=tuple(real(c) for c in space.candidates),
+        seeds=tuple(real(c) for c in space.seeds),
+    )
+
+
+def tiers_text(config: Any) -> str:
+    """'lte 1/4|1/16, wifi 1|1/4' from the base run's tier densities."""
+    from planner.fleet import parse_tier_densities
+    from tuner.space import density_label
+
+    text = getattr(config, "tier_densities", None)
+    if not text:
+        return "(none given)"
+    return ", ".join(
+        f"{tier} {density_label(down)}|{density_label(up)}"
+        for tier, down, up in parse_tier_densities(text)
+    )
+
+
 def metric_for(config: Any, metric: str | None = None) -> str:
     """The objective: ``metric`` when given, else the served model's validation accuracy for
     classification and validation loss for language modelling (which has no accuracy)."""
@@ -250,6 +292,7 @@ def run_tuning(
         tensor_sizes=trainer_tensor_sizes(config, workload),
         fleet=fleet,
     )
+    space = seed_reasons(space, config)
     log(
         f"search space: {len(space.candidates)} feasible configs of {', '.join(space.methods)} "
         f"over ranks {space.ranks}; "

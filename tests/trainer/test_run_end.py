@@ -71,7 +71,9 @@ def test_resume_of_a_finished_run_says_nothing_is_left(
     )  # fmt: skip
     assert len(again.records) == 2
     assert any("already holds all 2 rounds: nothing to train" in line for line in lines)
-    with pytest.raises(TrainerError, match=r"is at round 2, past this run's 1 rounds; give at least 2"):
+    with pytest.raises(
+        TrainerError, match=r"is at round 2, past this run's 1 rounds; give at least 2"
+    ):
         train(
             replace(config, rounds=1), workload=tiny_workload, out_dir=tmp_path, progress=False,
             resume=True,

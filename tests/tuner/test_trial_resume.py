@@ -130,7 +130,8 @@ def _interrupt_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert done.user_attrs["resumed_from"] == {"round": 3, "trial": 0}
     (failed,) = study.get_trials(states=(TrialState.FAIL,))
     # each trial counts the client steps it trained: together, the uninterrupted trial's
-    assert failed.user_attrs["client_steps"] + done.user_attrs["client_steps"] == (
-        ref.user_attrs["client_steps"]
+    assert (
+        failed.user_attrs["client_steps"] + done.user_attrs["client_steps"]
+        == (ref.user_attrs["client_steps"])
     )
     assert not (tmp_path / "cut.db.checkpoints").exists()  # removed once the trial completed

@@ -200,7 +200,12 @@ def test_show_and_export_subcommands(tuned: tuple[Path, str, object], tmp_path: 
     _, storage, _ = tuned
     shown = runner.invoke(app, ["show", "--storage", storage, "--study-name", "tiny"])
     assert shown.exit_code == 0 and "recommended: " in shown.output
-    assert "test split: reported, never used to pick" in " ".join(shown.output.split())
+    assert "reported only" in shown.output  # the test split: in the recommendation line only
+    wide = runner.invoke(app, ["show", "--storage", storage, "--study-name", "tiny", "--wide"])
+    assert wide.exit_code == 0, wide.output
+    assert "test split, complete trials only: reported, never used to pick" in " ".join(
+        wide.output.split()
+    )
     exported = runner.invoke(
         app, ["export", str(tmp_path / "x"), "--storage", storage, "--study-name", "tiny"]
     )
