@@ -11,12 +11,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Collection
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
+from planner import limits, options
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, parse_precision
 from planner.model import MAX_RANK
@@ -186,7 +188,7 @@ def build_settings(
         raise ValueError(
             f"--encoding must be one of {', '.join(ENCODING_CHOICES)}, but got {encoding!r}."
         )
-    return PlanSettings(
+    settings = PlanSettings(
         model=model_profile,
         network=network,
         budget=parse_budget(budget),
@@ -211,6 +213,22 @@ def build_settings(
         precision_down=parse_precisions(precision_down, name="--precision-down"),
         precision_up=parse_precisions(precision_up, name="--precision-up"),
     )
+    limits.check_fields(  # after the checks above, whose messages say more
+        {
+            "num_clients": num_clients,
+            "clients_per_round": clients_per_round,
+            "compute_seconds": compute_seconds,
+            "min_rounds": min_rounds,
+            "max_rounds": max_rounds,
+            "head_params": head_params,
+            "num_labels": num_labels,
+            "lora_params": lora_params,
+            "keep_rate": keep_rate,
+            "seed": seed,
+        },
+        spell=options.flag,
+    )
+    return settings
 
 
 def parse_precisions(text: str | None, *, name: str) -> tuple[str, ...]:
@@ -441,10 +459,6 @@ def plan_command(
     each round and density policy, on a fleet of per-client links."""
     given = _given_options()
     try:
-        if fleet is None:
-            for name in FLEET_ONLY:
-                if name in given:
-                    raise ValueError(f"--{name.replace('_', '-')} needs --fleet.")
         if output_format not in FORMATS:
             raise ValueError(
                 f"--format must be one of {', '.join(FORMATS)}, but got {output_format!r}."
@@ -483,6 +497,15 @@ def plan_command(
             precision_down=precision_down,
             precision_up=precision_up,
         )
+        check_plan_options(
+            given,
+            fleet=fleet,
+            round_policy=round_policy,
+            density_policy=density_policy,
+            tier_densities=tier_densities,
+            method=method,
+            deadline=deadline,
+        )
         if fleet is not None:
             text = _fleet_text(
                 settings,
@@ -508,18 +531,34 @@ def plan_command(
         fail(str(exc))
 
 
-# Options that mean something only with --fleet (the single-network ones it refuses:
-# planner.fleet_request.NETWORK_ONLY).
-FLEET_ONLY = (
-    "round_policy",
-    "deadline",
-    "over_selection",
-    "density_policy",
-    "tier_densities",
-    "density_grid",
-    "adapt_down",
-    "max_dropped",
-)
+def check_plan_options(
+    given: Collection[str],
+    *,
+    fleet: str | None,
+    round_policy: str,
+    density_policy: str | None,
+    tier_densities: str | None,
+    method: str | list[str],
+    deadline: float | None,
+    spell: Callable[[str], str] = options.flag,
+) -> None:
+    """Refuse a given option that would change nothing (``planner.options``' table); floss-plan
+    and POST /api/plan alike. A network option with --fleet: ``planner.fleet_request``."""
+    try:
+        methods: tuple[str, ...] = parse_methods(
+            method if isinstance(method, str) else ",".join(method)
+        )
+    except ValueError:
+        methods = METHODS  # build_settings says what is wrong with it
+    context = options.plan_context(
+        fleet=fleet is not None,
+        round_policy=round_policy,
+        density_policy=density_policy,
+        tier_densities=tier_densities,
+        methods=methods,
+        deadline=deadline is not None,
+    )
+    options.check(context, given, spell=spell)
 
 
 def _given_options() -> set[str]:
@@ -633,6 +672,10 @@ def _run_typer(typer_app: typer.Typer, *, prog_name: str, args: list[str] | None
     from typer import Abort
 
     command = typer.main.get_command(typer_app)
+    twice = repeated_option(command, sys.argv[1:] if args is None else args, prog_name)
+    if twice is not None:
+        typer.echo(f"error: {twice}", err=True)
+        sys.exit(2)
     try:
         code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except ClickException as exc:
@@ -650,6 +693,36 @@ def _run_typer(typer_app: typer.Typer, *, prog_name: str, args: list[str] | None
         typer.echo("error: an argument holds a NUL byte (\\x00); no path can.", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def repeated_option(command: Any, args: list[str], prog_name: str) -> str | None:
+    """The one line refusing an option given twice (``--precision-down 8 --bits-down 4``, or
+    ``--rank 4 --rank 8``: click would keep the last without a word), else None. Subcommands
+    are followed; what does not parse is left to click, which says what is wrong."""
+    try:  # newer typer vendors click as typer._click
+        import typer._click as click  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - typer on plain click
+        import click  # type: ignore[no-redef,unused-ignore]
+    try:
+        ctx = click.Context(command, info_name=prog_name, resilient_parsing=True)
+        _, rest, order = command.make_parser(ctx).parse_args(args=list(args))
+    except (click.ClickException, ValueError, TypeError):
+        return None
+    seen: dict[int, int] = {}
+    for param in order:
+        if isinstance(param, click.Option) and not param.multiple and not param.count:
+            seen[id(param)] = seen.get(id(param), 0) + 1
+            if seen[id(param)] == 2:
+                names = [*param.opts, *param.secondary_opts]
+                used = [a.split("=", 1)[0] for a in args if a.split("=", 1)[0] in names]
+                spelled = " and ".join(dict.fromkeys(used)) or names[0]
+                as_ = f" (as {spelled})" if len(set(used)) > 1 else ""
+                return f"{names[0]} is given more than once{as_}; give it once."
+    if isinstance(command, click.Group) and rest:
+        sub = command.get_command(ctx, rest[0])
+        if sub is not None:
+            return repeated_option(sub, rest[1:], f"{prog_name} {rest[0]}")
+    return None
 
 
 def plan_main() -> None:

@@ -15,6 +15,7 @@ largest message stays below 1e18 s, and the fastest (1 Tbit/s) moving 4 bytes ab
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -126,6 +127,16 @@ def check(value: object, field: str, *, name: str | None = None) -> float:
 
 def check_optional(value: object, field: str, *, name: str | None = None) -> float | None:
     return None if value is None else check(value, field, name=name)
+
+
+def check_fields(
+    values: Mapping[str, object], *, spell: Callable[[str], str] = lambda name: name
+) -> None:
+    """Each value (None: not set) of a field with a range here; ``spell`` names it (a flag on a
+    command line, the field in a file or a request)."""
+    for field, value in values.items():
+        if value is not None and limit_of(field) is not None:
+            check(value, field, name=spell(field))
 
 
 def check_derived(value: float, what: str, *, hint: str) -> float:

@@ -26,7 +26,7 @@ from planner.plan import PlanError, plan
 from planner.render import header_lines, row_dicts
 from service.errors import FieldError, field_of_message
 from service.paths import looks_like_path
-from service.schemas import PlanRequest, RunSpec
+from service.schemas import PlanRequest, RunSpec, given_fields
 
 
 class PlanCache:
@@ -82,16 +82,27 @@ def resolve_profiles(req: PlanRequest, data_root: Path | None) -> tuple[str, str
     return profile, model
 
 
-FLEET_FIELDS = (  # PlanRequest fields that mean something with a fleet only
-    "round_policy",
-    "deadline",
-    "over_selection",
-    "density_policy",
-    "tier_densities",
-    "density_grid",
-    "adapt_down",
-    "max_dropped",
-)
+def check_options(req: PlanRequest) -> None:
+    """No field without effect: ``planner.options``' table, as floss-plan applies it (a fleet
+    field without a fleet, tier densities under another density policy, ...)."""
+    from planner.cli import check_plan_options
+    from planner.options import FLEET, UnusedOption
+
+    try:
+        check_plan_options(
+            given_fields(req),
+            fleet=req.fleet,
+            round_policy=req.round_policy,
+            density_policy=req.density_policy,
+            tier_densities=req.tier_densities,
+            method=req.method,
+            deadline=req.deadline,
+            spell=str,
+        )
+    except UnusedOption as exc:
+        if exc.rule.needs == FLEET:
+            raise FieldError(exc.name, "needs a fleet", "fleet: a fleet name or file") from None
+        raise FieldError(exc.name, f"needs {exc.rule.needs}") from None
 
 
 def compute_plan(req: PlanRequest, data_root: Path | None) -> Any:
@@ -203,11 +214,9 @@ def fleet_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
 
 
 def plan_payload(req: PlanRequest, data_root: Path | None) -> dict[str, Any]:
+    check_options(req)
     if req.fleet is not None:
         return fleet_payload(req, data_root)
-    for name in FLEET_FIELDS:
-        if name in req.model_fields_set:
-            raise FieldError(name, "needs a fleet", "fleet: a fleet name or file")
     p = compute_plan(req, data_root)
     rows = row_dicts(p)
     if req.rows == "recommended":
@@ -228,11 +237,9 @@ def plan_file(req: PlanRequest, data_root: Path | None, *, fmt: str) -> str:
     every feasible row, whatever ``rows`` says."""
     from planner.render import render_fleet_plan, render_plan
 
+    check_options(req)
     if req.fleet is not None:
         return render_fleet_plan(compute_fleet_plan(req, data_root)[0], fmt=fmt)
-    for name in FLEET_FIELDS:
-        if name in req.model_fields_set:
-            raise FieldError(name, "needs a fleet", "fleet: a fleet name or file")
     return render_plan(compute_plan(req, data_root), fmt=fmt)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from planner.encoding import kept_entries, resolve_encoding
 from planner.network import transfer_seconds
 from service.errors import FieldError
-from service.schemas import RoundPlanRequest, RunSpec
+from service.schemas import RoundPlanRequest, RunSpec, given_fields
 
 MAX_ROUND_TIERS = 64  # distinct client tiers in one round plan
 
@@ -143,6 +143,24 @@ def _fleet_setup(req: RoundPlanRequest, run: RunSpec, policy: RoundPolicy) -> An
         raise FieldError(_policy_field(str(exc)), str(exc)) from None
 
 
+def check_options(req: RoundPlanRequest, run: RunSpec, policy: RoundPolicy) -> None:
+    """A request field without effect under the round's policy (``planner.options``' table:
+    tier densities need the tiered policy, a density grid the bandwidth one, ...)."""
+    from planner import options
+
+    context = options.Context(
+        fleet=True,  # the clients given are the fleet
+        round_policies=frozenset({policy.round}),
+        density_policies=frozenset({policy.density}),
+        methods=frozenset({run.method}),
+        deadline=policy.deadline is not None,
+    )
+    try:
+        options.check(context, given_fields(req), spell=str)
+    except options.UnusedOption as exc:
+        raise FieldError(exc.name, f"needs {exc.rule.needs}") from None
+
+
 def round_plan(
     req: RoundPlanRequest, *, run: RunSpec, n: int, source: str, policy: RoundPolicy
 ) -> dict[str, Any]:
@@ -151,6 +169,7 @@ def round_plan(
     functions floss-train's fleet rounds and floss-plan --fleet price with."""
     from planner.fleet import client_densities, client_seconds, settle_round
 
+    check_options(req, run, policy)
     setup = _fleet_setup(req, run, policy)
     d_down, d_up = (1.0, 1.0) if run.method == "dense" else (float(run.d_down), float(run.d_up))
     p_down, p_up = run.precision_down or run.precision, run.precision_up or run.precision

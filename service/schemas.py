@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -177,8 +177,46 @@ def check_encoding(v: str) -> str:
     return v
 
 
+def _takes_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    return any(_takes_bool(a) for a in get_args(annotation))
+
+
+def given_fields(req: BaseModel) -> set[str]:
+    """The fields a request set to something (a null or a false is the default: not given)."""
+    return {
+        k
+        for k in req.model_fields_set
+        if getattr(req, k) is not None and getattr(req, k) is not False
+    }
+
+
 class Strict(BaseModel):
+    """Unknown fields, NaN and infinities refused; a bool is not a number (JSON ``true`` would
+    read as 1); every number with a physical range (``planner.limits``) checked against it."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bool_is_not_a_number(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, bool) and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and not _takes_bool(field.annotation):
+                raise ValueError(f"{v!r} is not a number (a bool is not an integer)")
+        return v
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _in_range(cls, v: Any, info: ValidationInfo) -> Any:
+        from planner import limits
+
+        name = info.field_name
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if name is not None and number and limits.limit_of(name) is not None:
+            limits.check(v, name)
+        return v
 
 
 class PlanRequest(Strict):

@@ -320,9 +320,9 @@ FLEET_BAD = [
      "error: the dropped share must be in [0, 1], but got 1.5."),
     (["--fleet", "mixed-mobile", "--num-clients", "0"],
      "error: --num-clients (0) must be at least --clients-per-round (10)."),
-    (["--fleet", "mixed-mobile", "--num-clients", "100000000"],
+    (["--fleet", "mixed-mobile", "--num-clients", "2000000"],
      "error: a fleet plan draws every client's link: --num-clients must be at most 1,000,000, "
-     "but got 100,000,000."),
+     "but got 2,000,000."),
     (["--fleet", "mixed-mobile", "--density-grid", "1,2"],
      "error: density grid: density must be in (0, 1], but got '2'."),
     (["--fleet", "mixed-mobile", "--method", "dense", "--density-policy", "bandwidth"],

@@ -101,7 +101,7 @@ def test_the_largest_round_plan_fits_the_default_body_limit(make_client: Any) ->
     from service.round_plans import MAX_ROUND_TIERS
 
     clients = [
-        {"id": f"{i:0{CLIENT_ID_CHARS}d}", "down_mbps": 50 + worst, "up_mbps": worst,
+        {"id": f"{i:0{CLIENT_ID_CHARS}d}", "down_mbps": 50 + worst, "up_mbps": 1.2345678901234567e-3,
          "rtt_ms": worst, "compute_seconds": worst,
          "tier": f"{i % MAX_ROUND_TIERS:0{CLIENT_ID_CHARS}d}"}  # the longest tiers allowed
         for i in range(MAX_ROUND_CLIENTS)
