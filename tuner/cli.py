@@ -354,6 +354,25 @@ def run_command(
                 "density_grid": density_grid,
             },
         )
+        check_tune_options(
+            base,
+            args,
+            given={
+                k
+                for k, v in {
+                    "over_selection": over_selection,
+                    "tier_densities": tier_densities,
+                    "density_grid": density_grid,
+                    "round_policies": round_policies,
+                    "density_policies": density_policies,
+                    "deadlines": deadlines,
+                    "keep_rates": keep_rates,
+                    "num_clients": num_clients,
+                    "clients_per_round": clients_per_round,
+                }.items()
+                if v is not None
+            },
+        )
         from tuner.runner import fleet_setup_for
 
         fleet_setup_for(base, args.method_grid(base))  # a bad fleet search: one line, now
@@ -368,6 +387,30 @@ def run_command(
     _show(study)
     if export is not None:
         _export(study, export)
+
+
+def check_tune_options(base: Any, args: Any, *, given: set[str]) -> None:
+    """floss-tune run's numbers within their ranges and no option without effect: the table
+    of ``planner.options`` that floss-plan, floss-train and the API use."""
+    from planner import limits, options
+
+    limits.check_fields(
+        {k: getattr(base, k) for k in ("num_clients", "clients_per_round", "over_selection")},
+        spell=lambda f: options.flag(f) if f in given else f,
+    )
+    for d in args.deadlines:
+        limits.check(d, "deadline_seconds", name="--deadlines")
+    context = options.Context(
+        fleet=base.fleet is not None,
+        round_policies=frozenset(args.round_policies or (base.round_policy,)),
+        density_policies=frozenset(args.density_policies or (base.density_policy,)),
+        methods=frozenset(args.methods),
+        partition=base.partition,
+        deadline=bool(args.deadlines) or base.deadline_seconds is not None,
+    )
+    note = options.check(context, given)
+    if note is not None:
+        typer.echo(note, err=True)
 
 
 def _show(study: Any, *, wide: bool = False, trial: int | None = None) -> None:
