@@ -4,7 +4,8 @@ Methods, all priced by the planner's one cost model and trained by floss-train u
 budget is spent (50 dense rounds of rank-16 LoRA, times --scale so it fits this CPU):
   dense LoRA r16, dense LoRA at 1/4 rank (r4), SparseAdapter (fixed mask, --sa-density),
   AdapterLTH (keep 98 % a round, floored at 1/64), FFA-LoRA (A frozen), FLoSS with d_up = d_down / S at
-  d_down 1, 1/4, 1/16, and the floss-tune pick (a study per S and partition on seed 0, its
+  d_down 1, 1/4, 1/16, FedSRD and FedSRD-e (their defaults; data-dependent uploads, so they stop
+  on the bytes actually sent), and the floss-tune pick (a study per S and partition on seed 0, its
   recommendation then trained like the rest).
 Grid: upload slowdown S in --slowdowns, IID and Dirichlet(0.1) partitions, --seeds seeds.
 Reported: test accuracy of the served model (P masked to the download mask) at the end of the
@@ -55,6 +56,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "FLoSS 1": {"method": "floss", "rank": 16, "d_down": 1.0},
     "FLoSS 1/4": {"method": "floss", "rank": 16, "d_down": 0.25},
     "FLoSS 1/16": {"method": "floss", "rank": 16, "d_down": 0.0625},
+    # FedSRD (WWW 2026) at the authors' defaults: pruning rule 0.85 + min(0.11, 0.1 ln kurtosis),
+    # download mask rate 0.9; stops on the bytes it actually sends (trainer.fedsrd)
+    "FedSRD": {"method": "fedsrd", "rank": 16},
+    "FedSRD-e": {"method": "fedsrd-e", "rank": 16},
 }
 TUNE_PICK = "floss-tune pick"
 

@@ -55,6 +55,7 @@ from planner.schedule import (
     DEFAULT_KEEP_RATE,
     MASK_METHODS,
     METHODS,
+    SRD_METHODS,
     MethodSpec,
     afford,
     check_floor,
@@ -475,6 +476,79 @@ def _schedule_row(
     )
 
 
+def srd_pairs(settings: PlanSettings, rank: int) -> tuple[tuple[int, int], ...]:
+    """(entries of A, of B) of every LoRA pair the model profile targets at ``rank`` (a raw
+    ``--lora-params`` profile has no modules: () prices P as one pair of halves)."""
+    return tuple(
+        (rank * m.d_in, rank * m.d_out) for m in settings.model.modules for _ in range(m.count)
+    )
+
+
+def _srd_row(
+    settings: PlanSettings,
+    *,
+    method: str,
+    rank: int,
+    n: int,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+    precisions: tuple[str, str],
+) -> PlanRow | None:
+    """fedsrd or fedsrd-e at the authors' defaults: the seeded schedule's rounds (catch-up
+    downloads), uploads at the rule's expected density (``planner.srd``); columns are means."""
+    p_down, p_up = precisions
+    spec = MethodSpec(
+        method=method,
+        n=n,
+        srd_pairs=srd_pairs(settings, rank),
+        encoding=settings.encoding,
+        precision=settings.precision,
+        precision_down=p_down,
+        precision_up=p_up,
+    )
+    got = afford(
+        spec,
+        network=settings.network,
+        seed=settings.seed,
+        num_clients=settings.num_clients,
+        clients_per_round=settings.clients_per_round,
+        compute_seconds=settings.compute_seconds,
+        budget_seconds=budget_seconds,
+        budget_bytes=budget_bytes,
+        max_rounds=settings.max_rounds,
+    )
+    if got.rounds < settings.min_rounds:
+        return None
+    k_down = max(1, round(got.mean_density * n))
+    k_up = spec.srd_upload_entries()
+    enc_up, _ = resolve_encoding(n, k_up, encoding=settings.encoding, precision=p_up)
+    net = settings.network
+    return PlanRow(
+        method=method,
+        rank=rank,
+        d_down=k_down / n,
+        d_up=k_up / n,
+        n=n,
+        k_down=k_down,
+        k_up=k_up,
+        bytes_down=round(got.mean_bytes_down),
+        bytes_up=round(got.mean_bytes_up),
+        encoding_down="catch-up",  # the deltas a client missed, or a dense fp32 P
+        encoding_up=enc_up,
+        bound_bytes_down=information_bound_bytes(n, k_down, precision=p_down),
+        bound_bytes_up=information_bound_bytes(n, k_up, precision=p_up),
+        seconds_down=transfer_seconds(round(got.mean_bytes_down), net.down_mbps),
+        seconds_up=transfer_seconds(round(got.mean_bytes_up), net.up_mbps),
+        seconds_per_round=got.mean_seconds,
+        bytes_per_round=round(got.total_bytes / max(got.rounds, 1)),
+        rounds=got.rounds,
+        total_bytes=got.total_bytes,
+        total_seconds=got.total_seconds,
+        precision_down=p_down,
+        precision_up=p_up,
+    )
+
+
 RowKey = tuple[str, int, Fraction, Fraction, str, str]
 
 
@@ -555,6 +629,20 @@ def _method_rows(
                                 precisions=pair,
                             )
                         )
+        elif method in SRD_METHODS:
+            for rank in ranks:
+                for pair in pairs:
+                    found.append(
+                        _srd_row(
+                            settings,
+                            method=method,
+                            rank=rank,
+                            n=size(rank, method),
+                            budget_seconds=budget_seconds,
+                            budget_bytes=budget_bytes,
+                            precisions=pair,
+                        )
+                    )
         else:  # dense, ffa
             for rank in ranks:
                 for pair in pairs:

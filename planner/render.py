@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.plan import Plan, PlanRow, PlanSettings
-from planner.schedule import MASK_METHODS
+from planner.schedule import MASK_METHODS, SRD_METHODS
+from planner.srd import EXPECTED_KURTOSIS
 
 if TYPE_CHECKING:  # planner.fleet is imported only when a fleet is planned
     from planner.fleet import FleetPlan, FleetRow, TierEstimate
@@ -100,6 +101,14 @@ def header_lines(p: Plan) -> list[str]:
             f"schedule {', '.join(schedule)}: seeded sampling (seed {s.seed}, "
             f"{s.num_clients} clients), dense round 1, then the shared mask; per-round "
             f"columns are means over the affordable rounds{lth}"
+        )
+    srd = [m for m in s.methods if m in SRD_METHODS]
+    if srd:
+        lines.append(
+            f"schedule {', '.join(srd)}: seeded sampling (seed {s.seed}, {s.num_clients} "
+            f"clients); uploads at the pruning rule's density for score kurtosis "
+            f"{EXPECTED_KURTOSIS:.2f} (data-dependent: floss-train records the real sizes), "
+            "downloads the deltas a client missed or a dense P (catch-up); columns are means"
         )
     lines.append(
         f"feasible {len(p.rows)} configs of {', '.join(s.methods)} "

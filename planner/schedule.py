@@ -14,6 +14,11 @@ One cost model for all methods (DESIGN.md, "Evaluation, methods and budgets"):
   density is multiplied by ``keep_rate`` (0.98 by default), never below ``floor`` when one is
   set, k never below 1; the mask is re-cut when k changes, which is a new mask version (every
   client is stale again). Bytes as sparseadapter with that round's mask.
+* ``fedsrd``, ``fedsrd-e`` (``planner.srd``, ``trainer.fedsrd``): an upload is the kurtosis
+  rule's kept entries of each client's update, priced at a stated kurtosis (data-dependent: the
+  trainer records the real sizes); after every round the server sends a delta of k(size, 1 -
+  mask_rate) entries of A (odd rounds) or B (even) and the head; a sampled client receives the
+  deltas it missed, or a dense fp32 P when cheaper (P_0 is the seeded init both ends build).
 
 Values travel at ``precision_down`` on downloads and ``precision_up`` on uploads (each None:
 ``precision``); a b-bit precision changes only the value section's bytes
@@ -44,9 +49,22 @@ from planner.encoding import (
 )
 from planner.network import NetworkProfile, client_round_seconds, fleet_round_seconds
 from planner.sampling import cached_draws
+from planner.srd import (
+    DEFAULT_BASE,
+    DEFAULT_COEFF,
+    DEFAULT_MASK_RATE,
+    DEFAULT_UPPER,
+    EXPECTED_KURTOSIS,
+    check_srd,
+    download_entries,
+    expected_upload_entries,
+)
 
-METHODS: tuple[str, ...] = ("floss", "dense", "sparseadapter", "adapterlth", "ffa")
+METHODS: tuple[str, ...] = (
+    "floss", "dense", "sparseadapter", "adapterlth", "ffa", "fedsrd", "fedsrd-e",
+)  # fmt: skip
 MASK_METHODS: tuple[str, ...] = ("sparseadapter", "adapterlth")
+SRD_METHODS: tuple[str, ...] = ("fedsrd", "fedsrd-e")  # planner.srd: data-dependent uploads
 DEFAULT_KEEP_RATE = 0.98  # the thesis's AdapterLTH keeps 98 % of the survivors per round
 
 
@@ -133,6 +151,23 @@ class MethodSpec:
     tensor_sizes: tuple[int, ...] = field(
         default=(), metadata={"help": "per-tensor top-k: sizes of P's tensors in order; () global"}
     )
+    srd_pairs: tuple[tuple[int, int], ...] = field(
+        default=(),
+        metadata={
+            "help": "fedsrd: (entries of A, of B) per LoRA pair; the rest of n is the head; "
+            "(): P as one pair of halves"
+        },
+    )
+    srd_base: float = field(default=DEFAULT_BASE, metadata={"help": "fedsrd: rule's base"})
+    srd_upper: float = field(default=DEFAULT_UPPER, metadata={"help": "fedsrd: rule's upper"})
+    srd_coeff: float = field(default=DEFAULT_COEFF, metadata={"help": "fedsrd: rule's coeff"})
+    srd_mask_rate: float = field(
+        default=DEFAULT_MASK_RATE, metadata={"help": "fedsrd: share a download drops"}
+    )
+    srd_kurtosis: float = field(
+        default=EXPECTED_KURTOSIS,
+        metadata={"help": "fedsrd: the score kurtosis uploads are priced at (planner.srd)"},
+    )
 
     def __post_init__(self) -> None:
         check_method(self.method)
@@ -151,6 +186,14 @@ class MethodSpec:
             raise ValueError(
                 f"tensor sizes sum to {sum(self.tensor_sizes)}, but the adapter has n={self.n}."
             )
+        check_srd(
+            base=self.srd_base,
+            upper=self.srd_upper,
+            coeff=self.srd_coeff,
+            mask_rate=self.srd_mask_rate,
+        )
+        if self.method in SRD_METHODS and sum(a + b for a, b in self.srd_pairs) > self.n:
+            raise ValueError(f"fedsrd's LoRA pairs hold more than the adapter's n={self.n}.")
         check_wire(self)
 
     @property
@@ -165,8 +208,34 @@ class MethodSpec:
 
     @property
     def uniform(self) -> bool:
-        """True when every round costs the same bytes (no mask to share)."""
-        return self.method not in MASK_METHODS
+        """True when every round costs the same bytes (no mask to share, no catch-up)."""
+        return self.method not in MASK_METHODS and self.method not in SRD_METHODS
+
+    def srd_parts(self) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+        """fedsrd: (sizes of the A matrices, of the B matrices, entries of the rest)."""
+        pairs = self.srd_pairs or ((self.n // 2, self.n - self.n // 2),)
+        a = tuple(p[0] for p in pairs)
+        b = tuple(p[1] for p in pairs)
+        return a, b, self.n - sum(a) - sum(b)
+
+    def srd_upload_entries(self) -> int:
+        """k of one fedsrd upload as priced: every matrix and the head at the stated kurtosis."""
+        a, b, rest = self.srd_parts()
+        sizes = (*a, *b, *((rest,) if rest else ()))
+        return expected_upload_entries(
+            sizes,
+            base=self.srd_base,
+            upper=self.srd_upper,
+            coeff=self.srd_coeff,
+            kurtosis=self.srd_kurtosis,
+        )
+
+    def srd_delta_entries(self, round_: int) -> int:
+        """k of the delta the server sends after 1-based round ``round_``: the masked share of
+        A's entries (odd rounds: 0-based even) or B's (even rounds), and of the head's."""
+        a, b, rest = self.srd_parts()
+        updated = (sum(a) if round_ % 2 == 1 else sum(b)) + rest
+        return download_entries(updated, self.srd_mask_rate)
 
     def topk_entries(self, density: float) -> int:
         """k of a top-k message: global k(n, d), or the sum of k(n_t, d) per tensor."""
@@ -268,6 +337,10 @@ class _Walk:
         self.unseen = num_clients  # clients not holding the current version
         self._full: dict[tuple[int, str], int] = {}
         self.down, self.up = spec.wire_down, spec.wire_up
+        # fedsrd: the deltas sent so far (bytes) and the delta count each client holds
+        self.srd_sizes: list[int] = []
+        self.srd_last_k = 0
+        self.srd_dense = message_bytes(n, n, encoding="dense", precision="fp32")
 
     def full_bytes(self, k: int, precision: str) -> int:
         if (k, precision) not in self._full:
@@ -283,7 +356,7 @@ class _Walk:
         s = self.spec
         if s.uniform:
             return True
-        if self.version == 0:
+        if self.version == 0 or s.method in SRD_METHODS:
             return False
         if s.method == "sparseadapter":
             return True
@@ -292,7 +365,10 @@ class _Walk:
 
     @property
     def steady(self) -> bool:
-        """Every later round costs what the next one costs (bytes; seconds without a spread)."""
+        """Every later round costs what the next one costs (bytes; seconds without a spread);
+        never for fedsrd (its downloads follow who missed which delta)."""
+        if self.spec.method in SRD_METHODS:
+            return False
         return self.spec.uniform or (self.final_k and self.unseen == 0)
 
     def steady_bytes(self) -> tuple[int, int]:
@@ -306,7 +382,18 @@ class _Walk:
         r = self.round
         s = self.spec
         sampled, factors = cached_draws(self.seed, r, self.num_clients, self.m, self.network)
-        if s.uniform or self.version == 0:
+        if s.method in SRD_METHODS:
+            # catch-up: the deltas a client missed, or a dense fp32 P when that is cheaper
+            down = []
+            for c in sampled:
+                down.append(min(sum(self.srd_sizes[self.seen.get(c, 0) :]), self.srd_dense))
+                self.seen[c] = len(self.srd_sizes)
+            k_up = s.srd_upload_entries()
+            up = [self.full_bytes(k_up, self.up)] * len(sampled)
+            d_down, d_up = self.srd_last_k / s.n, k_up / s.n
+            self.srd_last_k = s.srd_delta_entries(r)
+            self.srd_sizes.append(self.full_bytes(self.srd_last_k, self.down))
+        elif s.uniform or self.version == 0:
             down = [self.full_bytes(self.k_down, self.down)] * len(sampled)
             up = [self.full_bytes(self.k_up, self.up)] * len(sampled)
             d_down, d_up = self.k_down / s.n, self.k_up / s.n
@@ -344,7 +431,7 @@ class _Walk:
 
     def _after_aggregate(self) -> None:
         s = self.spec
-        if s.uniform:
+        if s.uniform or s.method in SRD_METHODS:
             return
         if s.method == "sparseadapter":
             if self.version == 0:

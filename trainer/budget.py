@@ -13,14 +13,17 @@ rank is measured on the real wrapped model, as the tuner sizes adapters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 
-from planner.budget import parse_budget
+from planner.budget import BUDGET_RTOL, parse_budget
 from planner.fleet import dense_reference_seconds, price_fleet_rounds
+from planner.limits import check_derived
 from planner.network import NetworkProfile
 from planner.schedule import (
+    SRD_METHODS,
     MethodSpec,
     RoundPrice,
     dense_reference_round,
@@ -31,9 +34,25 @@ from trainer.config import RunConfig
 from trainer.errors import TrainerError
 
 
-def method_spec(config: RunConfig, *, n: int, tensor_sizes: tuple[int, ...] = ()) -> MethodSpec:
+def srd_pairs(slices: Sequence[Any]) -> tuple[tuple[int, int], ...]:
+    """(entries of A, of B) of every LoRA pair among P's slices (PEFT names lora_A, lora_B)."""
+    size = {s.name: s.stop - s.start for s in slices}
+    return tuple(
+        (size[name], size[name.replace("lora_A", "lora_B")])
+        for name in size
+        if "lora_A" in name and name.replace("lora_A", "lora_B") in size
+    )
+
+
+def method_spec(
+    config: RunConfig,
+    *,
+    n: int,
+    tensor_sizes: tuple[int, ...] = (),
+    pairs: tuple[tuple[int, int], ...] = (),
+) -> MethodSpec:
     """What ``config``'s method sends for an n-entry adapter (per-tensor top-k needs the sizes
-    of P's tensors in order)."""
+    of P's tensors in order; fedsrd its LoRA pairs' sizes, ``srd_pairs``)."""
     d_down, d_up = config.effective_densities  # sparseadapter: (d_up, d_up), its mask density
     return MethodSpec(
         method=config.method,
@@ -47,6 +66,11 @@ def method_spec(config: RunConfig, *, n: int, tensor_sizes: tuple[int, ...] = ()
         precision_down=config.wire_precisions[0],
         precision_up=config.wire_precisions[1],
         tensor_sizes=tensor_sizes if config.topk == "per-tensor" else (),
+        srd_pairs=pairs if config.method in SRD_METHODS else (),
+        srd_base=config.srd_base,
+        srd_upper=config.srd_upper,
+        srd_coeff=config.srd_coeff,
+        srd_mask_rate=config.srd_mask_rate,
     )
 
 
@@ -81,6 +105,7 @@ def budget_rounds(
     *,
     n: int,
     tensor_sizes: tuple[int, ...] = (),
+    pairs: tuple[tuple[int, int], ...] = (),
     reference_n: int,
     num_clients: int,
     network: NetworkProfile,
@@ -116,7 +141,16 @@ def budget_rounds(
         budget_seconds = budget.amount
     else:
         budget_bytes = int(budget.amount)
-    spec = method_spec(config, n=n, tensor_sizes=tensor_sizes)
+    if budget_seconds is not None:  # a derived number: finite and > 0 before any round
+        try:
+            check_derived(
+                budget_seconds,
+                f"budget {config.budget} in seconds",
+                hint="the links' numbers make it vanish or overflow; check them",
+            )
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
+    spec = method_spec(config, n=n, tensor_sizes=tensor_sizes, pairs=pairs)
     prices: Iterator[RoundPrice]
     if fleet is not None:
         prices = price_fleet_rounds(
@@ -164,6 +198,7 @@ def resolve_budget_rounds(
         config,
         n=adapter.n,
         tensor_sizes=tuple(s.stop - s.start for s in adapter.slices),
+        pairs=srd_pairs(adapter.slices),
         reference_n=ref_n,
         num_clients=num_clients,
         network=network,
@@ -175,8 +210,94 @@ def resolve_budget_rounds(
         )
     if log is not None:
         cap = f", capped at max_rounds={config.max_rounds}" if config.max_rounds else ""
+        if config.method in SRD_METHODS:
+            cap += (
+                f"; predicted: fedsrd stops on the bytes it actually sends, "
+                f"at most {srd_round_cap(config, len(got.rounds))} rounds"
+            )
         log(got.describe(config.budget) + cap)
+    if config.method in SRD_METHODS:
+        return replace(config, rounds=srd_round_cap(config, len(got.rounds)))
     return replace(config, rounds=len(got.rounds))
+
+
+SRD_ROUND_CAP = 4  # a fedsrd run under a budget plays at most this times its predicted rounds
+
+
+def srd_round_cap(config: RunConfig, predicted: int) -> int:
+    """The most rounds a fedsrd run under a budget may play: SRD_ROUND_CAP x the predicted
+    rounds, or max_rounds when set."""
+    return config.max_rounds or SRD_ROUND_CAP * predicted
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpendGuard:
+    """A budget enforced on what a run actually sent (fedsrd's uploads are data-dependent):
+    round r + 1 is played only while the spend recorded after round r plus round r + 1's
+    predicted cost stays within the budget (seconds with ``BUDGET_RTOL``, bytes exactly)."""
+
+    prices: list[RoundPrice]  # predicted, round 1 .. the cap
+    budget_seconds: float | None
+    budget_bytes: int | None
+
+    def next_fits(self, cum_bytes: int, cum_seconds: float, round_: int) -> bool:
+        if round_ >= len(self.prices):
+            return False
+        nxt = self.prices[round_]
+        if self.budget_bytes is not None:
+            return cum_bytes + nxt.bytes_total <= self.budget_bytes
+        assert self.budget_seconds is not None
+        return cum_seconds + nxt.seconds <= self.budget_seconds * (1 + BUDGET_RTOL)
+
+    def describe(self, rounds: int, cum_bytes: int) -> str:
+        """Predicted against actual bytes over the rounds played."""
+        predicted = sum(p.bytes_total for p in self.prices[:rounds])
+        error = (cum_bytes - predicted) / predicted if predicted else 0.0
+        return (
+            f"budget spent on actual bytes: {rounds} rounds, {cum_bytes:,} bytes sent, "
+            f"{predicted:,} predicted for those rounds ({error:+.1%})"
+        )
+
+
+def spend_guard(
+    config: RunConfig,
+    workload: Any,
+    adapter: Any,
+    *,
+    num_clients: int,
+    network: NetworkProfile,
+) -> SpendGuard | None:
+    """The guard of a fedsrd run with a budget (``config.rounds`` already its cap); None for
+    every other method, whose prices are exact."""
+    if config.budget is None or config.method not in SRD_METHODS:
+        return None
+    same = config.rank == config.ref_rank
+    ref_n = adapter.n if same else reference_adapter_size(config, workload.base_model)
+    got = budget_rounds(
+        config,
+        n=adapter.n,
+        pairs=srd_pairs(adapter.slices),
+        reference_n=ref_n,
+        num_clients=num_clients,
+        network=network,
+    )
+    spec = method_spec(config, n=adapter.n, pairs=srd_pairs(adapter.slices))
+    prices = list(
+        islice(
+            price_rounds(
+                spec,
+                network=network,
+                seed=config.seed,
+                num_clients=num_clients,
+                clients_per_round=config.clients_per_round,
+                compute_seconds=config.compute_seconds,
+            ),
+            config.rounds,
+        )
+    )
+    return SpendGuard(
+        prices=prices, budget_seconds=got.budget_seconds, budget_bytes=got.budget_bytes
+    )
 
 
 def planned_prices(config: RunConfig, workload: Any) -> list[RoundPrice]:
@@ -197,6 +318,7 @@ def planned_prices(config: RunConfig, workload: Any) -> list[RoundPrice]:
         config,
         n=adapter.n,
         tensor_sizes=tuple(s.stop - s.start for s in adapter.slices),
+        pairs=srd_pairs(adapter.slices),
         reference_n=ref_n,
         num_clients=len(workload.client_rows(config)),
         network=config.network_profile(),

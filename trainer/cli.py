@@ -133,7 +133,8 @@ def train_command(
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     method: Annotated[
-        str | None, _cfg("method", "floss | dense | sparseadapter | adapterlth | ffa")
+        str | None,
+        _cfg("method", "floss | dense | sparseadapter | adapterlth | ffa | fedsrd | fedsrd-e"),
     ] = None,
     rank: Annotated[int | None, _cfg("rank", "LoRA rank r")] = None,
     d_down: Annotated[str | None, _cfg("d_down", "download density in (0, 1], e.g. 1/4")] = None,
@@ -193,6 +194,16 @@ def train_command(
     ] = None,
     lth_floor: Annotated[
         str | None, _opt("adapterlth: density floor, e.g. 1/64 (default: none, k down to 1)")
+    ] = None,
+    srd_base: Annotated[
+        float | None,
+        _cfg("srd_base", "fedsrd: pruned share base + min(upper, coeff * ln kurtosis): base"),
+    ] = None,
+    srd_upper: Annotated[float | None, _cfg("srd_upper", "fedsrd: the rule's upper")] = None,
+    srd_coeff: Annotated[float | None, _cfg("srd_coeff", "fedsrd: the rule's coeff")] = None,
+    srd_mask_rate: Annotated[
+        float | None,
+        _cfg("srd_mask_rate", "fedsrd: share of the server's update a download drops"),
     ] = None,
     num_clients: Annotated[int | None, _cfg("num_clients", "clients in the population")] = None,
     clients_per_round: Annotated[

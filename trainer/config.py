@@ -13,7 +13,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.encoding import ENCODING_CHOICES, QUANTIZED, parse_precision
-from planner.schedule import DEFAULT_KEEP_RATE, METHODS, check_floor, check_keep_rate
+from planner.schedule import (
+    DEFAULT_KEEP_RATE,
+    METHODS,
+    SRD_METHODS,
+    check_floor,
+    check_keep_rate,
+)
+from planner.srd import (
+    DEFAULT_BASE,
+    DEFAULT_COEFF,
+    DEFAULT_MASK_RATE,
+    DEFAULT_UPPER,
+    check_srd,
+)
 from trainer.errors import TrainerError
 
 if TYPE_CHECKING:
@@ -115,7 +128,8 @@ class RunConfig:
 
     # what is trained and sent
     method: str = field(
-        default="floss", metadata=_h("floss | dense | sparseadapter | adapterlth | ffa")
+        default="floss",
+        metadata=_h("floss | dense | sparseadapter | adapterlth | ffa | fedsrd | fedsrd-e"),
     )
     rank: int = field(default=16, metadata=_h("LoRA rank r"))
     lora_alpha: float = field(default=16.0, metadata=_h("LoRA alpha (scale = alpha / r)"))
@@ -154,6 +168,16 @@ class RunConfig:
     )
     lth_floor: float | None = field(
         default=None, metadata=_h("adapterlth: density floor; None = k shrinks down to 1")
+    )
+    srd_base: float = field(
+        default=DEFAULT_BASE,
+        metadata=_h("fedsrd: pruning ratio base + min(upper, coeff * ln kurtosis): the base"),
+    )
+    srd_upper: float = field(default=DEFAULT_UPPER, metadata=_h("fedsrd: the rule's upper"))
+    srd_coeff: float = field(default=DEFAULT_COEFF, metadata=_h("fedsrd: the rule's coeff"))
+    srd_mask_rate: float = field(
+        default=DEFAULT_MASK_RATE,
+        metadata=_h("fedsrd: share of the server's update a download drops at random"),
     )
     # federation
     rounds: int = field(
@@ -310,6 +334,17 @@ class RunConfig:
         except ValueError as exc:
             raise TrainerError(str(exc)) from None
         s(self, "keep_rate", float(self.keep_rate))
+        try:
+            check_srd(
+                base=self.srd_base,
+                upper=self.srd_upper,
+                coeff=self.srd_coeff,
+                mask_rate=self.srd_mask_rate,
+            )
+        except ValueError as exc:
+            raise TrainerError(str(exc)) from None
+        for name in ("srd_base", "srd_upper", "srd_coeff", "srd_mask_rate"):
+            s(self, name, float(getattr(self, name)))
         if self.budget is not None:
             from planner.budget import parse_budget
 
@@ -414,6 +449,8 @@ class RunConfig:
             return self.d_up, self.d_up
         if self.method == "adapterlth":  # dense round 1; later rounds follow keep_rate
             return 1.0, 1.0
+        if self.method in SRD_METHODS:  # the download mask; the rule's saturated upload share
+            return 1.0 - self.srd_mask_rate, 1.0 - self.srd_base - self.srd_upper
         return self.d_down, self.d_up
 
     def sized_as(self, method: str, rank: int) -> RunConfig:
@@ -438,7 +475,7 @@ class RunConfig:
         """The forced dense encoding writes dropped zeros, which b-bit codes cannot hold."""
         if self.encoding != "dense" or self.method in ("dense", "ffa"):
             return
-        mask = self.method in ("sparseadapter", "adapterlth")
+        mask = self.method in ("sparseadapter", "adapterlth", *SRD_METHODS)
         for direction, precision, density in (
             ("download", self.wire_precisions[0], self.d_down),
             ("upload", self.wire_precisions[1], self.d_up),

@@ -16,6 +16,9 @@ mask; clients that hold it get values only. Each client's mask version is tracke
 ``planner.schedule.price_rounds`` prices exactly this, payload for payload
 (tests/trainer/test_method_bytes.py pins the two round by round).
 
+* ``FedSRD`` (fedsrd, fedsrd-e; ``trainer.fedsrd``): uploads pruned by a kurtosis rule, the
+  server's own aggregation (``aggregate``), downloads as deltas with a catch-up.
+
 ``served(p)`` is what a client receiving the next download would hold: P masked to the download
 mask, through the wire precision (the served model that evaluation scores; a stochastic download
 precision rounds it with the next round's draws).
@@ -40,6 +43,7 @@ from planner.schedule import lth_next_density, mask_entries
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 from trainer.flat import Slice
+from trainer.server import ServerState
 from trainer.sparse import (
     DOWNLOAD,
     UPLOAD,
@@ -96,24 +100,41 @@ class Method:
         round_: int = 0,
         client: int = -1,
         density: float | None = None,
+        start: torch.Tensor | None = None,
     ) -> Sent:
         """Client ``client``'s message of its update (with error feedback: of the update plus
         its residual, which keeps what the server did not receive). ``density``: this client's
-        own upload density (fleets with per-client densities; top-k methods only)."""
+        own upload density (fleets with per-client densities; top-k methods only); ``start``:
+        the vector the client trained from (FedSRD scores its update with it)."""
         if density is not None and not isinstance(self, TopK):
             raise TrainerError(f"{self.config.method} has no per-client upload density.")
         if not self.config.error_feedback:
-            return self._upload(delta, round_=round_, client=client, density=density)
+            return self._upload(delta, round_=round_, client=client, density=density, start=start)
         residual = self.residuals.get(client)
         x = delta if residual is None else delta + residual
-        sent = self._upload(x, round_=round_, client=client, density=density)
+        sent = self._upload(x, round_=round_, client=client, density=density, start=start)
         self.residuals[client] = x - sent.vector
         return sent
 
     def _upload(
-        self, delta: torch.Tensor, *, round_: int, client: int, density: float | None = None
+        self,
+        delta: torch.Tensor,
+        *,
+        round_: int,
+        client: int,
+        density: float | None = None,
+        start: torch.Tensor | None = None,
     ) -> Sent:
         raise NotImplementedError
+
+    def aggregate(self, server: ServerState, uploads: Sequence[torch.Tensor]) -> None:
+        """The server's step from the decoded uploads: g = their mean (summed in the order
+        given), one server-optimizer step on P, then ``after_aggregate``."""
+        total = torch.zeros_like(server.p)
+        for vector in uploads:
+            total += vector
+        server.step(total / len(uploads))
+        self.after_aggregate(server.p)
 
     def grad_mask(self) -> torch.Tensor | None:
         """Entries clients may change (None: all)."""
@@ -179,7 +200,13 @@ class TopK(Method):
         return [m.vector for m in sent], [m.nbytes for m in sent]
 
     def _upload(
-        self, delta: torch.Tensor, *, round_: int, client: int, density: float | None = None
+        self,
+        delta: torch.Tensor,
+        *,
+        round_: int,
+        client: int,
+        density: float | None = None,
+        start: torch.Tensor | None = None,
     ) -> Sent:
         seed = self.up_seed(round_, client)
         d_up = self.d_up if density is None else density
@@ -241,7 +268,13 @@ class FixedMask(Method):
         return send_values(p, self.positions, precision=self.down, seed=seed).vector
 
     def _upload(
-        self, delta: torch.Tensor, *, round_: int, client: int, density: float | None = None
+        self,
+        delta: torch.Tensor,
+        *,
+        round_: int,
+        client: int,
+        density: float | None = None,
+        start: torch.Tensor | None = None,
     ) -> Sent:
         seed = self.up_seed(round_, client)
         if self.positions is None:
@@ -309,6 +342,10 @@ class IterativePrune(FixedMask):
 
 
 def make_method(config: RunConfig, *, n: int, slices: tuple[Slice, ...]) -> Method:
+    if config.method in ("fedsrd", "fedsrd-e"):
+        from trainer.fedsrd import FedSRD  # it subclasses Method
+
+        return FedSRD(config, n=n, slices=slices)
     if config.method == "sparseadapter":
         return FixedMask(config, n=n, slices=slices)
     if config.method == "adapterlth":

@@ -119,7 +119,7 @@ def client_update(
         scaler=trainee.scaler,
     )
     sent = method.upload(
-        start - trainee.adapter.flat, round_=round_, client=client, density=density
+        start - trainee.adapter.flat, round_=round_, client=client, density=density, start=start
     )
     return ClientUpdate(client=client, sent=sent, local=local)
 
@@ -137,12 +137,9 @@ def served_models(
 
 
 def server_aggregate(server: ServerState, method: Method, uploads: Sequence[torch.Tensor]) -> None:
-    """g = mean of the decoded uploads (summed in the order given: sampled clients sorted by
-    id), one server-optimizer step on the dense P, then the method's after-aggregate hook."""
+    """The method's server step (``Method.aggregate``): by default g = mean of the decoded
+    uploads (summed in the order given: sampled clients sorted by id), one server-optimizer
+    step on the dense P, then the method's after-aggregate hook."""
     if not uploads:
         raise ValueError("server_aggregate needs at least one upload.")
-    total = torch.zeros_like(server.p)
-    for vector in uploads:
-        total += vector
-    server.step(total / len(uploads))
-    method.after_aggregate(server.p)
+    method.aggregate(server, uploads)

@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from planner.sampling import round_draws
 from planner.sampling import round_seed as round_seed  # re-exported (tests, callers)
 from planner.schedule import MethodSpec, synchronous_seconds
 from trainer import interrupt
-from trainer.budget import method_spec, resolve_budget_rounds
+from trainer.budget import method_spec, resolve_budget_rounds, spend_guard
 from trainer.checkpoint import (
     canonical_adapter_config,
     load_checkpoint,
@@ -257,6 +257,8 @@ def train(
             config, wl, adapter, num_clients=len(clients), network=network, log=log
         )
         method.config = config
+    # fedsrd: data-dependent uploads, so its budget stops on the bytes actually sent
+    guard = spend_guard(config, wl, adapter, num_clients=len(clients), network=network)
     if log is not None:  # after the budget's line: what the run trains on
         log(wl.dataset.source)
         log(describe_partition(client_stats, partition=config.partition))
@@ -297,6 +299,7 @@ def train(
     bar = _Progress(progress, config.rounds, len(records))
     saved = len(records) if resume else 0  # the round the newest checkpoint holds
     stopped = False
+    played_to: int | None = None  # the round after which fedsrd's budget was spent
     halted = False  # an interrupt (trainer.interrupt): stop at this round boundary, resumable
     try:
         for r in range(len(records) + 1, config.rounds + 1):
@@ -316,10 +319,14 @@ def train(
             diverged = (bool(losses) and not math.isfinite(train_loss)) or not bool(
                 torch.isfinite(server.p).all()
             )
+            # fedsrd under a budget: its last round is the one after which the next would not fit
+            spent = guard is not None and not guard.next_fits(
+                cum_bytes + sum(bytes_down) + sum(bytes_up), cum_sim + played.seconds, r
+            )
             splits: dict[str, torch.Tensor] = {}
-            if _eval_due(config, r, extra_evals):
+            if _eval_due(config, r, extra_evals) or spent:
                 splits["val"] = val_rows
-            if r == config.rounds and config.eval_test and len(test_rows):
+            if (r == config.rounds or spent) and config.eval_test and len(test_rows):
                 splits["test"] = test_rows
             metrics: dict[str, float | None] = {"val_loss": None, "val_accuracy": None}
             if splits and not diverged:
@@ -381,12 +388,19 @@ def train(
                 saved = r
             if stopped or halted:
                 break
+            if spent:
+                played_to = r
+                break  # fedsrd: the budget is spent on actual bytes; the run is complete
     finally:
         bar.close()
+    if played_to is not None:  # fedsrd's budget ended the run: these are its rounds
+        config = replace(config, rounds=played_to)
     if out is not None and records and saved != records[-1].round:  # a resume with nothing left
         _checkpoint(out, config, server, method, records)
     if halted:
         raise _interrupted(config, ckpt_dir, records, checkpoint=ckpt_dir is not None)
+    if guard is not None and log is not None and records:
+        log(guard.describe(len(records), records[-1].cum_bytes))
     adapter.flat.copy_(server.p)
     if out is not None:
         _save_outputs(out, model, wl, config, records)

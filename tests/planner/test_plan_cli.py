@@ -65,7 +65,9 @@ def test_plan_all_methods_short_list() -> None:
     ]
     assert 10 <= len(cells) <= 15 and all(c[9] for c in cells)
     assert cells[0][:4] == ["dense", "16", "1", "1"]
-    assert {c[0] for c in cells} == {"floss", "dense", "sparseadapter", "adapterlth", "ffa"}
+    assert {c[0] for c in cells} == {
+        "floss", "dense", "sparseadapter", "adapterlth", "ffa", "fedsrd", "fedsrd-e"
+    }  # fmt: skip
     ffa = next(c for c in cells if c[0] == "ffa")  # B alone at twice the rank = dense's bytes
     assert ffa[1:4] == ["32", "1", "1"] and ffa[7] == "50"
     assert "schedule sparseadapter, adapterlth: seeded sampling (seed 0, 100 clients)" in (
@@ -172,8 +174,8 @@ def test_output_file(tmp_path: Path, fmt: str) -> None:
         (["--clients-per-round", "0"], "error: clients per round must be at least 1, but got 0."),
         (
             ["--method", "lora"],
-            "error: --method must be one of floss, dense, sparseadapter, adapterlth, ffa, all "
-            "(or a comma list), but got 'lora'.",
+            "error: --method must be one of floss, dense, sparseadapter, adapterlth, ffa, "
+            "fedsrd, fedsrd-e, all (or a comma list), but got 'lora'.",
         ),
         (["--method", ","], "error: --method: expected one of floss"),
         (["--keep-rate", "0"], "error: --keep-rate must be in (0, 1], but got 0.0."),

@@ -61,7 +61,8 @@ def test_tiny_run_flags_override_config(tmp_path: Path, tiny_kwargs: dict[str, A
         (["--d-down", "2"], "error: d_down must be in (0, 1], but got 2.0."),
         (
             ["--method", "fedprox"],
-            "error: method must be one of floss, dense, sparseadapter, adapterlth, ffa, but got 'fedprox'.",
+            "error: method must be one of floss, dense, sparseadapter, adapterlth, ffa, fedsrd, "
+            "fedsrd-e, but got 'fedprox'.",
         ),
         (["--network", "moon"], "error: unknown network profile 'moon'; known: "),
         (
