@@ -45,7 +45,7 @@ META = "meta.json"
 MANIFEST = "manifest.json"
 FORMAT = 2  # 1: tensors + meta replaced one by one, no manifest (could mix rounds)
 # keys whose change does not alter the trajectory, so a resumed run may differ in them
-RESUMABLE_CHANGES = frozenset({"rounds", "checkpoint_every", "device"})
+RESUMABLE_CHANGES = frozenset({"rounds", "budget", "max_rounds", "checkpoint_every", "device"})
 SERVER_TENSORS = ("p", "m", "v")  # ServerState.state_dict: float32 vectors of length n
 MASK_TENSOR = "mask_positions"  # FixedMask.state: sorted int64 positions in [0, n)
 RESIDUAL_TENSOR = "residuals"  # Method.state with error feedback: float32 (clients, n)

@@ -172,3 +172,21 @@ def test_a_real_run_with_an_empty_round_writes_strict_json(
     assert meta["records"][1]["train_loss"] is None
     ckpt = load_checkpoint(tmp_path, config=config.to_dict(), n=result.adapter_size)
     assert math.isnan(RoundRecord.from_dict(ckpt.meta["records"][1]).train_loss)
+
+
+def test_a_budget_run_is_extended_by_a_larger_budget(
+    tiny_kwargs: dict[str, Any], tiny_workload: Any, tmp_path: Path
+) -> None:
+    """The budget only decides how many rounds (randomness is per (seed, round, client)), so
+    --resume with a larger budget trains the rounds it adds; one that buys fewer is refused."""
+    kw = {k: v for k, v in tiny_kwargs.items() if k != "rounds"}
+    small, large = _cfg(kw, budget="2-dense-rounds"), _cfg(kw, budget="4-dense-rounds")
+    whole = train(large, workload=tiny_workload, progress=False)
+    first = train(small, workload=tiny_workload, out_dir=tmp_path, progress=False)
+    assert 0 < len(first.records) < len(whole.records)
+    more = train(large, workload=tiny_workload, out_dir=tmp_path, progress=False, resume=True)
+    assert _strip(more.records) == _strip(whole.records)
+    assert more.final_p is not None and whole.final_p is not None
+    assert torch.equal(more.final_p, whole.final_p)
+    with pytest.raises(TrainerError, match="past this run's"):
+        train(small, workload=tiny_workload, out_dir=tmp_path, progress=False, resume=True)
