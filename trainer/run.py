@@ -282,7 +282,12 @@ def train(
     if out is not None:
         config.save(out / "config.yaml")
         (out / CLIENTS_FILE).write_text(
-            json.dumps({"data": wl.dataset.source, **client_stats}, indent=2, sort_keys=True)
+            json.dumps(
+                json_safe({"data": wl.dataset.source, **client_stats}),
+                indent=2,
+                sort_keys=True,
+                allow_nan=False,
+            )
             + "\n",
             encoding="utf-8",
         )
@@ -395,7 +400,7 @@ def train(
         bar.close()
     if played_to is not None:  # fedsrd's budget ended the run: these are its rounds
         config = replace(config, rounds=played_to)
-    if out is not None and records and saved != records[-1].round:  # a resume with nothing left
+    if out is not None and records and saved != records[-1].round:  # fedsrd spent, nothing left
         _checkpoint(out, config, server, method, records)
     if halted:
         raise _interrupted(config, ckpt_dir, records, checkpoint=ckpt_dir is not None)
@@ -619,8 +624,9 @@ def _save_outputs(
         "labels": wl.dataset.label_names,
         "cum_bytes": records[-1].cum_bytes if records else 0,
         "cum_sim_seconds": records[-1].cum_sim_seconds if records else 0.0,
-        **{k: json_safe(v) for k, v in _final_metrics(records, config).items()},
+        **_final_metrics(records, config),
     }
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    (out / "summary.json").write_text(  # JSON has no NaN/inf: null instead
+        json.dumps(json_safe(summary), indent=2, sort_keys=True, allow_nan=False) + "\n",
+        encoding="utf-8",
     )
