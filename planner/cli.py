@@ -34,8 +34,10 @@ from planner.plan import (
     plan,
 )
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles, load_model, load_network
+from planner.progress import working
 from planner.render import FORMATS, fmt_density, render_fleet_plan, render_plan, write_output
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
+from planner.work import NOTE_SECONDS, check_plan_work
 
 DEFAULT_OVER_SELECTION = 1.3  # planner.fleet's (not imported: plain floss-plan stays lean)
 
@@ -453,6 +455,12 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            help="a progress display on stderr while planning (only when stderr is a terminal)"
+        ),
+    ] = True,
 ) -> None:
     """Turn a budget and a network into the feasible (rank, d_down, d_up) configurations of each
     method, and a short list with the reason for each row. With --fleet: each configuration under
@@ -507,26 +515,41 @@ def plan_command(
             deadline=deadline,
         )
         if fleet is not None:
-            text = _fleet_text(
-                settings,
-                fleet=fleet,
-                round_policy=round_policy,
-                deadline=deadline,
-                over_selection=over_selection,
-                density_policy=density_policy,
-                tier_densities=tier_densities,
-                density_grid=density_grid,
-                adapt_down=adapt_down,
-                max_dropped=max_dropped,
-                output_format=output_format,
-                limit=limit,
-                show_all=show_all,
-                given=given,
-            )
+            with working(f"planning on fleet {fleet}", enabled=progress):
+                text = _fleet_text(
+                    settings,
+                    fleet=fleet,
+                    round_policy=round_policy,
+                    deadline=deadline,
+                    over_selection=over_selection,
+                    density_policy=density_policy,
+                    tier_densities=tier_densities,
+                    density_grid=density_grid,
+                    adapt_down=adapt_down,
+                    max_dropped=max_dropped,
+                    output_format=output_format,
+                    limit=limit,
+                    show_all=show_all,
+                    given=given,
+                )
         else:
-            result: Plan = plan(settings)
+            seconds = check_plan_work(settings)  # refused above its stated limit, before work
+            if seconds > NOTE_SECONDS:
+                typer.echo(
+                    f"note: about {seconds:,.0f} s of work (the seeded schedules of sparseadapter/"
+                    f"adapterlth over {settings.num_clients:,} clients, as measured on a 2-core "
+                    "machine).",
+                    err=True,
+                )
+            with working("planning", enabled=progress):
+                result: Plan = plan(settings)
             text = render_plan(result, fmt=output_format, limit=limit, show_all=show_all)
         write_output(text, output)
+        if output is not None:  # the plan went to the file: one line says so
+            typer.echo(
+                f"wrote the {'fleet ' if fleet is not None else ''}plan "
+                f"({output_format}, {len(text.encode()):,} bytes) to {output}"
+            )
     except ValueError as exc:
         fail(str(exc))
 
