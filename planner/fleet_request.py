@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from planner import limits
 from planner.fleet import (
     DEFAULT_GRID,
     DEFAULT_OVER_SELECTION,
@@ -20,6 +21,7 @@ from planner.fleet import (
     parse_tier_densities,
     plan_fleet,
 )
+from planner.options import flag
 from planner.plan import PlanSettings
 
 NETWORK_ONLY = ("profile", "down", "up", "up_slowdown", "rtt_ms")  # one network's, not a fleet's
@@ -62,6 +64,10 @@ def fleet_plan(
                 "own link (the fleet's)."
             )
     o = options
+    limits.check_fields(  # where they enter, before the fleet file is read
+        {"deadline": o.deadline, "over_selection": o.over_selection, "max_dropped": o.max_dropped},
+        spell=flag,
+    )
     return plan_fleet(
         settings,
         fleet=load_fleet(o.fleet),
