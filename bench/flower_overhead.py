@@ -8,7 +8,18 @@ messages and for a 1M-entry payload (dense fp32 and top-1/16), as ratios and as 
 per message. The loopback deployment's traffic (``flwr ls``) is measured by
 tests/federation/test_flower_engines.py::test_loopback_deployment.
 
+``--deployment`` (issue 20): the same run as floss-train's whole command (``floss-train --config``,
+process start to exit) and as a loopback deployment (``federation.loopback``: a SuperLink and one
+SuperNode per client on 127.0.0.1, ``flwr run`` to finished), side by side and alternating,
+``--repeats`` times: Flower's default ``--isolation subprocess`` (a ClientApp process per
+message) and ``--isolation process`` with floss's long-lived ClientApp process per SuperNode
+(``federation.worker``). Each deployment starts fresh (nothing loaded) and runs the run twice:
+run 1 (the workers load the model) and run 2 (the same run config, another out-dir). The final P
+of every run is compared with floss-train's, bit for bit.
+
     OMP_NUM_THREADS=1 python bench/flower_overhead.py --rounds 4 [--simulation]
+    OMP_NUM_THREADS=1 python bench/flower_overhead.py --deployment --model all-minilm-l6-v2 \
+        --clients 4 --per-round 2 --rounds 3 --repeats 2
 """
 
 from __future__ import annotations
@@ -17,11 +28,15 @@ import argparse
 import csv
 import os
 import random
+import re
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
+VARIANTS = ("subprocess", "process", "process+fast")
 WORDS = ["rocket orbit planet", "bread cheese apple", "guitar piano song"]
 
 
@@ -57,6 +72,113 @@ def _message_bytes(payload_len: int) -> tuple[int, int]:
     return len(message_to_proto(msg).SerializeToString()), payload_len
 
 
+def _rounds_seconds(out: Path) -> float:
+    """The run's rounds (sum of the records' wall seconds: sampling to the server step)."""
+    import json
+
+    lines = (out / "rounds.jsonl").read_text().splitlines()
+    return sum(float(json.loads(line)["wall_seconds"]) for line in lines)
+
+
+def _floss_train(config: Any, folder: Path) -> tuple[dict[str, Any], Any]:
+    """The whole ``floss-train --config`` command: wall seconds, rounds seconds; its final P."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from federation.loopback import _REPO
+
+    cfg = config.save(folder / "run.yaml")
+    env = {**os.environ, "PYTHONPATH": _REPO}
+    args = [shutil.which("floss-train") or "floss-train", "--config", str(cfg),
+            "--out-dir", str(folder / "out"), "--no-progress"]  # fmt: skip
+    load = os.getloadavg()[0]
+    start = time.monotonic()
+    subprocess.run(args, env=env, check=True, capture_output=True)
+    row = {
+        "wall": time.monotonic() - start,
+        "rounds": _rounds_seconds(folder / "out"),
+        "load": load,
+    }
+    return row, load_file(str(folder / "out" / "checkpoint" / "state.safetensors"))["p"]
+
+
+def _worker_lines(folder: Path) -> list[str]:
+    return [
+        line
+        for log in sorted((folder / "logs").glob("worker-*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "answered in" in line
+    ]
+
+
+def _deployment(
+    config: Any, folder: Path, isolation: str, want: Any, fast: bool
+) -> list[dict[str, Any]]:
+    """Runs of the app on a fresh loopback deployment (two with workers: the second finds the
+    model loaded): the command's wall seconds, Flower's ServerApp elapsed, the rounds."""
+    from safetensors.torch import load_file
+
+    from federation.appdir import write_app
+    from federation.config import AppSettings
+    from federation.loopback import Loopback
+
+    app = folder / "app"
+    write_app(app, config, AppSettings(out_dir=str(folder / "out-1"), node_wait_seconds=120))
+    rows = []
+    deploy = folder / "deploy"
+    with Loopback(deploy, nodes=config.num_clients, isolation=isolation, fast_waits=fast) as lb:
+        ready = lb.wait_ready()
+        for i in (1,) if isolation == "subprocess" else (1, 2):
+            out = folder / f"out-{i}"
+            load = os.getloadavg()[0]
+            res = lb.run(app, run_config=f"out-dir='{out}'")
+            got = load_file(str(out / "checkpoint" / "state.safetensors"))["p"]
+            lines = _worker_lines(lb.folder)
+            loads = [re.search(r"model loads (\d+)", x) for x in lines]
+            rows.append({
+                "run": i, "wall": res.wall_seconds, "elapsed": res.elapsed,
+                "rounds": _rounds_seconds(out), "ready": ready, "load": load,
+                "status": res.status.get("status"), "equal": bool((got == want).all()),
+                "tasks": len(lines), "max_loads": max((int(m[1]) for m in loads if m), default=0),
+            })  # fmt: skip
+    return rows
+
+
+def deployment_bench(config: Any, repeats: int, isolations: list[str]) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="flower-deploy-"))
+    config = type(config)(**{**config.to_dict(), "checkpoint_every": config.rounds})
+    table: list[tuple[str, int, dict[str, Any]]] = []
+    for rep in range(repeats):
+        base = tmp / f"rep{rep}"
+        row, want = _floss_train(config, base / "floss-train")
+        table.append(("floss-train (whole command)", rep, row))
+        print(f"rep {rep}: floss-train {row}", flush=True)
+        for variant in isolations:
+            isolation, _, fast = variant.partition("+")
+            for row in _deployment(config, base / variant, isolation, want, bool(fast)):
+                name = f"--isolation {isolation}{' + federation.supernode' if fast else ''}"
+                table.append((f"{name}, run {row['run']}", rep, row))
+                print(f"rep {rep}: {variant} {row}", flush=True)
+    print(f"\n{config.model}: {config.num_clients} SuperNodes, {config.rounds} rounds x "
+          f"{config.clients_per_round} clients\n")  # fmt: skip
+    print("| engine | rep | load avg | command s | vs floss-train | outside the ServerApp s "
+          "| ServerApp before/after the rounds s | rounds s | final P equal | worker answers, "
+          "max model loads |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    base = {rep: row["wall"] for name, rep, row in table if name.startswith("floss-train")}
+    for name, rep, row in table:
+        ratio = row["wall"] / base[rep]
+        if "elapsed" in row:
+            outside, inside = f"{row['wall'] - row['elapsed']:.1f}", row["elapsed"] - row["rounds"]
+            equal = str(row["equal"])
+        else:  # floss-train: start-up (imports, data, model) and the end, in its one process
+            outside, inside, equal = "", row["wall"] - row["rounds"], "(reference)"
+        answers = f"{row['tasks']}, {row['max_loads']}" if row.get("tasks") else ""
+        print(f"| {name} | {rep} | {row['load']:.1f} | {row['wall']:.1f} | {ratio:.2f}x "
+              f"| {outside} | {inside:.1f} | {row['rounds']:.1f} | {equal} | {answers} |")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=4)
@@ -64,6 +186,15 @@ def main() -> None:
     ap.add_argument("--per-round", type=int, default=2)
     ap.add_argument("--model", default="tiny-random-bert")
     ap.add_argument("--simulation", action="store_true", help="also Flower's Ray engine")
+    ap.add_argument("--deployment", action="store_true", help="floss-train vs loopback deployments")
+    ap.add_argument("--repeats", type=int, default=1, help="--deployment: alternating repeats")
+    ap.add_argument(
+        "--isolation",
+        action="append",
+        choices=VARIANTS,
+        help="--deployment: the SuperNodes' isolation modes to run (default all); +fast: "
+        "SuperNodes started by federation.supernode (short idle waits)",
+    )
     args = ap.parse_args()
 
     from federation.client import make_client_app
@@ -91,6 +222,9 @@ def main() -> None:
         eval_test=False,
         device="cpu",
     )
+    if args.deployment:
+        deployment_bench(config, args.repeats, args.isolation or list(VARIANTS))
+        return
     rows: list[tuple[str, float]] = []
     t = train(config, progress=False)
     rows.append(("floss-train", _per_round(t.records)))

@@ -31,6 +31,11 @@ FLOWER_ENV = {
     "FLWR_DISABLE_UPDATE_CHECK": "1",
 }
 DEPLOY_TIMEOUT = 300.0
+REPO = str(Path(__file__).resolve().parents[2])  # floss importable by every process started
+
+
+def _pythonpath() -> str:
+    return os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)
 
 
 def _cfg(fed_kwargs: dict[str, Any]) -> RunConfig:
@@ -133,7 +138,7 @@ def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None
         '[superlink]\ndefault = "loopback"\n\n'
         f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
     )
-    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home)}
+    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home), "PYTHONPATH": _pythonpath()}
     procs: list[subprocess.Popen[bytes]] = []
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -241,7 +246,7 @@ def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_pa
         '[superlink]\ndefault = "loopback"\n\n'
         f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
     )
-    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home)}
+    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home), "PYTHONPATH": _pythonpath()}
     procs: list[subprocess.Popen[bytes]] = []
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -344,7 +349,7 @@ def test_flwr_run_stream_on_the_simulation_shows_the_run_and_writes_it(
     home.mkdir()
     flwr_home.mkdir()
     env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(flwr_home), "HOME": str(home),
-           "OMP_NUM_THREADS": "1"}  # fmt: skip
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath()}  # fmt: skip
     env.pop("FLOSS_FLOWER_RESULTS", None)  # the default: ~/floss-flower-results
     try:
         done = subprocess.run(
@@ -391,8 +396,10 @@ def test_the_docs_one_machine_deployment_runs_as_written(
     fed_kwargs: dict[str, Any], tmp_path: Path
 ) -> None:
     """docs/federation.md's block, run by bash in an empty folder with APP, N and PORT set:
-    the SuperLink, one SuperNode per client, the wait, the run (finished:completed, results in
-    its out-dir), and the stop: every process it started has ended."""
+    the SuperLink, one SuperNode per client (--isolation process) with its federation.worker,
+    the wait, the run (finished:completed, results in its out-dir, every message answered by
+    its node's worker with one model load), and the stop: every process it started has
+    ended."""
     from federation.appdir import write_app
     from federation.config import AppSettings
 
@@ -404,7 +411,7 @@ def test_the_docs_one_machine_deployment_runs_as_written(
     work.mkdir()
     port = _free_port()
     env = {**os.environ, "APP": str(app), "N": str(config.num_clients), "PORT": str(port),
-           "OMP_NUM_THREADS": "1"}  # fmt: skip
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath()}  # fmt: skip
     started: list[int] = []
     try:
         done = subprocess.run(
@@ -412,13 +419,19 @@ def test_the_docs_one_machine_deployment_runs_as_written(
             text=True, timeout=DEPLOY_TIMEOUT, start_new_session=True,
         )  # fmt: skip
         text = done.stdout + done.stderr
-        for name in ("superlink.pid", "supernodes.pid"):
+        for name in ("superlink.pid", "supernodes.pid", "workers.pid"):
             started += [int(x) for x in (work / name).read_text().split()]
-        assert len(started) == 1 + config.num_clients
+        assert len(started) == 1 + 2 * config.num_clients
         assert done.returncode == 0, text[-4000:]
         assert "finished 2/2 rounds: " in text and f"results in {out}" in text, text[-4000:]
         assert '"status": "finished:completed"' in text, text[-4000:]
         assert len((out / "rounds.jsonl").read_text().splitlines()) == 2
+        # one long-lived ClientApp process per SuperNode answered every message, one model load
+        for i in range(config.num_clients):
+            answered = [x for x in (work / "logs" / f"worker-{i}.log").read_text().splitlines()
+                        if "answered in" in x]  # fmt: skip
+            assert len(answered) == 1 + config.rounds, answered  # the query, then each round
+            assert all(x.endswith("model loads 1") for x in answered), answered
         assert not [p for p in started if Path(f"/proc/{p}").exists()], "not stopped"
         children = [p for s in started for p in _pids_naming(f"--parent-pid {s} ")]
         deadline = time.monotonic() + 30
@@ -432,3 +445,52 @@ def test_the_docs_one_machine_deployment_runs_as_written(
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _worker_lines(folder: Path) -> dict[str, list[str]]:
+    return {
+        log.name: [x for x in log.read_text(errors="replace").splitlines() if "answered in" in x]
+        for log in sorted((folder / "logs").glob("worker-*.log"))
+    }
+
+
+def test_process_isolation_loads_the_model_once_per_supernode(
+    fed_kwargs: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 20: SuperNodes with --isolation process, each served by one long-lived
+    federation.worker process (started by SuperNodes with floss's short waits,
+    federation.supernode). Run 1 (3 rounds) equals floss-train bit for bit and each worker
+    answers its 4 messages (the start-up query, 3 train messages) with one model load; run 2,
+    another seed on the same nodes, equals floss-train's run of that seed and loads the model
+    once more per worker (a new config: never the last run's model); run 3, run 1's config
+    again, equals floss-train once more."""
+    from safetensors.torch import load_file
+
+    from federation.appdir import write_app
+    from federation.config import AppSettings
+    from federation.loopback import Loopback
+
+    config = RunConfig(**{**_cfg(fed_kwargs).to_dict(), "rounds": 3, "checkpoint_every": 3})
+    other = RunConfig(**{**config.to_dict(), "seed": 1})
+    want = {
+        c.seed: train(RunConfig(**{**c.to_dict(), "checkpoint_every": 0}), progress=False).final_p
+        for c in (config, other)
+    }
+    app = tmp_path / "app"
+    write_app(app, config, AppSettings(out_dir=str(tmp_path / "unused"), node_wait_seconds=120))
+    with Loopback(tmp_path / "deploy", nodes=2, isolation="process", fast_waits=True) as lb:
+        lb.wait_ready(timeout=DEPLOY_TIMEOUT)
+        for i, (seed, loads) in enumerate(((0, 1), (1, 2), (0, 3)), start=1):
+            out = tmp_path / f"out-{i}"
+            res = lb.run(app, timeout=DEPLOY_TIMEOUT, run_config=f"seed={seed} out-dir='{out}'")
+            assert res.status.get("status") == "finished:completed", f"{res.status}\n{lb.tails()}"
+            p = load_file(str(out / "checkpoint" / "state.safetensors"))["p"]
+            assert torch.equal(p, want[seed]), f"run {i} (seed {seed})"
+            lines = _worker_lines(lb.folder)
+            assert len(lines) == 2, lb.tails()
+            for name, answered in lines.items():
+                assert len(answered) == 4 * i, (name, answered)  # 1 query + 3 train a run
+                assert answered[-1].endswith(f"model loads {loads}"), (name, answered)
+            print(f"run {i} (seed {seed}): {res.wall_seconds:.1f} s, elapsed {res.elapsed:.1f}")
+        assert {w.poll() for w in lb.workers} == {None}, "a worker ended"
+    assert all(p.poll() is not None for p in lb.procs), "a process was left running"
