@@ -473,6 +473,7 @@ def plan_command(
             )
         if limit is not None and limit < 1:
             raise ValueError(f"--limit must be at least 1, but got {limit}.")
+        limits.check_fields({"limit": limit}, spell=options.flag)
         if output is not None:  # before the plan is computed, not after
             check_output_file(output, what="--output")
         settings = build_settings(

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from planner import limits
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
 from planner.plan import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, DEFAULT_NUM_CLIENTS, REF_RANK
@@ -210,8 +211,6 @@ class Strict(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _in_range(cls, v: Any, info: ValidationInfo) -> Any:
-        from planner import limits
-
         name = info.field_name
         number = isinstance(v, (int, float)) and not isinstance(v, bool)
         if name is not None and number and limits.limit_of(name) is not None:
@@ -419,6 +418,7 @@ class StudyRequest(Strict):
         for d in values:
             if not math.isfinite(d) or d <= 0:
                 raise ValueError(f"deadlines must be seconds > 0, but got {d!r}")
+            limits.check(d, "deadline_seconds", name="deadlines")
         if len(set(values)) != len(values):
             raise ValueError(f"a deadline is repeated: {_grid_text(v)}")
         return ",".join(repr(d) for d in values)

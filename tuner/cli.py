@@ -357,6 +357,7 @@ def run_command(
         check_tune_options(
             base,
             args,
+            seed=seed,
             given={
                 k
                 for k, v in {
@@ -389,7 +390,7 @@ def run_command(
         _export(study, export)
 
 
-def check_tune_options(base: Any, args: Any, *, given: set[str]) -> None:
+def check_tune_options(base: Any, args: Any, *, given: set[str], seed: int | None) -> None:
     """floss-tune run's numbers within their ranges and no option without effect: the table
     of ``planner.options`` that floss-plan, floss-train and the API use."""
     from planner import limits, options
@@ -397,6 +398,10 @@ def check_tune_options(base: Any, args: Any, *, given: set[str]) -> None:
     limits.check_fields(
         {k: getattr(base, k) for k in ("num_clients", "clients_per_round", "over_selection")},
         spell=lambda f: options.flag(f) if f in given else f,
+    )
+    limits.check_fields(
+        {"min_rounds": args.min_rounds, "max_rounds": args.max_rounds, "seed": seed},
+        spell=options.flag,
     )
     for d in args.deadlines:
         limits.check(d, "deadline_seconds", name="--deadlines")

@@ -81,7 +81,8 @@ def _reached(*_args: Any, **_kwargs: Any) -> Any:
 
 
 def _fake_train(config: Any, **_kwargs: Any) -> Any:
-    config.network_profile()  # what train() checks first, before the model loads
+    config.network_profile()  # what train() checks first (trainer.preflight), before the model
+    config.fleet_setup()  # loads: the network profile and the fleet file
     raise Reached
 
 
