@@ -60,6 +60,13 @@ METHODS: dict[str, dict[str, Any]] = {
     # download mask rate 0.9; stops on the bytes it actually sends (trainer.fedsrd)
     "FedSRD": {"method": "fedsrd", "rank": 16},
     "FedSRD-e": {"method": "fedsrd-e", "rank": 16},
+    # the authors' server: the update added as it is (FedAvg at lr 1), not the recipe's FedAdam
+    "FedSRD avg-1": {
+        "method": "fedsrd",
+        "rank": 16,
+        "server_optimizer": "fedavg",
+        "server_lr": 1.0,
+    },
 }
 TUNE_PICK = "floss-tune pick"
 
@@ -115,8 +122,8 @@ def run_config(
         elif changes["method"] == "floss":
             extra["d_up"] = changes["d_down"] / s  # the thesis heuristic d_up = d_down / S
     return RunConfig(
-        **recipe(args, part), seed=seed, up_slowdown=s, budget=budget_text(args),
-        **extra, **changes,
+        **{**recipe(args, part), **extra, **changes}, seed=seed, up_slowdown=s,
+        budget=budget_text(args),
     )  # fmt: skip
 
 

@@ -16,11 +16,13 @@ Read from the paper's public code (Youth-49/FedSRD_2025), re-implemented here:
   (B' = U_r sqrt(S_r), A' = sqrt(S_r) V_r^T, target B' A'), FedSRD-e takes W itself. The
   target's change dW = target - B A is put on one factor: on even 0-based rounds (round 1, 3,
   ... here) dA = pinv(B) dW, on odd ones dB = dW pinv(A); the head moves by the clients' mean
-  update. That update (the factor's entries and the head's) is masked at random to
-  k = k(size, 1 - mask_rate) entries (a seeded draw without replacement: the authors draw a
-  Bernoulli mask of the same expected share), the kept ones scaled by 1 / (1 - mask_rate), sent
-  through the codec at the download precision, and the server adds what decodes to its P. There
-  is no server optimizer: the server's P is exactly what an up-to-date client holds.
+  update. The server optimizer takes one step on the pseudo-gradient -update (the authors' server
+  adds the update itself: ``--server-optimizer fedavg --server-lr 1``; the default FedAdam is the
+  recipe every other method runs with); that step, restricted to the factor's and the head's
+  entries, is masked at random to k = k(size, 1 - mask_rate) entries (a seeded draw without
+  replacement: the authors draw a Bernoulli mask of the same expected share), the kept ones
+  scaled by 1 / (1 - mask_rate), sent through the codec at the download precision, and the
+  server adds what decodes to its P: the server's P is exactly what an up-to-date client holds.
   B starts at zero, so round 1's dA = pinv(0) dW is zero, as in the authors' code: round 1 moves
   the head only.
 * catch-up: the deltas need a client that holds the latest P. P_0 is the run's seeded init,
@@ -282,19 +284,23 @@ class FedSRD(Method):
         return updated[torch.from_numpy(pick)]
 
     def aggregate(self, server: ServerState, uploads: Sequence[torch.Tensor]) -> None:
-        """The server's round: target, projection, random mask, one delta message applied."""
+        """The server's round: target, projection, one server-optimizer step on the
+        pseudo-gradient -target (fedavg at lr 1: P + target, the authors' server), that step
+        masked at random and rescaled, one delta message applied."""
         target = self.target_delta(server.p, uploads)
+        before = server.p.clone()
+        server.step(-target)
+        step = server.p - before
+        server.p.copy_(before)
         positions = self.mask_positions(self.round).to(server.p.device)
-        scaled = target / (1.0 - self.config.srd_mask_rate)
         sent = send(
-            scaled,
+            step / (1.0 - self.config.srd_mask_rate),
             positions,
             encoding=self.config.encoding,
             precision=self.down,
             seed=self.down_seed(self.round),
         )
         server.p.add_(sent.vector)
-        server.step_count += 1
         self.version += 1
         self.sizes.append(sent.nbytes)
         self.last_k = sent.k
