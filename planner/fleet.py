@@ -347,7 +347,7 @@ def _note_once(message: str) -> None:
     """One line on stderr, once per process (a fleet file may be read twice by one run)."""
     if message not in _NOTED:
         _NOTED.add(message)
-        print(message, file=sys.stderr)
+        print(message, file=sys.stderr, flush=True)
 
 
 def _bad_cell(cells: list[str], at: dict[str, int], *, where: str, no: int) -> NoReturn:

@@ -70,9 +70,16 @@ def _cached_command(app: typer.Typer) -> Any:
     return _COMMANDS[id(app)][1]
 
 
-def invoke(app: typer.Typer, prog: str, args: list[str], *, cwd: Path) -> Outcome:
+def invoke(
+    app: typer.Typer,
+    prog: str,
+    args: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str | None] | None = None,
+) -> Outcome:
     runner = CliRunner()
-    env = {"FLOSS_TUNE_STORAGE": None, "FLOSS_PROFILE_DIR": None, "COLUMNS": "200"}
+    env = {"FLOSS_TUNE_STORAGE": None, "FLOSS_PROFILE_DIR": None, "COLUMNS": "200", **(env or {})}
     code: int | None = None
     reached = False
     crash = None
