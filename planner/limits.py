@@ -39,8 +39,13 @@ class Limit:
 
 
 def _fmt(value: float) -> str:
+    """0.001, 100, 1e+06; 2**40 and 2**63 - 1 as powers of two."""
     if float(value).is_integer() and abs(value) < 1e5:
         return str(int(value))
+    if isinstance(value, int):
+        for k in range(17, 64):
+            if value in (2**k, 2**k - 1):
+                return f"2**{k}" + (" - 1" if value == 2**k - 1 else "")
     return f"{value:g}"
 
 
