@@ -108,6 +108,64 @@ def merge_config(path: Path | None, flags: dict[str, Any]) -> Any:
     return RunConfig.from_dict(data)
 
 
+# floss-train's numbers with a range in planner.limits (the network profile's are checked when
+# it is read, the fleet file's when it is read).
+RANGED = (
+    "num_clients",
+    "clients_per_round",
+    "rounds",
+    "max_rounds",
+    "compute_seconds",
+    "deadline_seconds",
+    "over_selection",
+    "keep_rate",
+    "up_slowdown",
+    "seed",
+)
+FLAG_OF = {"deadline_seconds": "--deadline"}  # a flag spelled unlike its field
+
+
+def _flag(field: str) -> str:
+    return FLAG_OF.get(field, "--" + field.replace("_", "-"))
+
+
+def check_options(cfg: Any, flags: dict[str, Any]) -> None:
+    """Every number within its physical range, and no option without effect
+    (``planner.options``' table): a flag so given is refused, a config file's value is noted
+    once on stderr (a saved run config holds every field)."""
+    from planner import limits, options
+    from trainer.config import RunConfig
+    from trainer.errors import TrainerError
+
+    given = {k for k, v in flags.items() if v is not None and v is not False}
+    values = {k: getattr(cfg, k) for k in RANGED}
+    context = options.Context(
+        fleet=cfg.fleet is not None,
+        round_policies=frozenset({cfg.round_policy}),
+        density_policies=frozenset({cfg.density_policy}),
+        methods=frozenset({cfg.method}),
+        partition=cfg.partition,
+        deadline=cfg.deadline_seconds is not None,
+    )
+    try:
+        limits.check_fields(values, spell=lambda f: _flag(f) if f in given else f)
+        note = options.check(context, given, spell=_flag)
+    except ValueError as exc:
+        raise TrainerError(str(exc)) from None
+    if note is not None:
+        typer.echo(note, err=True)
+    defaults = RunConfig.__dataclass_fields__
+    from_file = {
+        k
+        for k in cfg.to_dict()
+        if k not in given and k in defaults and getattr(cfg, k) != defaults[k].default
+    }
+    hit = options.unused(context, from_file - given)
+    if hit is not None:
+        name, rule = hit
+        typer.echo(f"note: {name} (config file) has no effect: it needs {rule.needs}", err=True)
+
+
 def resume_line(exc: interrupt.Interrupted, out_dir: Path) -> str:
     """The one line an interrupted run prints: where it stopped and the exact resume command."""
     if not exc.checkpoint:
@@ -354,6 +412,7 @@ def train_command(
     }
     try:
         cfg = merge_config(config, flags)
+        check_options(cfg, flags)
         check_run_dir(out_dir, resume=resume, overwrite=overwrite)  # before the model loads
         rounds_text = (
             f"rounds bought by budget {cfg.budget}"
