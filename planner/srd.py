@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 from planner.encoding import kept_entries
+from planner.limits import not_finite
 
 DEFAULT_BASE = 0.85
 DEFAULT_UPPER = 0.11
@@ -87,7 +88,7 @@ def check_srd(*, base: float, upper: float, coeff: float, mask_rate: float) -> N
                         ("srd_mask_rate", mask_rate)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, but got {value!r}.")
-        if not math.isfinite(value) or value < 0:
+        if not_finite(value) or value < 0:  # not_finite: a 400-digit integer is not finite
             raise ValueError(f"{name} must be a finite number >= 0, but got {value!r}.")
     if base + upper >= 1:
         raise ValueError(
