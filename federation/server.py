@@ -54,7 +54,7 @@ from planner.encoding import kept_entries
 from planner.fleet import check_deadline_reachable, fleet_round
 from planner.network import client_round_seconds
 from planner.sampling import round_draws
-from planner.schedule import RoundPrice
+from planner.schedule import SRD_METHODS, RoundPrice
 from trainer.budget import method_spec, resolve_budget_rounds
 from trainer.checkpoint import find_checkpoint, load_checkpoint
 from trainer.client import evaluate_models
@@ -120,6 +120,12 @@ class FlossStrategy:
         *,
         log: Callable[[str], None] | None = None,
     ) -> None:
+        if config.method in SRD_METHODS:  # issue 25: FedSRD runs in floss-train only, for now
+            raise FederationError(
+                f"{config.method} does not run on Flower yet: its downloads are chains of "
+                "deltas (trainer.fedsrd) and a Flower download carries one message; use "
+                "floss-train."
+            )
         self.settings = settings
         self.log = log or (lambda line: logger.info("%s", line))
         self.network = config.network_profile()

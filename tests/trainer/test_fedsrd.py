@@ -214,7 +214,7 @@ def _logged_train(
     real_send = fedsrd_module.send
 
     def logged(cfg: RunConfig, *, n: int, slices: Any) -> Any:
-        method = make(cfg, n=n, slices=slices)
+        method: Any = make(cfg, n=n, slices=slices)
         seen["n"], seen["slices"] = n, slices
         upload, download = method.upload, method.download
 
@@ -368,3 +368,12 @@ def test_server_step_through_the_optimizer() -> None:
         assert torch.equal(moved[rest], torch.zeros(int(rest.sum())))
         assert server.step_count == 1
         assert srd.version == 1 and len(srd.sizes) == 1 and srd.last_k == kept.numel()
+
+
+def test_flower_refuses_fedsrd_in_one_line() -> None:
+    """The Flower engine ships one message per download; FedSRD's catch-up is a chain."""
+    from federation.server import FlossStrategy
+    from federation.wire import FederationError
+
+    with pytest.raises(FederationError, match="fedsrd-e does not run on Flower yet"):
+        FlossStrategy(RunConfig(method="fedsrd-e"), settings=None)  # type: ignore[arg-type]
