@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.limits import LIMITS, check
+
 BudgetKind = Literal["dense-rounds", "seconds", "bytes"]
 
 SECONDS_PER_UNIT: dict[str, int] = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -63,6 +65,11 @@ class Budget:
     def __post_init__(self) -> None:
         if not math.isfinite(self.amount) or self.amount <= 0:
             raise BudgetError(f"budget must be positive, but got {self.text!r}.")
+        field = {"dense-rounds": "budget_dense_rounds", "seconds": "budget_seconds"}
+        try:  # within range, so that rounds and seconds derived from it stay finite
+            check(self.amount, field.get(self.kind, "budget_bytes"), name=f"budget {self.text!r}")
+        except ValueError as exc:
+            raise BudgetError(str(exc)) from None
 
     def describe(self) -> str:
         if self.kind == "dense-rounds":
@@ -99,7 +106,13 @@ def parse_budget(text: str) -> Budget:
     if unit.lower() in SECONDS_PER_UNIT and unit != "B":
         return Budget(kind="seconds", amount=value * SECONDS_PER_UNIT[unit.lower()], text=text)
     if unit in BYTES_PER_UNIT:
-        return Budget(kind="bytes", amount=math.floor(value * BYTES_PER_UNIT[unit]), text=text)
+        amount = value * BYTES_PER_UNIT[unit]
+        if not math.isfinite(amount):  # 1e300GB: beyond a float
+            raise BudgetError(
+                f"budget {text!r}: {value:g} {unit} is out of range "
+                f"({LIMITS['budget_bytes'].text()})."
+            )
+        return Budget(kind="bytes", amount=math.floor(amount), text=text)
     if unit.lower().endswith(("b", "bit", "bits")) and not unit.endswith("B"):
         raise BudgetError(
             f"budget {text!r} is in bits; give bytes (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)."

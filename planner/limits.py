@@ -66,6 +66,10 @@ LIMITS: dict[str, Limit] = {
     "over_selection": Limit(1, 100, why="deadline rounds sample ceil(m x this) clients"),
     "max_dropped": Limit(0, 1, why="a share of the sampled uploads"),
     "keep_rate": Limit(0, 1, low_open=True, why="AdapterLTH's share of the mask kept"),
+    # budgets (planner.budget): what a run may spend
+    "budget_dense_rounds": Limit(1e-3, 1e7, "dense rounds", why="N of N-dense-rounds"),
+    "budget_seconds": Limit(1e-3, 1e12, "s", why="a time budget: 1 ms .. 31,700 years"),
+    "budget_bytes": Limit(1, 1e18, "bytes", why="a byte budget: 1 B .. 1 EB"),
     # counts
     "num_clients": Limit(1, 10**7, integer=True, why="clients in the population"),
     "clients_per_round": Limit(1, 10**5, integer=True, why="clients sampled per round"),
