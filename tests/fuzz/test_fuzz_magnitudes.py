@@ -328,3 +328,48 @@ def test_extremes_cover_the_issue_magnitudes() -> None:
     for literal in ("1e-300", "1e308", "inf", "nan", "1e400", "-0", "true"):
         assert literal in EXTREMES
     assert math.isinf(_value("1e400"))
+
+
+# --- budgets: every form at extreme magnitudes (the amount has a range too) -----------------------
+
+BUDGET_FORMS = {"-dense-rounds": "budget_dense_rounds", "s": "budget_seconds", "GB": "budget_bytes"}
+
+
+def _budget_must_refuse(literal: str, suffix: str) -> bool:
+    value = _value(literal)
+    if isinstance(value, bool):
+        return True
+    scale = 1e9 if suffix == "GB" else 1
+    try:
+        amount = float(value) * scale
+    except OverflowError:
+        return True
+    return must_refuse(BUDGET_FORMS[suffix], repr(amount)) or not amount > 0
+
+
+@pytest.mark.parametrize("cli", ["floss-plan", "floss-train", "floss-tune run"])
+def test_budgets_at_extreme_magnitudes(world: Path, cli: str) -> None:
+    for suffix in BUDGET_FORMS:
+        for literal in EXTREMES:
+            budget = f"{literal}{suffix}"
+            result = run_cli(cli, ["--budget", budget], world)
+            if _budget_must_refuse(literal, suffix):
+                assert result == "refused", f"{cli} --budget {budget} was accepted"
+
+
+@pytest.mark.parametrize("model_name", ["PlanRequest", "StudyRequest"])
+def test_api_budgets_at_extreme_magnitudes(model_name: str) -> None:
+    from pydantic import ValidationError
+
+    model, base = _models()[model_name]
+    for suffix in BUDGET_FORMS:
+        for literal in EXTREMES:
+            COUNTS[f"api {model_name}"] += 1
+            try:
+                model(**base, budget=f"{literal}{suffix}")
+                result = "valid"
+            except ValidationError:
+                result = "refused"
+            OUTCOMES[(f"api {model_name}", result)] += 1
+            if _budget_must_refuse(literal, suffix):
+                assert result == "refused", f"{model_name} budget {literal}{suffix} was accepted"
