@@ -43,14 +43,13 @@ import numpy as np
 import torch
 
 from planner.encoding import message_bytes
-from planner.sampling import round_seed
 from planner.srd import download_entries, pruning_ratio
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 from trainer.flat import Slice
 from trainer.methods import Method
 from trainer.server import ServerState
-from trainer.sparse import Sent, send
+from trainer.sparse import Sent, message_seed, send
 
 MASK_STREAM = 3  # the download mask's draws: a stream of their own beside DOWNLOAD and UPLOAD
 
@@ -279,7 +278,7 @@ class FedSRD(Method):
         entries the round updates, drawn without replacement, sorted."""
         updated = self._updated(round_ - 1)
         k = download_entries(int(updated.numel()), self.config.srd_mask_rate)
-        rng = np.random.default_rng([round_seed(self.config.seed, round_, -1), MASK_STREAM])
+        rng = np.random.default_rng(list(message_seed(self.config.seed, round_, -1, MASK_STREAM)))
         pick = np.sort(rng.choice(int(updated.numel()), size=k, replace=False))
         return updated[torch.from_numpy(pick)]
 
