@@ -35,6 +35,8 @@ from typing import Any
 import torch
 
 from trainer.errors import TrainerError
+from trainer.paths import checkpoint_round as checkpoint_round  # re-exported
+from trainer.paths import resume_note as resume_note  # re-exported
 from trainer.records import json_safe
 
 CHECKPOINT_DIR = "checkpoint"
@@ -177,30 +179,6 @@ def find_checkpoint(out_dir: Path) -> Path | None:
         if (out_dir / name).is_dir():
             return out_dir / name
     return None
-
-
-def checkpoint_round(out_dir: Path) -> int | None:
-    """The round the checkpoint in ``out_dir`` holds, from its manifest alone (cheap: read before
-    a model loads, for the resume line); None when there is none or it cannot be read
-    (``load_checkpoint`` then says exactly what is wrong)."""
-    folder = find_checkpoint(out_dir)
-    if folder is None:
-        return None
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    rnd = manifest.get("round") if isinstance(manifest, dict) else None
-    return rnd if isinstance(rnd, int) and not isinstance(rnd, bool) and rnd >= 1 else None
-
-
-def resume_note(out_dir: Path) -> str:
-    """The first line a resumed run prints: from which round it goes on."""
-    rnd = checkpoint_round(out_dir)
-    where = str(out_dir / CHECKPOINT_DIR)
-    if rnd is None:
-        return f"resuming from the checkpoint in {where!r}"
-    return f"resuming from round {rnd + 1}: the checkpoint in {where!r} holds rounds 1..{rnd}"
 
 
 def _refuse(path: Path, problem: str) -> TrainerError:

@@ -8,6 +8,7 @@ overwritten by accident: a rerun into its folder needs ``--resume`` or ``--overw
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -98,3 +99,29 @@ def clear_run(folder: Path) -> list[str]:
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
         removed.append(tmp.name)
     return removed
+
+
+def checkpoint_round(out_dir: Path) -> int | None:
+    """The round the checkpoint in ``out_dir`` holds (``checkpoint/``, else ``checkpoint.old/``
+    as trainer.checkpoint reads them), from its manifest alone: cheap, no torch, so a CLI can say
+    it before a model loads. None when there is none or it cannot be read
+    (``trainer.checkpoint.load_checkpoint`` then says exactly what is wrong)."""
+    for name in ("checkpoint", "checkpoint.old"):
+        if (out_dir / name).is_dir():
+            try:
+                manifest = json.loads((out_dir / name / "manifest.json").read_text("utf-8"))
+            except (OSError, ValueError):
+                return None
+            rnd = manifest.get("round") if isinstance(manifest, dict) else None
+            ok = isinstance(rnd, int) and not isinstance(rnd, bool) and rnd >= 1
+            return rnd if ok else None
+    return None
+
+
+def resume_note(out_dir: Path) -> str:
+    """The line a resumed run prints first: from which round it goes on."""
+    rnd = checkpoint_round(out_dir)
+    where = str(out_dir / "checkpoint")
+    if rnd is None:
+        return f"resuming from the checkpoint in {where!r}"
+    return f"resuming from round {rnd + 1}: the checkpoint in {where!r} holds rounds 1..{rnd}"

@@ -190,3 +190,24 @@ def test_a_budget_run_is_extended_by_a_larger_budget(
     assert torch.equal(more.final_p, whole.final_p)
     with pytest.raises(TrainerError, match="past this run's"):
         train(small, workload=tiny_workload, out_dir=tmp_path, progress=False, resume=True)
+
+
+def test_the_resume_note_needs_no_torch(tmp_path: Path) -> None:
+    """trainer.paths.resume_note reads the manifest only: a CLI can print it before torch loads."""
+    import subprocess
+    import sys
+
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "manifest.json").write_text('{"format": 2, "round": 7}')
+    code = (
+        "import sys; from pathlib import Path; from trainer.paths import resume_note; "
+        f"print(resume_note(Path({str(tmp_path)!r}))); print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == [
+        f"resuming from round 8: the checkpoint in {str(tmp_path / 'checkpoint')!r} holds "
+        "rounds 1..7",
+        "False",
+    ]
