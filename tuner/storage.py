@@ -48,6 +48,7 @@ DRIVER_PACKAGES = {
     "mariadbconnector": "mariadb",
     "pyodbc": "pyodbc",
     "oracledb": "oracledb",
+    "pysqlcipher": "pysqlcipher3",
 }
 
 
