@@ -33,6 +33,7 @@ import math
 import random
 import statistics
 import sys
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -297,7 +298,7 @@ def fleet_from_csv(text: str, *, path: Path) -> Fleet:
     i_client = header.index("client") if "client" in header else None
     i_rtt = at.get("rtt_ms")
     i_down, i_up = at["down_mbps"], at["up_mbps"]
-    seen: dict[str, int] = {}
+    ids = array("q")  # the clients' id hashes: 8 bytes a row, not a set of a million strings
     low, high, rtt_high = _MBPS_LOW, _MBPS_HIGH, _RTT_HIGH
     for (no, _), cells in zip(body[1:], parsed, strict=True):
         if len(cells) != width:
@@ -319,18 +320,13 @@ def fleet_from_csv(text: str, *, path: Path) -> Fleet:
         tier = MEASURED_TIER if i_tier is None else cells[i_tier].strip()
         if not tier or not tier.isprintable():
             raise FleetError(f"{where} line {no}: tier must be a non-empty name, got {tier!r}.")
-        if i_client is not None:
-            client = cells[i_client].strip()
-            if client:
-                if client in seen:
-                    raise FleetError(
-                        f"{where} line {no}: client {client!r} is given twice (first on line "
-                        f"{seen[client]}); one row per client."
-                    )
-                seen[client] = no
+        if i_client is not None and (client := cells[i_client].strip()):
+            ids.append(hash(client))
         rows.append(ClientLink(tier=tier, down_mbps=down, up_mbps=up, rtt_ms=rtt))
     if not rows:
         raise FleetError(f"{where} has a header but no clients (an empty fleet).")
+    if i_client is not None:
+        _check_unique_ids(ids, body[1:], i_client, where=where)
     extra = [h for h in header if h not in CSV_COLUMNS]
     if extra:  # said once the file is read: a refused file ends in its one error line
         _note_once(
@@ -338,6 +334,26 @@ def fleet_from_csv(text: str, *, path: Path) -> Fleet:
             f"(floss reads {', '.join(CSV_COLUMNS)})."
         )
     return measured_fleet(tuple(rows), name=path.stem, source=str(path))
+
+
+def _check_unique_ids(
+    ids: array[int], body: list[tuple[int, str]], column: int, *, where: str
+) -> None:
+    """One row per client id: equal hashes are looked at exactly (a collision is not a repeat)."""
+    import numpy as np
+
+    hashes = np.sort(np.frombuffer(ids, dtype=np.int64))
+    if not (hashes[1:] == hashes[:-1]).any():
+        return
+    first: dict[str, int] = {}
+    for (no, _), cells in zip(body, csv.reader([line for _, line in body]), strict=True):
+        client = cells[column].strip()
+        if client and client in first:
+            raise FleetError(
+                f"{where} line {no}: client {client!r} is given twice (first on line "
+                f"{first[client]}); one row per client."
+            )
+        first.setdefault(client, no)
 
 
 _NOTED: set[str] = set()
