@@ -269,7 +269,11 @@ def check_wire(spec: MethodSpec) -> None:
         density = spec.d_down if direction == "download" else spec.d_up
         if spec.method in ("dense", "ffa"):
             continue
-        partial = spec.method in MASK_METHODS or spec.topk_entries(density) < spec.n
+        partial = (
+            spec.method in MASK_METHODS
+            or spec.method in SRD_METHODS
+            or spec.topk_entries(density) < spec.n
+        )
         if partial:
             raise ValueError(
                 f"encoding dense with {direction} precision {precision} does not exist for "

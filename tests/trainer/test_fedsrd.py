@@ -377,3 +377,12 @@ def test_flower_refuses_fedsrd_in_one_line() -> None:
 
     with pytest.raises(FederationError, match="fedsrd-e does not run on Flower yet"):
         FlossStrategy(RunConfig(method="fedsrd-e"), settings=None)  # type: ignore[arg-type]
+
+
+def test_planner_refuses_what_fedsrd_cannot_send() -> None:
+    with pytest.raises(ValueError, match="encoding dense with download precision q8"):
+        MethodSpec(method="fedsrd", n=100, encoding="dense", precision="q8")
+    with pytest.raises(ValueError, match="LoRA pairs hold more than the adapter's n=100"):
+        MethodSpec(method="fedsrd-e", n=100, srd_pairs=((60, 60),))
+    with pytest.raises(ValueError, match="srd_mask_rate must be below 1"):
+        MethodSpec(method="fedsrd", n=100, srd_mask_rate=1.0)
