@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 DEFAULT_WIDTH = 100  # the default table never needs more
 WIDE_WIDTH = 240  # --wide: room for every column's cells on one line
+FLEX_MIN_WIDTH = 14  # config and note shrink to this on a narrow terminal (then an ellipsis)
 LIMIT = 30  # rows of the default table; --wide shows every trial
 
 ROUND_SHORT = {"sync": "sync", "deadline": "dl"}
@@ -136,6 +137,7 @@ def metric_header(metric: str) -> str:
 def trials_table(study: optuna.Study, *, wide: bool = False, limit: int | None = LIMIT) -> Table:
     """The trials, best first, then the unfinished, then the waiting (see the module doc)."""
     from rich import box
+    from rich.cells import cell_len
     from rich.table import Table
 
     metric = study_metric(study)
@@ -155,14 +157,7 @@ def trials_table(study: optuna.Study, *, wide: bool = False, limit: int | None =
     if wide:
         cols += [("sim s", "right"), ("full run (plan)", "right")]
     cols += [("note", "left")]
-    for name, justify in cols:
-        cut = name in ("config", "note") and not wide
-        table.add_column(
-            name,
-            justify=justify,  # type: ignore[arg-type]
-            no_wrap=not wide,
-            overflow="ellipsis" if cut else "fold",
-        )
+    body: list[list[str]] = []
     for r in shown:
         cells = [str(r.trial), r.label if wide else short_label(r), r.state.lower()]
         cells += [rounds_cell(r), "-" if r.value is None else f"{r.value:.4f}"]
@@ -177,6 +172,19 @@ def trials_table(study: optuna.Study, *, wide: bool = False, limit: int | None =
             )
             cells += [sim, full]
         cells += [", ".join(notes(r))]
+        body.append(cells)
+    for i, (name, justify) in enumerate(cols):
+        # numbers and states are never cut: only config and note give way (with an ellipsis)
+        need = max([cell_len(row[i]) for row in body] + [cell_len(name)])
+        flexible = name in ("config", "note") and not wide
+        table.add_column(
+            name,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=not wide,
+            overflow="ellipsis" if flexible else "fold",
+            min_width=min(need, FLEX_MIN_WIDTH) if flexible else need,
+        )
+    for cells in body:
         table.add_row(*cells)
     if len(shown) < len(rows):
         table.caption = f"the first {len(shown)} of {len(rows)} trials; --wide shows them all"
