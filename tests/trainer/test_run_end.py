@@ -211,3 +211,30 @@ def test_the_resume_note_needs_no_torch(tmp_path: Path) -> None:
         "rounds 1..7",
         "False",
     ]
+
+
+def test_floss_train_extends_a_finished_run(tmp_path: Path, tiny_kwargs: dict[str, Any]) -> None:
+    """The command as a user types it: a finished 2-round run, then --resume --rounds 4 trains
+    rounds 3 and 4 (not 1..4 again) and says so."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from trainer.cli import app
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny_kwargs, "rounds": 2, "eval_every": 0}))
+    out = tmp_path / "out"
+    runner = CliRunner()
+    first = runner.invoke(app, ["--config", str(cfg), "--out-dir", str(out), "--no-progress"])
+    assert first.exit_code == 0, first.output
+    before = (out / JSONL_NAME).read_text().splitlines()
+    saved = str(out / "config.yaml")
+    args = ["--config", saved, "--out-dir", str(out), "--resume", "--rounds", "4", "--no-progress"]
+    more = runner.invoke(app, args)
+    assert more.exit_code == 0, more.output
+    note = f"resuming from round 3: the checkpoint in {str(out / 'checkpoint')!r} holds rounds 1..2"
+    assert note in more.output.splitlines()
+    assert "4 rounds" in more.output
+    after = (out / JSONL_NAME).read_text().splitlines()
+    assert after[:2] == before  # rounds 1 and 2 as they were (their wall seconds too): not rerun
+    assert [json.loads(x)["round"] for x in after] == [1, 2, 3, 4] and checkpoint_round(out) == 4
