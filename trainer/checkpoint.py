@@ -263,13 +263,13 @@ def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], n: int) -> None
 
 
 def checkpoint_records(out_dir: Path) -> list[dict[str, Any]] | None:
-    """The records of rounds 1..N that the checkpoint in ``out_dir`` holds, its manifest and
-    meta verified (not its tensors: ``load_checkpoint`` does that); None when there is none or
-    it is damaged. A tuning trial replays them before it resumes."""
-    try:
-        _folder, _data, meta = _verified_meta(out_dir)
-    except TrainerError:
+    """The records of rounds 1..N that the checkpoint in ``out_dir`` holds, its files checked
+    against the manifest (its tensors against the run: ``load_checkpoint``); None when there is
+    none, TrainerError naming the file when it is damaged. A tuning trial replays them before it
+    resumes."""
+    if find_checkpoint(out_dir) is None:
         return None
+    _folder, _data, meta = _verified_meta(out_dir)
     return list(meta["records"])
 
 

@@ -356,7 +356,7 @@ class Objective:
         )
         root = self.checkpoint_root
         folder = None if root is None else trial_checkpoint_dir(root, key)
-        saved = self._saved_records(folder)
+        saved = self._saved_records(trial.number, folder)
         if saved:
             source = trial.user_attrs.get(ATTR_RETRY_OF)
             of = "" if source is None else f" of interrupted trial {source}"
@@ -429,14 +429,20 @@ class Objective:
             )
         return float(value)
 
-    @staticmethod
-    def _saved_records(folder: Path | None) -> list[dict[str, Any]]:
-        """The records an interrupted trial of this configuration checkpointed ([]: none)."""
+    def _saved_records(self, number: int, folder: Path | None) -> list[dict[str, Any]]:
+        """The records an interrupted trial of this configuration checkpointed ([]: none, or a
+        damaged checkpoint, which is said and removed: the trial trains from round 1)."""
         if folder is None or not folder.is_dir():
             return []
         from trainer.checkpoint import checkpoint_records
+        from trainer.errors import TrainerError
 
-        return checkpoint_records(folder) or []
+        try:
+            return checkpoint_records(folder) or []
+        except TrainerError as exc:
+            self.log(f"trial {number}: {exc} Training from round 1.")
+            self._forget(folder)
+            return []
 
     @staticmethod
     def _replay(reporter: FidelityReporter, saved: list[dict[str, Any]], steps_before: int) -> bool:

@@ -135,3 +135,44 @@ def _interrupt_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         == (ref.user_attrs["client_steps"])
     )
     assert not (tmp_path / "cut.db.checkpoints").exists()  # removed once the trial completed
+
+
+def test_a_damaged_trial_checkpoint_is_said_and_trained_from_round_1(tmp_path: Path) -> None:
+    import torch
+    from tuner_fakes import FakeConfig, FakeTrain, small_space
+
+    from trainer.checkpoint import save_checkpoint
+    from tuner.objective import Objective, candidate_key, trial_checkpoint_dir
+    from tuner.settings import TuneSettings
+    from tuner.space import seed_params
+    from tuner.study import enqueue_seeds
+
+    space = small_space()
+    fake = FakeTrain(space)
+    calls: list[dict[str, Any]] = []
+
+    def train(config: Any, **kw: Any) -> Any:
+        calls.append({k: kw.pop(k) for k in ("checkpoint_dir", "resume") if k in kw})
+        return fake(config, **kw)
+
+    logs: list[str] = []
+    root = tmp_path / "t.db.checkpoints" / "floss"
+    obj = Objective(
+        space=space, base_config=FakeConfig(), settings=TuneSettings(), train_fn=train,
+        log=logs.append, checkpoint_root=root,
+    )  # fmt: skip
+    study = optuna.create_study(direction="maximize")
+    (first, *_) = enqueue_seeds(study, space, lrs={})
+    assert seed_params(first, space)
+    folder = trial_checkpoint_dir(root, candidate_key(first, {}))
+    save_checkpoint(
+        folder, round=1, step_count=1, tensors={"p": torch.zeros(3)},
+        meta={"config": {}, "method": {}, "records": [{"round": 1}]},
+    )  # fmt: skip
+    state = folder / "checkpoint" / "state.safetensors"
+    state.write_bytes(state.read_bytes()[:-4])  # cut short
+    trial = study.ask()
+    study.tell(trial, obj(trial))
+    assert any("is truncated" in line and "Training from round 1." in line for line in logs)
+    assert calls == [{"checkpoint_dir": folder, "resume": False}]
+    assert not root.parent.exists()  # removed: the trial completed
