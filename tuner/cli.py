@@ -429,7 +429,8 @@ def _show(study: Any, *, wide: bool = False, trial: int | None = None) -> None:
     from tuner.show import DEFAULT_WIDTH, WIDE_WIDTH, footnote, trial_details, trials_table
 
     columns = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
-    console = Console(width=min(columns, DEFAULT_WIDTH), highlight=False)
+    # markup off: labels and reasons are printed as they are
+    console = Console(width=min(columns, DEFAULT_WIDTH), highlight=False, markup=False)
     if trial is not None:
         try:
             details = trial_details(study, trial)
@@ -439,7 +440,9 @@ def _show(study: Any, *, wide: bool = False, trial: int | None = None) -> None:
             console.print(part)
         return
     # --wide: the table as wide as its cells (past the terminal's edge if need be)
-    table_console = Console(width=max(columns, WIDE_WIDTH), highlight=False) if wide else console
+    table_console = (
+        Console(width=max(columns, WIDE_WIDTH), highlight=False, markup=False) if wide else console
+    )
     table_console.print(trials_table(study, wide=wide))
     console.print(footnote(study, wide=wide), style="dim")
     console.print(recommendation_line(study))

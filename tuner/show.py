@@ -195,7 +195,8 @@ def _state_counts(rows: list[TrialRow]) -> str:
     order = ("COMPLETE", "PRUNED", "RUNNING", "WAITING", "FAIL")
     counts = {s: sum(1 for r in rows if r.state == s) for s in order}
     parts = [f"{n} {s.lower()}" for s, n in counts.items() if n]
-    return f"{len(rows)} trials" + (f" ({', '.join(parts)})" if parts else "")
+    trials = "1 trial" if len(rows) == 1 else f"{len(rows)} trials"
+    return trials + (f" ({', '.join(parts)})" if parts else "")
 
 
 def footnote(study: optuna.Study, *, wide: bool) -> str:
@@ -256,10 +257,11 @@ def trial_details(study: optuna.Study, number: int) -> list[RenderableType]:
         ("rounds", f"{r.trained_rounds or 0} trained of {r.planned_rounds or '-'} planned"),
         (metric, "-" if r.value is None else f"{r.value:.6g} (at step {depth(r)})"),
         (test_metric_for(metric), "-" if test is None else f"{test:.6g} (reported only)"),
-        ("MB sent", f"{_mb(r.bytes)} MB" + ("" if r.bytes is None else f" ({r.bytes:,} bytes)")),
+        ("MB sent", "-" if r.bytes is None else f"{_mb(r.bytes)} MB ({r.bytes:,} bytes)"),
         ("client steps", f"{r.client_steps:,}"),
         ("sim seconds", "-" if r.sim_seconds is None else f"{r.sim_seconds:,.6g}"),
-        ("full run (plan)", f"{r.full_rounds or '-'} rounds, {_mb(r.full_bytes)} MB"),
+        ("full run (plan)",
+         "-" if r.full_rounds is None else f"{r.full_rounds} rounds, {_mb(r.full_bytes)} MB"),
         ("reports", ", ".join(f"{s}: {v:.4f}" for s, v in sorted(t.intermediate_values.items()))
          or "-"),
         ("notes", ", ".join(notes(r)) or "-"),
