@@ -258,7 +258,7 @@ def test_config_refuses_bad_fleet_settings(fleet_file: str) -> None:
         (["--method", "sparseadapter"], "fleets support floss, dense and ffa"),
         (["--over-selection", "0.9"], "over_selection must be >= 1"),
         (["--deadline", "0"], "deadline_seconds must be > 0"),
-        (["--round-policy", "deadline", "--deadline", "1e-6"], "no client"),
+        (["--round-policy", "deadline", "--deadline", "0.002"], "no client"),
         (["--fleet", "MISSING_CSV"], "up_mbps"),
         (["--fleet", "ZERO_CSV"], "0"),
     ],

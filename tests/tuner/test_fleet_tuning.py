@@ -128,12 +128,12 @@ def test_policies_change_the_price() -> None:
 
 
 def test_a_deadline_no_client_meets_is_infeasible() -> None:
-    grid = replace(fleet_grid_all(("floss",)), deadlines=(1e-4, 1.0))
+    grid = replace(fleet_grid_all(("floss",)), deadlines=(0.002, 1.0))  # 2 ms: below any RTT
     space = fleet_space(grid)
-    assert all(c.deadline != 1e-4 for c in space.candidates)
+    assert all(c.deadline != 0.002 for c in space.candidates)
     cand = space.candidate_for(
         {"rank": 16, "d_down": 1.0, "d_up": 0.25, "round_policy": "deadline",
-         "density_policy": "uniform", "deadline": 1e-4}
+         "density_policy": "uniform", "deadline": 0.002}
     )  # fmt: skip
     assert cand.deadline == 1.0 and cand.round_policy == "deadline"
 
@@ -232,7 +232,7 @@ def test_policies_without_a_fleet_are_refused() -> None:
          "error: bandwidth densities need a deadline"),
         (["--fleet", "mixed-mobile", "--methods", "floss,adapterlth"],
          "error: fleets support floss, dense and ffa; adapterlth keeps one shared mask"),
-        (["--round-policies", "deadline", "--deadlines", "1"], "need a fleet (--fleet NAME|PATH)"),
+        (["--round-policies", "deadline", "--deadlines", "1"], "error: --round-policies needs --fleet."),
         (["--fleet", "no-such-fleet"], "error: "),
         (["--fleet", "mixed-mobile", "--deadlines", "1,x"], "error: --deadlines: 'x' is not"),
         (["--fleet", "mixed-mobile", "--tier-densities", "lte=2:1"], "error: "),
