@@ -5,11 +5,13 @@ Flower 1.41.0's SuperNode (``flwr.supernode.start_client_internal``) sleeps a fi
 pull that found no message, and polls its own state every 0.5 s for the ClientApp's reply. On
 a synchronous run every round's message arrives while the node sleeps (its last pull came
 right after it sent the previous reply, before the server had aggregated), so every round
-waits up to 3 s, 2.5-3 s as measured on a loopback deployment (docs/federation.md), whatever
-the model. This launcher runs Flower's own ``flower-supernode`` entry point, unchanged but for
-those two waits (default 0.25 s and 0.05 s). The price: an idle node asks the SuperLink for
-work every 0.25 s instead of every 3 s (12x the idle requests: fine on one machine or a few
-nodes; for a large fleet keep Flower's 3 s or raise ``--idle-pull-seconds``).
+waits up to 3 s (measured on a loopback deployment: docs/federation.md), whatever the model.
+And when it pulls a message whose objects (the payload) have not all reached the SuperLink
+yet, it retries after 1 s, doubling. This launcher runs Flower's own ``flower-supernode``
+entry point, unchanged but for those waits: 0.25 s and 0.05 s by default, and object pulls
+retried after 10 ms, doubling up to 0.5 s. The price: an idle node asks the SuperLink for work
+every 0.25 s instead of every 3 s (12x the idle requests: fine on one machine or a few nodes;
+for a large fleet keep Flower's 3 s or raise ``--idle-pull-seconds``).
 
 It checks the Flower version it was written against (1.41.0) and refuses any other, so a
 Flower upgrade cannot silently change what it patches.
@@ -18,6 +20,7 @@ Flower upgrade cannot silently change what it patches.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time as _time
@@ -28,6 +31,8 @@ __all__ = ["FLOWER_VERSION", "Waits", "main"]
 FLOWER_VERSION = "1.41.0"
 IDLE_PULL_SECONDS = 0.25
 REPLY_POLL_SECONDS = 0.05
+PULL_INITIAL_BACKOFF_SECONDS = 0.01  # Flower's: 1 s, doubling to 10 s
+PULL_BACKOFF_CAP_SECONDS = 0.5
 _FLOWER_IDLE_SLEEP = 3  # start_client_internal: `time.sleep(3)` after an empty pull
 _FLOWER_POLL_SLEEP = 0.5  # start_client_internal: `time.sleep(0.5)` waiting for a reply
 
@@ -100,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     from flwr.supernode.cli import flower_supernode
 
     internal.time = waits  # type: ignore[assignment]
+    internal.pull_objects = functools.partial(
+        internal.pull_objects,
+        initial_backoff=PULL_INITIAL_BACKOFF_SECONDS,
+        backoff_cap=PULL_BACKOFF_CAP_SECONDS,
+    )
     sys.argv = ["flower-supernode", *rest]
     flower_supernode()
     return 0

@@ -67,3 +67,5 @@ def test_supernode_patches_the_flower_it_was_written_for() -> None:
     assert version("flwr") == supernode.FLOWER_VERSION
     source = inspect.getsource(internal)
     assert source.count("time.sleep(3)") == 1 and source.count("time.sleep(0.5)") == 2
+    # its one pull_objects call takes Flower's default backoff (the launcher shortens it)
+    assert source.count("pull_objects(") == 1 and "initial_backoff" not in source
