@@ -186,16 +186,16 @@ def enqueue_retries(study: optuna.Study, space: SearchSpace) -> list[int]:
     return retried
 
 
-def retry_line(study: optuna.Study, number: int, objective: Objective) -> str:
+def retry_note(study: optuna.Study, number: int, objective: Objective) -> str:
     """What a rerun says of an interrupted trial it enqueued again: from which round it goes on."""
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     key = trial.user_attrs.get(ATTR_KEY)
     held = checkpointed_round(objective.checkpoint_root, None if key is None else str(key))
     if held is None:
-        return f"enqueued trial {number} again (it was interrupted; no checkpoint: from round 1)"
+        return f"trial {number} kept no checkpoint: its retry trains from round 1"
     return (
-        f"enqueued trial {number} again (it was interrupted after round {held}: it resumes "
-        f"from round {held + 1}, its checkpoint)"
+        f"trial {number}'s checkpoint holds rounds 1..{held}: its retry resumes from round "
+        f"{held + 1}"
     )
 
 
@@ -218,7 +218,8 @@ def run_study(
         for number in fail_orphans(study):
             log(f"trial {number} was left running by a process that is gone: marked failed")
         for number in enqueue_retries(study, space):
-            log(retry_line(study, number, objective))
+            log(f"enqueued trial {number} again (it was interrupted)")
+            log(retry_note(study, number, objective))
         if settings.seed_heuristics and settings.search != "halving":  # halving: rung 0's
             lrs = (
                 {k: float(getattr(objective.base_config, k)) for k in ("client_lr", "server_lr")}

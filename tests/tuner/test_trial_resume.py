@@ -116,8 +116,8 @@ def _interrupt_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     result = runner.invoke(app, _args(config, "sqlite:///cut.db"))
     assert result.exit_code == 0, result.output
     assert (
-        "enqueued trial 0 again (it was interrupted after round 3: it resumes from round 4, "
-        "its checkpoint)" in result.output
+        "enqueued trial 0 again (it was interrupted)\n"
+        "trial 0's checkpoint holds rounds 1..3: its retry resumes from round 4\n" in result.output
     )
     assert "6 rounds, resuming from round 4 (the checkpoint of interrupted trial 0)" in (
         result.output
