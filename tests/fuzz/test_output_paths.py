@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -178,5 +179,8 @@ def test_train_overwrite_clears_the_previous_run_once_everything_is_checked(
         train(RunConfig(**{**kwargs, "max_length": 9999}), out_dir=out, overwrite=True)
     assert (out / "checkpoint").is_dir()
     train(RunConfig(**kwargs), out_dir=out, progress=False, overwrite=True)
-    assert not (out / "checkpoint").exists() and (out / "notes.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text() == "mine"
+    # the old checkpoint is gone; the one there is the new run's end (every run leaves one)
+    meta = json.loads((out / "checkpoint" / "meta.json").read_text())
+    assert meta["config"]["checkpoint_every"] == 0 and meta["round"] == 1
     assert len((out / "rounds.jsonl").read_text().splitlines()) == 1
