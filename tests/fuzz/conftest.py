@@ -25,7 +25,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not COUNTS:
         return
     tr = terminalreporter
-    tr.section("fuzz: generated inputs tried per CLI" + (" (FLOSS_FUZZ=long)" if LONG else ""))
+    tr.section("fuzz: generated inputs tried per CLI and API request model" + (" (FLOSS_FUZZ=long)" if LONG else ""))
     for cli in sorted(COUNTS):
         refused = OUTCOMES[(cli, "refused")]
         valid = OUTCOMES[(cli, "valid")]
