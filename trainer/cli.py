@@ -414,6 +414,10 @@ def train_command(
         cfg = merge_config(config, flags)
         check_options(cfg, flags)
         check_run_dir(out_dir, resume=resume, overwrite=overwrite)  # before the model loads
+        if resume:  # a rerun's first line: from which round it goes on
+            from trainer.paths import resume_note
+
+            typer.echo(resume_note(out_dir))
         rounds_text = (
             f"rounds bought by budget {cfg.budget}"
             if cfg.budget is not None
@@ -437,6 +441,7 @@ def train_command(
             progress=progress,
             log=typer.echo,
             overwrite=overwrite,
+            resume_said=True,
         )
     except TrainerError as exc:
         typer.echo(f"error: {exc}", err=True)

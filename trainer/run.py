@@ -188,6 +188,7 @@ def train(
     log: Callable[[str], None] | None = None,
     overwrite: bool = False,
     checkpoint_dir: str | Path | None = None,
+    resume_said: bool = False,
 ) -> RunResult:
     """Run ``config.rounds`` federated rounds; see the module docstring for one round.
 
@@ -214,7 +215,8 @@ def train(
         raise TrainerError("resume and checkpoint_every need an out_dir.")
     # before the slow part, so a typo, a bad fleet file or policy is one line now
     network, fleet = preflight(config)
-    if resume and log is not None:  # the first thing a rerun says: where it goes on from
+    # the first thing a rerun says: where it goes on from (unless its caller said it first)
+    if resume and log is not None and not resume_said:
         assert ckpt_dir is not None
         log(resume_note(ckpt_dir))
     extra_evals = _eval_rounds(eval_rounds)

@@ -215,7 +215,7 @@ def test_the_resume_note_needs_no_torch(tmp_path: Path) -> None:
 
 def test_floss_train_extends_a_finished_run(tmp_path: Path, tiny_kwargs: dict[str, Any]) -> None:
     """The command as a user types it: a finished 2-round run, then --resume --rounds 4 trains
-    rounds 3 and 4 (not 1..4 again) and says so."""
+    rounds 3 and 4 (not 1..4 again) and says so first."""
     import yaml
     from typer.testing import CliRunner
 
@@ -233,7 +233,8 @@ def test_floss_train_extends_a_finished_run(tmp_path: Path, tiny_kwargs: dict[st
     more = runner.invoke(app, args)
     assert more.exit_code == 0, more.output
     note = f"resuming from round 3: the checkpoint in {str(out / 'checkpoint')!r} holds rounds 1..2"
-    assert note in more.output.splitlines()
+    lines = more.output.splitlines()
+    assert lines[0] == note and lines.count(note) == 1  # the rerun's first line, said once
     assert "4 rounds" in more.output
     after = (out / JSONL_NAME).read_text().splitlines()
     assert after[:2] == before  # rounds 1 and 2 as they were (their wall seconds too): not rerun
