@@ -11,8 +11,9 @@ steps them, not Flower's FedAdam, whose formula differs) and the method's hooks.
 4. each reply is checked and decoded as ``trainer.sparse`` decodes it; a failed or bad reply is
    dropped from the round (logged, kept in ``dropped``), the rest are aggregated in client order
    by ``trainer.round.server_aggregate``;
-5. evaluation, the ``RoundRecord``, and a checkpoint every ``checkpoint_every`` rounds in the
-   trainer's format. A ServerApp started again with the same ``out-dir`` continues from it.
+5. evaluation, the ``RoundRecord``, and a checkpoint every ``checkpoint_every`` rounds and at the
+   last round in the trainer's format. A ServerApp started again with the same ``out-dir``
+   continues from it (with more rounds: a finished run is extended).
 
 Heterogeneous fleets (``fleet`` in the run config, docs/fleets.md): the round is
 ``planner.fleet.fleet_round``'s, as floss-train plays it. The server samples (over-selecting for
@@ -591,7 +592,10 @@ class FlossStrategy:
                     else ""
                 )
             )
-            due = config.checkpoint_every and r % config.checkpoint_every == 0
+            # every checkpoint_every rounds and always the last (a finished run can be extended)
+            due = (config.checkpoint_every and r % config.checkpoint_every == 0) or (
+                r == config.rounds
+            )
             if out is not None and due:
                 _checkpoint(out, config, self.server, self.method, self.records)
         self.trainee.adapter.flat.copy_(self.server.p)

@@ -190,3 +190,21 @@ def test_restarted_server_continues_from_its_checkpoint(
     assert [r.round for r in strategy.records] == [1, 2, 3]
     assert torch.equal(strategy.final_p, reference.final_p)  # bit for bit
     assert (out / "rounds.jsonl").read_text().count("\n") == 3
+
+
+def test_a_finished_server_run_is_extended_from_its_last_checkpoint(
+    fed_kwargs: dict[str, Any], harness: Any, tmp_path: Path
+) -> None:
+    """Without checkpoint_every, a finished run still checkpoints its last round (as
+    floss-train does), so the same out-dir with more rounds trains only the new ones."""
+    from trainer.paths import checkpoint_round
+
+    config = _cfg(fed_kwargs, method="floss", d_down=0.5, d_up=0.25, checkpoint_every=0, rounds=2)
+    out = tmp_path / "server"
+    harness.run(config, out_dir=str(out))
+    assert checkpoint_round(out) == 2
+    longer = config.__class__(**{**config.to_dict(), "rounds": 3})
+    strategy = harness.run(longer, out_dir=str(out))
+    assert [r.round for r in strategy.records] == [1, 2, 3]
+    assert checkpoint_round(out) == 3
+    assert torch.equal(strategy.final_p, train(longer, progress=False).final_p)  # bit for bit
