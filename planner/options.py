@@ -14,7 +14,8 @@ Conflicting aliases (``--precision-down 8 --bits-down 4``) are refused before pa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -140,9 +141,32 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def message(name: str, rule: Rule, *, spell: Callable[[str], str] = flag) -> str:
-    """'--tier-densities needs the tiered density policy (--density-policy tiered).'"""
-    return f"{spell(name)} needs {rule.needs}."
+# floss-tune spells the settings it searches in the plural (one value or a list to search)
+TUNE_FLAGS = {
+    "--density-policy": "--density-policies",
+    "--round-policy": "--round-policies",
+    "--method": "--methods",
+}
+
+
+def respell(text: str, flags: Mapping[str, str] | None) -> str:
+    """``text`` with each flag of ``flags`` (a whole flag: followed by a space, ')' or the end)
+    written as that surface spells it."""
+    for old, new in (flags or {}).items():
+        text = re.sub(rf"{re.escape(old)}(?=[ )]|$)", new, text)
+    return text
+
+
+def message(
+    name: str,
+    rule: Rule,
+    *,
+    spell: Callable[[str], str] = flag,
+    flags: Mapping[str, str] | None = None,
+) -> str:
+    """'--tier-densities needs the tiered density policy (--density-policy tiered).';
+    ``flags``: the surface's own spelling of the flags the row names (``TUNE_FLAGS``)."""
+    return f"{spell(name)} needs {respell(rule.needs, flags)}."
 
 
 class UnusedOption(ValueError):
@@ -155,19 +179,24 @@ class UnusedOption(ValueError):
 
 
 def check(
-    context: Context, given: Iterable[str], *, spell: Callable[[str], str] = flag
+    context: Context,
+    given: Iterable[str],
+    *,
+    spell: Callable[[str], str] = flag,
+    flags: Mapping[str, str] | None = None,
 ) -> str | None:
     """An ``UnusedOption`` (one line) for the first given option that would have no effect;
-    else the note (one line, for stderr) of a row that notes, else None."""
+    else the note (one line, for stderr) of a row that notes, else None. ``flags``: as in
+    ``message``."""
     names = set(given)
     hit = unused(context, names, warn=False)
     if hit is not None:
-        raise UnusedOption(message(*hit, spell=spell), name=hit[0], rule=hit[1])
+        raise UnusedOption(message(*hit, spell=spell, flags=flags), name=hit[0], rule=hit[1])
     note = unused(context, names, warn=True)
     if note is None:
         return None
     name, rule = note
-    return f"note: {spell(name)} has no effect: it needs {rule.needs}."
+    return f"note: {spell(name)} has no effect: it needs {respell(rule.needs, flags)}."
 
 
 def policies(text: str | Collection[str] | None, default: Iterable[str]) -> frozenset[str]:

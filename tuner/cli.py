@@ -413,7 +413,7 @@ def check_tune_options(base: Any, args: Any, *, given: set[str], seed: int | Non
         partition=base.partition,
         deadline=bool(args.deadlines) or base.deadline_seconds is not None,
     )
-    note = options.check(context, given)
+    note = options.check(context, given, flags=options.TUNE_FLAGS)
     if note is not None:
         typer.echo(note, err=True)
 

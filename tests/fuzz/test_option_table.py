@@ -6,6 +6,7 @@ needs; where it holds, that row says nothing (the input goes on to its other che
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,9 @@ def test_each_row_refuses_where_it_does_not_hold(
     shown = {"deadline_seconds": "--deadline"}.get(name, flag)
     assert code == 2 and err.startswith(f"error: {shown} needs "), (args, err)
     assert err.count("\n") == 1, err
+    # what it says to give is spelled as this command spells it (floss-tune: --methods ...)
+    named = set(re.findall(r"--[a-z][a-z-]*", err)) - {shown}
+    assert named <= set(OPTIONS[cli]), (cli, err)
 
 
 @pytest.mark.parametrize(("cli", "name", "index"), _cases())
