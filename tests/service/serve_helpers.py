@@ -66,20 +66,28 @@ def alive(pid: int) -> bool:
 
 
 def start_service(tmp: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """`floss serve` on 127.0.0.1:port, storage and folders in ``tmp``, output to ``log``."""
+    """`floss serve` on 127.0.0.1:port, storage and folders in ``tmp``, output to ``log``;
+    ``extra`` flags replace the defaults of the same name (an option is given once)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("FLOSS_SERVE_TOKEN", None)
+    defaults = {
+        "--storage": f"sqlite:///{tmp / 'studies.db'}",
+        "--data-root": str(tmp / "data"),
+        "--work-dir": str(tmp / "work"),
+        "--max-workers": "1",
+        "--log-level": "warning",
+    }
+    for flag in extra:
+        defaults.pop(flag, None)
+    args = [x for pair in defaults.items() for x in pair]
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "--port", str(port),
-             "--storage", f"sqlite:///{tmp / 'studies.db'}", "--data-root", str(tmp / "data"),
-             "--work-dir", str(tmp / "work"), "--max-workers", "1", "--log-level", "warning",
-             *extra],
+            [sys.executable, "-m", "service.cli", "--port", str(port), *args, *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=tmp,
             env=env,
-        )  # fmt: skip
+        )
 
 
 def make_fake_study(storage: str, name: str = "fake") -> None:
