@@ -99,6 +99,12 @@ def parse_args() -> argparse.Namespace:
         help="print the tables and plots of --out plus these result folders, train nothing",
     )
     p.add_argument("--quick", action="store_true", help="S 1 and 16, IID, 1 seed, 1.5 dense rounds")
+    p.add_argument(
+        "--pricing",
+        action="store_true",
+        help="with --report-only: the planner's predicted bytes against the bytes sent, for every "
+        "FedSRD row (their uploads are data-dependent; every other method's are exact)",
+    )
     args = p.parse_args()
     if args.quick:
         args.scale, args.slowdowns, args.partitions, args.seeds = 0.03, "1,16", "iid", "0"
@@ -219,6 +225,8 @@ def main() -> None:
             for row in ResultStore(folder / "runs.jsonl").rows.values():
                 store.rows.setdefault(row["name"], row)
         report(store, names=names, slowdowns=slowdowns, parts=parts, out=args.out)
+        if args.pricing:
+            pricing(args, store)
         return
     print(f"bench: {vars(args)}; budget {budget_text(args)}", flush=True)
     t0 = time.perf_counter()
@@ -248,6 +256,41 @@ def main() -> None:
                           f"wall {row['wall_seconds']:.0f} s", flush=True)  # fmt: skip
     report(store, names=names, slowdowns=slowdowns, parts=parts, out=args.out)
     print(f"total wall {time.perf_counter() - t0:.0f} s")
+
+
+def pricing(args: argparse.Namespace, store: ResultStore) -> None:
+    """Predicted (the planner's prices of the rounds played) against actual bytes, FedSRD rows."""
+    import torch
+
+    from trainer.budget import SRD_ROUND_CAP, resolve_budget_rounds, spend_guard
+    from trainer.flat import FlatAdapter
+    from trainer.modeling import wrap_lora
+    from trainer.run import prepare
+
+    rows = sorted((r for r in store.rows.values() if r["method"].startswith("FedSRD")),
+                  key=lambda r: r["name"])  # fmt: skip
+    workloads: dict[tuple[int, str], Any] = {}
+    print("\npredicted vs actual bytes (planner at the stated kurtosis; rounds predicted / played)")
+    errors = []
+    for row in rows:
+        changes = dict(METHODS[row["method"]])
+        cfg = run_config(args, seed=row["seed"], s=row["S"], part=row["partition"], changes=changes)
+        key = (row["seed"], row["partition"])
+        if key not in workloads:
+            workloads[key] = prepare(cfg)
+        wl = workloads[key]
+        adapter = FlatAdapter(wrap_lora(wl.base_model, cfg), torch.device("cpu"))
+        clients, net = len(wl.client_rows(cfg)), cfg.network_profile()
+        capped = resolve_budget_rounds(cfg, wl, adapter, num_clients=clients, network=net)
+        guard = spend_guard(capped, wl, adapter, num_clients=clients, network=net)
+        assert guard is not None
+        predicted = sum(p.bytes_total for p in guard.prices[: row["rounds"]])
+        error = (row["cum_bytes"] - predicted) / predicted
+        errors.append(error)
+        print(f"{row['name']:34} rounds {capped.rounds // SRD_ROUND_CAP:3d} / {row['rounds']:3d}  bytes "
+              f"{predicted:,} / {row['cum_bytes']:,} ({error:+.2%})")  # fmt: skip
+    if errors:
+        print(f"{len(errors)} runs: error from {min(errors):+.2%} to {max(errors):+.2%}")
 
 
 def report(
