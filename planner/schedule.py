@@ -341,8 +341,9 @@ class _Walk:
         self.unseen = num_clients  # clients not holding the current version
         self._full: dict[tuple[int, str], int] = {}
         self.down, self.up = spec.wire_down, spec.wire_up
-        # fedsrd: the deltas sent so far (bytes) and the delta count each client holds
-        self.srd_sizes: list[int] = []
+        # fedsrd: cumulative bytes of the deltas sent so far ([0, d1, d1 + d2, ...]); ``seen``
+        # holds the delta count each client has applied
+        self.srd_cum: list[int] = [0]
         self.srd_last_k = 0
         self.srd_dense = message_bytes(n, n, encoding="dense", precision="fp32")
 
@@ -389,14 +390,16 @@ class _Walk:
         if s.method in SRD_METHODS:
             # catch-up: the deltas a client missed, or a dense fp32 P when that is cheaper
             down = []
+            version = len(self.srd_cum) - 1
             for c in sampled:
-                down.append(min(sum(self.srd_sizes[self.seen.get(c, 0) :]), self.srd_dense))
-                self.seen[c] = len(self.srd_sizes)
+                missed = self.srd_cum[version] - self.srd_cum[self.seen.get(c, 0)]
+                down.append(min(missed, self.srd_dense))
+                self.seen[c] = version
             k_up = s.srd_upload_entries()
             up = [self.full_bytes(k_up, self.up)] * len(sampled)
             d_down, d_up = self.srd_last_k / s.n, k_up / s.n
             self.srd_last_k = s.srd_delta_entries(r)
-            self.srd_sizes.append(self.full_bytes(self.srd_last_k, self.down))
+            self.srd_cum.append(self.srd_cum[-1] + self.full_bytes(self.srd_last_k, self.down))
         elif s.uniform or self.version == 0:
             down = [self.full_bytes(self.k_down, self.down)] * len(sampled)
             up = [self.full_bytes(self.k_up, self.up)] * len(sampled)
