@@ -56,6 +56,7 @@ from planner.schedule import (
     MASK_METHODS,
     METHODS,
     SRD_METHODS,
+    Afforded,
     MethodSpec,
     afford,
     check_floor,
@@ -405,6 +406,29 @@ def _uniform_row(
     )
 
 
+def _afford_within(
+    settings: PlanSettings,
+    spec: MethodSpec,
+    *,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+) -> Afforded | None:
+    """What the budget buys a method with a seeded schedule on the settings' network and
+    population (``planner.schedule.afford``); None below ``min_rounds``."""
+    got = afford(
+        spec,
+        network=settings.network,
+        seed=settings.seed,
+        num_clients=settings.num_clients,
+        clients_per_round=settings.clients_per_round,
+        compute_seconds=settings.compute_seconds,
+        budget_seconds=budget_seconds,
+        budget_bytes=budget_bytes,
+        max_rounds=settings.max_rounds,
+    )
+    return None if got.rounds < settings.min_rounds else got
+
+
 def _schedule_row(
     settings: PlanSettings,
     *,
@@ -430,18 +454,8 @@ def _schedule_row(
         precision_down=p_down,
         precision_up=p_up,
     )
-    got = afford(
-        spec,
-        network=settings.network,
-        seed=settings.seed,
-        num_clients=settings.num_clients,
-        clients_per_round=settings.clients_per_round,
-        compute_seconds=settings.compute_seconds,
-        budget_seconds=budget_seconds,
-        budget_bytes=budget_bytes,
-        max_rounds=settings.max_rounds,
-    )
-    if got.rounds < settings.min_rounds:
+    got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
+    if got is None:
         return None
     k = max(1, round(got.mean_density * n))
     full_encoding = resolve_encoding(n, k, encoding=settings.encoding, precision=p_down)[0]
@@ -506,18 +520,8 @@ def _srd_row(
         precision_down=p_down,
         precision_up=p_up,
     )
-    got = afford(
-        spec,
-        network=settings.network,
-        seed=settings.seed,
-        num_clients=settings.num_clients,
-        clients_per_round=settings.clients_per_round,
-        compute_seconds=settings.compute_seconds,
-        budget_seconds=budget_seconds,
-        budget_bytes=budget_bytes,
-        max_rounds=settings.max_rounds,
-    )
-    if got.rounds < settings.min_rounds:
+    got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
+    if got is None:
         return None
     k_down = max(1, round(got.mean_density * n))
     k_up = spec.srd_upload_entries()
