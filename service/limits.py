@@ -14,12 +14,9 @@ the default grid with every method took 7.9 s at 10,000 clients (6.9 M draws), 1
 
 from __future__ import annotations
 
-import math
-
+from planner.work import draws_per_configuration
 from service.errors import FieldError
 from service.schemas import PlanRequest
-
-EULER_GAMMA = 0.5772  # H_N ~ ln N + gamma: coupon collector's draws to see all N clients
 
 
 def mask_configurations(req: PlanRequest) -> int:
@@ -38,15 +35,6 @@ def mask_configurations(req: PlanRequest) -> int:
             pairs *= len(set(parse_precisions(axis, name="precision")))
     per_rank = sum(d_up if m == "sparseadapter" else 1 for m in methods)
     return ranks * per_rank * pairs
-
-
-def draws_per_configuration(
-    num_clients: int, clients_per_round: int, max_rounds: int | None
-) -> float:
-    walk = num_clients * (math.log(num_clients) + EULER_GAMMA)
-    if max_rounds is not None:
-        walk = min(walk, float(clients_per_round) * max_rounds)
-    return walk
 
 
 def plan_work(req: PlanRequest) -> float:
