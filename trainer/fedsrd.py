@@ -47,7 +47,7 @@ from planner.srd import download_entries, pruning_ratio
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 from trainer.flat import Slice
-from trainer.methods import Method
+from trainer.method_base import Method
 from trainer.server import ServerState
 from trainer.sparse import Sent, message_seed, send
 
