@@ -386,3 +386,10 @@ def test_planner_refuses_what_fedsrd_cannot_send() -> None:
         MethodSpec(method="fedsrd-e", n=100, srd_pairs=((60, 60),))
     with pytest.raises(ValueError, match="srd_mask_rate must be below 1"):
         MethodSpec(method="fedsrd", n=100, srd_mask_rate=1.0)
+
+
+def test_only_top_k_methods_take_a_per_client_upload_density() -> None:
+    """A fleet's per-client d_up is a top-k notion: fedsrd's upload density is its rule's."""
+    srd, n, _config = _method("fedsrd")
+    with pytest.raises(TrainerError, match="fedsrd has no per-client upload density"):
+        srd.upload(torch.ones(n), round_=1, client=0, density=0.5, start=torch.ones(n))
