@@ -36,6 +36,7 @@ from federation.wire import (
     meta_int,
     read_message,
 )
+from planner.schedule import SRD_METHODS
 from trainer.config import RunConfig
 from trainer.methods import Method, make_method
 from trainer.round import Trainee, client_update
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 MASK_RECORD = "floss-mask"  # context.state: the fixed mask this node holds
 MASK_META = "floss-mask-version"
 RESIDUAL_RECORD = "floss-residual"  # context.state: this client's error-feedback residual
+SRD_RECORD = "floss-srd-p"  # context.state: the P a FedSRD client holds, and its version
+SRD_META = "floss-srd-version"
 
 
 @dataclass
@@ -54,6 +57,7 @@ class _Runtime:
     trainee: Trainee
     rows: list[torch.Tensor]
     digest: str
+    p0: torch.Tensor  # the adapter's seeded initial P (FedSRD's version 0, which every node builds)
 
 
 _RUNTIMES: dict[tuple[Any, ...], _Runtime] = {}
@@ -68,7 +72,8 @@ def runtime(config: RunConfig) -> _Runtime:
         wl = prepare(config)
         trainee = Trainee.load(config, wl)
         rows = [torch.as_tensor(r, device=trainee.device) for r in wl.client_rows(config)]
-        _RUNTIMES[key] = _Runtime(trainee=trainee, rows=rows, digest=config_digest(config))
+        p0 = trainee.adapter.flat.detach().clone()
+        _RUNTIMES[key] = _Runtime(trainee=trainee, rows=rows, digest=config_digest(config), p0=p0)
         LOADS["count"] += 1
     return _RUNTIMES[key]
 
@@ -124,6 +129,53 @@ def _hold_residual(context: Context, residual: torch.Tensor) -> None:
     )
 
 
+def _srd_start(
+    payload: bytes, meta: dict[str, Any], context: Context, config: RunConfig, rt: _Runtime,
+    what: str,
+) -> torch.Tensor:
+    """FedSRD's download: a dense P ("dense"), or the deltas this node missed ("chain") added
+    in order to the P it holds (the seeded init at version 0), as the server added them; the
+    result is held for the next round."""
+    n, device = rt.trainee.adapter.n, rt.trainee.adapter.flat.device
+    kind, version = str(meta.get("kind")), meta_int(meta, "version", what)
+    if kind == "dense":
+        p = decode_vector(payload, kind="full", n=n, k=n, encoding="dense", precision="fp32",
+                          positions=None, device=device, what=what)  # fmt: skip
+    elif kind == "chain":
+        held = meta_int(meta, "held", what)
+        sizes, ks = meta.get("sizes"), meta.get("ks")
+        if not isinstance(sizes, list) or not isinstance(ks, list) or len(sizes) != len(ks):
+            raise FederationError(f"{what}: a chain needs meta 'sizes' and 'ks' of one length.")
+        if sum(sizes) != len(payload) or held + len(sizes) != version:
+            raise FederationError(
+                f"{what}: a chain of {len(sizes)} deltas from version {held} to {version} "
+                f"in {len(payload)} bytes does not add up."
+            )
+        if SRD_RECORD in context.state.array_records:
+            array = context.state.array_records[SRD_RECORD]["p"]
+            p = torch.from_numpy(array.numpy().copy()).to(device)
+            held_version = context.state.config_records[SRD_META]["version"]
+            mine = held_version if isinstance(held_version, int) else -1
+        else:
+            p, mine = rt.p0.clone(), 0
+        if mine != held:
+            raise FederationError(
+                f"{what}: deltas from version {held}, but this node holds version {mine}."
+            )
+        start = 0
+        for size, k in zip(sizes, ks, strict=True):
+            chunk = payload[start : start + int(size)]
+            start += int(size)
+            p.add_(decode_vector(chunk, kind="full", n=n, k=int(k), encoding=config.encoding,
+                                 precision=config.wire_precisions[0], positions=None,
+                                 device=device, what=what))  # fmt: skip
+    else:
+        raise FederationError(f"{what}: a FedSRD download is 'dense' or 'chain', not {kind!r}.")
+    context.state[SRD_RECORD] = ArrayRecord({"p": Array(p.detach().cpu().numpy())})
+    context.state[SRD_META] = ConfigRecord({"version": version})
+    return p
+
+
 def _upload_density(meta: dict[str, Any], config: RunConfig, what: str) -> float | None:
     """The client's own upload density (fleets, floss), or None: the method's."""
     if "d-up" not in meta:
@@ -166,27 +218,31 @@ def handle_train(message: Message, context: Context, base: RunConfig | None) -> 
         )
     if meta_int(meta, "client", what) != pid:
         raise FederationError(f"{what}: addressed to client {meta.get('client')}, not {pid}.")
-    kind, k = str(meta.get("kind")), meta_int(meta, "k", what, low=1)
-    version = meta_int(meta, "version", what)
-    held, held_version = _held_mask(context)
-    if kind == "values" and held_version != version:
-        raise FederationError(
-            f"{what}: values for mask version {version}, but this node holds "
-            f"{'no mask' if held is None else f'version {held_version}'}."
-        )
+    kind = str(meta.get("kind"))
     device = adapter.flat.device
-    start = decode_vector(
-        payload,
-        kind=kind,
-        n=adapter.n,
-        k=k,
-        encoding=config.encoding,
-        precision=config.wire_precisions[0],  # the download's value precision
-        positions=held.to(device) if held is not None else None,
-        device=device,
-        what=what,
-    )
     positions: torch.Tensor | None = None
+    if config.method in SRD_METHODS:
+        start = _srd_start(payload, meta, context, config, rt, what)
+    else:
+        k = meta_int(meta, "k", what, low=1)
+        version = meta_int(meta, "version", what)
+        held, held_version = _held_mask(context)
+        if kind == "values" and held_version != version:
+            raise FederationError(
+                f"{what}: values for mask version {version}, but this node holds "
+                f"{'no mask' if held is None else f'version {held_version}'}."
+            )
+        start = decode_vector(
+            payload,
+            kind=kind,
+            n=adapter.n,
+            k=k,
+            encoding=config.encoding,
+            precision=config.wire_precisions[0],  # the download's value precision
+            positions=held.to(device) if held is not None else None,
+            device=device,
+            what=what,
+        )
     if kind == "mask":
         positions = mask_positions(start, k, what)
         _hold_mask(context, positions, version)

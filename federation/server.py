@@ -55,12 +55,13 @@ from planner.encoding import kept_entries
 from planner.fleet import check_deadline_reachable, fleet_round
 from planner.network import client_round_seconds
 from planner.sampling import round_draws
-from planner.schedule import SRD_METHODS, RoundPrice
+from planner.schedule import RoundPrice
 from trainer.budget import method_spec, resolve_budget_rounds
 from trainer.checkpoint import find_checkpoint, load_checkpoint
 from trainer.client import evaluate_models
 from trainer.config import RunConfig
 from trainer.errors import DivergedError, TrainerError
+from trainer.fedsrd import FedSRD
 from trainer.methods import FixedMask, TopK, make_method
 from trainer.records import RecordWriter, RoundRecord
 from trainer.round import Trainee, served_models, server_aggregate, server_download
@@ -121,12 +122,6 @@ class FlossStrategy:
         *,
         log: Callable[[str], None] | None = None,
     ) -> None:
-        if config.method in SRD_METHODS:  # issue 25: FedSRD runs in floss-train only, for now
-            raise FederationError(
-                f"{config.method} does not run on Flower yet: its downloads are chains of "
-                "deltas (trainer.fedsrd) and a Flower download carries one message; use "
-                "floss-train."
-            )
         self.settings = settings
         self.log = log or (lambda line: logger.info("%s", line))
         self.network = config.network_profile()
@@ -189,6 +184,9 @@ class FlossStrategy:
         if isinstance(self.method, FixedMask):
             # the nodes of a new run hold no mask: every client gets positions again
             self.method.seen.clear()
+        if isinstance(self.method, FedSRD):
+            # ... nor a FedSRD P: every client catches up from the seeded init (version 0)
+            self.method.held.clear()
         self.records = [RoundRecord.from_dict(r) for r in ckpt.meta["records"]]
         self.log(f"resuming from the checkpoint of round {ckpt.round} in {self.out}")
 
@@ -241,10 +239,13 @@ class FlossStrategy:
         return nodes
 
     # -- one round -----------------------------------------------------------------------
-    def expected_upload(self, density: float | None = None) -> tuple[str, int]:
+    def expected_upload(self, density: float | None = None) -> tuple[str, int | None]:
         """(kind, k) of this round's uploads: a client's top-k with positions (at ``density``
-        when the client has its own, fleets), or values at the fixed mask both ends hold."""
+        when the client has its own, fleets), or values at the fixed mask both ends hold;
+        FedSRD's k is the client's own (its rule keeps what its scores say): None."""
         m = self.method
+        if isinstance(m, FedSRD):
+            return "full", None
         if isinstance(m, FixedMask):
             return ("full", self.n) if m.positions is None else ("values", m.k)
         assert isinstance(m, TopK)
@@ -303,6 +304,12 @@ class FlossStrategy:
         kept = set(plan.kept)
         messages = []
         for i, (c, nbytes) in enumerate(zip(sampled, bytes_down, strict=True)):
+            if c not in self.method.messages:  # FedSRD resumed from an older checkpoint
+                raise FederationError(
+                    f"round {r}: client {c} needs deltas sent before this run's checkpoint, "
+                    "which that checkpoint does not hold (written by an older floss); "
+                    "start the Flower run over."
+                )
             kind, sent = self.method.messages[c]
             assert len(sent.payload) == nbytes, "the payload is what the round counts"
             meta: dict[str, Any] = {
@@ -315,6 +322,11 @@ class FlossStrategy:
             }
             if plan.d_up is not None:  # this client's own upload density
                 meta["d-up"] = float(plan.d_up[i])
+            if isinstance(self.method, FedSRD):  # the P the client holds, and what brings it up
+                meta["version"] = self.method.version
+                if kind == "chain":
+                    held, sizes, ks = self.method.chains[c]
+                    meta |= {"held": held, "sizes": list(sizes), "ks": list(ks)}
             if c not in kept:  # a modeled straggler: decode, do not train, reply empty
                 meta["late"] = 1
             messages.append(
@@ -350,10 +362,12 @@ class FlossStrategy:
     ) -> _Upload:
         what = f"round {r}, client {client} (node {self.nodes.get(client)}), upload"
         payload, meta = self._open_reply(reply, r, client, what)
-        kind, k = self.expected_upload(density)
-        if meta.get("kind") != kind or meta.get("k") != k:
+        kind, expected = self.expected_upload(density)
+        k = meta_int(meta, "k", what, low=1) if expected is None else expected
+        if meta.get("kind") != kind or meta.get("k") != k or k > self.n:
+            shown = f"k={k}" if expected is not None else f"1 <= k <= {self.n}"
             raise FederationError(
-                f"{what}: expected a {kind!r} upload of k={k}, got {meta.get('kind')!r} of "
+                f"{what}: expected a {kind!r} upload of {shown}, got {meta.get('kind')!r} of "
                 f"k={meta.get('k')}."
             )
         loss = meta.get("loss")

@@ -51,6 +51,7 @@ RESUMABLE_CHANGES = frozenset({"rounds", "budget", "max_rounds", "checkpoint_eve
 SERVER_TENSORS = ("p", "m", "v")  # ServerState.state_dict: float32 vectors of length n
 MASK_TENSOR = "mask_positions"  # FixedMask.state: sorted int64 positions in [0, n)
 RESIDUAL_TENSOR = "residuals"  # Method.state with error feedback: float32 (clients, n)
+SRD_PAYLOAD_TENSOR = "srd_payloads"  # FedSRD.state: every delta's payload back to back, uint8
 
 # Fault injection for the crash tests: called as ``fault_hook(point, round)`` at each point of
 # ``FAULT_POINTS`` while a checkpoint is written (a test makes it raise or kill the process).
@@ -227,7 +228,7 @@ def _checked_bytes(path: Path, entry: Any) -> bytes:
 def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], n: int) -> None:
     names = set(tensors)
     missing = [k for k in SERVER_TENSORS if k not in names]
-    extra = sorted(names - {*SERVER_TENSORS, MASK_TENSOR, RESIDUAL_TENSOR})
+    extra = sorted(names - {*SERVER_TENSORS, MASK_TENSOR, RESIDUAL_TENSOR, SRD_PAYLOAD_TENSOR})
     if missing or extra:
         what = f"lacks {', '.join(missing)}" if missing else f"has unknown {', '.join(extra)}"
         raise _refuse(path, f"{what} (tensors: {', '.join(sorted(names)) or 'none'})")
@@ -246,6 +247,14 @@ def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], n: int) -> None
                 path,
                 f"holds {RESIDUAL_TENSOR!r} of shape {tuple(res.shape)} {res.dtype}, "
                 f"not (clients, {n}) torch.float32",
+            )
+    if SRD_PAYLOAD_TENSOR in tensors:
+        raw = tensors[SRD_PAYLOAD_TENSOR]
+        if raw.dim() != 1 or raw.dtype != torch.uint8:
+            raise _refuse(
+                path,
+                f"holds {SRD_PAYLOAD_TENSOR!r} of shape {tuple(raw.shape)} {raw.dtype}, "
+                "not (bytes,) torch.uint8",
             )
     if MASK_TENSOR in tensors:
         pos = tensors[MASK_TENSOR]

@@ -34,6 +34,7 @@ Read from the paper's public code (Youth-49/FedSRD_2025), re-implemented here:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ import torch
 
 from planner.encoding import message_bytes
 from planner.srd import download_entries, pruning_ratio
+from trainer.checkpoint import SRD_PAYLOAD_TENSOR
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 from trainer.flat import Slice
@@ -184,6 +186,10 @@ class FedSRD(Method):
         self.exact = config.method == "fedsrd-e"
         self.version = 0  # deltas applied by the server
         self.sizes: list[int] = []  # bytes of delta 1, 2, ... as sent
+        self.payloads: list[bytes] = []  # delta 1, 2, ... on the wire (a Flower catch-up sends them)
+        self.ks: list[int] = []  # entries of delta 1, 2, ...
+        # client -> (version it held, deltas sent) of the last download's chains (federation)
+        self.chains: dict[int, tuple[int, list[int], list[int]]] = {}
         self.held: dict[int, int] = {}  # client -> version it holds (absent: 0, the seeded init)
         self.dense_bytes = message_bytes(n, n, encoding="dense", precision="fp32")
         self.last_k = 0  # entries of the last delta
@@ -204,10 +210,31 @@ class FedSRD(Method):
     ) -> tuple[torch.Tensor, list[int], float]:
         self.round = round_
         sizes = [self.catch_up_bytes(c) for c in clients]
-        for c in clients:
+        self.messages, self.chains = {}, {}
+        for c, nbytes in zip(clients, sizes, strict=True):
+            self._catch_up_message(p, c, nbytes)
             self.held[c] = self.version
-        self.messages = {}  # federation ships one decodable message; fedsrd's is a chain
         return p.clone(), sizes, self.last_k / self.n
+
+    def _catch_up_message(self, p: torch.Tensor, client: int, nbytes: int) -> None:
+        """What federation ships to ``client`` (``messages``, ``chains``): kind "chain", the
+        deltas it missed back to back, or kind "dense", P at fp32 (the cheaper; as priced).
+        Deltas sent before a checkpoint without their payloads (format of an older floss)
+        cannot be shipped: such a client gets no message, and federation says so."""
+        held = self.held.get(client, 0)
+        missed = sum(self.sizes[held:])
+        if missed <= self.dense_bytes:
+            if len(self.payloads) < self.version:
+                return
+            payload = b"".join(self.payloads[held:])
+            self.chains[client] = (held, self.sizes[held:], self.ks[held:])
+            vector = torch.zeros(0)  # the receiver adds the deltas to the P it holds
+            self.messages[client] = ("chain", Sent(vector, len(payload), "chain", 0, payload))
+        else:
+            everything = torch.arange(self.n, device=p.device)
+            sent = send(p, everything, encoding="dense", precision="fp32")
+            self.messages[client] = ("dense", sent)
+        assert len(self.messages[client][1].payload) == nbytes, "the payload is what is priced"
 
     def served(self, p: torch.Tensor) -> torch.Tensor:
         return p.clone()  # an up-to-date client holds exactly the server's P
@@ -302,13 +329,19 @@ class FedSRD(Method):
         server.p.add_(sent.vector)
         self.version += 1
         self.sizes.append(sent.nbytes)
+        self.payloads.append(sent.payload)
+        self.ks.append(sent.k)
         self.last_k = sent.k
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors, meta = super().state()
+        if self.payloads:  # the deltas' bytes, back to back (a Flower catch-up resends them)
+            joined = b"".join(self.payloads)
+            tensors[SRD_PAYLOAD_TENSOR] = torch.frombuffer(bytearray(joined), dtype=torch.uint8)
         meta |= {
             "version": self.version,
             "sizes": list(self.sizes),
+            "ks": list(self.ks),
             "held": {str(k): v for k, v in self.held.items()},
             "last_k": self.last_k,
         }
@@ -318,5 +351,16 @@ class FedSRD(Method):
         super().load_state(tensors, meta)
         self.version = int(meta["version"])
         self.sizes = [int(b) for b in meta["sizes"]]
+        self.ks = [int(k) for k in meta.get("ks", [])]
+        self.payloads = []
+        if SRD_PAYLOAD_TENSOR in tensors:
+            joined = tensors[SRD_PAYLOAD_TENSOR].cpu().numpy().tobytes()
+            if len(joined) != sum(self.sizes):
+                raise TrainerError(
+                    f"fedsrd's checkpoint holds {len(joined)} bytes of deltas, but its sizes "
+                    f"add up to {sum(self.sizes)}; not resuming."
+                )
+            offsets = itertools.accumulate(self.sizes, initial=0)
+            self.payloads = [joined[a:b] for a, b in itertools.pairwise(offsets)]
         self.held = {int(k): int(v) for k, v in meta["held"].items()}
         self.last_k = int(meta["last_k"])

@@ -126,3 +126,51 @@ def test_app_folder_is_a_valid_flower_app(fed_kwargs: dict[str, Any], tmp_path: 
     assert ok, errors
     assert from_run_config(project["tool"]["flwr"]["app"]["config"])[0] == config
     assert "flwr run" in (tmp_path / "app" / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("method", "mask_rate", "kinds", "longest"),
+    [
+        ("fedsrd", 0.9, {"chain"}, 2),  # small deltas: a node that missed two gets both
+        ("fedsrd-e", 0.9, {"chain"}, 2),
+        ("fedsrd", 0.1, {"chain", "dense"}, 1),  # large deltas: two missed cost more than P
+    ],
+)
+def test_flower_fedsrd_equals_floss_train(
+    fed_kwargs: dict[str, Any],
+    harness: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    mask_rate: float,
+    kinds: set[str],
+    longest: int,
+) -> None:
+    """FedSRD's downloads on Flower: each sampled node gets the deltas it missed back to back
+    (a chain, added to the P it holds in its context state) or a dense P, whichever is
+    cheaper, exactly the catch-up floss-train prices; P and every record are floss-train's."""
+    from trainer.fedsrd import FedSRD
+
+    config = RunConfig(**{**fed_kwargs, "method": method, "rounds": 6, "srd_mask_rate": mask_rate})
+    reference = train(config, progress=False)
+    shipped: list[tuple[str, int]] = []  # (kind, deltas) of every Flower download
+    build = FedSRD._catch_up_message
+
+    def spy(self: FedSRD, p: torch.Tensor, client: int, nbytes: int) -> None:
+        build(self, p, client, nbytes)
+        kind = self.messages[client][0]
+        shipped.append((kind, len(self.chains[client][1]) if kind == "chain" else 0))
+
+    monkeypatch.setattr(FedSRD, "_catch_up_message", spy)
+    strategy = harness.run(config)
+    assert torch.equal(strategy.final_p, reference.final_p)  # bit for bit
+    assert _strip(strategy.records) == _strip(reference.records)
+    assert strategy.dropped == []
+    assert {kind for kind, _ in shipped} == kinds
+    assert max(n for _, n in shipped) == longest
+    client_of = {node: c for c, node in strategy.nodes.items()}
+    for record in strategy.records:  # the bytes recorded are the payloads that travelled
+        wire = [w for w in harness.grid.wire if w.group_id == str(record.round)]
+        down = {client_of[w.node_id]: w.payload_bytes for w in wire if w.direction == "down"}
+        up = {client_of[w.node_id]: w.payload_bytes for w in wire if w.direction == "up"}
+        assert [down[c] for c in sorted(down)] == record.client_bytes_down
+        assert [up[c] for c in sorted(up)] == record.client_bytes_up

@@ -208,3 +208,29 @@ def test_a_finished_server_run_is_extended_from_its_last_checkpoint(
     assert [r.round for r in strategy.records] == [1, 2, 3]
     assert checkpoint_round(out) == 3
     assert torch.equal(strategy.final_p, train(longer, progress=False).final_p)  # bit for bit
+
+
+def test_restarted_fedsrd_server_catches_its_new_nodes_up(
+    fed_kwargs: dict[str, Any], harness: Any, tmp_path: Path
+) -> None:
+    """A restarted ServerApp is a new Flower run: its nodes hold no FedSRD P, so each catches
+    up from the seeded init on the deltas the checkpoint kept (or a dense P); P goes on bit for
+    bit."""
+    config = _cfg(fed_kwargs, method="fedsrd", checkpoint_every=1, rounds=5)
+    reference = train(
+        config.__class__(**{**config.to_dict(), "checkpoint_every": 0}), progress=False
+    )
+    out = tmp_path / "server"
+    everyone_fails_in_round_4 = _fail(lambda m, c: m.metadata.group_id == "4")
+    with pytest.raises(FederationError, match=r"round 4: no client update arrived"):
+        harness.run(config, client=everyone_fails_in_round_4, out_dir=str(out))
+    strategy = harness.run(config, out_dir=str(out))  # the ServerApp started again
+    assert [r.round for r in strategy.records] == [1, 2, 3, 4, 5]
+    assert torch.equal(strategy.final_p, reference.final_p)  # bit for bit
+    # round 4's nodes held nothing: each was sent the 3 deltas of rounds 1..3, or P if cheaper
+    method = strategy.method
+    catch_up = min(sum(method.sizes[:3]), method.dense_bytes)
+    fresh = [w for w in harness.grid.wire if w.group_id == "4" and w.direction == "down"]
+    assert len(fresh) == config.clients_per_round
+    assert [w.payload_bytes for w in fresh] == [catch_up] * len(fresh)
+    assert strategy.records[3].client_bytes_down == [catch_up] * len(fresh)

@@ -370,15 +370,6 @@ def test_server_step_through_the_optimizer() -> None:
         assert srd.version == 1 and len(srd.sizes) == 1 and srd.last_k == kept.numel()
 
 
-def test_flower_refuses_fedsrd_in_one_line() -> None:
-    """The Flower engine ships one message per download; FedSRD's catch-up is a chain."""
-    from federation.server import FlossStrategy
-    from federation.wire import FederationError
-
-    with pytest.raises(FederationError, match="fedsrd-e does not run on Flower yet"):
-        FlossStrategy(RunConfig(method="fedsrd-e"), settings=None)  # type: ignore[arg-type]
-
-
 def test_planner_refuses_what_fedsrd_cannot_send() -> None:
     with pytest.raises(ValueError, match="encoding dense with download precision q8"):
         MethodSpec(method="fedsrd", n=100, encoding="dense", precision="q8")
