@@ -65,6 +65,25 @@ def alive(pid: int) -> bool:
         return False
 
 
+# A study's base run on the tiny model, as the service's process tests submit it (data_path
+# relative to the service's data root, where the tests write texts.csv).
+TINY_STUDY_BASE: dict[str, Any] = {
+    "model": "tiny-random-bert",
+    "data": "csv",
+    "data_path": "texts.csv",
+    "min_examples_per_class": 10,
+    "num_clients": 8,
+    "clients_per_round": 4,
+    "batch_size": 8,
+    "max_length": 16,
+    "max_eval_examples": 32,
+    "client_lr": 0.05,
+    "server_lr": 0.01,
+    "device": "cpu",
+    "up_slowdown": 16,
+}
+
+
 def start_service(tmp: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`floss serve` on 127.0.0.1:port, storage and folders in ``tmp``, output to ``log``;
     ``extra`` flags replace the defaults of the same name (an option is given once)."""

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_helpers import alive, call, free_port, get_json, start_service, wait_for
+from serve_helpers import (
+    TINY_STUDY_BASE,
+    alive,
+    call,
+    free_port,
+    get_json,
+    start_service,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = {
@@ -28,21 +36,7 @@ WORDS = {
 }
 STUDY = {
     "name": "tiny",
-    "base": {
-        "model": "tiny-random-bert",
-        "data": "csv",
-        "data_path": "texts.csv",
-        "min_examples_per_class": 10,
-        "num_clients": 8,
-        "clients_per_round": 4,
-        "batch_size": 8,
-        "max_length": 16,
-        "max_eval_examples": 32,
-        "client_lr": 0.05,
-        "server_lr": 0.01,
-        "device": "cpu",
-        "up_slowdown": 16,
-    },
+    "base": TINY_STUDY_BASE,
     "budget": "50-dense-rounds",
     "budget_scale": 0.06,
     "ranks": "2,4",

@@ -382,27 +382,18 @@ def test_a_missing_driver_is_named(tmp_path: Path) -> None:
     ]
 
 
-SERVE_BASE = {
-    "model": "tiny-random-bert",
-    "data": "csv",
-    "data_path": "texts.csv",
-    "min_examples_per_class": 10,
-    "num_clients": 8,
-    "clients_per_round": 4,
-    "batch_size": 8,
-    "max_length": 16,
-    "max_eval_examples": 32,
-    "client_lr": 0.05,
-    "server_lr": 0.01,
-    "device": "cpu",
-    "up_slowdown": 16,
-}
+def serve_base() -> dict[str, object]:
+    """The service tests' tiny base run (tests/service/serve_helpers.py)."""
+    sys.path.insert(0, str(ROOT / "tests" / "service"))
+    from serve_helpers import TINY_STUDY_BASE
+
+    return TINY_STUDY_BASE
 
 
 def serve_study(name: str) -> dict[str, object]:
     return {
         "name": name,
-        "base": SERVE_BASE,
+        "base": serve_base(),
         "budget": "50-dense-rounds",
         "budget_scale": 0.06,
         "ranks": "2",  # two configurations: the target covers the space, whatever the search
@@ -515,7 +506,7 @@ def test_a_database_gone_for_good_stops_floss_tune_with_one_line_and_a_rerun_res
     rows = [f"{' '.join(w.split()[i:] + w.split()[:i])},{label}"
             for label, w in {"a": "p q r s t", "b": "u v w x y"}.items() for i in range(5)]  # fmt: skip
     data.write_text("text,label\n" + "\n".join(rows * 8) + "\n")
-    config.write_text(json.dumps({**SERVE_BASE, "data_path": str(data)}))
+    config.write_text(json.dumps({**serve_base(), "data_path": str(data)}))
     args = [
         "run", "--config", str(config), "--budget", "50-dense-rounds", "--budget-scale", "0.1",
         "--ranks", "2,4", "--d-down", "1,1/4", "--d-up", "1,1/16", "--n-trials", "3",
