@@ -22,6 +22,10 @@ from planner import limits, options
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, parse_precision
 from planner.model import MAX_RANK
+from planner.parse import fmt_density, parse_density, parse_methods
+from planner.parse import parse_densities as parse_densities  # tuner/space.py & co. (for now)
+from planner.parse import parse_ints as parse_ints  # re-exported until they import planner.parse
+from planner.parse import parse_precisions as parse_precisions
 from planner.paths import check_output_file
 from planner.plan import (
     DEFAULT_DENSITIES,
@@ -35,7 +39,7 @@ from planner.plan import (
 )
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles, load_model, load_network
 from planner.progress import working
-from planner.render import FORMATS, fmt_density, render_fleet_plan, render_plan, write_output
+from planner.render import FORMATS, render_fleet_plan, render_plan, write_output
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from planner.work import NOTE_SECONDS, check_plan_work
 
@@ -57,60 +61,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """One readable line on stderr and a non-zero exit: how every user mistake ends."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=code)
-
-
-def parse_ints(text: str, *, name: str) -> tuple[int, ...]:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            value = int(part)
-        except ValueError:
-            raise ValueError(
-                f"{name}: {part!r} is not an integer (expected e.g. 1,2,4,8)."
-            ) from None
-        if value < 1:
-            raise ValueError(f"{name}: rank must be >= 1, but got {value}.")
-        if value > MAX_RANK:  # a tensor dimension; 10**400 overflowed the float pricing
-            raise ValueError(f"{name}: rank must be at most 2**31 - 1, but got {value}.")
-        out.append(value)
-    return tuple(out)
-
-
-def parse_density(text: str, *, name: str) -> float:
-    """'1/16', '0.0625' or '1' -> a float in (0, 1]."""
-    part = text.strip()
-    try:
-        value = float(Fraction(part))
-    except (ValueError, ZeroDivisionError, OverflowError):  # 1/0, "9" * 400
-        raise ValueError(
-            f"{name}: {part!r} is not a density (expected e.g. 1, 1/4, 0.0625)."
-        ) from None
-    if not 0 < value <= 1:
-        raise ValueError(f"{name}: density must be in (0, 1], but got {part!r}.")
-    return value
-
-
-def parse_methods(text: str) -> tuple[str, ...]:
-    """'floss', 'floss,ffa' or 'all' -> methods in the planner's order, each once."""
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    if not names:
-        raise ValueError(f"--method: expected one of {', '.join(METHODS)}, all, got {text!r}.")
-    if "all" in names:
-        return METHODS
-    for name in names:
-        if name not in METHODS:
-            raise ValueError(
-                f"--method must be one of {', '.join(METHODS)}, all (or a comma list), "
-                f"but got {name!r}."
-            )
-    return tuple(m for m in METHODS if m in names)
-
-
-def parse_densities(text: str, *, name: str) -> tuple[float, ...]:
-    return tuple(parse_density(p, name=name) for p in text.split(",") if p.strip()) or (
-        parse_density(text, name=name),
-    )
 
 
 # The CLI's default strings spell the planner's own default grids, so the two cannot drift.
@@ -231,19 +181,6 @@ def build_settings(
         spell=options.flag,
     )
     return settings
-
-
-def parse_precisions(text: str | None, *, name: str) -> tuple[str, ...]:
-    """'fp32,q8,4' -> ('fp32', 'q8', 'rh4'); None -> () (the plan's --precision)."""
-    if text is None:
-        return ()
-    items = [t.strip() for t in text.split(",")]
-    if not all(items):
-        raise ValueError(f"{name} must be a comma list like fp32,8,4, but got {text!r}.")
-    out = tuple(parse_precision(t, name=name) for t in items)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name} has a repeated value: {text!r}.")
-    return out
 
 
 METHOD_HELP = (

@@ -6,10 +6,10 @@ import csv
 import io
 import json
 import math
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planner.parse import fmt_density
 from planner.plan import Plan, PlanRow, PlanSettings
 from planner.schedule import MASK_METHODS, SRD_METHODS
 from planner.srd import EXPECTED_KURTOSIS
@@ -18,14 +18,6 @@ if TYPE_CHECKING:  # planner.fleet is imported only when a fleet is planned
     from planner.fleet import FleetPlan, FleetRow, TierEstimate
 
 FORMATS = ("table", "json", "csv", "yaml")
-
-
-def fmt_density(d: float) -> str:
-    """1/16 for simple fractions, else a short decimal."""
-    f = Fraction(d).limit_denominator(1 << 20)
-    if float(f) == d and f.numerator == 1:
-        return "1" if f.denominator == 1 else f"1/{f.denominator}"
-    return f"{d:.4g}"
 
 
 def fmt_bytes(n: float) -> str:

@@ -2,7 +2,7 @@
 
 Grids and lists may be given as the CLI spells them (``"1,2,4"``, ``"1,1/4,1/16"``) or as JSON
 lists (``[1, 2, 4]``, ``[1, "1/4", 0.0625]``); either way they are checked by the planner's and
-the tuner's own parsers (``planner.cli.parse_*``, ``tuner.settings.check_*``), so the service
+the tuner's own parsers (``planner.parse``, ``tuner.settings.check_*``), so the service
 accepts exactly what the command lines accept.
 """
 
@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from planner import limits
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
+from planner.parse import fmt_density
 from planner.plan import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, DEFAULT_NUM_CLIENTS, REF_RANK
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
-from planner.render import fmt_density
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from service.errors import ACCEPTED
 from service.paths import FleetRef, ModelProfileRef, NetworkRef, RunConfigPaths
@@ -132,7 +132,7 @@ def _check_with(parse: Any, value: Any, name: str) -> str:
 
 
 def check_ranks(v: Any) -> str:
-    from planner.cli import parse_ints
+    from planner.parse import parse_ints
 
     if isinstance(v, list) and any(isinstance(x, bool) or not isinstance(x, int) for x in v):
         raise ValueError(f"ranks must be integers, but got {v!r}")
@@ -142,7 +142,7 @@ def check_ranks(v: Any) -> str:
 
 
 def check_densities(v: Any) -> str:
-    from planner.cli import parse_densities
+    from planner.parse import parse_densities
 
     if isinstance(v, list) and any(isinstance(x, bool) for x in v):
         raise ValueError(f"densities must be numbers or fractions, but got {v!r}")
@@ -163,7 +163,7 @@ def check_precision(v: Any) -> str:
 
 def check_precisions(v: Any) -> str:
     """A comma list (or a JSON list) of precisions, each one a scheme or a bit width."""
-    from planner.cli import parse_precisions
+    from planner.parse import parse_precisions
 
     text = _grid_text(v)
     try:
@@ -299,7 +299,7 @@ class PlanRequest(Strict):
     @field_validator("method", mode="before")
     @classmethod
     def _method(cls, v: Any) -> str:
-        from planner.cli import parse_methods
+        from planner.parse import parse_methods
 
         text = _grid_text(v)
         parse_methods(text)
@@ -308,7 +308,7 @@ class PlanRequest(Strict):
     @field_validator("lth_floor", mode="before")
     @classmethod
     def _floor(cls, v: Any) -> str | None:
-        from planner.cli import parse_density
+        from planner.parse import parse_density
 
         if v is None:
             return None
@@ -390,7 +390,7 @@ class StudyRequest(Strict):
     @classmethod
     def _policies(cls, v: Any, info: ValidationInfo) -> str | None:
         from planner.fleet import DENSITY_POLICIES, ROUND_POLICIES
-        from tuner.cli import parse_names
+        from planner.parse import parse_names
         from tuner.settings import check_choices
 
         if v is None:
@@ -406,7 +406,7 @@ class StudyRequest(Strict):
     @field_validator("deadlines", mode="before")
     @classmethod
     def _deadlines(cls, v: Any) -> str | None:
-        from tuner.cli import parse_floats
+        from planner.parse import parse_floats
 
         if v is None:
             return None
@@ -450,7 +450,7 @@ class StudyRequest(Strict):
     @field_validator("methods", mode="before")
     @classmethod
     def _methods(cls, v: Any) -> str:
-        from tuner.cli import parse_names
+        from planner.parse import parse_names
         from tuner.settings import check_methods
 
         text = _grid_text(v)
@@ -460,7 +460,7 @@ class StudyRequest(Strict):
     @field_validator("topk", mode="before")
     @classmethod
     def _topk(cls, v: Any) -> str:
-        from tuner.cli import parse_names
+        from planner.parse import parse_names
         from tuner.settings import check_topks
 
         text = _grid_text(v)
@@ -547,7 +547,7 @@ class RunSpec(Strict):
     @field_validator("d_down", "d_up", mode="before")
     @classmethod
     def _density(cls, v: Any) -> float:
-        from planner.cli import parse_density
+        from planner.parse import parse_density
 
         if isinstance(v, bool):
             raise ValueError(f"expected a density, but got {v!r}")

@@ -18,7 +18,8 @@ import time
 from html import escape
 from typing import Any
 
-from planner.render import fmt_bytes, fmt_density, fmt_seconds
+from planner.parse import fmt_density
+from planner.render import fmt_bytes, fmt_seconds
 from planner.schedule import METHODS
 
 FORM_FIELDS = (

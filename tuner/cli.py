@@ -16,7 +16,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from planner.budget import BUDGET_HELP
-from planner.cli import parse_densities, parse_ints, parse_precisions, run_typer
+from planner.cli import run_typer
+from planner.parse import parse_densities, parse_floats, parse_ints, parse_names, parse_precisions
 from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK
 from trainer import interrupt  # stdlib only
 from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, METRICS, PRUNERS, SAMPLERS
@@ -43,21 +44,6 @@ StudyName = Annotated[str, typer.Option("--study-name", "-n", help="study name i
 def fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=code)
-
-
-def parse_names(text: str) -> tuple[str, ...]:
-    """'floss, dense' -> ('floss', 'dense')."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def parse_floats(text: str, *, name: str) -> list[float]:
-    out = []
-    for part in parse_names(text):
-        try:
-            out.append(float(part))
-        except ValueError:
-            raise ValueError(f"{name}: {part!r} is not a number.") from None
-    return out
 
 
 def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:

@@ -160,7 +160,7 @@ def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from planner.cli import app
-    from planner.render import fmt_density
+    from planner.parse import fmt_density
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("FLOSS_SERVE_TOKEN", None)
