@@ -22,10 +22,9 @@ MOUNTS = (("trainer.cli", "train"), ("tuner.cli", "tune"), ("service.cli", "serv
 
 def build_app() -> typer.Typer:
     from planner.cli import plan_command, profiles_command
+    from planner.command import new_app
 
-    app = typer.Typer(
-        rich_markup_mode="rich", no_args_is_help=True, add_completion=False, help=HELP
-    )
+    app = new_app(help_text=HELP, no_args_is_help=True)
     app.command("plan")(plan_command)
     app.command("profiles")(profiles_command)
     for module, name in MOUNTS:
@@ -42,6 +41,6 @@ def build_app() -> typer.Typer:
 
 def main() -> None:
     """Entry point of `floss`."""
-    from planner.cli import run_typer
+    from planner.command import run_typer
 
     run_typer(build_app(), prog_name="floss")

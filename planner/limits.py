@@ -18,6 +18,13 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+# torch.manual_seed and torch.Generator take seeds below 2**64 and numpy any; 2**63 - 1 keeps
+# every seed a signed 64-bit integer too (the round seeds are 63-bit as well)
+MAX_SEED = 2**63 - 1
+# FedScale over-selects 1.3x and keeps the first to finish: the default of every surface's
+# over_selection (floss-plan, floss-train, floss-tune, the service; planner.fleet's policy)
+DEFAULT_OVER_SELECTION = 1.3
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -80,7 +87,7 @@ LIMITS: dict[str, Limit] = {
     "num_labels": Limit(0, 2**31 - 1, integer=True),
     "lora_params": Limit(1, 2**40, integer=True, why="adapter entries at the reference rank"),
     "limit": Limit(1, 10**9, integer=True, why="table rows"),
-    "seed": Limit(0, 2**63 - 1, integer=True, why="torch takes seeds below 2**63"),
+    "seed": Limit(0, MAX_SEED, integer=True, why="torch takes seeds below 2**63"),
 }
 # A flag's name when it differs from its field's ("--down" sets down_mbps).
 FLAG_FIELDS: dict[str, str] = {

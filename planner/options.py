@@ -9,7 +9,7 @@ a config file is noted once on stderr (a saved run config holds every field). No
 silently ignored.
 
 Conflicting aliases (``--precision-down 8 --bits-down 4``) are refused before parsing by
-``planner.cli.run_typer``: an option given twice is refused by every command line.
+``planner.command.run_typer``: an option given twice is refused by every command line.
 """
 
 from __future__ import annotations

@@ -46,15 +46,20 @@ def parse_ints(text: str, *, name: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def fraction_value(text: str) -> float | None:
+    """'1/16', '0.0625' or '1' -> its float; None when it is not one ('x', '1/0', '9' * 400)."""
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+
+
 def parse_density(text: str, *, name: str) -> float:
     """'1/16', '0.0625' or '1' -> a float in (0, 1]."""
     part = text.strip()
-    try:
-        value = float(Fraction(part))
-    except (ValueError, ZeroDivisionError, OverflowError):  # 1/0, "9" * 400
-        raise ValueError(
-            f"{name}: {part!r} is not a density (expected e.g. 1, 1/4, 0.0625)."
-        ) from None
+    value = fraction_value(part)
+    if value is None:
+        raise ValueError(f"{name}: {part!r} is not a density (expected e.g. 1, 1/4, 0.0625).")
     if not 0 < value <= 1:
         raise ValueError(f"{name}: density must be in (0, 1], but got {part!r}.")
     return value
@@ -140,6 +145,7 @@ __all__ = [
     "fmt_densities",
     "fmt_density",
     "fmt_fractions",
+    "fraction_value",
     "is_int",
     "is_number",
     "parse_densities",

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from planner.command import fail, new_app, run_typer
 from service.config import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY_BYTES,
@@ -23,17 +24,10 @@ from service.config import (
     ServeConfig,
 )
 
-app = typer.Typer(
-    rich_markup_mode="rich",
-    add_completion=False,
-    help="Serve the planner and the autotuner over HTTP: a JSON API (schema at /openapi.json, "
+app = new_app(
+    help_text="Serve the planner and the autotuner over HTTP: a JSON API (schema at /openapi.json, "
     "browsable at /docs) and a page at /. Loopback only unless a token is given.",
 )
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=code)
 
 
 @app.callback(invoke_without_command=True)
@@ -142,8 +136,6 @@ def serve(
 
 def main() -> None:
     """Entry point of `python -m service.cli`."""
-    from planner.cli import run_typer
-
     run_typer(app, prog_name="floss serve")
 
 

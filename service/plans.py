@@ -1,6 +1,6 @@
 """Plans over HTTP: the planner's own functions, one source of truth.
 
-``plan_body`` runs ``planner.cli.build_settings`` (the CLI's precedence) and ``planner.plan.plan``
+``plan_body`` runs ``planner.settings.build_settings`` (the CLI's precedence) and ``planner.plan.plan``
 and answers with ``planner.render.row_dicts``: the rows of ``floss-plan --format json``. A plan
 is a pure function of its settings, so rendered answers are kept in a small LRU (by the
 request's canonical JSON; requests naming files are not kept, a file may change).
@@ -85,8 +85,8 @@ def resolve_profiles(req: PlanRequest, data_root: Path | None) -> tuple[str, str
 def check_options(req: PlanRequest) -> None:
     """No field without effect: ``planner.options``' table, as floss-plan applies it (a fleet
     field without a fleet, tier densities under another density policy, ...)."""
-    from planner.cli import check_plan_options
     from planner.options import FLEET, UnusedOption
+    from planner.settings import check_plan_options
 
     try:
         check_plan_options(
@@ -117,8 +117,8 @@ def compute_plan(req: PlanRequest, data_root: Path | None) -> Any:
 
 
 def _settings(req: PlanRequest, profile: str, model: str) -> Any:
-    """``planner.cli.build_settings`` of the request (the CLI's precedence); ValueError."""
-    from planner.cli import build_settings
+    """``planner.settings.build_settings`` of the request (the CLI's precedence); ValueError."""
+    from planner.settings import build_settings
 
     return build_settings(
         budget=req.budget,
@@ -154,7 +154,7 @@ def _settings(req: PlanRequest, profile: str, model: str) -> Any:
 
 def compute_fleet_plan(req: PlanRequest, data_root: Path | None) -> tuple[Any, float]:
     """(``floss-plan --fleet``'s FleetPlan of a request with ``fleet``, seconds it took)."""
-    from planner.fleet import MAX_PLAN_CLIENTS
+    from planner.fleet_plan import MAX_PLAN_CLIENTS
     from planner.fleet_request import NETWORK_ONLY, FleetOptions, fleet_plan
 
     fleet = req.fleet  # a path: confined and parsed as the request was read

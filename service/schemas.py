@@ -9,7 +9,6 @@ accepts exactly what the command lines accept.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -17,10 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from planner import limits
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
-from planner.parse import fmt_density
-from planner.plan import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, DEFAULT_NUM_CLIENTS, REF_RANK
+from planner.limits import DEFAULT_OVER_SELECTION
+from planner.plan import DEFAULT_NUM_CLIENTS, REF_RANK
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
+from planner.settings import (
+    DEFAULT_BUDGET,
+    DEFAULT_DENSITIES_TEXT,
+    DEFAULT_HEURISTIC_TEXT,
+    DEFAULT_RANKS_TEXT,
+)
 from service.errors import ACCEPTED
 from service.paths import FleetRef, ModelProfileRef, NetworkRef, RunConfigPaths
 from tuner.settings import METRICS, PRUNERS, SAMPLERS, SEARCHES, TOPK_MODES
@@ -31,9 +36,6 @@ Grid = str | list[int | float | str]
 MAX_ROUND_CLIENTS = 10_000
 CLIENT_ID_CHARS = 64
 
-RANKS_TEXT = "1,2,4,8,16,32,64"
-DENSITIES_TEXT = ",".join(fmt_density(d) for d in DEFAULT_DENSITIES)
-HEURISTIC_TEXT = ",".join(str(Fraction(d)) for d in DEFAULT_HEURISTIC_DOWN)
 
 ACCEPTED.update(
     {
@@ -221,7 +223,7 @@ class Strict(BaseModel):
 class PlanRequest(Strict):
     """The settings of ``floss-plan``, field for flag (``--d-down`` -> ``d_down``)."""
 
-    budget: str = Field(default="50-dense-rounds", description=BUDGET_HELP, max_length=64)
+    budget: str = Field(default=DEFAULT_BUDGET, description=BUDGET_HELP, max_length=64)
     profile: NetworkRef = Field(
         default=DEFAULT_NETWORK, description=ACCEPTED["profile"], max_length=4096
     )
@@ -236,10 +238,12 @@ class PlanRequest(Strict):
     num_labels: int | None = Field(default=None, ge=0, description=ACCEPTED["num_labels"])
     head_params: int = Field(default=0, ge=0)
     ref_rank: int = Field(default=REF_RANK, ge=1, le=4096)
-    ranks: Grid = Field(default=RANKS_TEXT, description=ACCEPTED["ranks"])
-    d_down: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_down"])
-    d_up: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_up"])
-    heuristic_d_down: Grid = Field(default=HEURISTIC_TEXT, description=ACCEPTED["heuristic_d_down"])
+    ranks: Grid = Field(default=DEFAULT_RANKS_TEXT, description=ACCEPTED["ranks"])
+    d_down: Grid = Field(default=DEFAULT_DENSITIES_TEXT, description=ACCEPTED["d_down"])
+    d_up: Grid = Field(default=DEFAULT_DENSITIES_TEXT, description=ACCEPTED["d_up"])
+    heuristic_d_down: Grid = Field(
+        default=DEFAULT_HEURISTIC_TEXT, description=ACCEPTED["heuristic_d_down"]
+    )
     clients_per_round: int = Field(default=10, ge=1, le=100_000)
     method: str | list[str] = Field(default="floss", description=ACCEPTED["method"])
     num_clients: int = Field(default=DEFAULT_NUM_CLIENTS, ge=1, le=10_000_000)
@@ -265,7 +269,9 @@ class PlanRequest(Strict):
         default="sync,deadline", max_length=64, description="fleet: sync, deadline or both"
     )
     deadline: float | None = Field(default=None, gt=0, description="fleet: the deadline, s")
-    over_selection: float = Field(default=1.3, ge=1, le=1000, description="fleet: deadline rounds")
+    over_selection: float = Field(
+        default=DEFAULT_OVER_SELECTION, ge=1, le=1000, description="fleet: deadline rounds"
+    )
     density_policy: str | None = Field(
         default=None, max_length=64, description="fleet: uniform, tiered, bandwidth (a list)"
     )
@@ -350,12 +356,12 @@ class StudyRequest(Strict):
 
     name: str = Field(..., description=ACCEPTED["name"], max_length=128)
     base: RunConfigPaths = Field(default_factory=dict, description=ACCEPTED["base"])
-    budget: str = Field(default="50-dense-rounds", description=BUDGET_HELP, max_length=64)
+    budget: str = Field(default=DEFAULT_BUDGET, description=BUDGET_HELP, max_length=64)
     n_trials: int = Field(default=20, ge=1, le=10_000)
     budget_scale: float = Field(default=1.0, gt=0, le=1)
-    ranks: Grid = Field(default=RANKS_TEXT, description=ACCEPTED["ranks"])
-    d_down: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_down"])
-    d_up: Grid = Field(default=DENSITIES_TEXT, description=ACCEPTED["d_up"])
+    ranks: Grid = Field(default=DEFAULT_RANKS_TEXT, description=ACCEPTED["ranks"])
+    d_down: Grid = Field(default=DEFAULT_DENSITIES_TEXT, description=ACCEPTED["d_down"])
+    d_up: Grid = Field(default=DEFAULT_DENSITIES_TEXT, description=ACCEPTED["d_up"])
     ref_rank: int = Field(default=REF_RANK, ge=1, le=4096)
     min_rounds: int = Field(default=1, ge=1)
     max_rounds: int | None = Field(default=None, ge=1)

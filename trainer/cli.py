@@ -12,12 +12,20 @@ from typing import Annotated, Any
 
 import typer
 
+from planner.command import (
+    DensityGrid,
+    Fleet,
+    OverSelection,
+    TierDensities,
+    fail,
+    new_app,
+    run_typer,
+)
 from trainer import interrupt  # stdlib only
 
-app = typer.Typer(
-    rich_markup_mode="rich",
-    add_completion=False,
-    help="Train federated LoRA with sparse communication (FLoSS) or a baseline, with real bytes.",
+app = new_app(
+    help_text="Train federated LoRA with sparse communication (FLoSS) or a baseline, with real "
+    "bytes."
 )
 
 DEFAULT_OUT = "floss-run"
@@ -292,9 +300,7 @@ def train_command(
         ),
     ] = None,
     text_column: Annotated[str | None, _cfg("text_column", "the text column of a table")] = None,
-    label_column: Annotated[
-        str | None, _cfg("label_column", "the label column of a table")
-    ] = None,
+    label_column: Annotated[str | None, _cfg("label_column", "the label column of a table")] = None,
     client_column: Annotated[
         str | None, _cfg("client_column", "the client column of a table (--partition natural)")
     ] = None,
@@ -336,14 +342,7 @@ def train_command(
     compute_seconds: Annotated[
         float | None, _cfg("compute_seconds", "client compute seconds per round (simulated)")
     ] = None,
-    fleet: Annotated[
-        str | None,
-        _cfg(
-            "fleet",
-            "a fleet of per-client links: a built-in name (floss profiles) or a .toml/.csv path; "
-            "round seconds then come from each client's own link, not --network",
-        ),
-    ] = None,
+    fleet: Fleet = None,
     round_policy: Annotated[
         str | None,
         _cfg(
@@ -362,9 +361,7 @@ def train_command(
             show_default=False,
         ),
     ] = None,
-    over_selection: Annotated[
-        float | None, _cfg("over_selection", "deadline rounds sample ceil(m x this) clients")
-    ] = None,
+    over_selection: OverSelection = None,
     density_policy: Annotated[
         str | None,
         _cfg(
@@ -373,14 +370,8 @@ def train_command(
             "(each client's largest grid d_up that meets --deadline)",
         ),
     ] = None,
-    tier_densities: Annotated[
-        str | None,
-        _cfg("tier_densities", "tiered: tier=d_down:d_up,... e.g. lte=1/4:1/16,wifi=1:1/4"),
-    ] = None,
-    density_grid: Annotated[
-        str | None,
-        _cfg("density_grid", "bandwidth: the densities a client may take, e.g. 1,1/4,1/16"),
-    ] = None,
+    tier_densities: TierDensities = None,
+    density_grid: DensityGrid = None,
     adapt_down: Annotated[
         bool | None, _cfg("adapt_down", "bandwidth: adapt each client's d_down too")
     ] = None,
@@ -444,11 +435,9 @@ def train_command(
             resume_said=True,
         )
     except TrainerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=EXIT_USER) from None
+        fail(str(exc), code=EXIT_USER)
     except DivergedError as exc:
-        typer.echo(f"error: {exc} Records are in {out_dir}.", err=True)
-        raise typer.Exit(code=EXIT_DIVERGED) from None
+        fail(f"{exc} Records are in {out_dir}.", code=EXIT_DIVERGED)
     except interrupt.Interrupted as exc:
         typer.echo(resume_line(exc, out_dir), err=True)
         raise typer.Exit(code=interrupt.EXIT_CODE) from None
@@ -470,6 +459,4 @@ def train_command(
 
 def main() -> None:
     """Entry point of `floss-train`."""
-    from planner.cli import run_typer
-
     run_typer(app, prog_name="floss-train")

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.encoding import ENCODING_CHOICES, QUANTIZED, parse_precision
+from planner.limits import DEFAULT_OVER_SELECTION, MAX_SEED
+from planner.parse import fraction_value, is_int, is_number
 from planner.schedule import (
     DEFAULT_KEEP_RATE,
     METHODS,
@@ -46,9 +47,6 @@ PARTITIONS = ("iid", "dirichlet", "natural")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DEFAULT_MODEL = "all-minilm-l6-v2"
-# torch.manual_seed and torch.Generator take seeds below 2**64 and numpy any; 2**63 - 1 keeps
-# every seed a signed 64-bit integer too (the round seeds are 63-bit as well)
-MAX_SEED = 2**63 - 1
 # Evaluation is the slow part of a CPU run (the whole validation set after every round took
 # longer than the training on MiniLM + fortunes): every 5th round and the last, on at most 1000
 # validation and 1000 test examples, unless the config says otherwise.
@@ -63,7 +61,7 @@ def _h(text: str) -> dict[str, str]:
 def _finite(value: Any) -> bool:
     """A real number that fits a float: not a bool, NaN, inf, or a YAML integer of 400 digits
     (math.isfinite raises OverflowError on those)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return False
     try:
         return math.isfinite(value)
@@ -88,7 +86,7 @@ def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 def _int(value: Any, name: str, *, low: int, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if not is_int(value) or value < low:
         raise TrainerError(f"{name} must be an integer >= {low}, but got {value!r}.")
     return value
 
@@ -109,12 +107,12 @@ def _float(
 def parse_density(value: Any, name: str) -> float:
     """1, 0.25 or the string '1/4' -> a float in (0, 1]."""
     if isinstance(value, str):
-        try:
-            value = float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError, OverflowError):  # 1/0, "9" * 400
+        number = fraction_value(value)  # None for 1/0, "9" * 400, "x"
+        if number is None:
             raise TrainerError(
                 f"{name} must be a density like 1, 1/4 or 0.0625, but got {value!r}."
-            ) from None
+            )
+        value = number
     if not _finite(value):
         raise TrainerError(f"{name} must be a number in (0, 1], but got {value!r}.")
     if not 0 < value <= 1:
@@ -263,7 +261,8 @@ class RunConfig:
         default=None, metadata=_h("fleet: deadline D, s (deadline rounds; bandwidth's target)")
     )
     over_selection: float = field(
-        default=1.3, metadata=_h("deadline rounds sample ceil(m * this) clients")
+        default=DEFAULT_OVER_SELECTION,
+        metadata=_h("deadline rounds sample ceil(m * this) clients"),
     )
     density_policy: str = field(
         default="uniform", metadata=_h("fleet densities: uniform | tiered | bandwidth")
@@ -609,7 +608,7 @@ def migrate_prune_rate(values: dict[str, Any]) -> dict[str, Any]:
     rate = values.pop("prune_rate")
     if "keep_rate" in values:
         raise TrainerError("give keep_rate or the older prune_rate, not both.")
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+    if not is_number(rate) or not 0 <= rate < 1:
         raise TrainerError(f"prune_rate (old name) must be in [0, 1), but got {rate!r}.")
     if values.get("method") == "adapterlth":
         values["keep_rate"] = 1 - rate

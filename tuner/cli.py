@@ -11,24 +11,31 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from planner.budget import BUDGET_HELP
-from planner.cli import run_typer
+from planner.command import (
+    Budget,
+    DensityGrid,
+    Fleet,
+    OverSelection,
+    TierDensities,
+    fail,
+    new_app,
+    run_typer,
+)
 from planner.parse import parse_densities, parse_floats, parse_ints, parse_names, parse_precisions
 from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK
+from planner.settings import DEFAULT_BUDGET
 from trainer import interrupt  # stdlib only
 from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, METRICS, PRUNERS, SAMPLERS
 
-app = typer.Typer(
-    rich_markup_mode="rich",
+app = new_app(
     no_args_is_help=True,
-    add_completion=False,
-    help="Optuna over every configuration the budget affords (FLoSS rank, d_down, d_up, top-k; "
-    "optionally dense, SparseAdapter, AdapterLTH, FFA-LoRA), priced round by round: short runs "
-    "under the budget pick the configuration before the expensive full training.",
+    help_text="Optuna over every configuration the budget affords (FLoSS rank, d_down, d_up, "
+    "top-k; optionally dense, SparseAdapter, AdapterLTH, FFA-LoRA), priced round by round: short "
+    "runs under the budget pick the configuration before the expensive full training.",
 )
 
 STORAGE_HELP = (
@@ -39,11 +46,6 @@ Storage = Annotated[
     str, typer.Option("--storage", "-s", help=STORAGE_HELP, envvar="FLOSS_TUNE_STORAGE")
 ]
 StudyName = Annotated[str, typer.Option("--study-name", "-n", help="study name in the storage")]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=code)
 
 
 def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
@@ -67,7 +69,7 @@ def rerun_command(ctx: typer.Context) -> str:
 @interrupt.graceful  # first Ctrl-C/SIGTERM: stop the trial at its round boundary, exit 130
 def run_command(
     ctx: typer.Context,
-    budget: Annotated[str, typer.Option("--budget", "-b", help=BUDGET_HELP)] = "50-dense-rounds",
+    budget: Budget = DEFAULT_BUDGET,
     n_trials: Annotated[
         int,
         typer.Option(
@@ -205,13 +207,7 @@ def run_command(
         float | None,
         typer.Option(help="this worker starts no trial after this many seconds (default: none)"),
     ] = None,
-    fleet: Annotated[
-        str | None,
-        typer.Option(
-            help="price and train on a heterogeneous fleet: a name or a .toml/.csv path "
-            "(docs/fleets.md; default: the base config's, none)"
-        ),
-    ] = None,
+    fleet: Fleet = None,
     round_policies: Annotated[
         str | None,
         typer.Option(
@@ -232,18 +228,9 @@ def run_command(
             "densities; default: the base config's deadline_seconds)"
         ),
     ] = None,
-    over_selection: Annotated[
-        float | None,
-        typer.Option(help="fleet deadline rounds sample ceil(m * this) clients (default 1.3)"),
-    ] = None,
-    tier_densities: Annotated[
-        str | None,
-        typer.Option(help="fleet tiered densities: tier=d_down:d_up,... (e.g. lte=1/4:1/16)"),
-    ] = None,
-    density_grid: Annotated[
-        str | None,
-        typer.Option(help="fleet bandwidth densities a client may take (default 1,1/2..1/256)"),
-    ] = None,
+    over_selection: OverSelection = None,
+    tier_densities: TierDensities = None,
+    density_grid: DensityGrid = None,
     storage: Storage = DEFAULT_STORAGE,
     study_name: StudyName = DEFAULT_STUDY,
     heartbeat: Annotated[

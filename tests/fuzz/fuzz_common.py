@@ -1,6 +1,6 @@
 """The machinery of the CLI fuzz suite.
 
-Each CLI runs in-process exactly as its entry point runs it (``planner.cli.run_typer``: click's
+Each CLI runs in-process exactly as its entry point runs it (``planner.command.run_typer``: click's
 usage errors become one ``error:`` line too), in a folder of prepared files (the "world": a
 finished run, a plan output, a study storage, an export) that must be byte for byte the same
 afterwards. The slow work is stubbed by a sentinel: an input that passes every check reaches
@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from planner.cli import run_typer
+from planner.command import run_typer
 
 # Examples tried per CLI and how they ended; printed in the terminal summary (conftest.py).
 COUNTS: Counter[str] = Counter()

@@ -56,7 +56,7 @@ def test_work_that_does_not_grow_with_the_population_is_not_refused(
 def test_the_estimate_follows_the_planners_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Count the client draws the planner really makes; the estimate is above it, within 3x."""
     import planner.schedule as schedule
-    from planner.cli import build_settings
+    from planner.settings import build_settings
     from planner.plan import plan
     from service.limits import plan_work
     from service.schemas import PlanRequest
