@@ -1,8 +1,16 @@
-"""Fixtures shared by the test folders."""
+"""Fixtures shared by the test folders; puts ``tests/`` on ``sys.path`` so every folder imports
+the shared helpers as ``support`` (tests/support/)."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# keep ``support`` importable under any pytest import mode (prepend adds tests/ too; importlib
+# does not)
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

@@ -1,32 +1,14 @@
-"""A small synthetic task, tiny-random-bert configs, and the in-process Flower harness."""
+"""The Flower tests' synthetic task and tiny-random-bert run, and the in-process Flower harness."""
 
 from __future__ import annotations
 
-import csv
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.task import FLOWER_RUN, write_flower_task
 
 pytest.importorskip("flwr")
-
-WORDS = {
-    "space": "rocket orbit planet star moon galaxy launch comet",
-    "food": "bread cheese apple soup pasta butter garlic onion",
-    "music": "guitar piano song drum melody violin chord rhythm",
-}
-
-
-def write_task(path: Path, *, rows_per_label: int = 40, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        for label, vocab in WORDS.items():
-            for _ in range(rows_per_label):
-                w.writerow([" ".join(rng.choices(vocab.split(), k=rng.randint(3, 10))), label])
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -41,23 +23,8 @@ def _flower_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def fed_kwargs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """RunConfig fields of a fast run: 4 clients, 2 a round, tiny random BERT on the CPU."""
-    task = write_task(tmp_path_factory.mktemp("fed-data") / "task.csv")
-    return {
-        "model": "tiny-random-bert",
-        "data": "csv",
-        "data_path": str(task),
-        "min_examples_per_class": 10,
-        "num_clients": 4,
-        "clients_per_round": 2,
-        "max_length": 16,
-        "rank": 4,
-        "rounds": 3,
-        "d_down": "1/4",
-        "d_up": "1/8",
-        "eval_every": 1,
-        "seed": 0,
-        "device": "cpu",
-    }
+    task = write_flower_task(tmp_path_factory.mktemp("fed-data") / "task.csv")
+    return {**FLOWER_RUN, "data_path": str(task)}
 
 
 class Harness:

@@ -169,13 +169,10 @@ def test_the_readmes_flower_lines_are_what_the_tool_prints(
 def test_floss_tune_exports_a_flower_app_that_writes_results(tmp_path: Path) -> None:
     """floss-tune export's flower-app/ sets out-dir beside the app (outside the folder `flwr run`
     packs), as floss flower-app does: a plain `flwr run` of it writes its results."""
-    import sys
     import tomllib
 
     import optuna
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-    from serve_helpers import make_fake_study
+    from support.studies import make_fake_study
 
     from tuner.export import export_study
     from tuner.storage import open_storage

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+from support.processes import free_port
 
 from trainer.config import RunConfig
 from trainer.run import train
@@ -92,12 +92,6 @@ def test_simulation_engine_equals_floss_train(
             assert got.client_d_up == want.client_d_up
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _bin(name: str) -> str:
     path = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(path).exists():
@@ -133,7 +127,7 @@ def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None
     write_app(app, config, AppSettings(out_dir=str(out), node_wait_seconds=120))
     home = tmp_path / "flwr-home"
     home.mkdir()
-    link = _free_port()  # the SuperLink's HTTP API: Control, Fleet and Runtime
+    link = free_port()  # the SuperLink's HTTP API: Control, Fleet and Runtime
     (home / "config.toml").write_text(
         '[superlink]\ndefault = "loopback"\n\n'
         f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
@@ -170,7 +164,7 @@ def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None
         for pid in range(2):
             start(
                 "flower-supernode", "--insecure", f"--superlink=127.0.0.1:{link}",
-                "--host", "127.0.0.1", "--port", str(_free_port()),
+                "--host", "127.0.0.1", "--port", str(free_port()),
                 "--node-config", f"partition-id={pid} num-partitions=2",
             )  # fmt: skip
         deadline = time.monotonic() + DEPLOY_TIMEOUT
@@ -241,7 +235,7 @@ def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_pa
     write_app(app, config, AppSettings(out_dir=str(out), node_wait_seconds=120))
     home = tmp_path / "flwr-home"
     home.mkdir()
-    link = _free_port()
+    link = free_port()
     (home / "config.toml").write_text(
         '[superlink]\ndefault = "loopback"\n\n'
         f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
@@ -274,7 +268,7 @@ def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_pa
         nodes = [
             start(
                 "flower-supernode", "--insecure", f"--superlink=127.0.0.1:{link}",
-                "--host", "127.0.0.1", "--port", str(_free_port()),
+                "--host", "127.0.0.1", "--port", str(free_port()),
                 "--node-config", f"partition-id={pid} num-partitions=2",
             )
             for pid in range(2)
@@ -409,7 +403,7 @@ def test_the_docs_one_machine_deployment_runs_as_written(
     write_app(app, config, AppSettings(out_dir=str(out)))
     work = tmp_path / "work"
     work.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "APP": str(app), "N": str(config.num_clients), "PORT": str(port),
            "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath()}  # fmt: skip
     started: list[int] = []

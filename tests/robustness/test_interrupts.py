@@ -26,8 +26,8 @@ from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
+from support.task import ROBUST_BASE, write_base_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNER_TESTS = ROOT / "tests" / "tuner"
@@ -309,21 +309,7 @@ def test_floss_plan_sigint_exits_130_with_one_line(tmp_path: Path) -> None:
 
 
 def _tune_args(tmp_path: Path, data: Path, storage: str, sleep: float) -> list[str]:
-    cfg = {
-        "model": "tiny-random-bert",
-        "data": "csv",
-        "data_path": str(data),
-        "min_examples_per_class": 5,
-        "num_clients": 4,
-        "clients_per_round": 2,
-        "max_examples_per_client": 8,
-        "max_eval_examples": 8,
-        "max_length": 12,
-        "device": "cpu",
-        "up_slowdown": 16,
-    }
-    base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    base = write_base_config(tmp_path, {**ROBUST_BASE, "data_path": str(data), "up_slowdown": 16})
     return [
         sys.executable, "-c", SLOW_TUNE, str(sleep), "run",
         "--config", str(base),

@@ -3,7 +3,6 @@ tuner's fake (millisecond) trainer, so studies can be read without training a mo
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,6 @@ from typing import Any
 import pytest
 
 pytest.importorskip("fastapi", reason="floss serve needs the 'serve' extra")
-
-# serve_helpers.py sits beside the tests; keep it importable under any pytest import mode (not
-# through `conftest`, a name every test folder has).
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

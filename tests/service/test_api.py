@@ -324,7 +324,7 @@ def test_round_plan_bad_field_is_422(make_client: Any, body: dict[str, Any], fie
 
 def test_studies_read_from_the_storage(make_client: Any, tmp_path: Path) -> None:
     """A study floss-tune made (fake trainer): listed, shown, plotted, planned from."""
-    from serve_helpers import make_fake_study
+    from support.studies import make_fake_study
 
     make_fake_study(f"sqlite:///{tmp_path / 'studies.db'}")
     client = make_client()

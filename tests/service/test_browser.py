@@ -15,15 +15,15 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_helpers import call, free_port, get_json, wait_for
+from support.processes import wait_for
+from support.serve import TINY_STUDY, call, get_json, serve
+from support.task import write_study_task
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -108,25 +108,19 @@ def start_chromium(profile: Path) -> DevTools:
     return DevTools(proc, to_browser_w, from_browser_r)
 
 
-def _close(browser: DevTools | None, service: subprocess.Popen[bytes]) -> None:
-    """End the browser and the service this test started, by their own handles."""
-    if browser is not None:
-        if browser.proc.poll() is None:
-            browser.proc.send_signal(signal.SIGTERM)
-            try:
-                browser.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                browser.proc.kill()
-                browser.proc.wait(10)
-        os.close(browser.write_fd)
-        os.close(browser.read_fd)
-    if service.poll() is None:
-        service.send_signal(signal.SIGTERM)  # its workers stop with it (their death signal)
+def _close(browser: DevTools | None) -> None:
+    """End the browser this test started, by its own handle."""
+    if browser is None:
+        return
+    if browser.proc.poll() is None:
+        browser.proc.send_signal(signal.SIGTERM)
         try:
-            service.wait(30)
+            browser.proc.wait(20)
         except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait(30)
+            browser.proc.kill()
+            browser.proc.wait(10)
+    os.close(browser.write_fd)
+    os.close(browser.read_fd)
 
 
 def _open(browser: DevTools) -> None:
@@ -162,18 +156,10 @@ def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
     from planner.cli import app
     from planner.parse import fmt_density
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    env.pop("FLOSS_SERVE_TOKEN", None)
-    port = free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "--port", str(port), "--log-level", "warning",
-         "--storage", f"sqlite:///{tmp_path / 'studies.db'}"],
-        cwd=tmp_path,
-        env=env,
-    )  # fmt: skip
+    service = serve(tmp_path)
+    port = service.port
     browser: DevTools | None = None
     try:
-        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
         browser = start_chromium(tmp_path / "chromium-profile")
         _open(browser)
         browser.send("Page.navigate", {"url": f"http://127.0.0.1:{port}/"})
@@ -254,7 +240,8 @@ def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
         assert (tmp_path / "page-plan.png").stat().st_size > 10_000
         print(f"screenshots in {tmp_path}")
     finally:
-        _close(browser, service)
+        _close(browser)
+        service.stop()
 
 
 @pytest.mark.slow
@@ -262,18 +249,10 @@ def test_page_plans_in_a_real_browser(tmp_path: Path) -> None:
 def test_docs_render_offline_in_a_real_browser(tmp_path: Path) -> None:
     """Issue 20: /docs loaded Swagger UI from a CDN and rendered blank without internet. Every
     request the page makes goes to the service, and the operations render."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("FLOSS_SERVE_TOKEN", None)
-    port = free_port()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "--port", str(port), "--log-level", "warning",
-         "--storage", f"sqlite:///{tmp_path / 'studies.db'}"],
-        cwd=tmp_path,
-        env=env,
-    )  # fmt: skip
+    service = serve(tmp_path)
+    port = service.port
     browser: DevTools | None = None
     try:
-        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
         browser = start_chromium(tmp_path / "chromium-profile")
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         attached = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})
@@ -299,19 +278,8 @@ def test_docs_render_offline_in_a_real_browser(tmp_path: Path) -> None:
         assert urls and not outside, outside
         print(f"docs offline: {len(urls)} requests, all to the service; screenshots in {tmp_path}")
     finally:
-        if browser is not None:
-            if browser.proc.poll() is None:
-                browser.proc.send_signal(signal.SIGTERM)
-                try:
-                    browser.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    browser.proc.kill()
-                    browser.proc.wait(10)
-            os.close(browser.write_fd)
-            os.close(browser.read_fd)
-        if service.poll() is None:
-            service.kill()
-            service.wait(30)
+        _close(browser)
+        service.stop()
 
 
 @pytest.mark.slow
@@ -320,29 +288,26 @@ def test_page_runs_a_study_in_a_real_browser(tmp_path: Path) -> None:
     """Submit a real tiny study with the page's form, watch it progress without reloading the
     page, stop it, resume it, and find its recommended trial marked; screenshots of each step
     go to the test's tmp folder."""
-    from serve_helpers import start_service
-    from test_process import STUDY, write_data
-
     (tmp_path / "data").mkdir()
-    write_data(tmp_path / "data")
-    port = free_port()
-    service = start_service(tmp_path, port, tmp_path / "service.log")
+    write_study_task(tmp_path / "data")
+    service = serve(tmp_path)
+    port = service.port
     browser: DevTools | None = None
-    base = dict(STUDY["base"])  # type: ignore[call-overload]
+    base = dict(TINY_STUDY["base"])
     fields = {
         "s-name": "tiny",
         "s-base-model": base.pop("model"),
         "s-base-data": base.pop("data"),
         "s-base-data_path": base.pop("data_path"),
-        "s-budget": STUDY["budget"],
-        "s-budget_scale": str(STUDY["budget_scale"]),
-        "s-ranks": STUDY["ranks"],
-        "s-d_down": STUDY["d_down"],
-        "s-d_up": STUDY["d_up"],
-        "s-n_trials": str(STUDY["n_trials"]),
-        "s-levels": str(STUDY["levels"]),
-        "s-pruner": STUDY["pruner"],
-        "s-seed": str(STUDY["seed"]),
+        "s-budget": TINY_STUDY["budget"],
+        "s-budget_scale": str(TINY_STUDY["budget_scale"]),
+        "s-ranks": TINY_STUDY["ranks"],
+        "s-d_down": TINY_STUDY["d_down"],
+        "s-d_up": TINY_STUDY["d_up"],
+        "s-n_trials": str(TINY_STUDY["n_trials"]),
+        "s-levels": str(TINY_STUDY["levels"]),
+        "s-pruner": TINY_STUDY["pruner"],
+        "s-seed": str(TINY_STUDY["seed"]),
         "s-base_extra": json.dumps(base),
     }
 
@@ -361,7 +326,6 @@ def test_page_runs_a_study_in_a_real_browser(tmp_path: Path) -> None:
         browser.wait_event("Page.loadEventFired")
 
     try:
-        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
         browser = start_chromium(tmp_path / "chromium-profile")
         _open(browser)
         browser.send("Page.navigate", {"url": f"http://127.0.0.1:{port}/"})
@@ -426,4 +390,5 @@ def test_page_runs_a_study_in_a_real_browser(tmp_path: Path) -> None:
         _shot(browser, tmp_path / "page-study-finished.png")
         print(f"screenshots in {tmp_path}")
     finally:
-        _close(browser, service)
+        _close(browser)
+        service.stop()

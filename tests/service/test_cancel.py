@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from serve_helpers import free_port, get_json, start_service, wait_for
+from support.processes import wait_for
+from support.serve import get_json, serve
 
 from service.cancel import CancellableJob, Cancelled, run_while_connected
 
@@ -94,13 +94,10 @@ def cpu_seconds(pid: int) -> float:
 def test_a_real_service_stops_a_plan_whose_client_went_away(tmp_path: Path, route: str) -> None:
     """Issue 20: a plan kept the service at full CPU for 13 minutes after its client left. The
     API's plan, the page's and the page's download all stop."""
-    (tmp_path / "data").mkdir()
-    port = free_port()
-    log = tmp_path / "service.log"
     # a plan of ~1 minute here: mask-sharing walks over 100,000 clients (limit raised for it)
-    service = start_service(tmp_path, port, log, "--max-plan-work", "10000000000")
+    service = serve(tmp_path, "--max-plan-work", "10000000000")
+    port, log = service.port, service.log
     try:
-        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
         body = json.dumps({"method": "sparseadapter", "num_clients": 100_000}).encode()
         head = (
             f"POST /api/plan HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -109,28 +106,22 @@ def test_a_real_service_stops_a_plan_whose_client_went_away(tmp_path: Path, rout
         if route.startswith("GET"):
             path = route.split()[1] + "?method=sparseadapter&num_clients=100000"
             head, body = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode(), b""
-        before = cpu_seconds(service.pid)
+        before = cpu_seconds(service.proc.pid)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(head + body)
             time.sleep(2.0)
-            busy = cpu_seconds(service.pid) - before
+            busy = cpu_seconds(service.proc.pid) - before
         assert busy > 0.3, busy  # the plan was running (2 shared cores: not all of them)
         wait_for(
             lambda: "plan stopped after" in log.read_text(),
             seconds=10,
             what="the service stops the plan",
         )
-        settled = cpu_seconds(service.pid)
+        settled = cpu_seconds(service.proc.pid)
         time.sleep(2.0)
-        idle = cpu_seconds(service.pid) - settled
+        idle = cpu_seconds(service.proc.pid) - settled
         assert idle < 0.3, idle  # nothing left running
         assert get_json(port, "/api/health")["status"] == "ok"
         print(f"CPU {busy:.2f} s in the first 2 s of the plan, {idle:.2f} s in 2 s after")
     finally:
-        if service.poll() is None:
-            service.terminate()
-            try:
-                service.wait(30)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                service.wait(30)
+        service.stop()

@@ -252,19 +252,19 @@ def test_a_fleet_study_submitted_over_http_runs_to_the_end(tmp_path: Path) -> No
     its trials carry the policy points and a round plan from it takes the recommended point."""
     import json
 
-    from serve_helpers import call, free_port, get_json, start_service, wait_for
-    from test_process import STUDY, write_data
+    from support.processes import wait_for
+    from support.serve import TINY_STUDY, call, get_json, serve
+    from support.task import write_study_task
 
     (tmp_path / "data").mkdir()
-    write_data(tmp_path / "data")
-    port = free_port()
-    service = start_service(tmp_path, port, tmp_path / "service.log")
-    body = {**STUDY, "name": "fleety",
-            "base": {**STUDY["base"], "fleet": "mixed-mobile"},  # type: ignore[dict-item]
+    write_study_task(tmp_path / "data")
+    body = {**TINY_STUDY, "name": "fleety",
+            "base": {**TINY_STUDY["base"], "fleet": "mixed-mobile"},
             "round_policies": "sync,deadline", "density_policies": "uniform,bandwidth",
             "deadlines": [0.5, 2], "n_trials": 3}  # fmt: skip
+    service = serve(tmp_path)
+    port = service.port
     try:
-        wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
         status, answer = call(port, "POST", "/api/studies", body)
         assert status == 201, answer
         done = wait_for(
@@ -288,6 +288,4 @@ def test_a_fleet_study_submitted_over_http_runs_to_the_end(tmp_path: Path) -> No
         assert planned["policy"] == rec["density_policy"]
         print(f"fleet study: {len(done['trials'])} trials, recommended {rec['line']}")
     finally:
-        if service.poll() is None:
-            service.terminate()
-            service.wait(60)
+        service.stop()

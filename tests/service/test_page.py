@@ -112,7 +112,7 @@ def test_another_sites_form_is_refused(make_client: Any, data_root: Path) -> Non
 def test_finished_study_shows_links_and_marks_the_recommended_trial(
     make_client: Any, tmp_path: Path
 ) -> None:
-    from serve_helpers import make_fake_study
+    from support.studies import make_fake_study
 
     make_fake_study(f"sqlite:///{tmp_path / 'studies.db'}")
     page = make_client().get("/page/studies").text

@@ -4,59 +4,19 @@ resumes it to the end."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
-import random
 import signal
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_helpers import (
-    TINY_STUDY_BASE,
-    alive,
-    call,
-    free_port,
-    get_json,
-    start_service,
-    wait_for,
-)
-
-ROOT = Path(__file__).resolve().parents[2]
-WORDS = {
-    "cats": "whiskers purr meow kitten litter",
-    "ships": "anchor harbor sail hull captain",
-    "stars": "galaxy nebula orbit comet telescope",
-    "bread": "flour yeast oven crust dough",
-}
-STUDY = {
-    "name": "tiny",
-    "base": TINY_STUDY_BASE,
-    "budget": "50-dense-rounds",
-    "budget_scale": 0.06,
-    "ranks": "2,4",
-    "d_down": "1,1/4",
-    "d_up": "1,1/16",
-    "n_trials": 2,
-    "levels": 1,
-    "pruner": "none",
-    "seed": 0,
-}
-
-
-def write_data(folder: Path) -> None:
-    rng = random.Random(0)
-    with (folder / "texts.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        for label, words in WORDS.items():
-            for _ in range(40):
-                w.writerow([" ".join(rng.choices(words.split(), k=6)), label])
+from support.processes import alive, free_port, stop, wait_for
+from support.serve import TINY_STUDY, call, get_json, show_tail, start_service
+from support.task import write_study_task
 
 
 def finished_trials(port: int) -> dict[int, float | None]:
@@ -67,7 +27,7 @@ def finished_trials(port: int) -> dict[int, float | None]:
 @pytest.mark.slow
 def test_real_service_survives_kill_9_and_resumes_the_study(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    write_data(tmp_path / "data")
+    write_study_task(tmp_path / "data")
     log = tmp_path / "service.log"
     started: list[subprocess.Popen[bytes]] = []
     workers: set[int] = set()
@@ -75,7 +35,7 @@ def test_real_service_survives_kill_9_and_resumes_the_study(tmp_path: Path) -> N
         port = free_port()
         started.append(start_service(tmp_path, port, log))
         wait_for(lambda: get_json(port, "/api/health"), seconds=90, what="service up")
-        status, body = call(port, "POST", "/api/studies", STUDY)
+        status, body = call(port, "POST", "/api/studies", TINY_STUDY)
         assert status == 201, body
         workers.add(json.loads(body)["pid"])
         # the first trial finishes, then the service dies at once (kill -9)
@@ -133,15 +93,8 @@ def test_real_service_survives_kill_9_and_resumes_the_study(tmp_path: Path) -> N
         assert status == 200, body
         assert json.loads(body)["rank"] == done["recommendation"]["rank"]
     finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-        for pid in workers:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        if log.exists():
-            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        stop(started, workers)
+        show_tail(log)
 
 
 def trials_in_storage(tmp: Path) -> list[Any]:
@@ -172,11 +125,11 @@ def test_worker_and_service_killed_mid_trial_resume_on_start_with_nothing_skippe
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     (tmp_path / "data").mkdir()
-    write_data(tmp_path / "data")
+    write_study_task(tmp_path / "data")
     log = tmp_path / "service.log"
     started: list[subprocess.Popen[bytes]] = []
     workers: set[int] = set()
-    study = {**STUDY, "n_trials": 3}
+    study = {**TINY_STUDY, "n_trials": 3}
     try:
         port = free_port()
         started.append(start_service(tmp_path, port, log))
@@ -232,12 +185,5 @@ def test_worker_and_service_killed_mid_trial_resume_on_start_with_nothing_skippe
         assert "study 'tiny' resumed" in text
         print(f"orphan {orphan}, {len(trials)} trials, target {target}")
     finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-        for p in workers:
-            if alive(p):
-                os.kill(p, signal.SIGKILL)
-        if log.exists():
-            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        stop(started, workers)
+        show_tail(log)

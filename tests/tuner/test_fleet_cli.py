@@ -4,8 +4,6 @@ fleet's fields."""
 
 from __future__ import annotations
 
-import csv
-import random
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +11,8 @@ from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
+from support.task import TINY_MODEL, write_base_config, write_pair_task
 from typer.testing import CliRunner
 
 from tuner.cli import app
@@ -25,18 +23,10 @@ BUDGET, SCALE, MAX_ROUNDS = "4-dense-rounds", 0.5, 8
 
 
 def base_config(folder: Path) -> Path:
-    rng = random.Random(0)
-    data = folder / "texts.csv"
-    with data.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        for label, words in {"cats": "purr meow kitten", "ships": "anchor sail hull"}.items():
-            for _ in range(30):
-                w.writerow([" ".join(rng.choices(words.split(), k=5)), label])
     cfg = {
-        "model": "tiny-random-bert",
+        "model": TINY_MODEL,
         "data": "csv",
-        "data_path": str(data),
+        "data_path": str(write_pair_task(folder)),
         "min_examples_per_class": 10,
         "num_clients": 8,
         "clients_per_round": 3,
@@ -47,9 +37,7 @@ def base_config(folder: Path) -> Path:
         "server_lr": 0.01,
         "device": "cpu",
     }
-    path = folder / "base.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return path
+    return write_base_config(folder, cfg)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from pg_cluster import Cluster, ClusterUnavailable, free_port, start_cluster
+from support.serve import TINY_STUDY
+from support.task import TINY_STUDY_BASE
 from typer.testing import CliRunner
 
 from tuner.cli import app
@@ -206,7 +208,11 @@ def running_trial_of(url: str, started: Path) -> int | None:
         return None
     study = load(url)
     t = study.trials[numbers[-1]]
-    if t.state == TrialState.RUNNING and "key" in t.user_attrs and "duplicate_of" not in t.user_attrs:
+    if (
+        t.state == TrialState.RUNNING
+        and "key" in t.user_attrs
+        and "duplicate_of" not in t.user_attrs
+    ):
         return t.number
     return None
 
@@ -382,28 +388,18 @@ def test_a_missing_driver_is_named(tmp_path: Path) -> None:
     ]
 
 
-def serve_base() -> dict[str, object]:
-    """The service tests' tiny base run (tests/service/serve_helpers.py)."""
-    sys.path.insert(0, str(ROOT / "tests" / "service"))
-    from serve_helpers import TINY_STUDY_BASE
-
-    return TINY_STUDY_BASE
-
-
 def serve_study(name: str) -> dict[str, object]:
-    return {
-        "name": name,
-        "base": serve_base(),
-        "budget": "50-dense-rounds",
-        "budget_scale": 0.06,
-        "ranks": "2",  # two configurations: the target covers the space, whatever the search
-        "d_down": "1",
-        "d_up": "1,1/16",
-        "n_trials": 2,
-        "levels": 1,
-        "pruner": "none",
-        "seed": 0,
-    }
+    """The service tests' tiny study with two configurations: the target covers the space,
+    whatever the search."""
+    return {**TINY_STUDY, "name": name, "ranks": "2", "d_down": "1"}
+
+
+def write_rotated_task(path: Path) -> Path:
+    """80 rows of two labels, each row a rotation of its label's five letters."""
+    lines = [f"{' '.join(w.split()[i:] + w.split()[:i])},{label}"
+             for label, w in {"a": "p q r s t", "b": "u v w x y"}.items() for i in range(5)]  # fmt: skip
+    path.write_text("text,label\n" + "\n".join(lines * 8) + "\n")
+    return path
 
 
 @pytest.mark.slow
@@ -413,16 +409,14 @@ def test_floss_serve_runs_studies_on_postgresql_and_another_serve_resumes_them(
     """Item 4: `floss serve --storage postgresql://... --max-workers 2` runs two studies at
     once in the database; killed, a second `floss serve` on the same database lists both with
     every finished trial and resumes them to their targets."""
-    sys.path.insert(0, str(ROOT / "tests" / "service"))
-    from serve_helpers import alive, call, get_json, start_service
-    from serve_helpers import free_port as serve_port
-    from serve_helpers import wait_for as serve_wait
+    from support.processes import alive, stop
+    from support.processes import free_port as serve_port
+    from support.processes import wait_for as serve_wait
+    from support.serve import call, get_json, show_tail, start_service
 
     url = pg.create_database("serve")
     (tmp_path / "data").mkdir()
-    lines = [f"{' '.join(w.split()[i:] + w.split()[:i])},{label}"
-             for label, w in {"a": "p q r s t", "b": "u v w x y"}.items() for i in range(5)]  # fmt: skip
-    (tmp_path / "data" / "texts.csv").write_text("text,label\n" + "\n".join(lines * 8) + "\n")
+    write_rotated_task(tmp_path / "data" / "texts.csv")
     log = tmp_path / "serve.log"
     services: list[subprocess.Popen[bytes]] = []
     workers: set[int] = set()
@@ -470,16 +464,8 @@ def test_floss_serve_runs_studies_on_postgresql_and_another_serve_resumes_them(
             keys = trained_keys(study)
             assert len(keys) == 2 and len(set(keys)) == 2  # the target, each config once
     finally:
-        for proc in services:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-        for pid in workers:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        for path in [log, *sorted((tmp_path / "work").rglob("*.log"))]:
-            if path.exists():
-                sys.stderr.write(f"== {path}\n{path.read_text(errors='replace')[-2000:]}\n")
+        stop(services, workers)
+        show_tail(log, *sorted((tmp_path / "work").rglob("*.log")), chars=2000)
 
 
 # floss-tune run with a 2 s reconnect window (the default is 60 s): the database that stays away
@@ -502,11 +488,8 @@ def test_a_database_gone_for_good_stops_floss_tune_with_one_line_and_a_rerun_res
     and the same command, once the server is back, finishes the study with nothing lost."""
     url = pg.create_database("gone")
     config = tmp_path / "base.yaml"
-    data = tmp_path / "texts.csv"
-    rows = [f"{' '.join(w.split()[i:] + w.split()[:i])},{label}"
-            for label, w in {"a": "p q r s t", "b": "u v w x y"}.items() for i in range(5)]  # fmt: skip
-    data.write_text("text,label\n" + "\n".join(rows * 8) + "\n")
-    config.write_text(json.dumps({**serve_base(), "data_path": str(data)}))
+    data = write_rotated_task(tmp_path / "texts.csv")
+    config.write_text(json.dumps({**TINY_STUDY_BASE, "data_path": str(data)}))
     args = [
         "run", "--config", str(config), "--budget", "50-dense-rounds", "--budget-scale", "0.1",
         "--ranks", "2,4", "--d-down", "1,1/4", "--d-up", "1,1/16", "--n-trials", "3",

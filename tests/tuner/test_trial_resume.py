@@ -4,17 +4,15 @@ only the rounds after it, and ends with the same value and records as an uninter
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 import signal
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
+from support.task import TINY_MODEL, write_base_config, write_pair_task
 from typer.testing import CliRunner
 
 import trainer.run
@@ -25,22 +23,12 @@ runner = CliRunner()
 
 
 def _base_config(folder: Path) -> Path:
-    rng = random.Random(0)
-    data = folder / "texts.csv"
-    with data.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        for label, words in {"cats": "purr meow kitten", "ships": "anchor sail hull"}.items():
-            for _ in range(30):
-                w.writerow([" ".join(rng.choices(words.split(), k=5)), label])
     cfg = {
-        "model": "tiny-random-bert", "data": "csv", "data_path": str(data),
+        "model": TINY_MODEL, "data": "csv", "data_path": str(write_pair_task(folder)),
         "min_examples_per_class": 10, "num_clients": 6, "clients_per_round": 2,
         "batch_size": 8, "max_length": 12, "max_eval_examples": 16, "device": "cpu",
     }  # fmt: skip
-    path = folder / "base.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return path
+    return write_base_config(folder, cfg)
 
 
 def _args(config: Path, storage: str) -> list[str]:

@@ -2,62 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import random
 from pathlib import Path
 
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
+from support.task import TINY_STUDY_BASE, write_base_config, write_study_task
 from typer.testing import CliRunner
 
 from tuner.cli import app
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
-WORDS = {
-    "cats": "whiskers purr meow kitten litter",
-    "ships": "anchor harbor sail hull captain",
-    "stars": "galaxy nebula orbit comet telescope",
-    "bread": "flour yeast oven crust dough",
-}
-
-
-def write_data(folder: Path) -> Path:
-    rng = random.Random(0)
-    path = folder / "texts.csv"
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        for label, words in WORDS.items():
-            vocab = words.split()
-            for _ in range(40):
-                w.writerow([" ".join(rng.choices(vocab, k=6)), label])
-    return path
 
 
 def base_config(folder: Path) -> Path:
-    cfg = {
-        "model": "tiny-random-bert",
-        "data": "csv",
-        "data_path": str(write_data(folder)),
-        "min_examples_per_class": 10,
-        "num_clients": 8,
-        "clients_per_round": 4,
-        "batch_size": 8,
-        "max_length": 16,
-        "max_eval_examples": 32,
-        "client_lr": 0.05,
-        "server_lr": 0.01,
-        "device": "cpu",
-        "up_slowdown": 16,
-        "checkpoint_every": 5,  # the full run checkpoints; trials must not (they have no out_dir)
-    }
-    path = folder / "base.yaml"
-    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    return path
+    # the full run checkpoints; trials must not (they have no out_dir)
+    data = write_study_task(folder)
+    return write_base_config(
+        folder, {**TINY_STUDY_BASE, "data_path": str(data), "checkpoint_every": 5}
+    )
 
 
 @pytest.fixture(scope="module")
