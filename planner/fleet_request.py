@@ -15,12 +15,11 @@ from planner import limits
 from planner.fleet import (
     DEFAULT_GRID,
     DEFAULT_OVER_SELECTION,
-    FleetPlan,
     load_fleet,
     parse_grid,
     parse_tier_densities,
-    plan_fleet,
 )
+from planner.fleet_plan import FleetPlan, plan_fleet
 from planner.options import flag
 from planner.plan import PlanSettings
 

@@ -26,14 +26,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from planner.fleet import Fleet, FleetEstimate
+from planner.fleet_batch import link_arrays
 from planner.plan import PlanSettings
-
-if TYPE_CHECKING:
-    from planner.fleet import Fleet, FleetRow
 
 DEFAULT_DROP_SHARE = 0.3  # deadline rows dropping more of the sampled uploads are flagged
 
@@ -49,12 +48,26 @@ FLEET_REASONS = {
 }
 
 
+class FleetRow(Protocol):
+    """What the short list reads of a fleet plan's row (``planner.fleet_plan.FleetRow``)."""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def precision_down(self) -> str: ...
+
+    @property
+    def precision_up(self) -> str: ...
+
+    @property
+    def estimate(self) -> FleetEstimate: ...
+
+
 def fleet_up_slowdown(fleet: Fleet, *, num_clients: int, seed: int) -> float:
     """S for the thesis heuristic on a fleet: the median over the run's clients of down/up
     Mbps, rounded to the nearest power of two in log space (1, 2, 4, 8, 16, ...; 1/2 for
     uplinks twice as fast), so that d_down / S lands on the power-of-two density grid."""
-    from planner.fleet_batch import link_arrays
-
     links = link_arrays(fleet, num_clients, seed)
     ratio = float(np.median(links.down_bps / links.up_bps))
     return float(2.0 ** round(math.log2(ratio)))

@@ -15,7 +15,8 @@ from planner.schedule import MASK_METHODS, SRD_METHODS
 from planner.srd import EXPECTED_KURTOSIS
 
 if TYPE_CHECKING:  # planner.fleet is imported only when a fleet is planned
-    from planner.fleet import FleetPlan, FleetRow, TierEstimate
+    from planner.fleet import TierEstimate
+    from planner.fleet_plan import FleetPlan, FleetRow
 
 FORMATS = ("table", "json", "csv", "yaml")
 

@@ -10,8 +10,8 @@ import numpy as np
 from planner.fleet import (
     FleetError,
     FleetSetup,
-    _check_run,
     check_fleet_method,
+    check_run,
 )
 from planner.fleet_batch._links import _Bytes, link_arrays
 from planner.fleet_batch._prices import _prices
@@ -46,7 +46,7 @@ def fleet_round_costs(
     ``seconds`` and ``bytes_total`` exactly as ``planner.fleet.price_fleet_rounds`` gives them,
     priced ``ROUND_BLOCK`` rounds at a time on the shared draws (tuner.pricing counts budgets
     with it)."""
-    compute = _check_run(num_clients, clients_per_round, compute_seconds)
+    compute = check_run(num_clients, clients_per_round, compute_seconds)
     check_fleet_method(spec.method, setup.density_policy)
     if isinstance(first, bool) or not isinstance(first, int) or first < 1:
         raise FleetError(f"round must be an integer >= 1, but got {first!r}.")

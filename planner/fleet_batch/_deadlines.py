@@ -10,9 +10,9 @@ import numpy as np
 from planner.fleet import (
     Fleet,
     FleetSetup,
-    _check_run,
-    _ranged,
+    check_compute_seconds,
     check_fleet_method,
+    check_run,
 )
 from planner.fleet_batch import _machine
 from planner.fleet_batch._links import (
@@ -41,7 +41,7 @@ def default_deadlines(
     (nearest rank) of the population's client seconds at each configuration's uniform
     densities; the population in chunks of configurations (memory bounded)."""
     uniform = FleetSetup(fleet=fleet, over_selection=over_selection)
-    compute = _ranged(compute_seconds, "compute_seconds", "compute seconds")
+    compute = check_compute_seconds(compute_seconds)
     for spec in specs:
         check_fleet_method(spec.method, "uniform")
     links = link_arrays(fleet, num_clients, seed)
@@ -100,7 +100,7 @@ def dense_reference_seconds_fast(
 ) -> float:
     """``planner.fleet.dense_reference_seconds``: the mean of the first ``rounds`` sync rounds of
     dense LoRA (dense fp32) at n entries, uniform densities, on the shared draws."""
-    compute = _check_run(num_clients, clients_per_round, compute_seconds)
+    compute = check_run(num_clients, clients_per_round, compute_seconds)
     spec = MethodSpec(method="dense", n=n, encoding="dense", precision="fp32")
     links = link_arrays(fleet, num_clients, seed)
     pos = sampled_ids(seed, num_clients, min(clients_per_round, num_clients), rounds)

@@ -16,8 +16,8 @@ from planner.fleet import (
     FleetEstimate,
     FleetSetup,
     TierEstimate,
-    _check_run,
     check_fleet_method,
+    check_run,
 )
 from planner.fleet_batch import _machine
 from planner.fleet_batch._links import Floats, Ints, _Bytes, link_arrays, sampled_ids
@@ -47,7 +47,7 @@ def estimate_fleet_many(
         raise FleetError(f"estimate rounds must be an integer >= 2, but got {rounds!r}.")
     if max_rounds is not None and max_rounds < 0:
         raise FleetError(f"max_rounds must be >= 0, but got {max_rounds}.")
-    compute = _check_run(num_clients, clients_per_round, compute_seconds)
+    compute = check_run(num_clients, clients_per_round, compute_seconds)
     for spec, setup in items:
         check_fleet_method(spec.method, setup.density_policy)
     out: list[FleetEstimate | None] = [None] * len(items)

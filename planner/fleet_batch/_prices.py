@@ -8,10 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from planner.fleet import (
-    _EPS,
-    FleetSetup,
-)
+from planner.fleet import FleetSetup, grid_under
 from planner.fleet_batch._links import (
     Floats,
     Index,
@@ -40,11 +37,6 @@ class _Prices:
     up_choice: Index | None = None  # [J, U]
     down_values: Floats | None = None  # [J, L2]
     down_choice: Index | None = None  # [J, U]
-
-
-def _candidates(grid: tuple[float, ...], cap: float) -> list[float]:
-    """The grid values a client may take under ``cap`` (``client_densities``'s list)."""
-    return [g for g in grid if g <= cap * (1 + _EPS)] or [cap]
 
 
 def _padded(lists: list[list[float]]) -> tuple[Floats, Index]:
@@ -120,7 +112,7 @@ def _bandwidth_prices(
     undecided (configuration, client) pairs are priced level by level, most settle at the first."""
     caps = [uniform_densities(s) for s in specs]
     size = halves.link.down_bps.size
-    up_values, up_len = _padded([_candidates(setup.grid, u) for _, u in caps])
+    up_values, up_len = _padded([grid_under(setup.grid, u) for _, u in caps])
     up_bytes = _byte_table(specs, up_values, up=True, message=message)
     up_tab, up_rows = halves.table(up_bytes, up=True)
     rows = np.arange(len(specs))
@@ -128,7 +120,7 @@ def _bandwidth_prices(
     down_choice: Index | None = None
     stuck: NDArray[np.bool_] | None = None
     if setup.adapt_down:  # d_down first: the largest for which the smallest d_up fits
-        down_values, down_len = _padded([_candidates(setup.grid, d) for d, _ in caps])
+        down_values, down_len = _padded([grid_under(setup.grid, d) for d, _ in caps])
         down_bytes = _byte_table(specs, down_values, up=False, message=message)
         down_tab, down_rows = halves.table(down_bytes, up=False)
         smallest = _Rows(up_rows[rows, up_len - 1][:, None], "config")

@@ -133,9 +133,9 @@ def test_issue_case(
     lines: list[str],
 ) -> None:
     app, prog, head = CLIS[cli]
-    from planner import fleet
+    from planner.fleet import _files
 
-    fleet._NOTED.clear()  # the note is said once per process
+    _files._NOTED.clear()  # the note is said once per process
     with sentinels(), fleet_stub():
         out = invoke(app, prog, [*head, *args], cwd=folder, env=env)
     assert out.crash is None, out.crash

@@ -29,7 +29,6 @@ from planner.fleet import (
     fleet_from_csv,
     fleet_round,
     load_fleet,
-    plan_fleet,
     price_fleet_rounds,
 )
 from planner.fleet_batch import (
@@ -39,6 +38,7 @@ from planner.fleet_batch import (
     estimate_fleet_many,
     fleet_round_costs,
 )
+from planner.fleet_plan import plan_fleet
 from planner.network import MBPS
 from planner.plan import PlanSettings
 from planner.profiles import load_model, load_network

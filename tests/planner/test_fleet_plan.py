@@ -25,9 +25,9 @@ from planner.fleet import (
     dense_reference_seconds,
     estimate_fleet,
     load_fleet,
-    plan_fleet,
     price_fleet_rounds,
 )
+from planner.fleet_plan import plan_fleet
 from planner.plan import PlanSettings, adapter_size
 from planner.profiles import list_profiles, load_model, load_network
 from planner.schedule import MethodSpec, rounds_within_budget
