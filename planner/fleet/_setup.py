@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from planner.fleet._data import Fleet, FleetError, finite_number, in_range
-from planner.limits import check_derived
+from planner.limits import DEFAULT_OVER_SELECTION, check_derived
 from planner.parse import parse_density
 from planner.schedule import check_method
 
@@ -19,7 +19,6 @@ FLEET_METHODS: tuple[str, ...] = ("floss", "dense", "ffa")
 ROUND_POLICIES: tuple[str, ...] = ("sync", "deadline")
 DENSITY_POLICIES: tuple[str, ...] = ("uniform", "tiered", "bandwidth")
 DEFAULT_GRID: tuple[float, ...] = tuple(2.0**-i for i in range(9))  # 1, 1/2, ..., 1/256
-DEFAULT_OVER_SELECTION = 1.3  # FedScale over-selects 1.3x and keeps the first to finish
 
 
 def _fraction(text: str, what: str) -> float:
