@@ -1,9 +1,12 @@
 """The Flower ServerApp and ``FlossStrategy``: the trainer's server, round for round.
 
-The strategy owns the trainer's ``ServerState`` (FedAdam/FedAvg/FedAvgM exactly as floss-train
-steps them, not Flower's FedAdam, whose formula differs) and the method's hooks. A round:
+The strategy plays floss-train's rounds over a Flower ``Grid``; the rest of the run's server
+side is ``trainer.session.RunSession``, the object floss-train's loop uses too (set-up, resume,
+the round's plan, its record, checkpoints and outputs): the trainer's ``ServerState``
+(FedAdam/FedAvg/FedAvgM exactly as floss-train steps them, not Flower's FedAdam, whose formula
+differs), the method's hooks and the records. A round:
 
-1. sample clients as floss-train does (``planner.sampling.round_draws``: seed, round);
+1. ``RunSession.plan_round``: the clients floss-train samples (seed, round);
 2. ``trainer.round.server_download``; each sampled client's node gets its own message (a
    ``full``/``mask`` message with positions, or ``values`` at a mask it holds): the codec's
    payload as a uint8 ``Array`` (``federation.wire``);
@@ -11,9 +14,10 @@ steps them, not Flower's FedAdam, whose formula differs) and the method's hooks.
 4. each reply is checked and decoded as ``trainer.sparse`` decodes it; a failed or bad reply is
    dropped from the round (logged, kept in ``dropped``), the rest are aggregated in client order
    by ``trainer.round.server_aggregate``;
-5. evaluation, the ``RoundRecord``, and a checkpoint every ``checkpoint_every`` rounds and at the
-   last round in the trainer's format. A ServerApp started again with the same ``out-dir``
-   continues from it (with more rounds: a finished run is extended).
+5. ``RunSession.close_round``: evaluation and the ``RoundRecord``; a checkpoint every
+   ``checkpoint_every`` rounds and at the last round in the trainer's format. A ServerApp
+   started again with the same ``out-dir`` continues from it (with more rounds: a finished run
+   is extended).
 
 Heterogeneous fleets (``fleet`` in the run config, docs/fleets.md): the round is
 ``planner.fleet.fleet_round``'s, as floss-train plays it. The server samples (over-selecting for
@@ -27,7 +31,6 @@ is neither aggregated nor counted. Real lateness on a real engine is ``round-tim
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -52,27 +55,13 @@ from federation.wire import (
     read_message,
 )
 from planner.encoding import kept_entries
-from planner.fleet import check_deadline_reachable, fleet_round
-from planner.network import client_round_seconds
-from planner.sampling import round_draws
-from planner.schedule import RoundPrice
-from trainer.budget import method_spec, resolve_budget_rounds
-from trainer.checkpoint import find_checkpoint, load_checkpoint
-from trainer.client import evaluate_models
+from trainer.checkpoint import find_checkpoint
 from trainer.config import RunConfig
-from trainer.errors import DivergedError, TrainerError
 from trainer.fedsrd import FedSRD
-from trainer.methods import FixedMask, TopK, make_method
+from trainer.methods import FixedMask, TopK
 from trainer.records import RecordWriter, RoundRecord
-from trainer.round import Trainee, served_models, server_aggregate, server_download
-from trainer.run import (
-    _checkpoint,
-    _eval_due,
-    _save_outputs,
-    fleet_served_shares,
-    simulated_seconds,
-)
-from trainer.server import ServerState
+from trainer.round import Trainee, server_aggregate, server_download
+from trainer.session import Aggregated, Played, RoundPlan, RunSession
 from trainer.workload import prepare
 
 __all__ = ["Dropped", "FlossStrategy", "make_server_app"]
@@ -98,20 +87,6 @@ class _Upload:
     steps: int
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """One round before it is played: the sampled clients, each one's download and upload
-    density (None: the method's own) and whether it makes the round (fleets: the modeled
-    deadline); the round's seconds and per-client seconds come from ``price`` when set."""
-
-    clients: list[int]
-    factors: list[float]
-    d_down: list[float] | None
-    d_up: list[float] | None
-    kept: list[int]
-    price: RoundPrice | None
-
-
 class FlossStrategy:
     """floss-train's server on a Flower ``Grid``: its ServerState, method and records."""
 
@@ -124,70 +99,47 @@ class FlossStrategy:
     ) -> None:
         self.settings = settings
         self.log = log or (lambda line: logger.info("%s", line))
-        self.network = config.network_profile()
-        self.fleet = config.fleet_setup()  # a bad fleet file or policy: one line, now
+        network = config.network_profile()
+        fleet = config.fleet_setup()  # a bad fleet file or policy: one line, now
         self.digest = config_digest(config)
-        wl = prepare(config)
-        self.workload = wl
-        self.trainee = Trainee.load(config, wl)
-        adapter = self.trainee.adapter
-        self.n = adapter.n
-        self.num_clients = len(wl.client_rows(config))
-        device = self.trainee.device
-        self.val_rows = torch.as_tensor(wl.val_rows(config), device=device)
-        self.test_rows = torch.as_tensor(wl.test_rows(config), device=device)
-        self.server = ServerState(adapter.flat, config)
-        self.method = make_method(config, n=self.n, slices=adapter.slices)
-        self.spec = method_spec(
-            config, n=self.n, tensor_sizes=tuple(sl.stop - sl.start for sl in adapter.slices)
-        )
-        # fleets: floss encodes every client at its own densities (trainer.run does the same)
-        self.per_client = self.fleet is not None and config.method == "floss"
-        if self.fleet is not None:
-            try:
-                check_deadline_reachable(
-                    self.spec,
-                    self.fleet,
-                    seed=config.seed,
-                    num_clients=self.num_clients,
-                    compute_seconds=config.compute_seconds,
-                )
-            except ValueError as exc:
-                raise TrainerError(str(exc)) from None
-        self.shares = fleet_served_shares(
-            config, self.spec, self.fleet, num_clients=self.num_clients
-        )
-        if config.budget is not None:
-            config = resolve_budget_rounds(
-                config, wl, adapter, num_clients=self.num_clients, network=self.network, log=log
-            )
-            self.method.config = config
-        self.config = config
+        # the run's server side, as floss-train sets it up (the rounds a budget buys included)
+        self.session = RunSession(config, prepare(config), network=network, fleet=fleet, log=log)
         self.out = Path(settings.out_dir) if settings.out_dir else None
-        self.records: list[RoundRecord] = []
         self.dropped: list[Dropped] = []
         self.nodes: dict[int, int] = {}  # client (partition-id) -> node id
         if self.out is not None and find_checkpoint(self.out) is not None:
             self._resume()
 
+    @property
+    def config(self) -> RunConfig:
+        return self.session.config
+
+    @property
+    def records(self) -> list[RoundRecord]:
+        return self.session.records
+
+    @property
+    def method(self) -> Any:
+        return self.session.method
+
+    @property
+    def trainee(self) -> Trainee:
+        return self.session.trainee
+
+    @property
+    def final_p(self) -> torch.Tensor:
+        return self.session.final_p
+
     # -- start-up --------------------------------------------------------------------------
     def _resume(self) -> None:
         assert self.out is not None
-        ckpt = load_checkpoint(self.out, config=self.config.to_dict(), n=self.n)
-        device = self.trainee.device
-        self.server.load_state_dict(
-            {k: ckpt.tensors[k].to(device) for k in ("p", "m", "v")}, step_count=ckpt.step_count
-        )
-        self.method.load_state(
-            {k: v.to(device) for k, v in ckpt.tensors.items()}, ckpt.meta["method"]
-        )
+        ckpt = self.session.resume(self.out)
         if isinstance(self.method, FixedMask):
             # the nodes of a new run hold no mask: every client gets positions again
             self.method.seen.clear()
         if isinstance(self.method, FedSRD):
             # ... nor a FedSRD P: every client catches up from the seeded init (version 0)
             self.method.held.clear()
-        self.records = [RoundRecord.from_dict(r) for r in ckpt.meta["records"]]
         self.log(f"resuming from the checkpoint of round {ckpt.round} in {self.out}")
 
     def discover(self, grid: Grid) -> dict[int, int]:
@@ -195,11 +147,11 @@ class FlossStrategy:
         deadline = time.monotonic() + self.settings.node_wait_seconds
         while True:
             ids = sorted(grid.get_node_ids())
-            if len(ids) >= self.num_clients:
+            if len(ids) >= self.session.num_clients:
                 break
             if time.monotonic() > deadline:
                 raise FederationError(
-                    f"only {len(ids)} of the run's {self.num_clients} client nodes connected "
+                    f"only {len(ids)} of the run's {self.session.num_clients} client nodes connected "
                     f"within node-wait-seconds={self.settings.node_wait_seconds:g}."
                 )
             time.sleep(0.5)
@@ -219,21 +171,24 @@ class FlossStrategy:
             meta = dict(reply.content.config_records[META])
             what = f"node {node}"
             pid = meta_int(meta, "partition-id", what)
-            if meta_int(meta, "n", what, low=1) != self.n or meta.get("digest") != self.digest:
+            if (
+                meta_int(meta, "n", what, low=1) != self.session.n
+                or meta.get("digest") != self.digest
+            ):
                 raise FederationError(
                     f"{what}: its run config differs from the server's (adapter size "
-                    f"{meta.get('n')!r} vs {self.n}, digest {meta.get('digest')!r} vs {self.digest!r})."
+                    f"{meta.get('n')!r} vs {self.session.n}, digest {meta.get('digest')!r} vs {self.digest!r})."
                 )
             if pid in nodes:
                 raise FederationError(
                     f"nodes {nodes[pid]} and {node} both have partition-id {pid}."
                 )
             nodes[pid] = node
-        missing = sorted(set(range(self.num_clients)) - set(nodes))
+        missing = sorted(set(range(self.session.num_clients)) - set(nodes))
         if missing:
             raise FederationError(
                 f"no node has partition-id {', '.join(map(str, missing[:10]))} "
-                f"(of 0..{self.num_clients - 1}); give each node one partition."
+                f"(of 0..{self.session.num_clients - 1}); give each node one partition."
             )
         self.nodes = nodes
         return nodes
@@ -247,56 +202,25 @@ class FlossStrategy:
         if isinstance(m, FedSRD):
             return "full", None
         if isinstance(m, FixedMask):
-            return ("full", self.n) if m.positions is None else ("values", m.k)
+            return ("full", self.session.n) if m.positions is None else ("values", m.k)
         assert isinstance(m, TopK)
         d_up = m.d_up if density is None else density
         if self.config.topk == "global" or d_up >= 1:
-            return "full", kept_entries(self.n, d_up)
+            return "full", kept_entries(self.session.n, d_up)
         return "full", sum(
             kept_entries(s.stop - s.start, d_up) for s in self.trainee.adapter.slices
         )
 
-    def plan_round(self, r: int) -> _Plan:
-        """Who is sampled in round ``r``, at which densities, and who makes it (fleets)."""
-        config = self.config
-        if self.fleet is None:
-            sampled, factors = round_draws(
-                seed=config.seed,
-                round_=r,
-                num_clients=self.num_clients,
-                clients_per_round=config.clients_per_round,
-                network=self.network,
-            )
-            return _Plan(sampled, factors, None, None, list(sampled), None)
-        price = fleet_round(
-            self.spec,
-            self.fleet,
-            seed=config.seed,
-            round_=r,
-            num_clients=self.num_clients,
-            clients_per_round=config.clients_per_round,
-            compute_seconds=config.compute_seconds,
-        )
-        sampled = list(price.clients)
-        kept = sampled if price.kept is None else list(price.kept)
-        each = self.per_client
-        return _Plan(
-            clients=sampled,
-            factors=[],
-            d_down=list(price.client_d_down) if each else None,
-            d_up=list(price.client_d_up) if each else None,
-            kept=kept,
-            price=price,
-        )
-
-    def configure_train(self, r: int, plan: _Plan) -> tuple[list[Message], list[int], float]:
+    def configure_train(self, r: int, plan: RoundPlan) -> tuple[list[Message], list[int], float]:
         """Each sampled client's TRAIN message of round ``r``; (messages, download bytes of each,
         the download density recorded)."""
         sampled = plan.clients
         if plan.d_down is not None and isinstance(self.method, TopK):
-            _, bytes_down = self.method.download_each(self.server.p, sampled, plan.d_down, round_=r)
+            _, bytes_down = self.method.download_each(
+                self.session.server.p, sampled, plan.d_down, round_=r
+            )
         else:
-            down = server_download(self.method, self.server, sampled, round_=r)
+            down = server_download(self.method, self.session.server, sampled, round_=r)
             bytes_down, d_down = down.bytes_down, down.d_down
         if plan.price is not None:  # fleets: the mean k/n sent, as floss-train records it
             d_down = plan.price.d_down
@@ -364,8 +288,8 @@ class FlossStrategy:
         payload, meta = self._open_reply(reply, r, client, what)
         kind, expected = self.expected_upload(density)
         k = meta_int(meta, "k", what, low=1) if expected is None else expected
-        if meta.get("kind") != kind or meta.get("k") != k or k > self.n:
-            shown = f"k={k}" if expected is not None else f"1 <= k <= {self.n}"
+        if meta.get("kind") != kind or meta.get("k") != k or k > self.session.n:
+            shown = f"k={k}" if expected is not None else f"1 <= k <= {self.session.n}"
             raise FederationError(
                 f"{what}: expected a {kind!r} upload of {shown}, got {meta.get('kind')!r} of "
                 f"k={meta.get('k')}."
@@ -376,7 +300,7 @@ class FlossStrategy:
         vector = decode_vector(
             payload,
             kind=kind,
-            n=self.n,
+            n=self.session.n,
             k=k,
             encoding=self.config.encoding,
             precision=self.config.wire_precisions[1],  # the uploads' value precision
@@ -411,7 +335,7 @@ class FlossStrategy:
 
     def run_round(self, grid: Grid, r: int) -> RoundRecord:
         tick = time.perf_counter()
-        plan = self.plan_round(r)
+        plan = self.session.plan_round(r)
         sampled, kept_plan = plan.clients, set(plan.kept)
         messages, bytes_down, d_down = self.configure_train(r, plan)
         if plan.price is not None and bytes_down != list(plan.price.bytes_down):
@@ -462,7 +386,7 @@ class FlossStrategy:
                 f"state stays at round {r - 1}."
             )
         if ordered:  # a deadline round nobody made takes no step (as floss-train's)
-            server_aggregate(self.server, self.method, [u.vector for u in ordered])
+            server_aggregate(self.session.server, self.method, [u.vector for u in ordered])
         # a dropped or late client's download still counts; its upload never arrived
         up_all = [uploads[c].nbytes if c in uploads else 0 for c in sampled]
         if plan.price is not None:
@@ -474,106 +398,18 @@ class FlossStrategy:
                     f"round {r}: client {c} sent {uploads[c].nbytes} upload bytes, the planner "
                     f"priced {priced[c]}."
                 )
-        kept = [c for c in sampled if c in uploads]
-        return self._record(r, tick, plan, bytes_down, up_all, d_down, ordered, kept)
-
-    def _record(
-        self,
-        r: int,
-        tick: float,
-        plan: _Plan,
-        bytes_down: list[int],
-        up_all: list[int],
-        d_down: float,
-        ordered: list[_Upload],
-        kept: list[int],
-    ) -> RoundRecord:
-        """The round's record, as trainer.run writes it (``kept``: the aggregated clients,
-        ``ordered`` their uploads)."""
-        config, server, t = self.config, self.server, self.trainee
-        sampled, price = plan.clients, plan.price
-        losses = [u.loss for u in ordered]
-        bytes_up = [u.nbytes for u in ordered]
-        # nobody aggregated (a deadline round nobody made): no loss, no step, not divergence
-        train_loss = sum(losses) / len(losses) if losses else math.nan
-        diverged = (bool(losses) and not math.isfinite(train_loss)) or not bool(
-            torch.isfinite(server.p).all()
-        )
-        splits: dict[str, torch.Tensor] = {}
-        if _eval_due(config, r):
-            splits["val"] = self.val_rows
-        if r == config.rounds and config.eval_test and len(self.test_rows):
-            splits["test"] = self.test_rows
-        metrics: dict[str, float | None] = {"val_loss": None, "val_accuracy": None}
-        if splits and not diverged:
-            metrics = evaluate_models(
-                t.model,
-                t.adapter,
-                t.data,
-                splits,
-                served=served_models(self.method, server.p, self.shares),
-                server=server.p,
-                lm=config.task == "lm",
-                amp=t.amp,
-            )
-        if price is not None:  # fleets: the modeled round, as floss-train records it
-            sim, seconds = price.seconds, list(price.client_seconds)
-            client_d_down, client_d_up = list(price.client_d_down), list(price.client_d_up)
-            d_up = price.d_up
-        else:
-            sim = simulated_seconds(
-                self.network,
-                bytes_down=bytes_down,
-                bytes_up=up_all,
-                factors=plan.factors,
-                compute_seconds=config.compute_seconds,
-            )
-            seconds = [
-                client_round_seconds(
-                    bytes_down=bd,
-                    bytes_up=bu,
-                    network=self.network,
-                    bandwidth_factor=f,
-                    compute_seconds=config.compute_seconds,
-                )
-                for bd, bu, f in zip(bytes_down, up_all, plan.factors, strict=True)
-            ]
-            k_of = dict(zip(kept, (u.k for u in ordered), strict=True))
-            client_d_down = [d_down] * len(sampled)
-            client_d_up = [k_of[c] / self.n if c in k_of else 0.0 for c in sampled]
-            d_up = ordered[-1].k / self.n
-        round_bytes = sum(bytes_down) + sum(bytes_up)
-        prev = self.records[-1] if self.records else None
-        record = RoundRecord(
-            round=r,
-            rank=config.rank,
+        played = Played(
+            bytes_down=list(bytes_down),
+            bytes_up=up_all,
             d_down=d_down,
-            d_up=d_up,
-            bytes_down=round(sum(bytes_down) / len(bytes_down)),
-            bytes_up=round(sum(bytes_up) / len(bytes_up)) if bytes_up else 0,  # over the kept
-            bytes_total=round_bytes,
-            cum_bytes=(prev.cum_bytes if prev else 0) + round_bytes,
-            sim_seconds=sim,
-            cum_sim_seconds=(prev.cum_sim_seconds if prev else 0.0) + sim,
-            wall_seconds=time.perf_counter() - tick,
-            train_loss=train_loss,
-            client_steps=sum(u.steps for u in ordered),
-            clients=list(sampled),  # as trainer.run records them; a dropped client sent nothing
-            kept=kept,
-            client_bytes_down=list(bytes_down),
-            client_bytes_up=list(up_all),
-            client_seconds=seconds,
-            client_d_down=client_d_down,
-            client_d_up=client_d_up,
-            **metrics,
+            aggregated=[  # in client order, as aggregated
+                Aggregated(client=c, k=uploads[c].k, loss=uploads[c].loss, steps=uploads[c].steps)
+                for c in sampled
+                if c in uploads
+            ],
         )
-        self.records.append(record)
-        if diverged:
-            raise DivergedError(
-                f"training diverged in round {r} (train loss {train_loss}); "
-                "lower client_lr or server_lr.",
-                record=record,
-            )
+        record = self.session.close_round(r, plan, played, tick=tick)
+        self.session.check_diverged()  # before the record is written: Flower writes none
         return record
 
     # -- the run ---------------------------------------------------------------------------
@@ -581,7 +417,7 @@ class FlossStrategy:
         config, out = self.config, self.out
         self.log(
             f"floss on Flower: {config.method}, rank {config.rank}, {config.rounds} rounds x "
-            f"{config.clients_per_round} of {self.num_clients} clients"
+            f"{config.clients_per_round} of {self.session.num_clients} clients"
             + (f"; records, checkpoints and the adapter go to {out}" if out is not None else "")
         )
         if out is None:
@@ -611,10 +447,9 @@ class FlossStrategy:
                 r == config.rounds
             )
             if out is not None and due:
-                _checkpoint(out, config, self.server, self.method, self.records)
-        self.trainee.adapter.flat.copy_(self.server.p)
+                self.session.checkpoint(out)
+        self.session.finish(out)
         if out is not None:
-            _save_outputs(out, self.trainee.model, self.workload, config, self.records)
             _add_dropped(out / "summary.json", self.dropped)
         self.log(self.summary_line())
         return self.records
@@ -633,10 +468,6 @@ class FlossStrategy:
             f"{last.cum_bytes if last else 0:,} payload bytes{acc}, "
             f"{len(self.dropped)} client(s) dropped{where}"
         )
-
-    @property
-    def final_p(self) -> torch.Tensor:
-        return self.server.p.detach().cpu().clone()
 
 
 def _add_dropped(summary: Path, dropped: list[Dropped]) -> None:

@@ -1,62 +1,44 @@
-"""The federated round loop: ``train(config)`` runs FLoSS or a baseline and returns its records.
+"""floss-train's round loop: ``train(config)`` runs FLoSS or a baseline and returns its records.
 
-One round (DESIGN.md): the server sends P masked to its top-k_down |P| entries; each of the m
+One round (docs/trainer.md): the server sends P masked to its top-k_down |P| entries; each of the m
 sampled clients loads that vector into the shared model in place, trains all of P densely for E
 local epochs, and uploads Delta_i = start - end masked to its own top-k_up |Delta_i|; the server
 averages the decoded sparse Delta_i into a pseudo-gradient and takes one server-optimizer step on
 its dense P. Every message is encoded by planner.codec; bytes are the payloads' lengths.
+
+The server side of the run (set-up, resume, the round's plan, its record, checkpoints and
+outputs) is ``trainer.session.RunSession``, shared with the Flower ServerApp; this module plays
+each round in one process between the session's plan and its record, and owns what only
+floss-train does: the progress bar, interrupts, ``on_round`` and the clients file.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from planner.fleet import FleetSetup, check_deadline_reachable, fleet_round, served_shares
-from planner.network import NetworkProfile, client_round_seconds
-from planner.sampling import round_draws
 from planner.sampling import round_seed as round_seed  # re-exported (tests, callers)
-from planner.schedule import MethodSpec, synchronous_seconds
 from trainer import interrupt
-from trainer.budget import method_spec, resolve_budget_rounds, spend_guard
-from trainer.checkpoint import (
-    canonical_adapter_config,
-    load_checkpoint,
-    resume_note,
-    save_checkpoint,
-)
-from trainer.client import evaluate_models
+from trainer.checkpoint import resume_note
 from trainer.config import RunConfig
-from trainer.errors import DivergedError, TrainerError
-from trainer.methods import TopK, make_method
-from trainer.modeling import TINY_BERT, TINY_GPT2
+from trainer.errors import TrainerError
+from trainer.methods import TopK
 from trainer.partition import describe_partition, partition_stats
 from trainer.paths import CLIENTS_FILE, clear_run
 from trainer.preflight import preflight
 from trainer.records import RecordWriter, RoundRecord, json_safe
-from trainer.round import (
-    ClientUpdate,
-    Trainee,
-    client_update,
-    served_models,
-    server_aggregate,
-    server_download,
-)
-from trainer.server import ServerState
+from trainer.round import ClientUpdate, client_update, server_aggregate, server_download
+from trainer.session import Aggregated, Played, RoundPlan, RunSession
 from trainer.workload import Workload, prepare
 
 __all__ = ["RunResult", "Workload", "prepare", "train"]
-
-ADAPTER_DIR = "adapter"
-BASE_DIR = "base_model"  # written for random-init models, whose base cannot be reloaded by name
 
 
 @dataclass(frozen=True)
@@ -80,32 +62,6 @@ class RunResult:
     test_loss_server: float | None = None
 
 
-def simulated_seconds(
-    network: NetworkProfile,
-    *,
-    bytes_down: list[int],
-    bytes_up: list[int],
-    factors: list[float],
-    compute_seconds: float,
-) -> float:
-    """The slowest sampled client sets the pace of a synchronous round (planner's function)."""
-    return synchronous_seconds(
-        network,
-        bytes_down=bytes_down,
-        bytes_up=bytes_up,
-        factors=factors,
-        compute_seconds=compute_seconds,
-    )
-
-
-def _eval_due(config: RunConfig, round_: int, extra: frozenset[int] = frozenset()) -> bool:
-    return (
-        round_ == config.rounds
-        or (config.eval_every > 0 and round_ % config.eval_every == 0)
-        or round_ in extra
-    )
-
-
 def _eval_rounds(rounds: Collection[int] | None) -> frozenset[int]:
     out = frozenset(rounds or ())
     bad = sorted(
@@ -114,22 +70,6 @@ def _eval_rounds(rounds: Collection[int] | None) -> frozenset[int]:
     if bad:
         raise TrainerError(f"eval_rounds must be round numbers >= 1, but got {bad!r}.")
     return out
-
-
-def _final_metrics(records: list[RoundRecord], config: RunConfig) -> dict[str, float | None]:
-    """The last evaluated round's validation metrics and the last round's test metrics."""
-    val = next((rec for rec in reversed(records) if rec.val_loss is not None), None)
-    last = records[-1] if records and records[-1].round == config.rounds else None
-    return {
-        "final_val_accuracy": val.val_accuracy if val else None,
-        "final_val_loss": val.val_loss if val else None,
-        "final_val_accuracy_server": val.val_accuracy_server if val else None,
-        "final_val_loss_server": val.val_loss_server if val else None,
-        "test_accuracy": last.test_accuracy if last else None,
-        "test_loss": last.test_loss if last else None,
-        "test_accuracy_server": last.test_accuracy_server if last else None,
-        "test_loss_server": last.test_loss_server if last else None,
-    }
 
 
 class _Progress:
@@ -222,63 +162,34 @@ def train(
     extra_evals = _eval_rounds(eval_rounds)
     wl = workload if workload is not None else prepare(config)
     wl.check(config)
-    trainee = Trainee.load(config, wl)  # the model wrapped once; clients swap P in place
-    model, adapter, data, device, amp = (
-        trainee.model,
-        trainee.adapter,
-        trainee.data,
-        trainee.device,
-        trainee.amp,
+    session = RunSession(
+        config,
+        wl,
+        network=network,
+        fleet=fleet,
+        log=log,
+        eval_rounds=extra_evals,
+        guard_spend=True,
     )
-    rows = wl.client_rows(config)
+    config = session.config  # with the rounds a budget buys
+    rows = session.client_rows
     client_stats = partition_stats(
         rows, np.asarray(wl.dataset.labels, dtype=np.int64), batch_size=config.batch_size
     )
-    clients = [torch.as_tensor(r, device=device) for r in rows]
-    val_rows = torch.as_tensor(wl.val_rows(config), device=device)
-    test_rows = torch.as_tensor(wl.test_rows(config), device=device)
-    server = ServerState(adapter.flat, config)
-    method = make_method(config, n=adapter.n, slices=adapter.slices)
-    spec = method_spec(
-        config, n=adapter.n, tensor_sizes=tuple(sl.stop - sl.start for sl in adapter.slices)
-    )
-    if fleet is not None:
-        try:
-            check_deadline_reachable(
-                spec,
-                fleet,
-                seed=config.seed,
-                num_clients=len(clients),
-                compute_seconds=config.compute_seconds,
-            )
-        except ValueError as exc:
-            raise TrainerError(str(exc)) from None
-    shares = fleet_served_shares(config, spec, fleet, num_clients=len(clients))
-    if config.budget is not None:  # the rounds the budget buys, before the first one
-        config = resolve_budget_rounds(
-            config, wl, adapter, num_clients=len(clients), network=network, log=log
-        )
-        method.config = config
-    # fedsrd: data-dependent uploads, so its budget stops on the bytes actually sent
-    guard = spend_guard(config, wl, adapter, num_clients=len(clients), network=network)
+    clients = [torch.as_tensor(r, device=session.trainee.device) for r in rows]
     if log is not None:  # after the budget's line: what the run trains on
         log(wl.dataset.source)
         log(describe_partition(client_stats, partition=config.partition))
-    records: list[RoundRecord] = []
     if resume:
         assert ckpt_dir is not None
-        ckpt = load_checkpoint(ckpt_dir, config=config.to_dict(), n=adapter.n)
+        ckpt = session.resume(ckpt_dir)
         if ckpt.round > config.rounds:
             raise TrainerError(
                 f"--resume: the checkpoint in {str(ckpt_dir / 'checkpoint')!r} is at round "
                 f"{ckpt.round}, past this run's {config.rounds} rounds; give at least "
                 f"{ckpt.round} rounds (or a budget that buys them)."
             )
-        server.load_state_dict(
-            {k: ckpt.tensors[k].to(device) for k in ("p", "m", "v")}, step_count=ckpt.step_count
-        )
-        method.load_state({k: v.to(device) for k, v in ckpt.tensors.items()}, ckpt.meta["method"])
-        records = [RoundRecord.from_dict(r) for r in ckpt.meta["records"]]
+    records = session.records  # the session appends each round's record
     if out is not None and overwrite and not resume:  # the last moment: everything checked
         clear_run(out)
     if out is not None:
@@ -294,8 +205,6 @@ def train(
             encoding="utf-8",
         )
     writer = RecordWriter(out, existing=records) if out is not None else None
-    cum_bytes = records[-1].cum_bytes if records else 0
-    cum_sim = records[-1].cum_sim_seconds if records else 0.0
     if interrupt.requested():  # during the set-up: nothing trained by this call, nothing new
         raise _interrupted(config, ckpt_dir, records, checkpoint=resume)
     if resume and log is not None and len(records) == config.rounds:
@@ -311,79 +220,13 @@ def train(
     try:
         for r in range(len(records) + 1, config.rounds + 1):
             tick = time.perf_counter()
-            if fleet is not None:
-                played = _fleet_round(
-                    trainee, clients, method, server, spec, fleet, config, round_=r
-                )
-            else:
-                played = _network_round(trainee, clients, method, server, network, config, round_=r)
-            bytes_down, bytes_up, updates = played.bytes_down, played.bytes_up, played.updates
-            d_down, d_up = played.d_down, played.d_up
-            losses = [u.local.loss for u in updates]
-            steps = sum(u.local.steps for u in updates)
-            # nobody aggregated (a deadline round nobody made): no loss, no step, not divergence
-            train_loss = sum(losses) / len(losses) if losses else math.nan
-            diverged = (bool(losses) and not math.isfinite(train_loss)) or not bool(
-                torch.isfinite(server.p).all()
-            )
-            # fedsrd under a budget: its last round is the one after which the next would not fit
-            spent = guard is not None and not guard.next_fits(
-                cum_bytes + sum(bytes_down) + sum(bytes_up), cum_sim + played.seconds, r
-            )
-            splits: dict[str, torch.Tensor] = {}
-            if _eval_due(config, r, extra_evals) or spent:
-                splits["val"] = val_rows
-            if (r == config.rounds or spent) and config.eval_test and len(test_rows):
-                splits["test"] = test_rows
-            metrics: dict[str, float | None] = {"val_loss": None, "val_accuracy": None}
-            if splits and not diverged:
-                metrics = evaluate_models(
-                    model,
-                    adapter,
-                    data,
-                    splits,
-                    served=served_models(method, server.p, shares),
-                    server=server.p,
-                    lm=config.task == "lm",
-                    amp=amp,
-                )
-            sim = played.seconds
-            round_bytes = sum(bytes_down) + sum(bytes_up)
-            cum_bytes += round_bytes
-            cum_sim += sim
-            record = RoundRecord(
-                round=r,
-                rank=config.rank,
-                d_down=d_down,
-                d_up=d_up,
-                bytes_down=round(sum(bytes_down) / len(bytes_down)),
-                bytes_up=round(sum(bytes_up) / len(updates)) if updates else 0,  # over the kept
-                bytes_total=round_bytes,
-                cum_bytes=cum_bytes,
-                sim_seconds=sim,
-                cum_sim_seconds=cum_sim,
-                wall_seconds=time.perf_counter() - tick,
-                train_loss=train_loss,
-                client_steps=steps,
-                clients=list(played.clients),
-                kept=[u.client for u in updates],
-                client_bytes_down=list(bytes_down),
-                client_bytes_up=list(bytes_up),
-                client_seconds=list(played.client_seconds),
-                client_d_down=list(played.client_d_down),
-                client_d_up=list(played.client_d_up),
-                **metrics,
-            )
-            records.append(record)
+            plan = session.plan_round(r)
+            play = _fleet_round if plan.price is not None else _network_round
+            record = session.close_round(r, plan, play(session, clients, plan, r), tick=tick)
             if writer is not None:
                 writer.write(record)
             bar.update(record)
-            if diverged:
-                raise DivergedError(
-                    f"training diverged in round {r} (train loss {train_loss}); "
-                    "lower client_lr or server_lr.",
-                    record=record,
-                )
+            session.check_diverged()
             if on_round is not None and on_round(record) is False:
                 stopped = r < config.rounds
             halted = interrupt.requested() and r < config.rounds
@@ -391,144 +234,79 @@ def train(
             # an out_dir keeps the run's end too (its last round, or where it stopped early)
             end = out is not None and (stopped or r == config.rounds)
             if ckpt_dir is not None and (due or end or halted):
-                _checkpoint(ckpt_dir, config, server, method, records)  # always on an interrupt
+                session.checkpoint(ckpt_dir)  # always on an interrupt
                 saved = r
             if stopped or halted:
                 break
-            if spent:
+            if session.spent:
                 played_to = r
                 break  # fedsrd: the budget is spent on actual bytes; the run is complete
     finally:
         bar.close()
     if played_to is not None:  # fedsrd's budget ended the run: these are its rounds
-        config = replace(config, rounds=played_to)
+        session.end_at(played_to)
+        config = session.config
     if out is not None and records and saved != records[-1].round:  # fedsrd spent, nothing left
-        _checkpoint(out, config, server, method, records)
+        session.checkpoint(out)
     if halted:
         raise _interrupted(config, ckpt_dir, records, checkpoint=ckpt_dir is not None)
-    if guard is not None and log is not None and records:
-        log(guard.describe(len(records), records[-1].cum_bytes))
-    adapter.flat.copy_(server.p)
-    if out is not None:
-        _save_outputs(out, model, wl, config, records)
+    if session.guard is not None and log is not None and records:
+        log(session.guard.describe(len(records), records[-1].cum_bytes))
+    session.finish(out)
     return RunResult(
         records=records,
-        adapter_size=adapter.n,
+        adapter_size=session.n,
         stopped_early=stopped,
         out_dir=out,
-        final_p=server.p.detach().cpu().clone(),
-        **_final_metrics(records, config),
+        final_p=session.final_p,
+        **session.final_metrics(),
     )
 
 
-@dataclass(frozen=True)
-class _Played:
-    """One round as played: per sampled client (``clients`` order) the bytes each received and
-    sent (0: not aggregated), its seconds and densities; the kept clients' updates."""
-
-    clients: list[int]
-    bytes_down: list[int]
-    bytes_up: list[int]
-    client_seconds: list[float]
-    client_d_down: list[float]
-    client_d_up: list[float]
-    updates: list[ClientUpdate]
-    d_down: float
-    d_up: float
-    seconds: float
+def _played(down: list[int], up: list[int], d_down: float, updates: list[ClientUpdate]) -> Played:
+    return Played(
+        bytes_down=down,
+        bytes_up=up,
+        d_down=d_down,
+        aggregated=[
+            Aggregated(client=u.client, k=u.sent.k, loss=u.local.loss, steps=u.local.steps)
+            for u in updates
+        ],
+    )
 
 
 def _network_round(
-    trainee: Trainee,
-    clients: list[torch.Tensor],
-    method: Any,
-    server: ServerState,
-    network: NetworkProfile,
-    config: RunConfig,
-    *,
-    round_: int,
-) -> _Played:
-    """A round on one network profile: m sampled clients, everybody aggregated, the slowest
-    sets the pace."""
-    sampled, factors = round_draws(
-        seed=config.seed,
-        round_=round_,
-        num_clients=len(clients),
-        clients_per_round=config.clients_per_round,
-        network=network,
-    )
+    session: RunSession, clients: list[torch.Tensor], plan: RoundPlan, round_: int
+) -> Played:
+    """A round on one network profile: every sampled client trains and is aggregated."""
+    method, server, sampled = session.method, session.server, plan.clients
     down = server_download(method, server, sampled, round_=round_)
     updates = [
-        client_update(trainee, clients[c], down.start, method=method, round_=round_, client=c)
+        client_update(
+            session.trainee, clients[c], down.start, method=method, round_=round_, client=c
+        )
         for c in sampled
     ]
     server_aggregate(server, method, [u.sent.vector for u in updates])
-    bytes_up = [u.sent.nbytes for u in updates]
-    seconds = [
-        client_round_seconds(
-            bytes_down=bd,
-            bytes_up=bu,
-            network=network,
-            bandwidth_factor=f,
-            compute_seconds=config.compute_seconds,
-        )
-        for bd, bu, f in zip(down.bytes_down, bytes_up, factors, strict=True)
-    ]
-    n = server.p.numel()
-    return _Played(
-        clients=list(sampled),
-        bytes_down=list(down.bytes_down),
-        bytes_up=bytes_up,
-        client_seconds=seconds,
-        client_d_down=[down.d_down] * len(sampled),
-        client_d_up=[u.sent.k / n for u in updates],
-        updates=updates,
-        d_down=down.d_down,
-        d_up=updates[-1].sent.k / n,
-        seconds=simulated_seconds(
-            network,
-            bytes_down=down.bytes_down,
-            bytes_up=bytes_up,
-            factors=factors,
-            compute_seconds=config.compute_seconds,
-        ),
-    )
+    return _played(list(down.bytes_down), [u.sent.nbytes for u in updates], down.d_down, updates)
 
 
 def _fleet_round(
-    trainee: Trainee,
-    clients: list[torch.Tensor],
-    method: Any,
-    server: ServerState,
-    spec: MethodSpec,
-    fleet: FleetSetup,
-    config: RunConfig,
-    *,
-    round_: int,
-) -> _Played:
+    session: RunSession, clients: list[torch.Tensor], plan: RoundPlan, round_: int
+) -> Played:
     """A fleet round (docs/fleets.md), exactly as ``planner.fleet.fleet_round`` prices it: every
     sampled client receives its download (at its own d_down), only the kept ones train and
     upload (at their own d_up); the server averages the kept uploads (zeros where a client sent
     nothing: sum / |kept|) and takes no step when nobody is kept."""
-    price = fleet_round(
-        spec,
-        fleet,
-        seed=config.seed,
-        round_=round_,
-        num_clients=len(clients),
-        clients_per_round=config.clients_per_round,
-        compute_seconds=config.compute_seconds,
-    )
-    sampled = price.clients
-    per_client = isinstance(method, TopK) and config.method == "floss"
-    if per_client:
-        starts, bytes_down = method.download_each(
-            server.p, sampled, price.client_d_down, round_=round_
-        )
+    method, server, sampled, price = session.method, session.server, plan.clients, plan.price
+    assert price is not None
+    if plan.d_down is not None:  # floss: each client at its own densities
+        assert isinstance(method, TopK)
+        starts, bytes_down = method.download_each(server.p, sampled, plan.d_down, round_=round_)
     else:  # dense / ffa: one message for everybody (uniform densities only)
         down = server_download(method, server, sampled, round_=round_)
         starts, bytes_down = [down.start] * len(sampled), list(down.bytes_down)
-    kept = set(sampled if price.kept is None else price.kept)
+    kept = set(plan.kept)
     updates: list[ClientUpdate] = []
     bytes_up: list[int] = []
     for i, c in enumerate(sampled):
@@ -536,13 +314,13 @@ def _fleet_round(
             bytes_up.append(0)
             continue
         update = client_update(
-            trainee,
+            session.trainee,
             clients[c],
             starts[i],
             method=method,
             round_=round_,
             client=c,
-            density=price.client_d_up[i] if per_client else None,
+            density=None if plan.d_up is None else plan.d_up[i],
         )
         updates.append(update)
         bytes_up.append(update.sent.nbytes)
@@ -553,32 +331,7 @@ def _fleet_round(
             f"round {round_}: sent {bytes_down} / {bytes_up} bytes, the planner priced "
             f"{price.bytes_down} / {price.bytes_up}."
         )
-    return _Played(
-        clients=list(sampled),
-        bytes_down=bytes_down,
-        bytes_up=bytes_up,
-        client_seconds=list(price.client_seconds),
-        client_d_down=list(price.client_d_down),
-        client_d_up=list(price.client_d_up),
-        updates=updates,
-        d_down=price.d_down,
-        d_up=price.d_up,
-        seconds=price.seconds,
-    )
-
-
-def fleet_served_shares(
-    config: RunConfig, spec: MethodSpec, fleet: FleetSetup | None, *, num_clients: int
-) -> tuple[tuple[float, float], ...]:
-    """The download densities the run's clients hold and their shares (fleets where floss gives
-    clients their own d_down: tiered, or bandwidth with adapt_down); () otherwise: the served
-    model is the one at the run's d_down."""
-    if fleet is None or config.method != "floss":
-        return ()
-    return served_shares(
-        spec, fleet, seed=config.seed, num_clients=num_clients,
-        compute_seconds=config.compute_seconds,
-    )  # fmt: skip
+    return _played(bytes_down, bytes_up, price.d_down, updates)
 
 
 def _interrupted(
@@ -592,43 +345,4 @@ def _interrupted(
         rounds=config.rounds,
         out_dir=out,
         checkpoint=checkpoint and done > 0,
-    )
-
-
-def _checkpoint(
-    out: Path, config: RunConfig, server: ServerState, method: Any, records: list[RoundRecord]
-) -> None:
-    method_tensors, method_meta = method.state()
-    save_checkpoint(
-        out,
-        round=records[-1].round,
-        step_count=server.step_count,
-        tensors={**server.state_dict(), **method_tensors},
-        meta={
-            "config": config.to_dict(),
-            "method": method_meta,
-            "records": [rec.to_dict() for rec in records],
-        },
-    )
-
-
-def _save_outputs(
-    out: Path, model: Any, wl: Workload, config: RunConfig, records: list[RoundRecord]
-) -> None:
-    """The adapter in PEFT format (plus the base model when it is random), and a summary."""
-    model.save_pretrained(str(out / ADAPTER_DIR))
-    canonical_adapter_config(out / ADAPTER_DIR)  # identical runs, identical bytes
-    wl.tokenizer.save_pretrained(str(out / ADAPTER_DIR))
-    if config.model in (TINY_BERT, TINY_GPT2):
-        wl.base_model.save_pretrained(str(out / BASE_DIR))
-    summary = {
-        "rounds": len(records),
-        "labels": wl.dataset.label_names,
-        "cum_bytes": records[-1].cum_bytes if records else 0,
-        "cum_sim_seconds": records[-1].cum_sim_seconds if records else 0.0,
-        **_final_metrics(records, config),
-    }
-    (out / "summary.json").write_text(  # JSON has no NaN/inf: null instead
-        json.dumps(json_safe(summary), indent=2, sort_keys=True, allow_nan=False) + "\n",
-        encoding="utf-8",
     )

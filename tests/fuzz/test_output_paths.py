@@ -108,11 +108,14 @@ def test_clear_run_removes_only_what_a_run_writes(tmp_path: Path) -> None:
 
 
 def test_the_run_file_names_are_the_trainers() -> None:
-    from trainer import checkpoint, records, run
+    from trainer import checkpoint, records, session
 
-    assert {checkpoint.CHECKPOINT_DIR, checkpoint.OLD_DIR, run.ADAPTER_DIR, run.BASE_DIR} == set(
-        RUN_DIRS
-    )
+    assert {
+        checkpoint.CHECKPOINT_DIR,
+        checkpoint.OLD_DIR,
+        session.ADAPTER_DIR,
+        session.BASE_DIR,
+    } == set(RUN_DIRS)
     assert checkpoint.TMP_PREFIX == TMP_CHECKPOINT_PREFIX
     assert {records.CSV_NAME, records.JSONL_NAME} <= {"rounds.csv", "rounds.jsonl"}
 

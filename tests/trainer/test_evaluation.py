@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import trainer.client
-import trainer.run
+import trainer.session
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 from trainer.records import CSV_NAME, JSONL_NAME, RoundRecord
@@ -96,8 +96,8 @@ def test_served_vector_is_the_next_rounds_start(
 ) -> None:
     served: dict[int, torch.Tensor] = {}
     starts: list[torch.Tensor] = []
-    real_eval = trainer.run.evaluate_models
-    real_make = trainer.run.make_method
+    real_eval = trainer.session.evaluate_models
+    real_make = trainer.session.make_method
 
     def capture_eval(*args: Any, **kwargs: Any) -> dict[str, float | None]:
         ((vector, share),) = kwargs["served"]  # no fleet: one served model, all the clients
@@ -117,8 +117,8 @@ def test_served_vector_is_the_next_rounds_start(
         method.download = recording
         return method
 
-    monkeypatch.setattr(trainer.run, "evaluate_models", capture_eval)
-    monkeypatch.setattr(trainer.run, "make_method", capture_make)
+    monkeypatch.setattr(trainer.session, "evaluate_models", capture_eval)
+    monkeypatch.setattr(trainer.session, "make_method", capture_make)
     config = _cfg(tiny_kwargs, rounds=4, eval_every=1, eval_test=False, **changes)
     train(config, workload=tiny_workload, progress=False)
     assert sorted(served) == [1, 2, 3, 4] and len(starts) == 4
@@ -280,7 +280,7 @@ def test_resume_from_a_checkpoint_with_old_records(
     train(
         config, workload=tiny_workload, out_dir=cut, progress=False, on_round=lambda r: r.round < 2
     )
-    real_load = trainer.run.load_checkpoint
+    real_load = trainer.session.load_checkpoint
 
     def as_if_old(*args: Any, **kwargs: Any) -> Any:
         ckpt = real_load(*args, **kwargs)
@@ -290,7 +290,7 @@ def test_resume_from_a_checkpoint_with_old_records(
         ]
         return ckpt
 
-    monkeypatch.setattr(trainer.run, "load_checkpoint", as_if_old)
+    monkeypatch.setattr(trainer.session, "load_checkpoint", as_if_old)
     resumed = train(config, workload=tiny_workload, out_dir=cut, progress=False, resume=True)
     assert resumed.records[0].val_loss_server is None  # an old record keeps what it had
     assert full.final_p is not None and resumed.final_p is not None

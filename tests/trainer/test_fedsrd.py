@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import trainer.fedsrd as fedsrd_module
-import trainer.run as run_module
+import trainer.session as run_module
 from planner.encoding import message_bytes
 from planner.profiles import load_network
 from planner.schedule import MethodSpec, price_rounds, topk_message_bytes

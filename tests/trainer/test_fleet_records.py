@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 import trainer.run as run_module
+import trainer.session as session_module
 from planner.fleet import default_deadline, load_fleet
 from trainer.budget import method_spec
 from trainer.config import RunConfig
@@ -59,7 +60,7 @@ class _Spies:
         self.sent: dict[tuple[int, int], torch.Tensor] = {}
         self.edit_price: Any = None
         spies = self
-        real_round, real_update = run_module.fleet_round, run_module.client_update
+        real_round, real_update = session_module.fleet_round, run_module.client_update
 
         class SpyServer(ServerState):
             def __init__(self, *args: Any, **kw: Any) -> None:
@@ -77,8 +78,8 @@ class _Spies:
             spies.sent[(kw["round_"], kw["client"])] = update.sent.vector.clone()
             return update
 
-        monkeypatch.setattr(run_module, "ServerState", SpyServer)
-        monkeypatch.setattr(run_module, "fleet_round", spy_round)
+        monkeypatch.setattr(session_module, "ServerState", SpyServer)
+        monkeypatch.setattr(session_module, "fleet_round", spy_round)
         monkeypatch.setattr(run_module, "client_update", spy_update)
 
 

@@ -18,7 +18,8 @@ from trainer.client import evaluate, evaluate_models
 from trainer.config import RunConfig
 from trainer.methods import make_method
 from trainer.round import Trainee, served_models
-from trainer.run import fleet_served_shares, train
+from trainer.run import train
+from trainer.session import fleet_served_shares
 
 TIERS = "slow=1/8:1/16,fast=1:1/2"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import trainer.run as run_module
+import trainer.session as run_module
 from planner.model import model_profile_from_hf_config
 from planner.profiles import load_network
 from planner.schedule import (

@@ -13,7 +13,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-import trainer.run as run_module
+import trainer.session as run_module
 from planner.encoding import cheapest_encoding, kept_entries
 from trainer.config import RunConfig
 from trainer.errors import TrainerError

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 
-import trainer.run as run_module
+import trainer.session as run_module
 from trainer.checkpoint import checkpoint_round, load_checkpoint
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
