@@ -13,18 +13,8 @@ from typing import Annotated
 
 import typer
 
-from planner import limits, options
-from planner.command import (
-    Budget,
-    DensityGrid,
-    Fleet,
-    OverSelection,
-    TierDensities,
-    fail,
-    given_options,
-    new_app,
-    run_typer,
-)
+from planner import command, limits, options
+from planner.command import fail, given_options, new_app, run_typer
 from planner.limits import DEFAULT_OVER_SELECTION
 from planner.parse import parse_densities as parse_densities  # tuner/space.py & co. (for now)
 from planner.parse import parse_ints as parse_ints  # re-exported until they import planner.parse
@@ -60,7 +50,7 @@ METHOD_HELP = (
 
 @app.command("plan")
 def plan_command(
-    budget: Budget = DEFAULT_BUDGET,
+    budget: command.Budget = DEFAULT_BUDGET,
     profile: Annotated[
         str,
         typer.Option("--profile", "-p", help="network profile name or file (see `floss profiles`)"),
@@ -192,7 +182,7 @@ def plan_command(
             help="table: at most this many rows (default: all of them)", show_default=False
         ),
     ] = None,
-    fleet: Fleet = None,
+    fleet: command.Fleet = None,
     round_policy: Annotated[
         str,
         typer.Option(
@@ -209,7 +199,7 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
-    over_selection: OverSelection = None,
+    over_selection: command.OverSelection = None,
     density_policy: Annotated[
         str | None,
         typer.Option(
@@ -219,8 +209,8 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
-    tier_densities: TierDensities = None,
-    density_grid: DensityGrid = None,
+    tier_densities: command.TierDensities = None,
+    density_grid: command.DensityGrid = None,
     adapt_down: Annotated[
         bool,
         typer.Option(

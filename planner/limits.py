@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 # torch.manual_seed and torch.Generator take seeds below 2**64 and numpy any; 2**63 - 1 keeps
 # every seed a signed 64-bit integer too (the round seeds are 63-bit as well)
@@ -24,6 +25,17 @@ MAX_SEED = 2**63 - 1
 # FedScale over-selects 1.3x and keeps the first to finish: the default of every surface's
 # over_selection (floss-plan, floss-train, floss-tune, the service; planner.fleet's policy)
 DEFAULT_OVER_SELECTION = 1.3
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool`` (``True`` is an ``int`` to Python, never a count): the
+    one "an int, not a bool" test of every surface."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """An ``int`` or ``float`` that is not a ``bool`` (JSON ``true`` is not 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ def limit_of(field: str) -> Limit | None:
 
 def not_finite(value: object) -> bool:
     """NaN, an infinity, or an integer beyond a float's range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return False
     try:
         return not math.isfinite(value)
@@ -115,7 +127,7 @@ def not_finite(value: object) -> bool:
 
 
 def _show(value: object) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and len(str(value)) > 24:
+    if is_int(value) and len(str(value)) > 24:
         return f"an integer of {len(str(value))} digits"
     if isinstance(value, float):
         return f"{value:g}" if value else ("-0" if math.copysign(1, value) < 0 else "0")
@@ -127,7 +139,7 @@ def check(value: object, field: str, *, name: str | None = None) -> float:
     ``ValueError`` of one line naming ``name`` (default: the field), the value and the range."""
     label = name or field
     lim = limit_of(field)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ValueError(f"{label}: {value!r} is not a number.")
     if not_finite(value):
         raise ValueError(f"{label}: {_show(value)} is not finite.")

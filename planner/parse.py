@@ -2,10 +2,10 @@
 
 One place for the small grammar every front door shares: comma lists of ranks, densities
 (``1/16``, ``0.0625``, ``1``), methods, value precisions, names and numbers; how a density is
-written back (``1/16``); and the one "an int, not a bool" test (``True`` is an ``int`` to Python,
-never a count). ``floss-plan``, ``floss-tune``, ``floss-train``, the service's request models and
-the tuner all parse through these, so a flag and a form field say the same thing about the same
-mistake. Pure Python: no torch, nothing above the planner.
+written back (``1/16``). ``floss-plan``, ``floss-tune``, ``floss-train``, the service's request
+models and the tuner all parse through these, so a flag and a form field say the same thing about
+the same mistake. (Whether a value is a number at all: ``planner.limits.is_int``/``is_number``.)
+Pure Python: no torch, nothing above the planner.
 """
 
 from __future__ import annotations
@@ -15,16 +15,6 @@ from fractions import Fraction
 from planner.encoding import parse_precision
 from planner.model import MAX_RANK
 from planner.schedule import METHODS
-
-
-def is_int(value: object) -> bool:
-    """An ``int`` that is not a ``bool`` (``True`` is an ``int`` to Python, never a count)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: object) -> bool:
-    """An ``int`` or ``float`` that is not a ``bool``."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_ints(text: str, *, name: str) -> tuple[int, ...]:
@@ -69,6 +59,17 @@ def parse_densities(text: str, *, name: str) -> tuple[float, ...]:
     """'1,1/4,0.0625' -> (1.0, 0.25, 0.0625); an empty list is refused as one bad density."""
     return tuple(parse_density(p, name=name) for p in text.split(",") if p.strip()) or (
         parse_density(text, name=name),
+    )
+
+
+def parse_grid(
+    *, ranks: str, d_down: str, d_up: str
+) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
+    """The (rank, d_down, d_up) grid of ``--ranks``, ``--d-down`` and ``--d-up``, in that order."""
+    return (
+        parse_ints(ranks, name="--ranks"),
+        parse_densities(d_down, name="--d-down"),
+        parse_densities(d_up, name="--d-up"),
     )
 
 
@@ -146,11 +147,10 @@ __all__ = [
     "fmt_density",
     "fmt_fractions",
     "fraction_value",
-    "is_int",
-    "is_number",
     "parse_densities",
     "parse_density",
     "parse_floats",
+    "parse_grid",
     "parse_ints",
     "parse_methods",
     "parse_names",

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from planner.limits import is_int
 from planner.model import LoraModule, ModelProfile, model_profile_from_hf_config
 from planner.network import NetworkProfile
 
@@ -239,10 +240,10 @@ def model_from_mapping(data: dict[str, Any], *, path: Path, name: str) -> ModelP
                 )
             )
         hidden = data.get("hidden_size", 0)
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+        if not is_int(hidden) or hidden < 0:
             raise ValueError(f"hidden_size must be an integer >= 0, got {hidden!r}")
         labels = data.get("num_labels", 0)
-        if isinstance(labels, bool) or not isinstance(labels, int) or labels < 0:
+        if not is_int(labels) or labels < 0:
             raise ValueError(f"num_labels must be an integer >= 0, got {labels!r}")
         return ModelProfile(
             name=str(data.get("name", name)),

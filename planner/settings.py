@@ -22,7 +22,7 @@ from planner.parse import (
     fmt_fractions,
     parse_densities,
     parse_density,
-    parse_ints,
+    parse_grid,
     parse_methods,
     parse_precisions,
 )
@@ -115,13 +115,15 @@ def build_settings(
         raise ValueError(
             f"--encoding must be one of {', '.join(ENCODING_CHOICES)}, but got {encoding!r}."
         )
+    parsed_budget = parse_budget(budget)
+    rank_grid, d_down_grid, d_up_grid = parse_grid(ranks=ranks, d_down=d_down, d_up=d_up)
     settings = PlanSettings(
         model=model_profile,
         network=network,
-        budget=parse_budget(budget),
-        ranks=parse_ints(ranks, name="--ranks"),
-        d_down=parse_densities(d_down, name="--d-down"),
-        d_up=parse_densities(d_up, name="--d-up"),
+        budget=parsed_budget,
+        ranks=rank_grid,
+        d_down=d_down_grid,
+        d_up=d_up_grid,
         heuristic_down=parse_densities(heuristic_d_down, name="--heuristic-d-down"),
         ref_rank=ref_rank,
         clients_per_round=clients_per_round,

@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from planner.limits import is_int
+
 TOKEN_ENV = "FLOSS_SERVE_TOKEN"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -78,7 +80,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host.strip():
             raise ServeError(f"--host must be an address, but got {self.host!r}.")
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
+        if not is_int(self.port):
             raise ServeError(f"--port must be an integer in [0, 65535], but got {self.port!r}.")
         if not 0 <= self.port <= 65535:
             raise ServeError(f"--port must be in [0, 65535], but got {self.port}.")
@@ -88,7 +90,7 @@ class ServeConfig:
             ("--plan-cache", self.plan_cache, 0),
             ("--max-plan-work", self.max_plan_work, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_int(value) or value < low:
                 raise ServeError(f"{name} must be an integer >= {low}, but got {value!r}.")
         if not isinstance(self.storage, str) or not self.storage.strip():
             raise ServeError(f"--storage must be a URL or a file path, but got {self.storage!r}.")

@@ -17,6 +17,15 @@ from planner import limits
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
 from planner.limits import DEFAULT_OVER_SELECTION
+from planner.parse import (
+    parse_densities,
+    parse_density,
+    parse_floats,
+    parse_ints,
+    parse_methods,
+    parse_names,
+    parse_precisions,
+)
 from planner.plan import DEFAULT_NUM_CLIENTS, REF_RANK
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
@@ -134,9 +143,7 @@ def _check_with(parse: Any, value: Any, name: str) -> str:
 
 
 def check_ranks(v: Any) -> str:
-    from planner.parse import parse_ints
-
-    if isinstance(v, list) and any(isinstance(x, bool) or not isinstance(x, int) for x in v):
+    if isinstance(v, list) and not all(limits.is_int(x) for x in v):
         raise ValueError(f"ranks must be integers, but got {v!r}")
     if len(_grid_text(v).split(",")) > 64:
         raise ValueError("at most 64 ranks")
@@ -144,8 +151,6 @@ def check_ranks(v: Any) -> str:
 
 
 def check_densities(v: Any) -> str:
-    from planner.parse import parse_densities
-
     if isinstance(v, list) and any(isinstance(x, bool) for x in v):
         raise ValueError(f"densities must be numbers or fractions, but got {v!r}")
     if len(_grid_text(v).split(",")) > 64:
@@ -165,8 +170,6 @@ def check_precision(v: Any) -> str:
 
 def check_precisions(v: Any) -> str:
     """A comma list (or a JSON list) of precisions, each one a scheme or a bit width."""
-    from planner.parse import parse_precisions
-
     text = _grid_text(v)
     try:
         return ",".join(parse_precisions(text, name="precision"))
@@ -214,8 +217,7 @@ class Strict(BaseModel):
     @classmethod
     def _in_range(cls, v: Any, info: ValidationInfo) -> Any:
         name = info.field_name
-        number = isinstance(v, (int, float)) and not isinstance(v, bool)
-        if name is not None and number and limits.limit_of(name) is not None:
+        if name is not None and limits.is_number(v) and limits.limit_of(name) is not None:
             limits.check(v, name)
         return v
 
@@ -305,8 +307,6 @@ class PlanRequest(Strict):
     @field_validator("method", mode="before")
     @classmethod
     def _method(cls, v: Any) -> str:
-        from planner.parse import parse_methods
-
         text = _grid_text(v)
         parse_methods(text)
         return text
@@ -314,8 +314,6 @@ class PlanRequest(Strict):
     @field_validator("lth_floor", mode="before")
     @classmethod
     def _floor(cls, v: Any) -> str | None:
-        from planner.parse import parse_density
-
         if v is None:
             return None
         if isinstance(v, bool):
@@ -396,7 +394,6 @@ class StudyRequest(Strict):
     @classmethod
     def _policies(cls, v: Any, info: ValidationInfo) -> str | None:
         from planner.fleet import DENSITY_POLICIES, ROUND_POLICIES
-        from planner.parse import parse_names
         from tuner.settings import check_choices
 
         if v is None:
@@ -412,8 +409,6 @@ class StudyRequest(Strict):
     @field_validator("deadlines", mode="before")
     @classmethod
     def _deadlines(cls, v: Any) -> str | None:
-        from planner.parse import parse_floats
-
         if v is None:
             return None
         if isinstance(v, list) and any(isinstance(x, bool) for x in v):
@@ -456,7 +451,6 @@ class StudyRequest(Strict):
     @field_validator("methods", mode="before")
     @classmethod
     def _methods(cls, v: Any) -> str:
-        from planner.parse import parse_names
         from tuner.settings import check_methods
 
         text = _grid_text(v)
@@ -466,7 +460,6 @@ class StudyRequest(Strict):
     @field_validator("topk", mode="before")
     @classmethod
     def _topk(cls, v: Any) -> str:
-        from planner.parse import parse_names
         from tuner.settings import check_topks
 
         text = _grid_text(v)
@@ -553,8 +546,6 @@ class RunSpec(Strict):
     @field_validator("d_down", "d_up", mode="before")
     @classmethod
     def _density(cls, v: Any) -> float:
-        from planner.parse import parse_density
-
         if isinstance(v, bool):
             raise ValueError(f"expected a density, but got {v!r}")
         return parse_density(str(v), name="density")

@@ -12,15 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from planner.command import (
-    DensityGrid,
-    Fleet,
-    OverSelection,
-    TierDensities,
-    fail,
-    new_app,
-    run_typer,
-)
+from planner import command
+from planner.command import fail, new_app, run_typer
 from trainer import interrupt  # stdlib only
 
 app = new_app(
@@ -342,7 +335,7 @@ def train_command(
     compute_seconds: Annotated[
         float | None, _cfg("compute_seconds", "client compute seconds per round (simulated)")
     ] = None,
-    fleet: Fleet = None,
+    fleet: command.Fleet = None,
     round_policy: Annotated[
         str | None,
         _cfg(
@@ -361,7 +354,7 @@ def train_command(
             show_default=False,
         ),
     ] = None,
-    over_selection: OverSelection = None,
+    over_selection: command.OverSelection = None,
     density_policy: Annotated[
         str | None,
         _cfg(
@@ -370,8 +363,8 @@ def train_command(
             "(each client's largest grid d_up that meets --deadline)",
         ),
     ] = None,
-    tier_densities: TierDensities = None,
-    density_grid: DensityGrid = None,
+    tier_densities: command.TierDensities = None,
+    density_grid: command.DensityGrid = None,
     adapt_down: Annotated[
         bool | None, _cfg("adapt_down", "bandwidth: adapt each client's d_down too")
     ] = None,

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.encoding import ENCODING_CHOICES, QUANTIZED, parse_precision
-from planner.limits import DEFAULT_OVER_SELECTION, MAX_SEED
-from planner.parse import fraction_value, is_int, is_number
+from planner.limits import DEFAULT_OVER_SELECTION, MAX_SEED, is_int, is_number
+from planner.parse import fraction_value
 from planner.schedule import (
     DEFAULT_KEEP_RATE,
     METHODS,

@@ -15,17 +15,9 @@ from typing import Annotated, Any
 
 import typer
 
-from planner.command import (
-    Budget,
-    DensityGrid,
-    Fleet,
-    OverSelection,
-    TierDensities,
-    fail,
-    new_app,
-    run_typer,
-)
-from planner.parse import parse_densities, parse_floats, parse_ints, parse_names, parse_precisions
+from planner import command
+from planner.command import fail, new_app, run_typer
+from planner.parse import parse_floats, parse_grid, parse_names, parse_precisions
 from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK
 from planner.settings import DEFAULT_BUDGET
 from trainer import interrupt  # stdlib only
@@ -69,7 +61,7 @@ def rerun_command(ctx: typer.Context) -> str:
 @interrupt.graceful  # first Ctrl-C/SIGTERM: stop the trial at its round boundary, exit 130
 def run_command(
     ctx: typer.Context,
-    budget: Budget = DEFAULT_BUDGET,
+    budget: command.Budget = DEFAULT_BUDGET,
     n_trials: Annotated[
         int,
         typer.Option(
@@ -207,7 +199,7 @@ def run_command(
         float | None,
         typer.Option(help="this worker starts no trial after this many seconds (default: none)"),
     ] = None,
-    fleet: Fleet = None,
+    fleet: command.Fleet = None,
     round_policies: Annotated[
         str | None,
         typer.Option(
@@ -228,9 +220,9 @@ def run_command(
             "densities; default: the base config's deadline_seconds)"
         ),
     ] = None,
-    over_selection: OverSelection = None,
-    tier_densities: TierDensities = None,
-    density_grid: DensityGrid = None,
+    over_selection: command.OverSelection = None,
+    tier_densities: command.TierDensities = None,
+    density_grid: command.DensityGrid = None,
     storage: Storage = DEFAULT_STORAGE,
     study_name: StudyName = DEFAULT_STUDY,
     heartbeat: Annotated[
@@ -285,11 +277,12 @@ def run_command(
         check_reachable(storage)  # and a database server that is down or refuses us
         if export is not None:  # before the study runs, not after it
             check_output_dir(export, what="--export")
+        rank_grid, d_down_grid, d_up_grid = parse_grid(ranks=ranks, d_down=d_down, d_up=d_up)
         args = PlanArgs(
             budget=budget,
-            ranks=parse_ints(ranks, name="--ranks"),
-            d_down=parse_densities(d_down, name="--d-down"),
-            d_up=parse_densities(d_up, name="--d-up"),
+            ranks=rank_grid,
+            d_down=d_down_grid,
+            d_up=d_up_grid,
             heuristic_down=DEFAULT_HEURISTIC_DOWN,
             ref_rank=ref_rank,
             min_rounds=min_rounds,
