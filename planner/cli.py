@@ -115,7 +115,10 @@ def plan_command(
         int, typer.Option(help="seed of the client sampling (sparseadapter/adapterlth schedule)")
     ] = 0,
     keep_rate: Annotated[
-        float, typer.Option(help="adapterlth: share of the mask kept per round (thesis 0.98)")
+        float,
+        typer.Option(
+            help=f"adapterlth: share of the mask kept per round (thesis {DEFAULT_KEEP_RATE:g})"
+        ),
     ] = DEFAULT_KEEP_RATE,
     lth_floor: Annotated[
         str | None,

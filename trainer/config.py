@@ -162,7 +162,9 @@ class RunConfig:
     )
     keep_rate: float = field(
         default=DEFAULT_KEEP_RATE,
-        metadata=_h("adapterlth: share of the mask kept per round (the thesis: 0.98)"),
+        metadata=_h(
+            f"adapterlth: share of the mask kept per round (the thesis: {DEFAULT_KEEP_RATE:g})"
+        ),
     )
     lth_floor: float | None = field(
         default=None, metadata=_h("adapterlth: density floor; None = k shrinks down to 1")

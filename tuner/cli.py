@@ -19,6 +19,7 @@ from planner import command
 from planner.command import fail, new_app, run_typer
 from planner.parse import parse_floats, parse_grid, parse_names, parse_precisions
 from planner.plan import DEFAULT_HEURISTIC_DOWN, REF_RANK
+from planner.schedule import DEFAULT_KEEP_RATE
 from planner.settings import DEFAULT_BUDGET
 from trainer import interrupt  # stdlib only
 from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, METRICS, PRUNERS, SAMPLERS
@@ -129,7 +130,7 @@ def run_command(
         str | None,
         typer.Option(
             help="AdapterLTH keep rates per round to search (default: the base run's "
-            "keep_rate, 0.98 as in the thesis)"
+            f"keep_rate, {DEFAULT_KEEP_RATE:g} as in the thesis)"
         ),
     ] = None,
     bits_down: Annotated[
