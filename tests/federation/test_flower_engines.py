@@ -99,20 +99,35 @@ def _bin(name: str) -> str:
     return path
 
 
-def _end(procs: list[subprocess.Popen[bytes]]) -> None:
-    """End every process this test started, by its PID (and its process group)."""
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs:
+def _deployment(folder: Path) -> Any:
+    """A SuperLink and two SuperNodes (Flower's own isolation) on 127.0.0.1, not yet started."""
+    from federation.loopback import Loopback
+
+    for name in ("flower-superlink", "flower-supernode", "flwr"):
+        _bin(name)  # skips where Flower's commands are not installed
+    return Loopback(folder, nodes=2, isolation="subprocess")
+
+
+def _submit(lb: Any, app: Path, deadline: float) -> Any:
+    """`flwr run APP loopback --format json` until the SuperLink takes it: the run's id."""
+    while time.monotonic() < deadline:
+        res = lb.flwr("run", str(app), "loopback", "--format", "json")
         try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            return json.loads(res.stdout)["run-id"]
+        except (ValueError, KeyError, TypeError):
+            time.sleep(2)  # the SuperLink is still starting
+    raise AssertionError(f"flwr run never submitted the run\n{lb.tails()}")
+
+
+def _finished(lb: Any, run_id: Any, deadline: float) -> dict[str, Any]:
+    """The run's row of `flwr ls --format json` once Flower marks it finished (or the last)."""
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = lb.status(str(run_id))
+        if str(status.get("status", "")).startswith("finished"):
+            break
+        time.sleep(2)
+    return status
 
 
 def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None:
@@ -125,65 +140,11 @@ def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None
     out = tmp_path / "server-out"
     app = tmp_path / "app"
     write_app(app, config, AppSettings(out_dir=str(out), node_wait_seconds=120))
-    home = tmp_path / "flwr-home"
-    home.mkdir()
-    link = free_port()  # the SuperLink's HTTP API: Control, Fleet and Runtime
-    (home / "config.toml").write_text(
-        '[superlink]\ndefault = "loopback"\n\n'
-        f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
-    )
-    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home), "PYTHONPATH": _pythonpath()}
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = tmp_path / "logs"
-    logs.mkdir()
-
-    def start(name: str, *args: str) -> None:
-        log = (logs / f"{name}-{len(procs)}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [_bin(name), *args],
-                env=env,
-                cwd=tmp_path,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: ended with its children
-            )
-        )
-
-    def flwr(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [_bin("flwr"), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
-
-    try:
-        start(
-            "flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(link),
-            f"--database={tmp_path / 'state.db'}",
-        )  # fmt: skip
-        for pid in range(2):
-            start(
-                "flower-supernode", "--insecure", f"--superlink=127.0.0.1:{link}",
-                "--host", "127.0.0.1", "--port", str(free_port()),
-                "--node-config", f"partition-id={pid} num-partitions=2",
-            )  # fmt: skip
+    with _deployment(tmp_path / "deploy") as lb:
         deadline = time.monotonic() + DEPLOY_TIMEOUT
-        run_id = None
-        while run_id is None and time.monotonic() < deadline:
-            res = flwr("run", str(app), "loopback", "--format", "json")
-            try:
-                run_id = json.loads(res.stdout)["run-id"]
-            except (ValueError, KeyError, TypeError):
-                time.sleep(2)  # the SuperLink is still starting
-        assert run_id is not None, f"flwr run never submitted the run\n{_tails(logs)}"
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            res = flwr("ls", "loopback", "--format", "json")
-            status = _run_status(res.stdout, run_id)
-            if str(status.get("status", "")).startswith("finished"):
-                break
-            time.sleep(2)
-        assert status.get("status") == "finished:completed", f"{status}\n{_tails(logs)}"
+        run_id = _submit(lb, app, deadline)
+        status = _finished(lb, run_id, deadline)
+        assert status.get("status") == "finished:completed", f"{status}\n{lb.tails()}"
         records = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
         assert [r["round"] for r in records] == [1, 2]
         assert [r["bytes_total"] for r in records] == [r.bytes_total for r in reference.records]
@@ -198,27 +159,11 @@ def test_loopback_deployment(fed_kwargs: dict[str, Any], tmp_path: Path) -> None
         assert traffic["total-bytes"] >= payload
         print(f"deployment: payload {payload} bytes, flwr ls traffic {traffic}")  # for the bench
         # issue 20: the run can be watched in Flower's own log (INFO lines, not only warnings)
-        shown = flwr("log", str(run_id), "loopback", "--show").stdout
+        shown = lb.flwr("log", str(run_id), "loopback", "--show").stdout
         assert "floss on Flower: " in shown and f"go to {out}" in shown, shown[-3000:]
         assert "round 1/2: loss" in shown and "round 2/2: loss" in shown, shown[-3000:]
         assert "finished 2/2 rounds: " in shown and f"results in {out}" in shown, shown[-3000:]
         assert json.loads((out / "summary.json").read_text())["dropped_clients"] == 0
-    finally:
-        _end(procs)
-
-
-def _run_status(stdout: str, run_id: Any) -> dict[str, Any]:
-    try:
-        runs = json.loads(stdout).get("runs", [])
-    except ValueError:
-        return {}
-    return next((r for r in runs if str(r.get("run-id")) == str(run_id)), {})
-
-
-def _tails(logs: Path) -> str:
-    return "\n".join(
-        f"== {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in logs.iterdir()
-    )
 
 
 def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_path: Path) -> None:
@@ -233,69 +178,19 @@ def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_pa
     out = tmp_path / "server-out"
     app = tmp_path / "app"
     write_app(app, config, AppSettings(out_dir=str(out), node_wait_seconds=120))
-    home = tmp_path / "flwr-home"
-    home.mkdir()
-    link = free_port()
-    (home / "config.toml").write_text(
-        '[superlink]\ndefault = "loopback"\n\n'
-        f'[superlink.loopback]\naddress = "127.0.0.1:{link}"\ninsecure = true\n'
-    )
-    env = {**os.environ, **FLOWER_ENV, "FLWR_HOME": str(home), "PYTHONPATH": _pythonpath()}
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = tmp_path / "logs"
-    logs.mkdir()
-
-    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (logs / f"{name}-{len(procs)}.log").open("wb")
-        proc = subprocess.Popen(
-            [_bin(name), *args], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        procs.append(proc)
-        return proc
-
-    def flwr(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [_bin("flwr"), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
-
-    try:
-        start(
-            "flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(link),
-            f"--database={tmp_path / 'state.db'}",
-        )  # fmt: skip
-        nodes = [
-            start(
-                "flower-supernode", "--insecure", f"--superlink=127.0.0.1:{link}",
-                "--host", "127.0.0.1", "--port", str(free_port()),
-                "--node-config", f"partition-id={pid} num-partitions=2",
-            )
-            for pid in range(2)
-        ]  # fmt: skip
+    with _deployment(tmp_path / "deploy") as lb:
         deadline = time.monotonic() + DEPLOY_TIMEOUT + 300
-        run_id = None
-        while run_id is None and time.monotonic() < deadline:
-            res = flwr("run", str(app), "loopback", "--format", "json")
-            try:
-                run_id = json.loads(res.stdout)["run-id"]
-            except (ValueError, KeyError, TypeError):
-                time.sleep(2)
-        assert run_id is not None, f"flwr run never submitted the run\n{_tails(logs)}"
+        run_id = _submit(lb, app, deadline)
         records = out / "rounds.jsonl"
         while time.monotonic() < deadline and not (records.exists() and records.read_text()):
             time.sleep(0.5)
-        os.killpg(nodes[1].pid, signal.SIGKILL)  # partition 1's SuperNode dies after round 1
-        nodes[1].wait(30)
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            status = _run_status(flwr("ls", "loopback", "--format", "json").stdout, run_id)
-            if str(status.get("status", "")).startswith("finished"):
-                break
-            time.sleep(2)
-        shown = flwr("log", str(run_id), "loopback", "--show").stdout
+        dead = lb.supernodes[1]  # partition 1's SuperNode dies after round 1
+        os.killpg(dead.pid, signal.SIGKILL)
+        dead.wait(30)
+        status = _finished(lb, run_id, deadline)
+        shown = lb.flwr("log", str(run_id), "loopback", "--show").stdout
         print(shown[-3000:])
-        assert status.get("status") == "finished:completed", f"{status}\n{_tails(logs)}"
+        assert status.get("status") == "finished:completed", f"{status}\n{lb.tails()}"
         summary = json.loads((out / "summary.json").read_text())
         dropped = summary["dropped"]
         assert summary["dropped_clients"] == len(dropped) >= 1
@@ -305,8 +200,6 @@ def test_a_dead_supernode_is_named_in_the_log(fed_kwargs: dict[str, Any], tmp_pa
         assert "ignored a reply" not in shown and "ClientApp failed" not in shown
         assert "node did not answer" in dropped[0]["reason"], dropped[0]["reason"]
         print(f"dead node: {len(dropped)} drops, reason {dropped[0]['reason']!r}")
-    finally:
-        _end(procs)
 
 
 def _pids_naming(text: str) -> list[int]:

@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
+from support.cpu import one_torch_thread
 from support.task import ROBUST_BASE, write_base_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,17 +200,13 @@ def test_floss_train_sigint_checkpoints_and_resumes_bit_identical(
     from trainer.config import RunConfig
     from trainer.run import train
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the subprocesses (OMP_NUM_THREADS=1)
-    try:
+    with one_torch_thread():  # as the subprocesses (OMP_NUM_THREADS=1)
         reference = train(
             RunConfig(**train_kwargs),
             workload=robust_workload,
             out_dir=tmp_path / "reference",
             progress=False,
         )
-    finally:
-        torch.set_num_threads(threads)
     out = tmp_path / "run"
     args = [sys.executable, "-c", SLOW_TRAIN, "0.3", "1", *_train_flags(train_kwargs, out)]
     with running(args, tmp_path) as proc:

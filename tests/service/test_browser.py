@@ -254,10 +254,7 @@ def test_docs_render_offline_in_a_real_browser(tmp_path: Path) -> None:
     browser: DevTools | None = None
     try:
         browser = start_chromium(tmp_path / "chromium-profile")
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        attached = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})
-        browser.session = attached["sessionId"]
-        browser.send("Page.enable")
+        _open(browser)
         browser.send("Network.enable")
         here = f"http://127.0.0.1:{port}/"
         for page, rendered in (("docs", "document.querySelectorAll('.opblock').length"),):

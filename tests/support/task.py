@@ -161,3 +161,31 @@ def write_base_config(folder: Path, fields: Mapping[str, Any]) -> Path:
     path = folder / "base.yaml"
     path.write_text(yaml.safe_dump(dict(fields)), encoding="utf-8")
     return path
+
+
+def write_study_config(folder: Path) -> Path:
+    """``base.yaml`` of the tuner's tiny study on the study task; the full run checkpoints
+    (trials must not: they have no out_dir)."""
+    data = write_study_task(folder)
+    return write_base_config(
+        folder, {**TINY_STUDY_BASE, "data_path": str(data), "checkpoint_every": 5}
+    )
+
+
+def write_fleet_study_config(folder: Path) -> Path:
+    """``base.yaml`` of the tuner's fleet studies on the pair task."""
+    cfg = {
+        "model": TINY_MODEL,
+        "data": "csv",
+        "data_path": str(write_pair_task(folder)),
+        "min_examples_per_class": 10,
+        "num_clients": 8,
+        "clients_per_round": 3,
+        "batch_size": 8,
+        "max_length": 12,
+        "max_eval_examples": 16,
+        "client_lr": 0.05,
+        "server_lr": 0.01,
+        "device": "cpu",
+    }
+    return write_base_config(folder, cfg)

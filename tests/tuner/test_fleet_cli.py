@@ -12,7 +12,8 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
-from support.task import TINY_MODEL, write_base_config, write_pair_task
+from support.cpu import one_torch_thread
+from support.task import write_fleet_study_config
 from typer.testing import CliRunner
 
 from tuner.cli import app
@@ -22,35 +23,13 @@ runner = CliRunner()
 BUDGET, SCALE, MAX_ROUNDS = "4-dense-rounds", 0.5, 8
 
 
-def base_config(folder: Path) -> Path:
-    cfg = {
-        "model": TINY_MODEL,
-        "data": "csv",
-        "data_path": str(write_pair_task(folder)),
-        "min_examples_per_class": 10,
-        "num_clients": 8,
-        "clients_per_round": 3,
-        "batch_size": 8,
-        "max_length": 12,
-        "max_eval_examples": 16,
-        "client_lr": 0.05,
-        "server_lr": 0.01,
-        "device": "cpu",
-    }
-    return write_base_config(folder, cfg)
-
-
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared CPU: one intra-op thread is much faster
     folder = tmp_path_factory.mktemp("fleet")
     storage = f"sqlite:///{folder / 'tune.db'}"
     args = [
         "run",
-        "--config", str(base_config(folder)),
+        "--config", str(write_fleet_study_config(folder)),
         "--fleet", "mixed-mobile",
         "--round-policies", "sync,deadline",
         "--density-policies", "uniform,bandwidth",
@@ -70,10 +49,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
         "--study-name", "fleet",
         "--export", str(folder / "out"),
     ]  # fmt: skip
-    try:
+    with one_torch_thread():
         result = runner.invoke(app, args)
-    finally:
-        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     return folder, storage, result
 

@@ -50,22 +50,18 @@ def test_a_tiered_or_bandwidth_seed_is_not_called_dense() -> None:
 
 @pytest.mark.parametrize("policy", ["tiered"])
 def test_the_cli_enqueues_the_seed_under_its_real_name(tmp_path: Path, policy: str) -> None:
-    import torch
-    from test_fleet_cli import base_config
+    from support.cpu import one_torch_thread
+    from support.task import write_fleet_study_config
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         args = [
-            "run", "--config", str(base_config(tmp_path)), "--fleet", "mixed-mobile",
+            "run", "--config", str(write_fleet_study_config(tmp_path)), "--fleet", "mixed-mobile",
             "--density-policies", policy, "--tier-densities", "lte=1/4:1/16,wifi=1:1/4,5g=1:1",
             "--budget", "4-dense-rounds", "--max-rounds", "3", "--ranks", "16",
             "--d-down", "1", "--d-up", "1", "--search", "optuna", "--pruner", "none",
             "--n-trials", "1", "--storage", f"sqlite:///{tmp_path / 't.db'}",
         ]  # fmt: skip
         result = CliRunner().invoke(app, args)
-    finally:
-        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert (
         "enqueued r16 tier densities sync/tiered (reference rank at the tiers' densities "

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
+from support.cpu import one_torch_thread
 from support.task import TINY_MODEL, write_base_config, write_pair_task
 from typer.testing import CliRunner
 
@@ -66,14 +67,8 @@ def _strip(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_an_interrupted_trial_resumes_from_its_round(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared CPU: one intra-op thread is much faster
-    try:
+    with one_torch_thread():
         _interrupt_and_resume(tmp_path, monkeypatch)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _interrupt_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

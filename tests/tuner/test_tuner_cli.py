@@ -8,7 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from support.task import TINY_STUDY_BASE, write_base_config, write_study_task
+from support.cpu import one_torch_thread
+from support.task import write_study_config
 from typer.testing import CliRunner
 
 from tuner.cli import app
@@ -17,28 +18,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
 
 
-def base_config(folder: Path) -> Path:
-    # the full run checkpoints; trials must not (they have no out_dir)
-    data = write_study_task(folder)
-    return write_base_config(
-        folder, {**TINY_STUDY_BASE, "data_path": str(data), "checkpoint_every": 5}
-    )
-
-
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
     """One small study on the tiny model (shared by the tests below), exported."""
-    import torch
-
-    # On a shared 2-core CPU, torch's 2 intra-op threads spin against other processes and run
-    # ~30x slower than 1 thread; the test needs no parallelism.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("tune")
     storage = f"sqlite:///{folder / 'tune.db'}"
     args = [
         "run",
-        "--config", str(base_config(folder)),
+        "--config", str(write_study_config(folder)),
         "--budget", "50-dense-rounds",
         "--budget-scale", "0.1",
         "--max-rounds", "60",
@@ -55,10 +42,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
         "--study-name", "tiny",
         "--export", str(folder / "out"),
     ]  # fmt: skip
-    try:
+    with one_torch_thread():
         result = runner.invoke(app, args)
-    finally:
-        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     return folder, storage, result
 
@@ -231,7 +216,7 @@ def test_bad_inputs_end_in_one_line(
 
 def test_no_feasible_config_and_missing_study(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 't.db'}"
-    cfg = base_config(tmp_path)
+    cfg = write_study_config(tmp_path)
     result = runner.invoke(
         app, ["run", "--config", str(cfg), "--budget", "1B", "--storage", storage]
     )

@@ -166,6 +166,7 @@ def test_a_study_runs_rungs_within_the_cap_and_picks_the_best(tmp_path: Path) ->
     assert {t.user_attrs["candidate"]["why"] for t in rungs[0][: len(space.seeds)]} != {""}
     fractions = [rungs[k][0].user_attrs[ATTR_FRACTION] for k in sorted(rungs)]
     assert fractions == sorted(set(fractions)) and len(fractions) >= 2  # deeper every rung
+
     def base(t: optuna.trial.FrozenTrial) -> str:
         return str(t.user_attrs["key"]).split("|at=")[0]
 
@@ -216,23 +217,19 @@ def test_settings_refuse_an_unknown_search() -> None:
 def test_cli_rungs_cost_exactly_what_the_plan_priced(tmp_path: Path) -> None:
     """On the tiny model: each rung's planned client steps (from the base run's seeded clients
     and their data sizes, before it ran) equal the steps its trials really took."""
-    import torch
-    from test_tuner_cli import base_config
+    from support.cpu import one_torch_thread
+    from support.task import write_study_config
     from typer.testing import CliRunner
 
     from tuner.cli import app
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     storage = f"sqlite:///{tmp_path / 'h.db'}"
-    args = ["run", "--config", str(base_config(tmp_path)), "--budget", "50-dense-rounds",
+    args = ["run", "--config", str(write_study_config(tmp_path)), "--budget", "50-dense-rounds",
             "--budget-scale", "0.1", "--max-rounds", "60", "--ranks", "4", "--d-down", "1,1/4",
             "--d-up", "1,1/16,1/64", "--max-client-steps", "300", "--seed", "0",
             "--storage", storage, "--study-name", "h", "--export", str(tmp_path / "out")]  # fmt: skip
-    try:
+    with one_torch_thread():
         result = CliRunner().invoke(app, args)
-    finally:
-        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert "rung 0: 6 configurations at " in result.output
     assert "runner-up: " in result.output and "validation sampling noise" in result.output
