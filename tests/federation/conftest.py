@@ -57,6 +57,22 @@ class Harness:
         run_inprocess(server, self.grid)
         return self.strategy
 
+    def run_as_train(self, config: Any, reference: Any, **settings: Any) -> Any:
+        """``run`` and check it is floss-train's ``reference`` run: the final P bit for bit,
+        every record but the wall clock, no client dropped."""
+        import torch
+
+        strategy = self.run(config, **settings)
+        assert reference.final_p is not None
+        assert torch.equal(strategy.final_p, reference.final_p)  # bit for bit
+        assert _without_wall(strategy.records) == _without_wall(reference.records)
+        assert strategy.dropped == []
+        return strategy
+
+
+def _without_wall(records: list[Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.to_dict().items() if k != "wall_seconds"} for r in records]
+
 
 @pytest.fixture
 def harness() -> Harness:

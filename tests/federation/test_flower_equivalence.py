@@ -16,8 +16,6 @@ from trainer.budget import method_spec
 from trainer.config import RunConfig
 from trainer.run import train
 
-IGNORED = {"wall_seconds"}
-
 CASES = [
     {"method": "floss"},
     {"method": "floss", "topk": "per-tensor", "precision": "fp16", "encoding": "rice"},
@@ -36,21 +34,13 @@ CASES = [
 ]
 
 
-def _strip(records: list[Any]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.to_dict().items() if k not in IGNORED} for r in records]
-
-
 @pytest.mark.parametrize("changes", CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
 def test_flower_run_equals_floss_train(
     fed_kwargs: dict[str, Any], harness: Any, changes: dict[str, Any]
 ) -> None:
     config = RunConfig(**{**fed_kwargs, **changes})
     reference = train(config, progress=False)
-    strategy = harness.run(config)
-    assert reference.final_p is not None
-    assert torch.equal(strategy.final_p, reference.final_p)  # bit for bit
-    assert _strip(strategy.records) == _strip(reference.records)
-    assert strategy.dropped == []
+    strategy = harness.run_as_train(config, reference)
 
     # each message's payload bytes are the planner's per-client prediction, round by round
     adapter = strategy.trainee.adapter
@@ -161,10 +151,7 @@ def test_flower_fedsrd_equals_floss_train(
         shipped.append((kind, len(self.chains[client][1]) if kind == "chain" else 0))
 
     monkeypatch.setattr(FedSRD, "_catch_up_message", spy)
-    strategy = harness.run(config)
-    assert torch.equal(strategy.final_p, reference.final_p)  # bit for bit
-    assert _strip(strategy.records) == _strip(reference.records)
-    assert strategy.dropped == []
+    strategy = harness.run_as_train(config, reference)
     assert {kind for kind, _ in shipped} == kinds
     assert max(n for _, n in shipped) == longest
     client_of = {node: c for c, node in strategy.nodes.items()}
