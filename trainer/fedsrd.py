@@ -49,7 +49,7 @@ from trainer.checkpoint import SRD_PAYLOAD_TENSOR
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 from trainer.flat import Slice
-from trainer.method_base import Method
+from trainer.method_base import Method, UploadAt
 from trainer.server import ServerState
 from trainer.sparse import Sent, message_seed, send
 
@@ -186,7 +186,9 @@ class FedSRD(Method):
         self.exact = config.method == "fedsrd-e"
         self.version = 0  # deltas applied by the server
         self.sizes: list[int] = []  # bytes of delta 1, 2, ... as sent
-        self.payloads: list[bytes] = []  # delta 1, 2, ... on the wire (a Flower catch-up sends them)
+        self.payloads: list[
+            bytes
+        ] = []  # delta 1, 2, ... on the wire (a Flower catch-up sends them)
         self.ks: list[int] = []  # entries of delta 1, 2, ...
         # client -> (version it held, deltas sent) of the last download's chains (federation)
         self.chains: dict[int, tuple[int, list[int], list[int]]] = {}
@@ -239,15 +241,8 @@ class FedSRD(Method):
     def served(self, p: torch.Tensor) -> torch.Tensor:
         return p.clone()  # an up-to-date client holds exactly the server's P
 
-    def _upload(
-        self,
-        delta: torch.Tensor,
-        *,
-        round_: int,
-        client: int,
-        density: float | None = None,
-        start: torch.Tensor | None = None,
-    ) -> Sent:
+    def _upload(self, delta: torch.Tensor, at: UploadAt) -> Sent:
+        start = at.start
         if start is None:
             raise TrainerError("fedsrd's upload needs the client's start vector.")
         c = self.config
@@ -276,7 +271,7 @@ class FedSRD(Method):
             positions,
             encoding=c.encoding,
             precision=self.up,
-            seed=self.up_seed(round_, client),
+            seed=self.up_seed(at.round_, at.client),
         )
 
     def target_delta(self, p: torch.Tensor, uploads: Sequence[torch.Tensor]) -> torch.Tensor:

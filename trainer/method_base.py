@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,9 +15,21 @@ from trainer.flat import Slice
 from trainer.server import ServerState
 from trainer.sparse import DOWNLOAD, UPLOAD, Sent, message_seed
 
-__all__ = ["RESIDUALS", "Method"]
+__all__ = ["RESIDUALS", "Method", "UploadAt"]
 
 RESIDUALS = "residuals"  # state tensor: one error-feedback residual row per client holding one
+
+
+@dataclass(frozen=True)
+class UploadAt:
+    """Where one upload is made, as a method's ``_upload`` hook reads it: the round, the client,
+    the client's own upload density (fleets; None: the run's) and the vector the client trained
+    from (FedSRD scores its update with it)."""
+
+    round_: int
+    client: int
+    density: float | None = None
+    start: torch.Tensor | None = None
 
 
 class Method:
@@ -71,23 +84,17 @@ class Method:
         the vector the client trained from (FedSRD scores its update with it)."""
         if density is not None and not self.per_client_density:
             raise TrainerError(f"{self.config.method} has no per-client upload density.")
+        at = UploadAt(round_, client, density, start)
         if not self.config.error_feedback:
-            return self._upload(delta, round_=round_, client=client, density=density, start=start)
+            return self._upload(delta, at=at)
         residual = self.residuals.get(client)
         x = delta if residual is None else delta + residual
-        sent = self._upload(x, round_=round_, client=client, density=density, start=start)
+        sent = self._upload(x, at=at)
         self.residuals[client] = x - sent.vector
         return sent
 
-    def _upload(
-        self,
-        delta: torch.Tensor,
-        *,
-        round_: int,
-        client: int,
-        density: float | None = None,
-        start: torch.Tensor | None = None,
-    ) -> Sent:
+    def _upload(self, delta: torch.Tensor, at: UploadAt) -> Sent:
+        """The message of ``delta`` (error feedback already added) for the upload ``at``."""
         raise NotImplementedError
 
     def aggregate(self, server: ServerState, uploads: Sequence[torch.Tensor]) -> None:

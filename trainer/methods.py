@@ -43,7 +43,7 @@ from planner.encoding import kept_entries
 from planner.schedule import lth_next_density, mask_entries
 from trainer.config import RunConfig
 from trainer.flat import Slice
-from trainer.method_base import Method
+from trainer.method_base import Method, UploadAt
 from trainer.sparse import (
     Sent,
     mask_from_positions,
@@ -96,17 +96,9 @@ class TopK(Method):
         self.messages = {c: ("full", m) for c, m in zip(clients, sent, strict=True)}
         return [m.vector for m in sent], [m.nbytes for m in sent]
 
-    def _upload(
-        self,
-        delta: torch.Tensor,
-        *,
-        round_: int,
-        client: int,
-        density: float | None = None,
-        start: torch.Tensor | None = None,
-    ) -> Sent:
-        seed = self.up_seed(round_, client)
-        d_up = self.d_up if density is None else density
+    def _upload(self, delta: torch.Tensor, at: UploadAt) -> Sent:
+        seed = self.up_seed(at.round_, at.client)
+        d_up = self.d_up if at.density is None else at.density
         return self._send(delta, d_up, precision=self.up, seed=seed)
 
 
@@ -164,16 +156,8 @@ class FixedMask(Method):
             return self._everything(p, precision=self.down, seed=seed).vector
         return send_values(p, self.positions, precision=self.down, seed=seed).vector
 
-    def _upload(
-        self,
-        delta: torch.Tensor,
-        *,
-        round_: int,
-        client: int,
-        density: float | None = None,
-        start: torch.Tensor | None = None,
-    ) -> Sent:
-        seed = self.up_seed(round_, client)
+    def _upload(self, delta: torch.Tensor, at: UploadAt) -> Sent:
+        seed = self.up_seed(at.round_, at.client)
         if self.positions is None:
             return self._everything(delta, precision=self.up, seed=seed)
         return send_values(delta, self.positions, precision=self.up, seed=seed)
