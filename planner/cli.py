@@ -20,7 +20,8 @@ from planner.parse import parse_densities as parse_densities  # tuner/space.py &
 from planner.parse import parse_ints as parse_ints  # re-exported until they import planner.parse
 from planner.parse import parse_precisions as parse_precisions
 from planner.paths import check_output_file
-from planner.plan import DEFAULT_NUM_CLIENTS, REF_RANK, Plan, PlanSettings, plan
+from planner.plan import plan
+from planner.plan_types import DEFAULT_NUM_CLIENTS, REF_RANK, Plan, PlanSettings
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles
 from planner.progress import working
 from planner.render import FORMATS, render_fleet_plan, render_plan, write_output

@@ -21,7 +21,7 @@ from planner.fleet import (
 )
 from planner.fleet_plan import FleetPlan, plan_fleet
 from planner.options import flag
-from planner.plan import PlanSettings
+from planner.plan_types import PlanSettings
 
 NETWORK_ONLY = ("profile", "down", "up", "up_slowdown", "rtt_ms")  # one network's, not a fleet's
 

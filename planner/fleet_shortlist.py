@@ -32,7 +32,7 @@ import numpy as np
 
 from planner.fleet import Fleet, FleetEstimate
 from planner.fleet_batch import link_arrays
-from planner.plan import PlanSettings
+from planner.plan_types import PlanSettings
 
 DEFAULT_DROP_SHARE = 0.3  # deadline rows dropping more of the sampled uploads are flagged
 

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from planner.errors import ProfileError
 from planner.limits import is_int
 from planner.model import LoraModule, ModelProfile, model_profile_from_hf_config
 from planner.network import NetworkProfile
@@ -29,10 +30,6 @@ FLEET_SUFFIXES = (*SUFFIXES, ".csv")
 ENV_DIRS = "FLOSS_PROFILE_DIR"
 DEFAULT_NETWORK = "thesis"
 DEFAULT_MODEL = "all-minilm-l6-v2"
-
-
-class ProfileError(ValueError):
-    """A profile that cannot be found or read; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.parse import fmt_density
-from planner.plan import Plan, PlanRow, PlanSettings
+from planner.plan_types import Plan, PlanRow, PlanSettings
 from planner.schedule import MASK_METHODS, SRD_METHODS
 from planner.srd import EXPECTED_KURTOSIS
 

@@ -26,7 +26,7 @@ from planner.parse import (
     parse_methods,
     parse_precisions,
 )
-from planner.plan import (
+from planner.plan_types import (
     DEFAULT_DENSITIES,
     DEFAULT_HEURISTIC_DOWN,
     DEFAULT_NUM_CLIENTS,

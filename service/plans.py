@@ -22,7 +22,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from planner.plan import PlanError, plan
+from planner.errors import PlanError
+from planner.plan import plan
 from planner.render import header_lines, row_dicts
 from service.errors import FieldError, field_of_message
 from service.paths import looks_like_path

@@ -26,7 +26,7 @@ from planner.parse import (
     parse_names,
     parse_precisions,
 )
-from planner.plan import DEFAULT_NUM_CLIENTS, REF_RANK
+from planner.plan_types import DEFAULT_NUM_CLIENTS, REF_RANK
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
 from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from planner.settings import (

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from planner.budget import parse_budget
-from planner.plan import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, REF_RANK, PlanSettings
+from planner.plan_types import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, REF_RANK, PlanSettings
 from tuner.objective import Objective
 from tuner.settings import TuneError, TuneSettings
 from tuner.space import (

@@ -40,7 +40,7 @@ from planner.fleet_batch import (
 )
 from planner.fleet_plan import plan_fleet
 from planner.network import MBPS
-from planner.plan import PlanSettings
+from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
 from planner.rowstats import fsum_rows, fsum_stdev_rows, stdev_rows
 from planner.schedule import MethodSpec

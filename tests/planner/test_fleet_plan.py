@@ -28,7 +28,8 @@ from planner.fleet import (
     price_fleet_rounds,
 )
 from planner.fleet_plan import plan_fleet
-from planner.plan import PlanSettings, adapter_size
+from planner.plan_rows import adapter_size
+from planner.plan_types import PlanSettings
 from planner.profiles import list_profiles, load_model, load_network
 from planner.schedule import MethodSpec, rounds_within_budget
 

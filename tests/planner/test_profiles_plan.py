@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from planner.budget import parse_budget
+from planner.errors import PlanError, ProfileError
 from planner.model import model_profile_from_hf_config, raw_model_profile
 from planner.network import NetworkProfile
-from planner.plan import PlanError, PlanSettings, plan
-from planner.profiles import ProfileError, list_profiles, load_model, load_network
+from planner.plan import plan
+from planner.plan_types import PlanSettings
+from planner.profiles import list_profiles, load_model, load_network
 
 
 @pytest.mark.parametrize(
@@ -160,7 +162,7 @@ def test_pareto_sweep_matches_brute_force() -> None:
     import random
     from dataclasses import replace
 
-    from planner.plan import pareto_flags
+    from planner.shortlist import pareto_flags
 
     template = plan(_settings(ranks=(16,), d_down=(1.0,), d_up=(1.0,), heuristic_down=(1.0,))).rows[
         0

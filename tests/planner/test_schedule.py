@@ -10,7 +10,8 @@ import pytest
 from planner.budget import parse_budget
 from planner.encoding import message_bytes, resolve_encoding
 from planner.network import NetworkProfile, client_bandwidth_factors
-from planner.plan import PlanSettings, dense_round_cost
+from planner.plan_rows import dense_round_cost
+from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
 from planner.sampling import round_draws, round_seed
 from planner.schedule import (

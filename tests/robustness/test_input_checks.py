@@ -14,7 +14,8 @@ import typer
 from typer.testing import CliRunner
 
 from planner.cli import plan_command
-from planner.profiles import ProfileError, load_model, load_network
+from planner.errors import ProfileError
+from planner.profiles import load_model, load_network
 from trainer.cli import app as train_app
 from trainer.config import MAX_SEED, RunConfig, read_config_mapping
 from trainer.errors import TrainerError

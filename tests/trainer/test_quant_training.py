@@ -237,7 +237,7 @@ def test_tuner_searches_the_precisions() -> None:
     import optuna
 
     from planner.budget import parse_budget
-    from planner.plan import PlanSettings
+    from planner.plan_types import PlanSettings
     from planner.profiles import load_model, load_network
     from tuner.objective import full_config, trial_config
     from tuner.space import MethodGrid, build_space, suggest

@@ -13,7 +13,7 @@ from tuner_fakes import Diverged, FakeTrain, plan_settings
 from typer.testing import CliRunner
 
 from planner.fleet import FleetSetup, load_fleet, parse_tier_densities
-from planner.plan import adapter_size
+from planner.plan_rows import adapter_size
 from trainer.budget import budget_rounds
 from trainer.config import RunConfig
 from tuner.cli import app

@@ -26,7 +26,7 @@ ROOT = HERE.parent.parent
 WORKER = """
 import sys
 from planner.budget import parse_budget
-from planner.plan import PlanSettings
+from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
 from tuner.objective import Objective
 from tuner.settings import TuneSettings

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from planner.budget import parse_budget
-from planner.plan import PlanSettings
+from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
 from tuner.space import MethodGrid, SearchSpace, build_space
 

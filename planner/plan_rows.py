@@ -1,0 +1,422 @@
+"""Every configuration of a plan's grids priced into a ``PlanRow``: what one round costs and
+how many rounds the budget buys.
+
+floss, dense and ffa cost the same every round (``round_cost``, the planner's one cost function:
+rounds = floor(budget / cost)); sparseadapter and adapterlth walk their seeded mask schedule, and
+fedsrd/fedsrd-e their catch-up downloads (``planner.schedule.afford``), so their per-round columns
+are means. The dense reference round (``dense_round_cost``) is what an ``N-dense-rounds`` budget
+counts in. The grids include the thesis heuristic pairs d_up = d_down / S (``heuristic_pairs``).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from planner.budget import rounds_affordable
+from planner.encoding import (
+    information_bound_bytes,
+    kept_entries,
+    resolve_encoding,
+    values_bytes,
+)
+from planner.network import fleet_round_seconds, transfer_seconds
+from planner.parse import density_key
+from planner.plan_types import PlanRow, PlanSettings, RoundCost
+from planner.schedule import MASK_METHODS, METHODS, SRD_METHODS, Afforded, MethodSpec, afford
+
+
+def round_cost(
+    *,
+    n: int,
+    d_down: float,
+    d_up: float,
+    settings: PlanSettings,
+    precisions: tuple[str, str] | None = None,
+) -> RoundCost:
+    """Bytes and seconds of one round for an n-entry adapter (the planner's one cost function);
+    ``precisions`` = (download, upload), default the primary pair."""
+    k_down = kept_entries(n, d_down)
+    k_up = kept_entries(n, d_up)
+    p_down, p_up = precisions or settings.precision_pairs[0]
+    enc = settings.encoding
+    enc_down, b_down = resolve_encoding(n, k_down, encoding=enc, precision=p_down)
+    enc_up, b_up = resolve_encoding(n, k_up, encoding=enc, precision=p_up)
+    net = settings.network
+    return RoundCost(
+        n=n,
+        k_down=k_down,
+        k_up=k_up,
+        bytes_down=b_down,
+        bytes_up=b_up,
+        encoding_down=enc_down,
+        encoding_up=enc_up,
+        bound_down=information_bound_bytes(n, k_down, precision=p_down),
+        bound_up=information_bound_bytes(n, k_up, precision=p_up),
+        seconds_down=transfer_seconds(b_down, net.down_mbps),
+        seconds_up=transfer_seconds(b_up, net.up_mbps),
+        seconds_per_round=fleet_round_seconds(
+            bytes_down=b_down,
+            bytes_up=b_up,
+            network=net,
+            clients_per_round=settings.clients_per_round,
+            compute_seconds=settings.compute_seconds,
+        ),
+        bytes_per_round=settings.clients_per_round * (b_down + b_up),
+    )
+
+
+def adapter_size(settings: PlanSettings, rank: int, *, method: str = "floss") -> int:
+    """n(r) as the method trains it (ffa: A frozen, so B and the head only)."""
+    return settings.model.adapter_params(
+        rank,
+        num_labels=settings.num_labels,
+        head_params=settings.head_params,
+        freeze_a=method == "ffa",
+    )
+
+
+def dense_round_cost(settings: PlanSettings) -> RoundCost:
+    """The dense reference round: dense LoRA at ``ref_rank``, always dense-encoded fp32 values,
+    whatever encoding or precision the plan forces (the budget must not move with them)."""
+    from dataclasses import replace
+
+    return round_cost(
+        n=adapter_size(settings, settings.ref_rank),
+        d_down=1.0,
+        d_up=1.0,
+        settings=replace(
+            settings, encoding="dense", precision="fp32", precision_down=(), precision_up=()
+        ),
+    )
+
+
+def heuristic_pairs(settings: PlanSettings) -> list[tuple[float, float]]:
+    """(d_down, d_up = d_down / S) for each heuristic download density, dense first."""
+    s = settings.up_slowdown
+    return [(d, min(d / s, 1.0)) for d in sorted(settings.heuristic_down, reverse=True)]
+
+
+def uniform_rounds(
+    settings: PlanSettings, cost: RoundCost, budget_seconds: float | None, budget_bytes: int | None
+) -> int:
+    if budget_seconds is not None:
+        rounds = rounds_affordable(
+            budget_amount=budget_seconds, cost_per_round=cost.seconds_per_round
+        )
+    else:
+        rounds = (budget_bytes or 0) // cost.bytes_per_round  # integers: exact
+    if settings.max_rounds is not None:
+        rounds = min(rounds, settings.max_rounds)
+    return rounds
+
+
+def _uniform_row(
+    settings: PlanSettings,
+    *,
+    method: str,
+    rank: int,
+    n: int,
+    d_down: float,
+    d_up: float,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+    precisions: tuple[str, str],
+) -> PlanRow | None:
+    """floss, dense or ffa: every round costs the same, so rounds = floor(budget / cost)."""
+    cost = round_cost(n=n, d_down=d_down, d_up=d_up, settings=settings, precisions=precisions)
+    rounds = uniform_rounds(settings, cost, budget_seconds, budget_bytes)
+    if rounds < settings.min_rounds:
+        return None
+    return PlanRow(
+        method=method,
+        rank=rank,
+        d_down=d_down,
+        d_up=d_up,
+        n=n,
+        k_down=cost.k_down,
+        k_up=cost.k_up,
+        bytes_down=cost.bytes_down,
+        bytes_up=cost.bytes_up,
+        encoding_down=cost.encoding_down,
+        encoding_up=cost.encoding_up,
+        bound_bytes_down=cost.bound_down,
+        bound_bytes_up=cost.bound_up,
+        seconds_down=cost.seconds_down,
+        seconds_up=cost.seconds_up,
+        seconds_per_round=cost.seconds_per_round,
+        bytes_per_round=cost.bytes_per_round,
+        rounds=rounds,
+        total_bytes=rounds * cost.bytes_per_round,
+        total_seconds=rounds * cost.seconds_per_round,
+        precision_down=precisions[0],
+        precision_up=precisions[1],
+    )
+
+
+def _afford_within(
+    settings: PlanSettings,
+    spec: MethodSpec,
+    *,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+) -> Afforded | None:
+    """What the budget buys a method with a seeded schedule on the settings' network and
+    population (``planner.schedule.afford``); None below ``min_rounds``."""
+    got = afford(
+        spec,
+        network=settings.network,
+        seed=settings.seed,
+        num_clients=settings.num_clients,
+        clients_per_round=settings.clients_per_round,
+        compute_seconds=settings.compute_seconds,
+        budget_seconds=budget_seconds,
+        budget_bytes=budget_bytes,
+        max_rounds=settings.max_rounds,
+    )
+    return None if got.rounds < settings.min_rounds else got
+
+
+def _schedule_row(
+    settings: PlanSettings,
+    *,
+    method: str,
+    rank: int,
+    n: int,
+    density: float,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+    precisions: tuple[str, str],
+) -> PlanRow | None:
+    """sparseadapter or adapterlth: the seeded schedule's rounds; per-round columns are means."""
+    p_down, p_up = precisions
+    spec = MethodSpec(
+        method=method,
+        n=n,
+        d_down=density,
+        d_up=density,
+        keep_rate=settings.keep_rate,
+        floor=settings.floor,
+        encoding=settings.encoding,
+        precision=settings.precision,
+        precision_down=p_down,
+        precision_up=p_up,
+    )
+    got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
+    if got is None:
+        return None
+    k = max(1, round(got.mean_density * n))
+    full_encoding = resolve_encoding(n, k, encoding=settings.encoding, precision=p_down)[0]
+    net = settings.network
+    lth = method == "adapterlth"
+    return PlanRow(
+        method=method,
+        rank=rank,
+        d_down=k / n if lth else density,
+        d_up=k / n if lth else density,
+        n=n,
+        k_down=k,
+        k_up=k,
+        bytes_down=round(got.mean_bytes_down),
+        bytes_up=round(got.mean_bytes_up),
+        encoding_down=f"values/{full_encoding}",
+        encoding_up="values",
+        # both ends hold the mask: values carry all the information (k * v)
+        bound_bytes_down=float(values_bytes(k, p_down)),
+        bound_bytes_up=float(values_bytes(k, p_up)),
+        seconds_down=transfer_seconds(round(got.mean_bytes_down), net.down_mbps),
+        seconds_up=transfer_seconds(round(got.mean_bytes_up), net.up_mbps),
+        seconds_per_round=got.mean_seconds,
+        bytes_per_round=round(got.total_bytes / max(got.rounds, 1)),
+        rounds=got.rounds,
+        total_bytes=got.total_bytes,
+        total_seconds=got.total_seconds,
+        keep_rate=settings.keep_rate if lth else None,
+        floor=settings.floor if lth else None,
+        precision_down=p_down,
+        precision_up=p_up,
+    )
+
+
+def srd_pairs(settings: PlanSettings, rank: int) -> tuple[tuple[int, int], ...]:
+    """(entries of A, of B) of every LoRA pair the model profile targets at ``rank`` (a raw
+    ``--lora-params`` profile has no modules: () prices P as one pair of halves)."""
+    return tuple(
+        (rank * m.d_in, rank * m.d_out) for m in settings.model.modules for _ in range(m.count)
+    )
+
+
+def _srd_row(
+    settings: PlanSettings,
+    *,
+    method: str,
+    rank: int,
+    n: int,
+    budget_seconds: float | None,
+    budget_bytes: int | None,
+    precisions: tuple[str, str],
+) -> PlanRow | None:
+    """fedsrd or fedsrd-e at the authors' defaults: the seeded schedule's rounds (catch-up
+    downloads), uploads at the rule's expected density (``planner.srd``); columns are means."""
+    p_down, p_up = precisions
+    spec = MethodSpec(
+        method=method,
+        n=n,
+        srd_pairs=srd_pairs(settings, rank),
+        encoding=settings.encoding,
+        precision=settings.precision,
+        precision_down=p_down,
+        precision_up=p_up,
+    )
+    got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
+    if got is None:
+        return None
+    k_down = max(1, round(got.mean_density * n))
+    k_up = spec.srd_upload_entries()
+    enc_up, _ = resolve_encoding(n, k_up, encoding=settings.encoding, precision=p_up)
+    net = settings.network
+    return PlanRow(
+        method=method,
+        rank=rank,
+        d_down=k_down / n,
+        d_up=k_up / n,
+        n=n,
+        k_down=k_down,
+        k_up=k_up,
+        bytes_down=round(got.mean_bytes_down),
+        bytes_up=round(got.mean_bytes_up),
+        encoding_down="catch-up",  # the deltas a client missed, or a dense fp32 P
+        encoding_up=enc_up,
+        bound_bytes_down=information_bound_bytes(n, k_down, precision=p_down),
+        bound_bytes_up=information_bound_bytes(n, k_up, precision=p_up),
+        seconds_down=transfer_seconds(round(got.mean_bytes_down), net.down_mbps),
+        seconds_up=transfer_seconds(round(got.mean_bytes_up), net.up_mbps),
+        seconds_per_round=got.mean_seconds,
+        bytes_per_round=round(got.total_bytes / max(got.rounds, 1)),
+        rounds=got.rounds,
+        total_bytes=got.total_bytes,
+        total_seconds=got.total_seconds,
+        precision_down=p_down,
+        precision_up=p_up,
+    )
+
+
+RowKey = tuple[str, int, Fraction, Fraction, str, str]
+
+
+def row_key(r: PlanRow) -> RowKey:
+    return (
+        r.method,
+        r.rank,
+        density_key(r.d_down),
+        density_key(r.d_up),
+        r.precision_down,
+        r.precision_up,
+    )
+
+
+def method_rows(
+    settings: PlanSettings, budget_seconds: float | None, budget_bytes: int | None
+) -> tuple[list[PlanRow], int]:
+    """Every feasible row of every requested method, and how many configs were infeasible."""
+    rows: list[PlanRow] = []
+    infeasible = 0
+    sizes: dict[tuple[int, str], int] = {}
+
+    def size(rank: int, method: str) -> int:
+        key = (rank, "ffa" if method == "ffa" else "lora")
+        if key not in sizes:
+            sizes[key] = adapter_size(settings, rank, method=method)
+        return sizes[key]
+
+    ranks = sorted({*settings.ranks, settings.ref_rank}, reverse=True)
+    pairs = settings.precision_pairs
+    for method in (m for m in METHODS if m in settings.methods):
+        found: list[PlanRow | None] = []
+        if method == "floss":
+            heuristic = heuristic_pairs(settings)
+            values = {
+                density_key(d): d
+                for d in (
+                    *settings.d_down,
+                    *settings.d_up,
+                    1.0,
+                    *(x for p in heuristic for x in p),
+                )
+            }
+            extra = {(settings.ref_rank, density_key(dd), density_key(du)) for dd, du in heuristic}
+            extra.add((settings.ref_rank, density_key(1.0), density_key(1.0)))
+            configs = {
+                (r, density_key(dd), density_key(du))
+                for r in settings.ranks
+                for dd in settings.d_down
+                for du in settings.d_up
+            } | extra
+            for rank, kd, ku in sorted(configs, reverse=True):
+                for pair in pairs:
+                    found.append(
+                        _uniform_row(
+                            settings,
+                            method=method,
+                            rank=rank,
+                            n=size(rank, method),
+                            d_down=values[kd],
+                            d_up=values[ku],
+                            budget_seconds=budget_seconds,
+                            budget_bytes=budget_bytes,
+                            precisions=pair,
+                        )
+                    )
+        elif method in MASK_METHODS:
+            densities = (
+                sorted({density_key(d): d for d in settings.d_up}.values(), reverse=True)
+                if method == "sparseadapter"
+                else [1.0]
+            )
+            for rank in ranks:
+                for d in densities:
+                    for pair in pairs:
+                        found.append(
+                            _schedule_row(
+                                settings,
+                                method=method,
+                                rank=rank,
+                                n=size(rank, method),
+                                density=d,
+                                budget_seconds=budget_seconds,
+                                budget_bytes=budget_bytes,
+                                precisions=pair,
+                            )
+                        )
+        elif method in SRD_METHODS:
+            for rank in ranks:
+                for pair in pairs:
+                    found.append(
+                        _srd_row(
+                            settings,
+                            method=method,
+                            rank=rank,
+                            n=size(rank, method),
+                            budget_seconds=budget_seconds,
+                            budget_bytes=budget_bytes,
+                            precisions=pair,
+                        )
+                    )
+        else:  # dense, ffa
+            for rank in ranks:
+                for pair in pairs:
+                    found.append(
+                        _uniform_row(
+                            settings,
+                            method=method,
+                            rank=rank,
+                            n=size(rank, method),
+                            d_down=1.0,
+                            d_up=1.0,
+                            budget_seconds=budget_seconds,
+                            budget_bytes=budget_bytes,
+                            precisions=pair,
+                        )
+                    )
+        infeasible += sum(r is None for r in found)
+        rows += [r for r in found if r is not None]
+    return rows, infeasible
