@@ -10,10 +10,11 @@ differs), the method's hooks and the records. A round:
 2. ``trainer.round.server_download``; each sampled client's node gets its own message (a
    ``full``/``mask`` message with positions, or ``values`` at a mask it holds): the codec's
    payload as a uint8 ``Array`` (``federation.wire``);
-3. the ClientApps train (``federation.client``) and reply with their encoded top-k;
-4. each reply is checked and decoded as ``trainer.sparse`` decodes it; a failed or bad reply is
-   dropped from the round (logged, kept in ``dropped``), the rest are aggregated in client order
-   by ``trainer.round.server_aggregate``;
+3. the ClientApps train (``federation.client``) and reply with their encoded top-k (the grid's
+   push and pull: ``federation.exchange``);
+4. each reply is checked and decoded as ``trainer.sparse`` decodes it (``federation.replies``);
+   a failed or bad reply is dropped from the round (logged, kept in ``dropped``), the rest are
+   aggregated in client order by ``trainer.round.server_aggregate``;
 5. ``RunSession.close_round``: evaluation and the ``RoundRecord``; a checkpoint every
    ``checkpoint_every`` rounds and at the last round in the trainer's format. A ServerApp
    started again with the same ``out-dir`` continues from it (with more rounds: a finished run
@@ -44,17 +45,9 @@ from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from federation.config import AppSettings, config_digest, from_run_config
-from federation.wire import (
-    DOWNLOAD,
-    META,
-    UPLOAD,
-    FederationError,
-    decode_vector,
-    message_content,
-    meta_int,
-    read_message,
-)
-from planner.encoding import kept_entries
+from federation.exchange import exchange, message_id, reply_reason
+from federation.replies import Upload, read_late, read_upload
+from federation.wire import DOWNLOAD, META, FederationError, message_content, meta_int
 from trainer.checkpoint import find_checkpoint
 from trainer.config import RunConfig
 from trainer.fedsrd import FedSRD
@@ -76,15 +69,6 @@ class Dropped:
     reason: str
     node: int | None = None  # the SuperNode it was sent to
     bytes_down: int = 0  # the download the round's record counts for it
-
-
-@dataclass(frozen=True)
-class _Upload:
-    vector: torch.Tensor
-    nbytes: int
-    k: int
-    loss: float
-    steps: int
 
 
 class FlossStrategy:
@@ -167,7 +151,7 @@ class FlossStrategy:
         for reply in exchange(grid, queries, timeout=None):
             node = reply.metadata.src_node_id
             if reply.has_error():
-                raise FederationError(f"node {node} failed at start: {_reason(reply)}")
+                raise FederationError(f"node {node} failed at start: {reply_reason(reply)}")
             meta = dict(reply.content.config_records[META])
             what = f"node {node}"
             pid = meta_int(meta, "partition-id", what)
@@ -194,23 +178,6 @@ class FlossStrategy:
         return nodes
 
     # -- one round -----------------------------------------------------------------------
-    def expected_upload(self, density: float | None = None) -> tuple[str, int | None]:
-        """(kind, k) of this round's uploads: a client's top-k with positions (at ``density``
-        when the client has its own, fleets), or values at the fixed mask both ends hold;
-        FedSRD's k is the client's own (its rule keeps what its scores say): None."""
-        m = self.method
-        if isinstance(m, FedSRD):
-            return "full", None
-        if isinstance(m, FixedMask):
-            return ("full", self.session.n) if m.positions is None else ("values", m.k)
-        assert isinstance(m, TopK)
-        d_up = m.d_up if density is None else density
-        if self.config.topk == "global" or d_up >= 1:
-            return "full", kept_entries(self.session.n, d_up)
-        return "full", sum(
-            kept_entries(s.stop - s.start, d_up) for s in self.trainee.adapter.slices
-        )
-
     def configure_train(self, r: int, plan: RoundPlan) -> tuple[list[Message], list[int], float]:
         """Each sampled client's TRAIN message of round ``r``; (messages, download bytes of each,
         the download density recorded)."""
@@ -263,54 +230,6 @@ class FlossStrategy:
             )
         return messages, list(bytes_down), d_down
 
-    def _open_reply(
-        self, reply: Message, r: int, client: int, what: str
-    ) -> tuple[bytes, dict[str, Any]]:
-        """(payload, meta) of a reply that is an upload of round ``r`` by ``client``."""
-        if reply.has_error():
-            if reply.metadata.src_node_id != self.nodes.get(client):
-                # the SuperLink answers for a node that did not take or answer the message
-                raise FederationError(
-                    f"{what}: its node did not answer (the SuperLink replied: {_reason(reply)})"
-                )
-            raise FederationError(f"{what}: the ClientApp failed: {_reason(reply)}")
-        payload, meta = read_message(reply.content, UPLOAD, what)
-        if meta.get("round") != r or meta.get("client") != client:
-            raise FederationError(
-                f"{what}: the reply is for round {meta.get('round')}, client {meta.get('client')}."
-            )
-        return payload, meta
-
-    def read_reply(
-        self, reply: Message, r: int, client: int, density: float | None = None
-    ) -> _Upload:
-        what = f"round {r}, client {client} (node {self.nodes.get(client)}), upload"
-        payload, meta = self._open_reply(reply, r, client, what)
-        kind, expected = self.expected_upload(density)
-        k = meta_int(meta, "k", what, low=1) if expected is None else expected
-        if meta.get("kind") != kind or meta.get("k") != k or k > self.session.n:
-            shown = f"k={k}" if expected is not None else f"1 <= k <= {self.session.n}"
-            raise FederationError(
-                f"{what}: expected a {kind!r} upload of {shown}, got {meta.get('kind')!r} of "
-                f"k={meta.get('k')}."
-            )
-        loss = meta.get("loss")
-        if isinstance(loss, bool) or not isinstance(loss, (int, float)):
-            raise FederationError(f"{what}: meta 'loss' must be a number, got {loss!r}.")
-        vector = decode_vector(
-            payload,
-            kind=kind,
-            n=self.session.n,
-            k=k,
-            encoding=self.config.encoding,
-            precision=self.config.wire_precisions[1],  # the uploads' value precision
-            positions=getattr(self.method, "positions", None),
-            device=self.trainee.device,
-            what=what,
-        )
-        steps = meta_int(meta, "steps", what)
-        return _Upload(vector=vector, nbytes=len(payload), k=k, loss=float(loss), steps=steps)
-
     def drop(self, r: int, client: int, reason: str, *, bytes_down: int = 0) -> None:
         node = self.nodes.get(client)
         self.dropped.append(
@@ -322,16 +241,6 @@ class FlossStrategy:
             "round %d: dropped client %d (partition-id %d, node %s): %s",
             r, client, client, node, reason,
         )  # fmt: skip
-
-    def read_late(self, reply: Message, r: int, client: int) -> None:
-        """A modeled straggler's reply: an empty upload for this round and client."""
-        what = f"round {r}, client {client} (node {self.nodes.get(client)}), late reply"
-        payload, meta = self._open_reply(reply, r, client, what)
-        if payload or meta.get("late") != 1:
-            raise FederationError(
-                f"{what}: a client told it misses the deadline must reply with an empty upload, "
-                f"got {len(payload)} bytes."
-            )
 
     def run_round(self, grid: Grid, r: int) -> RoundRecord:
         tick = time.perf_counter()
@@ -348,10 +257,10 @@ class FlossStrategy:
         client_of = {node: c for c, node in self.nodes.items()}
         # a reply answers one message: its id names the client, also when the SuperLink itself
         # answers for a node that is gone (that reply's source is the SuperLink, not the node)
-        answers = {_message_id(m): client_of.get(m.metadata.dst_node_id) for m in messages}
+        answers = {message_id(m): client_of.get(m.metadata.dst_node_id) for m in messages}
         down_of = dict(zip(sampled, bytes_down, strict=True))
         d_up_of = dict(zip(sampled, plan.d_up, strict=True)) if plan.d_up is not None else {}
-        uploads: dict[int, _Upload] = {}
+        uploads: dict[int, Upload] = {}
         answered: set[int] = set()
         for reply in replies:
             c = answers.get(reply.metadata.reply_to_message_id)
@@ -362,15 +271,26 @@ class FlossStrategy:
                     "round %d: ignored a reply from node %s to a message of another round or "
                     "client (%s)",
                     r, reply.metadata.src_node_id,
-                    _reason(reply) if reply.has_error() else "an upload",
+                    reply_reason(reply) if reply.has_error() else "an upload",
                 )  # fmt: skip
                 continue
             answered.add(c)
             try:
                 if c in kept_plan:
-                    uploads[c] = self.read_reply(reply, r, c, d_up_of.get(c))
+                    uploads[c] = read_upload(
+                        reply,
+                        r,
+                        c,
+                        node=self.nodes.get(c),
+                        method=self.method,
+                        config=self.config,
+                        n=self.session.n,
+                        slices=self.trainee.adapter.slices,
+                        device=self.trainee.device,
+                        density=d_up_of.get(c),
+                    )
                 else:
-                    self.read_late(reply, r, c)
+                    read_late(reply, r, c, node=self.nodes.get(c))
             except FederationError as exc:
                 self.drop(r, c, str(exc), bytes_down=down_of[c])
         for c in sampled:
@@ -501,44 +421,6 @@ def flower_log_stream() -> Iterator[None]:
         for handler in added:
             logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def _message_id(message: Message) -> str:
-    """The id a reply to ``message`` carries (set when the grid pushed it)."""
-    return str(message.metadata.message_id or message.object_id)
-
-
-def _reason(reply: Message) -> str:
-    reason = reply.error.reason or f"error code {reply.error.code}"
-    # Flower wraps exceptions as "<class 'X'>:<'message'>"; keep the message
-    if ":<'" in reason:
-        reason = reason.split(":<'", 1)[1].rstrip(">'")
-    return reason.strip().splitlines()[-1] if reason.strip() else reason
-
-
-# How often the ServerApp asks the SuperLink for replies. Flower's Grid.send_and_receive sleeps
-# 3 s between pulls, so every exchange (the start-up query, each round) waited up to 3 s after
-# its last reply had arrived; a pull is one small request to the SuperLink.
-PULL_SECONDS = 0.2
-
-
-def exchange(grid: Grid, messages: list[Message], *, timeout: float | None) -> list[Message]:
-    """``grid.send_and_receive`` with a short pull interval: push ``messages``, then pull their
-    replies every PULL_SECONDS until each has one or ``timeout`` seconds have passed; replies in
-    the order their messages were sent."""
-    order = {mid: i for i, mid in enumerate(grid.push_messages(messages))}
-    waiting = set(order)
-    end = time.monotonic() + (timeout or 0.0)
-    replies: list[Message] = []
-    while waiting:
-        got = list(grid.pull_messages([m for m in order if m in waiting]))
-        replies += got
-        waiting -= {m.metadata.reply_to_message_id for m in got}
-        if not waiting or (timeout is not None and time.monotonic() >= end):
-            break
-        time.sleep(PULL_SECONDS)
-    # in the order the messages were sent, whatever order the replies arrived in
-    return sorted(replies, key=lambda m: order.get(m.metadata.reply_to_message_id, len(order)))
 
 
 RESULTS_ENV = "FLOSS_FLOWER_RESULTS"  # where runs without an out-dir write (a folder per run)

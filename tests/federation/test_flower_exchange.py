@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from federation.server import PULL_SECONDS, exchange
+from federation.exchange import PULL_SECONDS, exchange
 
 
 class SlowGrid:
