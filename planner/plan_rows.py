@@ -206,34 +206,23 @@ def _schedule_row(
         return None
     k = max(1, round(got.mean_density * n))
     full_encoding = resolve_encoding(n, k, encoding=settings.encoding, precision=p_down)[0]
-    net = settings.network
     lth = method == "adapterlth"
-    return PlanRow(
+    return _mean_row(
+        settings,
+        got,
         method=method,
         rank=rank,
+        n=n,
+        precisions=precisions,
         d_down=k / n if lth else density,
         d_up=k / n if lth else density,
-        n=n,
         k_down=k,
         k_up=k,
-        bytes_down=round(got.mean_bytes_down),
-        bytes_up=round(got.mean_bytes_up),
-        encoding_down=f"values/{full_encoding}",
-        encoding_up="values",
+        encodings=(f"values/{full_encoding}", "values"),
         # both ends hold the mask: values carry all the information (k * v)
-        bound_bytes_down=float(values_bytes(k, p_down)),
-        bound_bytes_up=float(values_bytes(k, p_up)),
-        seconds_down=transfer_seconds(round(got.mean_bytes_down), net.down_mbps),
-        seconds_up=transfer_seconds(round(got.mean_bytes_up), net.up_mbps),
-        seconds_per_round=got.mean_seconds,
-        bytes_per_round=round(got.total_bytes / max(got.rounds, 1)),
-        rounds=got.rounds,
-        total_bytes=got.total_bytes,
-        total_seconds=got.total_seconds,
+        bounds=(float(values_bytes(k, p_down)), float(values_bytes(k, p_up))),
         keep_rate=settings.keep_rate if lth else None,
         floor=settings.floor if lth else None,
-        precision_down=p_down,
-        precision_up=p_up,
     )
 
 
@@ -273,30 +262,71 @@ def _srd_row(
     k_down = max(1, round(got.mean_density * n))
     k_up = spec.srd_upload_entries()
     enc_up, _ = resolve_encoding(n, k_up, encoding=settings.encoding, precision=p_up)
+    return _mean_row(
+        settings,
+        got,
+        method=method,
+        rank=rank,
+        n=n,
+        precisions=precisions,
+        d_down=k_down / n,
+        d_up=k_up / n,
+        k_down=k_down,
+        k_up=k_up,
+        encodings=("catch-up", enc_up),  # down: the deltas a client missed, or a dense fp32 P
+        bounds=(
+            information_bound_bytes(n, k_down, precision=p_down),
+            information_bound_bytes(n, k_up, precision=p_up),
+        ),
+    )
+
+
+def _mean_row(
+    settings: PlanSettings,
+    got: Afforded,
+    *,
+    method: str,
+    rank: int,
+    n: int,
+    precisions: tuple[str, str],
+    d_down: float,
+    d_up: float,
+    k_down: int,
+    k_up: int,
+    encodings: tuple[str, str],
+    bounds: tuple[float, float],
+    keep_rate: float | None = None,
+    floor: float | None = None,
+) -> PlanRow:
+    """The row of a method priced on its seeded schedule: its per-round columns are the means
+    of what the budget bought (``got``); (download, upload) pairs for the encodings and bounds."""
     net = settings.network
+    bytes_down, bytes_up = round(got.mean_bytes_down), round(got.mean_bytes_up)
     return PlanRow(
         method=method,
         rank=rank,
-        d_down=k_down / n,
-        d_up=k_up / n,
+        d_down=d_down,
+        d_up=d_up,
         n=n,
         k_down=k_down,
         k_up=k_up,
-        bytes_down=round(got.mean_bytes_down),
-        bytes_up=round(got.mean_bytes_up),
-        encoding_down="catch-up",  # the deltas a client missed, or a dense fp32 P
-        encoding_up=enc_up,
-        bound_bytes_down=information_bound_bytes(n, k_down, precision=p_down),
-        bound_bytes_up=information_bound_bytes(n, k_up, precision=p_up),
-        seconds_down=transfer_seconds(round(got.mean_bytes_down), net.down_mbps),
-        seconds_up=transfer_seconds(round(got.mean_bytes_up), net.up_mbps),
+        bytes_down=bytes_down,
+        bytes_up=bytes_up,
+        encoding_down=encodings[0],
+        encoding_up=encodings[1],
+        bound_bytes_down=bounds[0],
+        bound_bytes_up=bounds[1],
+        seconds_down=transfer_seconds(bytes_down, net.down_mbps),
+        seconds_up=transfer_seconds(bytes_up, net.up_mbps),
         seconds_per_round=got.mean_seconds,
         bytes_per_round=round(got.total_bytes / max(got.rounds, 1)),
         rounds=got.rounds,
         total_bytes=got.total_bytes,
         total_seconds=got.total_seconds,
-        precision_down=p_down,
-        precision_up=p_up,
+        keep_rate=keep_rate,
+        floor=floor,
+        precision_down=precisions[0],
+        precision_up=precisions[1],
     )
 
 
