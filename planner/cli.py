@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -35,6 +35,9 @@ from planner.settings import (
     check_plan_options,
 )
 from planner.work import NOTE_SECONDS, check_plan_work
+
+if TYPE_CHECKING:  # planner.fleet loads only when a fleet is planned
+    from planner.fleet_request import FleetOptions
 
 app = new_app(
     help_text="floss: communication-budget planning and autotuning for federated LoRA with "
@@ -244,15 +247,7 @@ def plan_command(
     per policy pair (--all: every row)."""
     given = given_options()
     try:
-        if output_format not in FORMATS:
-            raise ValueError(
-                f"--format must be one of {', '.join(FORMATS)}, but got {output_format!r}."
-            )
-        if limit is not None and limit < 1:
-            raise ValueError(f"--limit must be at least 1, but got {limit}.")
-        limits.check_fields({"limit": limit}, spell=options.flag)
-        if output is not None:  # before the plan is computed, not after
-            check_output_file(output, what="--output")
+        _check_output_options(output_format, limit=limit, output=output)
         settings = build_settings(
             budget=budget,
             profile=profile,
@@ -293,37 +288,34 @@ def plan_command(
             deadline=deadline,
         )
         if fleet is not None:
+            from planner.fleet_request import FleetOptions
+
+            fleet_options = FleetOptions(
+                fleet=fleet,
+                round_policy=round_policy,
+                deadline=deadline,
+                over_selection=(
+                    DEFAULT_OVER_SELECTION if over_selection is None else over_selection
+                ),
+                density_policy=density_policy,
+                tier_densities=tier_densities,
+                density_grid=density_grid,
+                adapt_down=adapt_down,
+                max_dropped=max_dropped,
+            )
             with working(f"planning on fleet {fleet}", enabled=progress):
                 text = _fleet_text(
                     settings,
-                    fleet=fleet,
-                    round_policy=round_policy,
-                    deadline=deadline,
-                    over_selection=(
-                        DEFAULT_OVER_SELECTION if over_selection is None else over_selection
-                    ),
-                    density_policy=density_policy,
-                    tier_densities=tier_densities,
-                    density_grid=density_grid,
-                    adapt_down=adapt_down,
-                    max_dropped=max_dropped,
-                    output_format=output_format,
+                    fleet_options,
+                    given=given,
+                    fmt=output_format,
                     limit=limit,
                     show_all=show_all,
-                    given=given,
                 )
         else:
-            seconds = check_plan_work(settings)  # refused above its stated limit, before work
-            if seconds > NOTE_SECONDS:
-                typer.echo(
-                    f"note: about {seconds:,.0f} s of work (the seeded schedules of sparseadapter/"
-                    f"adapterlth over {settings.num_clients:,} clients, as measured on a 2-core "
-                    "machine).",
-                    err=True,
-                )
-            with working("planning", enabled=progress):
-                result: Plan = plan(settings)
-            text = render_plan(result, fmt=output_format, limit=limit, show_all=show_all)
+            text = _plan_text(
+                settings, fmt=output_format, limit=limit, show_all=show_all, progress=progress
+            )
         write_output(text, output)
         if output is not None:  # the plan went to the file: one line says so
             typer.echo(
@@ -334,40 +326,52 @@ def plan_command(
         fail(str(exc))
 
 
+def _check_output_options(output_format: str, *, limit: int | None, output: Path | None) -> None:
+    """--format, --limit and --output, refused before the plan is computed, not after."""
+    if output_format not in FORMATS:
+        raise ValueError(
+            f"--format must be one of {', '.join(FORMATS)}, but got {output_format!r}."
+        )
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, but got {limit}.")
+    limits.check_fields({"limit": limit}, spell=options.flag)
+    if output is not None:
+        check_output_file(output, what="--output")
+
+
+def _plan_text(
+    settings: PlanSettings, *, fmt: str, limit: int | None, show_all: bool, progress: bool
+) -> str:
+    """The plan on one network, rendered; a note first when it is minutes of work."""
+    seconds = check_plan_work(settings)  # refused above its stated limit, before work
+    if seconds > NOTE_SECONDS:
+        typer.echo(
+            f"note: about {seconds:,.0f} s of work (the seeded schedules of sparseadapter/"
+            f"adapterlth over {settings.num_clients:,} clients, as measured on a 2-core "
+            "machine).",
+            err=True,
+        )
+    with working("planning", enabled=progress):
+        result: Plan = plan(settings)
+    return render_plan(result, fmt=fmt, limit=limit, show_all=show_all)
+
+
 def _fleet_text(
     settings: PlanSettings,
+    fleet_options: FleetOptions,
     *,
-    fleet: str,
-    round_policy: str,
-    deadline: float | None,
-    over_selection: float,
-    density_policy: str | None,
-    tier_densities: str | None,
-    density_grid: str | None,
-    adapt_down: bool,
-    max_dropped: float | None,
-    output_format: str,
+    given: set[str],
+    fmt: str,
     limit: int | None,
     show_all: bool,
-    given: set[str],
 ) -> str:
+    """The plan on a fleet (``planner.fleet_request.fleet_plan``), rendered."""
     from planner.fleet_batch import keep_freed_memory
-    from planner.fleet_request import FleetOptions, fleet_plan
+    from planner.fleet_request import fleet_plan
 
     keep_freed_memory()  # a short-lived process: fewer page faults (planner.fleet_batch)
-    options = FleetOptions(
-        fleet=fleet,
-        round_policy=round_policy,
-        deadline=deadline,
-        over_selection=over_selection,
-        density_policy=density_policy,
-        tier_densities=tier_densities,
-        density_grid=density_grid,
-        adapt_down=adapt_down,
-        max_dropped=max_dropped,
-    )
-    result = fleet_plan(settings, options, given=given)
-    return render_fleet_plan(result, fmt=output_format, limit=limit, show_all=show_all)
+    result = fleet_plan(settings, fleet_options, given=given)
+    return render_fleet_plan(result, fmt=fmt, limit=limit, show_all=show_all)
 
 
 @app.command("profiles")
