@@ -84,7 +84,7 @@ def parse_args() -> argparse.Namespace:
 def deadline_for(args: argparse.Namespace, seed: int, n: int) -> float:
     """The planner's default deadline of the uniform configuration on this seed's fleet."""
     from planner.fleet import default_deadline, load_fleet
-    from planner.schedule import MethodSpec
+    from planner.method_spec import MethodSpec
 
     spec = MethodSpec(method="floss", n=n, d_down=0.25, d_up=CONFIGS[REFERENCE][2])
     return default_deadline(

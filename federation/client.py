@@ -36,7 +36,7 @@ from federation.wire import (
     meta_int,
     read_message,
 )
-from planner.schedule import SRD_METHODS
+from planner.method_spec import SRD_METHODS
 from trainer.config import RunConfig
 from trainer.methods import Method, make_method
 from trainer.round import Trainee, client_update
@@ -130,7 +130,11 @@ def _hold_residual(context: Context, residual: torch.Tensor) -> None:
 
 
 def _srd_start(
-    payload: bytes, meta: dict[str, Any], context: Context, config: RunConfig, rt: _Runtime,
+    payload: bytes,
+    meta: dict[str, Any],
+    context: Context,
+    config: RunConfig,
+    rt: _Runtime,
     what: str,
 ) -> torch.Tensor:
     """FedSRD's download: a dense P ("dense"), or the deltas this node missed ("chain") added

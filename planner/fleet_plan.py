@@ -39,9 +39,9 @@ from planner.fleet_shortlist import (
     heuristic_pairs,
 )
 from planner.limits import check
+from planner.method_spec import MethodSpec
 from planner.plan_rows import adapter_size
 from planner.plan_types import PlanSettings
-from planner.schedule import MethodSpec
 
 MAX_PLAN_CLIENTS = 1_000_000  # a fleet plan draws every client's link (~100 bytes each)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 from planner.encoding import parse_precision
+from planner.method_spec import METHODS
 from planner.model import MAX_RANK
-from planner.schedule import METHODS
 
 
 def parse_ints(text: str, *, name: str) -> tuple[int, ...]:

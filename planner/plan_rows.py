@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from planner.afford import Afforded, afford
 from planner.budget import rounds_affordable
 from planner.encoding import (
     information_bound_bytes,
@@ -19,10 +20,10 @@ from planner.encoding import (
     resolve_encoding,
     values_bytes,
 )
+from planner.method_spec import MASK_METHODS, METHODS, SRD_METHODS, MethodSpec
 from planner.network import fleet_round_seconds, transfer_seconds
 from planner.parse import density_key
 from planner.plan_types import PlanRow, PlanSettings, RoundCost
-from planner.schedule import MASK_METHODS, METHODS, SRD_METHODS, Afforded, MethodSpec, afford
 
 
 def round_cost(

@@ -16,9 +16,9 @@ from planner.budget import Budget
 from planner.encoding import check_density, check_encoding_choice, check_precision
 from planner.errors import PlanError
 from planner.limits import is_int
+from planner.method_spec import DEFAULT_KEEP_RATE, check_floor, check_keep_rate, check_method
 from planner.model import ModelProfile
 from planner.network import NetworkProfile
-from planner.schedule import DEFAULT_KEEP_RATE, check_floor, check_keep_rate, check_method
 
 DEFAULT_RANKS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
 DEFAULT_DENSITIES: tuple[float, ...] = tuple(2.0**-i for i in range(9))  # 1 .. 1/256

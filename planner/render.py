@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planner.method_spec import MASK_METHODS, SRD_METHODS
 from planner.parse import fmt_density
 from planner.plan_types import Plan, PlanRow, PlanSettings
-from planner.schedule import MASK_METHODS, SRD_METHODS
 from planner.srd import EXPECTED_KURTOSIS
 
 if TYPE_CHECKING:  # planner.fleet is imported only when a fleet is planned

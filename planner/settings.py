@@ -16,6 +16,7 @@ from planner import limits, options
 from planner.budget import parse_budget
 from planner.encoding import ENCODING_CHOICES, parse_precision
 from planner.limits import MAX_SEED
+from planner.method_spec import DEFAULT_KEEP_RATE, METHODS
 from planner.model import MAX_RANK
 from planner.parse import (
     fmt_densities,
@@ -34,7 +35,6 @@ from planner.plan_types import (
     PlanSettings,
 )
 from planner.profiles import load_model, load_network
-from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 
 DEFAULT_BUDGET = "50-dense-rounds"
 # The CLI's default strings spell the planner's own default grids, so the two cannot drift.

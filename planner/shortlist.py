@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from planner.method_spec import METHODS
 from planner.parse import density_key
 from planner.plan_rows import RowKey, heuristic_pairs, row_key
 from planner.plan_types import PlanRow, PlanSettings
-from planner.schedule import METHODS
 
 # The short list's reasons, in the order the rows appear (``why``); ``{...}`` are filled in.
 SHORT_LIST_REASONS = {

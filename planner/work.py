@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 
+from planner.method_spec import MASK_METHODS
 from planner.plan_types import PlanSettings
-from planner.schedule import MASK_METHODS
 
 EULER_GAMMA = 0.5772  # H_N ~ ln N + gamma: coupon collector's draws to see all N clients
 SECONDS_PER_DRAW = 61.0 / 84.7e6  # measured: default grid, --method all, 100,000 clients

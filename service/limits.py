@@ -21,8 +21,8 @@ from service.schemas import PlanRequest
 
 def mask_configurations(req: PlanRequest) -> int:
     """The grid's sparseadapter and adapterlth configurations (rank x density x precisions)."""
+    from planner.method_spec import MASK_METHODS
     from planner.parse import parse_densities, parse_ints, parse_methods, parse_precisions
-    from planner.schedule import MASK_METHODS
 
     methods = [m for m in parse_methods(str(req.method)) if m in MASK_METHODS]
     if not methods:

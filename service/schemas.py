@@ -17,6 +17,7 @@ from planner import limits
 from planner.budget import BUDGET_HELP, parse_budget
 from planner.encoding import ENCODING_CHOICES, PRECISIONS
 from planner.limits import DEFAULT_OVER_SELECTION
+from planner.method_spec import DEFAULT_KEEP_RATE, METHODS
 from planner.parse import (
     parse_densities,
     parse_density,
@@ -28,7 +29,6 @@ from planner.parse import (
 )
 from planner.plan_types import DEFAULT_NUM_CLIENTS, REF_RANK
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK
-from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from planner.settings import (
     DEFAULT_BUDGET,
     DEFAULT_DENSITIES_TEXT,

@@ -18,9 +18,9 @@ import time
 from html import escape
 from typing import Any
 
+from planner.method_spec import METHODS
 from planner.parse import fmt_density
 from planner.render import fmt_bytes, fmt_seconds
-from planner.schedule import METHODS
 
 FORM_FIELDS = (
     ("budget", "budget", "50-dense-rounds, 6h, 2GB"),

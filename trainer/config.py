@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from planner.encoding import ENCODING_CHOICES, QUANTIZED, parse_precision
 from planner.limits import DEFAULT_OVER_SELECTION, MAX_SEED, is_int, is_number
-from planner.parse import fraction_value
-from planner.schedule import (
+from planner.method_spec import (
     DEFAULT_KEEP_RATE,
     METHODS,
     SRD_METHODS,
     check_floor,
     check_keep_rate,
 )
+from planner.parse import fraction_value
 from planner.srd import (
     DEFAULT_BASE,
     DEFAULT_COEFF,

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from planner.encoding import kept_entries
-from planner.schedule import lth_next_density, mask_entries
+from planner.method_spec import lth_next_density, mask_entries
 from trainer.config import RunConfig
 from trainer.flat import Slice
 from trainer.method_base import Method, UploadAt

@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 
 from planner.fleet import FleetSetup, check_deadline_reachable, fleet_round, served_shares
+from planner.method_spec import MethodSpec
 from planner.network import NetworkProfile, client_round_seconds
 from planner.sampling import round_draws
-from planner.schedule import MethodSpec, RoundPrice, synchronous_seconds
+from planner.schedule import RoundPrice, synchronous_seconds
 from trainer.budget import SpendGuard, method_spec, resolve_budget_rounds, spend_guard
 from trainer.checkpoint import (
     Checkpoint,

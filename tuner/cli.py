@@ -17,9 +17,9 @@ import typer
 
 from planner import command
 from planner.command import fail, new_app, run_typer
+from planner.method_spec import DEFAULT_KEEP_RATE
 from planner.parse import parse_floats, parse_grid, parse_names, parse_precisions
 from planner.plan_types import DEFAULT_HEURISTIC_DOWN, REF_RANK
-from planner.schedule import DEFAULT_KEEP_RATE
 from planner.settings import DEFAULT_BUDGET
 from trainer import interrupt  # stdlib only
 from tuner.settings import DEFAULT_STORAGE, DEFAULT_STUDY, METRICS, PRUNERS, SAMPLERS

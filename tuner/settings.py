@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from planner.schedule import METHODS
+from planner.method_spec import METHODS
 
 PrunerName = Literal["sha", "hyperband", "median", "none"]
 SamplerName = Literal["tpe", "random"]

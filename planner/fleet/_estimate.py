@@ -14,7 +14,7 @@ from planner.fleet._links import assign_links
 from planner.fleet._rounds import check_compute_seconds, client_pricer, price_fleet_rounds
 from planner.fleet._setup import DEFAULT_OVER_SELECTION, FleetSetup
 from planner.limits import check_derived
-from planner.schedule import MethodSpec, uniform_densities
+from planner.method_spec import MethodSpec, uniform_densities
 
 ESTIMATE_ROUNDS = 500  # seeded rounds the planner walks per policy before extrapolating
 

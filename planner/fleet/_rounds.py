@@ -33,9 +33,10 @@ from planner.fleet._setup import (
     format_density,
     grid_under,
 )
+from planner.method_spec import MethodSpec, topk_message_bytes, uniform_densities
 from planner.network import round_seconds
 from planner.sampling import sample_clients
-from planner.schedule import MethodSpec, RoundPrice, topk_message_bytes, uniform_densities
+from planner.schedule import RoundPrice
 
 
 def client_seconds(

@@ -12,8 +12,8 @@ from fractions import Fraction
 
 from planner.fleet._data import Fleet, FleetError, finite_number, in_range
 from planner.limits import DEFAULT_OVER_SELECTION, check_derived
+from planner.method_spec import check_method
 from planner.parse import parse_density
-from planner.schedule import check_method
 
 FLEET_METHODS: tuple[str, ...] = ("floss", "dense", "ffa")
 ROUND_POLICIES: tuple[str, ...] = ("sync", "deadline")

@@ -16,8 +16,8 @@ from planner.fleet import (
 from planner.fleet_batch._links import _Bytes, link_arrays
 from planner.fleet_batch._prices import _prices
 from planner.fleet_batch._rounds import _walk
+from planner.method_spec import MethodSpec
 from planner.sampling import sample_clients
-from planner.schedule import MethodSpec
 
 
 @dataclass(frozen=True, slots=True)

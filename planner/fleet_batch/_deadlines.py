@@ -25,7 +25,7 @@ from planner.fleet_batch._links import (
     link_arrays,
     sampled_ids,
 )
-from planner.schedule import MethodSpec, uniform_densities
+from planner.method_spec import MethodSpec, uniform_densities
 
 
 def default_deadlines(

@@ -13,9 +13,9 @@ from planner.fleet import (
     link_draws,
 )
 from planner.fleet_batch import _machine
+from planner.method_spec import MethodSpec, topk_message_bytes
 from planner.network import BITS_PER_BYTE, MBPS
 from planner.sampling import sample_clients
-from planner.schedule import MethodSpec, topk_message_bytes
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]

@@ -19,7 +19,7 @@ from planner.fleet_batch._links import (
     _link,
     client_seconds_array,
 )
-from planner.schedule import MethodSpec, uniform_densities
+from planner.method_spec import MethodSpec, uniform_densities
 
 
 @dataclass

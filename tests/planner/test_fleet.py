@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from planner.afford import dense_reference_round
 from planner.encoding import resolve_encoding
 from planner.fleet import (
     DEFAULT_GRID,
@@ -30,9 +31,10 @@ from planner.fleet import (
     price_fleet_rounds,
     settle_round,
 )
+from planner.method_spec import MethodSpec
 from planner.network import NetworkProfile
 from planner.sampling import round_draws, sample_clients
-from planner.schedule import MethodSpec, dense_reference_round, price_rounds
+from planner.schedule import price_rounds
 
 ONE = Fleet(
     name="one", tiers=(Tier(name="x", weight=1.0, down_mbps=100.0, up_mbps=10.0, rtt_ms=20.0),)

@@ -39,11 +39,11 @@ from planner.fleet_batch import (
     fleet_round_costs,
 )
 from planner.fleet_plan import plan_fleet
+from planner.method_spec import MethodSpec
 from planner.network import MBPS
 from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
 from planner.rowstats import fsum_rows, fsum_stdev_rows, stdev_rows
-from planner.schedule import MethodSpec
 
 N16 = 156_696  # all-minilm-l6-v2 at rank 16 with its 24-label head
 TIERS = {

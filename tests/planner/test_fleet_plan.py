@@ -12,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from planner.afford import rounds_within_budget
 from planner.budget import parse_budget
 from planner.cli import DEFAULT_OVER_SELECTION as CLI_OVER_SELECTION
 from planner.cli import app, plan_command
@@ -28,10 +29,10 @@ from planner.fleet import (
     price_fleet_rounds,
 )
 from planner.fleet_plan import plan_fleet
+from planner.method_spec import MethodSpec
 from planner.plan_rows import adapter_size
 from planner.plan_types import PlanSettings
 from planner.profiles import list_profiles, load_model, load_network
-from planner.schedule import MethodSpec, rounds_within_budget
 
 runner = CliRunner()
 single = typer.Typer()
@@ -121,7 +122,7 @@ def test_default_deadline_is_the_over_selection_quantile() -> None:
     setup = FleetSetup(fleet=fleet, round_policy="deadline", deadline_seconds=d)
     links = assign_links(fleet, 1000, 0)
     from planner.fleet import client_seconds
-    from planner.schedule import topk_message_bytes
+    from planner.method_spec import topk_message_bytes
 
     bd = topk_message_bytes(SPEC, SPEC.topk_entries(0.25), "fp32")
     bu = topk_message_bytes(SPEC, SPEC.topk_entries(1 / 16), "fp32")

@@ -20,8 +20,9 @@ from planner.encoding import (
     value_bits,
     values_bytes,
 )
+from planner.method_spec import MethodSpec
 from planner.profiles import load_network
-from planner.schedule import MethodSpec, price_rounds
+from planner.schedule import price_rounds
 
 runner = CliRunner()
 single = typer.Typer()

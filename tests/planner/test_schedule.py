@@ -7,21 +7,16 @@ from itertools import islice
 
 import pytest
 
+from planner.afford import afford, dense_reference_round, rounds_within_budget
 from planner.budget import parse_budget
 from planner.encoding import message_bytes, resolve_encoding
+from planner.method_spec import METHODS, MethodSpec
 from planner.network import NetworkProfile, client_bandwidth_factors
 from planner.plan_rows import dense_round_cost
 from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
 from planner.sampling import round_draws, round_seed
-from planner.schedule import (
-    METHODS,
-    MethodSpec,
-    afford,
-    dense_reference_round,
-    price_rounds,
-    rounds_within_budget,
-)
+from planner.schedule import price_rounds
 
 FLAT = NetworkProfile(name="flat", down_mbps=100.0, up_mbps=10.0, rtt_ms=20.0)
 SPREAD = NetworkProfile(name="spread", down_mbps=100.0, up_mbps=10.0, spread_sigma=0.5)

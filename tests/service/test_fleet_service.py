@@ -57,8 +57,8 @@ def test_round_plan_equals_floss_trains_fleet_round(
     client by client with the links that run drew: the same densities, bytes, seconds, kept
     uploads and round seconds."""
     from planner.fleet import FleetSetup, assign_links, fleet_round, load_fleet
+    from planner.method_spec import MethodSpec
     from planner.profiles import load_model
-    from planner.schedule import MethodSpec
 
     rank, m, num_clients, seed = 8, 10, 200, 3
     model = load_model("all-minilm-l6-v2")

@@ -15,8 +15,9 @@ import torch
 import trainer.fedsrd as fedsrd_module
 import trainer.session as run_module
 from planner.encoding import message_bytes
+from planner.method_spec import MethodSpec, topk_message_bytes
 from planner.profiles import load_network
-from planner.schedule import MethodSpec, price_rounds, topk_message_bytes
+from planner.schedule import price_rounds
 from planner.srd import (
     EXPECTED_KURTOSIS,
     expected_upload_entries,

@@ -12,16 +12,10 @@ from typing import Any
 import pytest
 
 import trainer.session as run_module
+from planner.method_spec import METHODS, SRD_METHODS, MethodSpec, lth_next_density, mask_entries
 from planner.model import model_profile_from_hf_config
 from planner.profiles import load_network
-from planner.schedule import (
-    METHODS,
-    SRD_METHODS,
-    MethodSpec,
-    lth_next_density,
-    mask_entries,
-    price_rounds,
-)
+from planner.schedule import price_rounds
 from trainer.budget import budget_rounds, method_spec, reference_adapter_size
 from trainer.cli import merge_config
 from trainer.config import RunConfig

@@ -72,7 +72,7 @@ def test_seed_rank_is_projected_when_the_reference_rank_is_not_searched() -> Non
 def test_rounds_are_the_exact_seeded_schedule_of_floss_train() -> None:
     """Trial and full rounds are planner.schedule.rounds_within_budget over the same seeded
     prices the trainer pays (the constant-cost shortcut included), for every method."""
-    from planner.schedule import rounds_within_budget
+    from planner.afford import rounds_within_budget
 
     grid = MethodGrid(methods=("floss", "dense", "sparseadapter", "adapterlth", "ffa"))
     # AdapterLTH without a floor shrinks to k = 1 and would afford ~unbounded rounds: cap them
