@@ -16,9 +16,6 @@ import typer
 from planner import command, limits, options
 from planner.command import fail, given_options, new_app, run_typer
 from planner.limits import DEFAULT_OVER_SELECTION
-from planner.parse import parse_densities as parse_densities  # tuner/space.py & co. (for now)
-from planner.parse import parse_ints as parse_ints  # re-exported until they import planner.parse
-from planner.parse import parse_precisions as parse_precisions
 from planner.paths import check_output_file
 from planner.plan import plan
 from planner.plan_types import DEFAULT_NUM_CLIENTS, REF_RANK, Plan, PlanSettings

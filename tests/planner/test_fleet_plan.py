@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from planner.afford import rounds_within_budget
 from planner.budget import parse_budget
-from planner.cli import DEFAULT_OVER_SELECTION as CLI_OVER_SELECTION
 from planner.cli import app, plan_command
 from planner.fleet import (
     DEFAULT_OVER_SELECTION,
@@ -29,6 +28,7 @@ from planner.fleet import (
     price_fleet_rounds,
 )
 from planner.fleet_plan import plan_fleet
+from planner.limits import DEFAULT_OVER_SELECTION as CLI_OVER_SELECTION
 from planner.method_spec import MethodSpec
 from planner.plan_rows import adapter_size
 from planner.plan_types import PlanSettings
