@@ -3,7 +3,7 @@ how many rounds the budget buys.
 
 floss, dense and ffa cost the same every round (``round_cost``, the planner's one cost function:
 rounds = floor(budget / cost)); sparseadapter and adapterlth walk their seeded mask schedule, and
-fedsrd/fedsrd-e their catch-up downloads (``planner.schedule.afford``), so their per-round columns
+fedsrd/fedsrd-e their catch-up downloads (``planner.afford.afford``), so their per-round columns
 are means. The dense reference round (``dense_round_cost``) is what an ``N-dense-rounds`` budget
 counts in. The grids include the thesis heuristic pairs d_up = d_down / S (``heuristic_pairs``).
 """
@@ -162,7 +162,7 @@ def _afford_within(
     budget_bytes: int | None,
 ) -> Afforded | None:
     """What the budget buys a method with a seeded schedule on the settings' network and
-    population (``planner.schedule.afford``); None below ``min_rounds``."""
+    population (``planner.afford.afford``); None below ``min_rounds``."""
     got = afford(
         spec,
         network=settings.network,

@@ -1,8 +1,8 @@
 """Local training of one client on the shared model, and evaluation of the served and server P.
 
-Two models can be evaluated (DESIGN.md): the *served* model, the server's P as the next round's
-clients receive it (masked to the download mask, through the wire precision: what a client
-holds, as FLASC evaluates), and the *server* model, the server's dense P.
+Two models can be evaluated (docs/trainer.md, "Evaluation"): the *served* model, the server's P
+as the next round's clients receive it (masked to the download mask, through the wire precision:
+what a client holds, as FLASC evaluates), and the *server* model, the server's dense P.
 """
 
 from __future__ import annotations

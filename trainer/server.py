@@ -2,7 +2,7 @@
 
 Delta_i = P_start - P_end is a descent direction, so each step is ``P -= lr * f(g)``:
 FedAvg (SGD, lr 1 = plain averaging), FedAvgM (heavy-ball momentum) and FedAdam (Reddi et al.
-2021; Adam with betas (0.9, 0.999), eps 1e-8 as in DESIGN.md, optional decoupled weight decay as
+2021; Adam with betas (0.9, 0.999), eps 1e-8 (docs/trainer.md), optional decoupled weight decay as
 in FLASC's AdamW). The step functions are pure in-place updates that mirror torch.optim's
 single-tensor formulas, so a hand-written reference with torch.optim.Adam agrees (tests).
 """

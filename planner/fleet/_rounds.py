@@ -5,7 +5,7 @@ formulas).
   under ``sync``, ceil(m * over_selection) under ``deadline``;
 * each sampled client c gets its densities (``client_densities``: ``uniform``, ``tiered`` or
   ``bandwidth``), its messages are priced with the encoder the trainer sends through
-  (``planner.schedule.topk_message_bytes``), and it takes
+  (``planner.method_spec.topk_message_bytes``), and it takes
   t_c = rtt + bytes_down * 8 / down + compute + rtt + bytes_up * 8 / up seconds
   (``planner.network.round_seconds`` on its own link);
 * ``settle_round`` decides whose upload is aggregated and how long the round lasts: ``sync``
