@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -125,3 +126,37 @@ def rounds_affordable(*, budget_amount: float, cost_per_round: float) -> int:
     if cost_per_round <= 0:
         raise ValueError(f"cost per round must be positive, but got {cost_per_round!r}.")
     return math.floor(budget_amount / cost_per_round * (1 + BUDGET_RTOL))
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetAmount:
+    """A budget in what a run counts: seconds (a time, or N dense rounds times the seconds of
+    the dense reference round) or bytes; exactly one of the two is set."""
+
+    seconds: float | None = None
+    bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.seconds is None) == (self.bytes is None):
+            raise ValueError("a budget amount is seconds or bytes, exactly one of them.")
+
+    @property
+    def kind(self) -> Literal["seconds", "bytes"]:
+        return "seconds" if self.seconds is not None else "bytes"
+
+    @property
+    def amount(self) -> float:
+        """The seconds, or the bytes as a float."""
+        return self.seconds if self.seconds is not None else float(self.bytes or 0)
+
+
+def resolve_budget(budget: Budget, dense_round_seconds: Callable[[], float]) -> BudgetAmount:
+    """What ``budget`` counts, in seconds or bytes: ``N-dense-rounds`` is N x
+    ``dense_round_seconds()`` (the dense reference round on the run's network or fleet, asked
+    only for that form), a time its seconds, a size its whole bytes. The one place a parsed
+    budget becomes an amount (floss-plan, floss-train and floss-tune call it)."""
+    if budget.kind == "dense-rounds":
+        return BudgetAmount(seconds=budget.amount * dense_round_seconds())
+    if budget.kind == "seconds":
+        return BudgetAmount(seconds=budget.amount)
+    return BudgetAmount(bytes=int(budget.amount))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from planner.budget import resolve_budget
 from planner.errors import PlanError
 from planner.plan_rows import (
     RowKey,
@@ -53,12 +54,8 @@ from planner.shortlist import pareto_flags, short_list
 
 
 def _budget_amounts(settings: PlanSettings, dense: RoundCost) -> tuple[float | None, int | None]:
-    budget = settings.budget
-    if budget.kind == "dense-rounds":
-        return budget.amount * dense.seconds_per_round, None
-    if budget.kind == "seconds":
-        return budget.amount, None
-    return None, int(budget.amount)
+    amount = resolve_budget(settings.budget, lambda: dense.seconds_per_round)
+    return amount.seconds, amount.bytes
 
 
 def plan(settings: PlanSettings) -> Plan:

@@ -1,9 +1,19 @@
-"""Exact prices of a candidate: planner.schedule's seeded rounds, as ``floss-train`` spends them.
+"""Exact prices of a method spec's rounds on a network or a fleet, and what a budget buys of them.
 
-A trial's rounds, the full run's rounds and the fidelity checkpoints all come from the same
-per-round prices the trainer will pay (the same seed draws the same clients and bandwidth
-factors), not from rounds x a mean cost. ``planner.schedule.rounds_within_budget`` is the rule:
-the longest prefix of rounds whose cumulative seconds (or bytes) stay within the budget.
+``Population`` is where a run's rounds happen: one network (``planner.schedule.price_rounds``)
+or a heterogeneous fleet (``planner.fleet.price_fleet_rounds``), the seed that draws each round's
+clients, the population and the compute seconds. It prices a ``MethodSpec`` round by round, the
+very bytes and simulated seconds ``floss-train`` records, and turns a parsed budget into seconds
+or bytes (``planner.budget.resolve_budget``): ``N-dense-rounds`` counts in the dense reference
+round of that network (``planner.schedule.dense_reference_round``) or fleet (the mean of its
+first seeded dense rounds, ``planner.fleet.dense_reference_seconds``). floss-train resolves its
+budget with it (``trainer.budget``) and floss-tune prices every candidate with ``Pricing``.
+
+``Pricing`` adds the wire format and the budget kind of a study's candidates. A candidate's
+rounds, the full run's rounds and the fidelity checkpoints all come from the same per-round
+prices the trainer will pay (the same seed draws the same clients and bandwidth factors), not
+from rounds x a mean cost. ``planner.schedule.rounds_within_budget`` is the rule: the longest
+prefix of rounds whose cumulative seconds (or bytes) stay within the budget.
 
 One shortcut, exact by construction: floss, dense and FFA-LoRA on identical links (no spread)
 pay the same bytes and seconds every round, so their rounds are floor(budget / cost) of round 1
@@ -13,9 +23,8 @@ mask-sharing methods, whose rounds differ) is priced round by round.
 
 Heterogeneous fleets (docs/fleets.md): with ``fleet`` set (a ``planner.fleet.FleetSetup``, the
 candidate's round and density policies in it, ``with_policy``), the rounds are
-``planner.fleet.price_fleet_rounds``, the prices ``floss-train --fleet`` records and resolves its
-budget from (``trainer.budget.budget_rounds``), always round by round. What a budget counts of
-them (each round's seconds and bytes) comes from the planner's vectorised walk,
+``planner.fleet.price_fleet_rounds``, always round by round. What a budget counts of them (each
+round's seconds and bytes) comes from the planner's vectorised walk,
 ``planner.fleet_batch.fleet_round_costs``: the same numbers, priced a block of rounds at once.
 """
 
@@ -23,26 +32,30 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from planner.budget import rounds_affordable
-from planner.fleet import FleetSetup, price_fleet_rounds
+from planner.budget import Budget, BudgetAmount, resolve_budget, rounds_affordable
+from planner.fleet import FleetSetup, dense_reference_seconds, price_fleet_rounds
 from planner.fleet_batch import fleet_round_costs
 from planner.network import NetworkProfile
 from planner.schedule import (
     MethodSpec,
     RoundPrice,
     RoundSpend,
+    dense_reference_round,
     price_rounds,
     rounds_within_budget,
 )
-from tuner.settings import TuneError
 
 # A configuration that affords more rounds than this under a per-round schedule asks for a
 # --max-rounds cap (pricing them one by one would take minutes, training them days).
 MAX_PRICED_ROUNDS = 200_000
 CONSTANT_METHODS = ("floss", "dense", "ffa")  # same message sizes every round
+
+
+class PricingError(ValueError):
+    """A configuration that cannot be priced round by round in reasonable time."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,19 +76,106 @@ class Spend:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Pricing:
-    """The run a candidate is priced on: network, population, seed, wire format, budget kind."""
+class Population:
+    """Where a run's rounds happen: its network or fleet, the seed that draws each round's
+    clients, how many there are and take part, and each client's compute seconds."""
 
     network: NetworkProfile
     seed: int
     num_clients: int
     clients_per_round: int
     compute_seconds: float
+    fleet: FleetSetup | None = None  # per-client links and the run's policies
+
+    def prices(self, spec: MethodSpec) -> Iterator[RoundPrice]:
+        """Rounds 1, 2, ... of ``spec`` (an unbounded generator), as floss-train pays them."""
+        if self.fleet is not None:
+            return price_fleet_rounds(
+                spec,
+                self.fleet,
+                seed=self.seed,
+                num_clients=self.num_clients,
+                clients_per_round=self.clients_per_round,
+                compute_seconds=self.compute_seconds,
+            )
+        return price_rounds(
+            spec,
+            network=self.network,
+            seed=self.seed,
+            num_clients=self.num_clients,
+            clients_per_round=self.clients_per_round,
+            compute_seconds=self.compute_seconds,
+        )
+
+    def costs(self, spec: MethodSpec) -> Iterator[RoundSpend]:
+        """Each round's seconds and bytes, in order (what a budget counts): on a fleet the
+        planner's vectorised walk (equal to ``prices``' rounds), else ``prices`` itself."""
+        if self.fleet is not None:
+            return fleet_round_costs(
+                spec,
+                self.fleet,
+                seed=self.seed,
+                num_clients=self.num_clients,
+                clients_per_round=self.clients_per_round,
+                compute_seconds=self.compute_seconds,
+            )
+        return self.prices(spec)
+
+    def dense_round_seconds(self, n: int) -> float:
+        """Seconds of the round ``N-dense-rounds`` counts in: dense LoRA at n entries, dense
+        fp32 values, on the network (the planner's expected slowest of the sampled clients) or
+        on the fleet (the mean of its first seeded sync, uniform rounds)."""
+        if self.fleet is not None:
+            return dense_reference_seconds(
+                self.fleet,
+                n=n,
+                seed=self.seed,
+                num_clients=self.num_clients,
+                clients_per_round=self.clients_per_round,
+                compute_seconds=self.compute_seconds,
+            )
+        return dense_reference_round(
+            n=n,
+            network=self.network,
+            clients_per_round=self.clients_per_round,
+            compute_seconds=self.compute_seconds,
+        ).seconds
+
+    def resolve(self, budget: Budget, *, reference_n: int) -> BudgetAmount:
+        """``budget`` in seconds or bytes here; ``reference_n``: n of the dense reference round
+        (dense LoRA at the reference rank), priced only for ``N-dense-rounds``."""
+        return resolve_budget(budget, lambda: self.dense_round_seconds(reference_n))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pricing(Population):
+    """The run a study's candidates are priced on: a population, the wire format, the budget
+    kind."""
+
     encoding: str
     precision: str
     budget_kind: str  # "seconds" or "bytes"
     lth_floor: float | None = None
-    fleet: FleetSetup | None = None  # per-client links and the candidate's policies
+
+    @classmethod
+    def on(
+        cls,
+        population: Population,
+        *,
+        encoding: str,
+        precision: str,
+        budget_kind: str,
+        lth_floor: float | None = None,
+    ) -> Pricing:
+        """Candidates of ``population``'s run in this wire format, counted in ``budget_kind``."""
+        where = {f.name: getattr(population, f.name) for f in fields(Population)}
+        return cls(
+            **where,
+            encoding=encoding,
+            precision=precision,
+            budget_kind=budget_kind,
+            lth_floor=lth_floor,
+        )
 
     def __post_init__(self) -> None:
         if self.budget_kind not in ("seconds", "bytes"):
@@ -125,39 +225,6 @@ class Pricing:
         )
         return replace(self, fleet=setup)
 
-    def prices(self, spec: MethodSpec) -> Iterator[RoundPrice]:
-        if self.fleet is not None:
-            return price_fleet_rounds(
-                spec,
-                self.fleet,
-                seed=self.seed,
-                num_clients=self.num_clients,
-                clients_per_round=self.clients_per_round,
-                compute_seconds=self.compute_seconds,
-            )
-        return price_rounds(
-            spec,
-            network=self.network,
-            seed=self.seed,
-            num_clients=self.num_clients,
-            clients_per_round=self.clients_per_round,
-            compute_seconds=self.compute_seconds,
-        )
-
-    def costs(self, spec: MethodSpec) -> Iterator[RoundSpend]:
-        """Each round's seconds and bytes, in order (what a budget counts): on a fleet the
-        planner's vectorised walk (equal to ``prices``' rounds), else ``prices`` itself."""
-        if self.fleet is not None:
-            return fleet_round_costs(
-                spec,
-                self.fleet,
-                seed=self.seed,
-                num_clients=self.num_clients,
-                clients_per_round=self.clients_per_round,
-                compute_seconds=self.compute_seconds,
-            )
-        return self.prices(spec)
-
     def constant(self, spec: MethodSpec) -> bool:
         return (
             self.fleet is None
@@ -188,7 +255,7 @@ class Pricing:
             itertools.islice(self.costs(spec), cap), budget=budget, max_rounds=max_rounds
         )
         if max_rounds is None and len(kept) > MAX_PRICED_ROUNDS:
-            raise TuneError(
+            raise PricingError(
                 f"{label} affords more than {MAX_PRICED_ROUNDS:,} rounds of a per-round "
                 "schedule; cap the rounds with --max-rounds."
             )

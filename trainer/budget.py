@@ -13,23 +13,16 @@ rank is measured on the real wrapped model, as the tuner sizes adapters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
 from planner.budget import BUDGET_RTOL, parse_budget
-from planner.fleet import dense_reference_seconds, price_fleet_rounds
 from planner.limits import check_derived
 from planner.network import NetworkProfile
-from planner.schedule import (
-    SRD_METHODS,
-    MethodSpec,
-    RoundPrice,
-    dense_reference_round,
-    price_rounds,
-    rounds_within_budget,
-)
+from planner.pricing import Population
+from planner.schedule import SRD_METHODS, MethodSpec, RoundPrice, price_rounds, rounds_within_budget
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 
@@ -114,33 +107,17 @@ def budget_rounds(
     if config.budget is None:
         raise TrainerError("budget_rounds needs config.budget.")
     budget = parse_budget(config.budget)
-    budget_seconds: float | None = None
-    budget_bytes: int | None = None
-    ref_n: int | None = None
-    fleet = config.fleet_setup()
-    if budget.kind == "dense-rounds":
-        ref_n = reference_n
-        if fleet is not None:  # the fleet's own dense round (sync, uniform, seeded mean)
-            ref_seconds = dense_reference_seconds(
-                fleet,
-                n=reference_n,
-                seed=config.seed,
-                num_clients=num_clients,
-                clients_per_round=config.clients_per_round,
-                compute_seconds=config.compute_seconds,
-            )
-        else:
-            ref_seconds = dense_reference_round(
-                n=reference_n,
-                network=network,
-                clients_per_round=config.clients_per_round,
-                compute_seconds=config.compute_seconds,
-            ).seconds
-        budget_seconds = budget.amount * ref_seconds
-    elif budget.kind == "seconds":
-        budget_seconds = budget.amount
-    else:
-        budget_bytes = int(budget.amount)
+    population = Population(
+        network=network,
+        fleet=config.fleet_setup(),
+        seed=config.seed,
+        num_clients=num_clients,
+        clients_per_round=config.clients_per_round,
+        compute_seconds=config.compute_seconds,
+    )
+    ref_n = reference_n if budget.kind == "dense-rounds" else None
+    amount = population.resolve(budget, reference_n=reference_n)
+    budget_seconds, budget_bytes = amount.seconds, amount.bytes
     if budget_seconds is not None:  # a derived number: finite and > 0 before any round
         try:
             check_derived(
@@ -151,25 +128,7 @@ def budget_rounds(
         except ValueError as exc:
             raise TrainerError(str(exc)) from None
     spec = method_spec(config, n=n, tensor_sizes=tensor_sizes, pairs=pairs)
-    prices: Iterator[RoundPrice]
-    if fleet is not None:
-        prices = price_fleet_rounds(
-            spec,
-            fleet,
-            seed=config.seed,
-            num_clients=num_clients,
-            clients_per_round=config.clients_per_round,
-            compute_seconds=config.compute_seconds,
-        )
-    else:
-        prices = price_rounds(
-            spec,
-            network=network,
-            seed=config.seed,
-            num_clients=num_clients,
-            clients_per_round=config.clients_per_round,
-            compute_seconds=config.compute_seconds,
-        )
+    prices = population.prices(spec)
     fit = rounds_within_budget(
         prices,
         budget_seconds=budget_seconds,

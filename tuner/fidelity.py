@@ -2,7 +2,7 @@
 
 A trial reports its validation metric when it has spent 1/2^(L-1), ..., 1/4, 1/2 and all of its
 planned spend (L = ``levels``). The rounds where that happens are known before training: the
-trial's rounds are priced one by one (``tuner.pricing``, the trainer's own seeded prices), and
+trial's rounds are priced one by one (``planner.pricing``, the trainer's own seeded prices), and
 for each fraction f the checkpoint is
 
     the first round r whose cumulative spend reaches f * S:  cum(r) >= f * S,

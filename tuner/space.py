@@ -3,7 +3,7 @@
 A candidate is a method with its parameters (``MethodGrid``): FLoSS at (rank, d_down, d_up) in
 either top-k mode; dense LoRA and FFA-LoRA at a rank (d = 1 both ways); SparseAdapter at a rank
 and a mask density (its d_up); AdapterLTH at a rank and a keep rate. Each is priced round by
-round by ``planner.schedule`` on the base run's seeded clients (``tuner.pricing``) under the
+round by ``planner.schedule`` on the base run's seeded clients (``planner.pricing``) under the
 full budget (the exported run's rounds; ``--min-rounds``/``--max-rounds`` apply) and under the
 trial budget (the budget times ``--budget-scale``, the round cap scaled alike). A candidate must
 afford one trial round and ``--min-rounds`` full rounds.
@@ -35,6 +35,7 @@ when its list has more than one entry.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -42,11 +43,12 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Protocol
 
-from planner.budget import Budget
+from planner.budget import Budget, resolve_budget
 from planner.fleet import DENSITY_POLICIES, ROUND_POLICIES, FleetError, FleetSetup
-from planner.plan import Plan, PlanSettings, heuristic_pairs, plan
-from planner.plan import adapter_size as planner_adapter_size
-from tuner.pricing import Pricing, Spend, totals
+from planner.plan_rows import adapter_size as planner_adapter_size
+from planner.plan_rows import heuristic_pairs
+from planner.plan_types import PlanSettings
+from planner.pricing import Population, Pricing, PricingError, Spend, totals
 from tuner.settings import (
     METHODS,
     TOPK_MODES,
@@ -593,12 +595,6 @@ def scaled_budget(budget: Budget, scale: float) -> Budget:
     return replace(budget, amount=amount, text=f"{budget.text} x {scale:g}")
 
 
-def _budget_amount(p: Plan) -> tuple[str, float]:
-    if p.budget_seconds is not None:
-        return "seconds", p.budget_seconds
-    return "bytes", float(p.budget_bytes or 0)
-
-
 def planner_sizes(settings: PlanSettings) -> AdapterSize:
     """n(method, rank) from the planner's model profile (FFA-LoRA: B and the head only)."""
 
@@ -701,8 +697,6 @@ def build_space(
     the grid's policy lists). Raises ``TuneError`` (a ``ValueError``) naming the budget when
     nothing fits.
     """
-    from planner.plan import PlanError
-
     check_budget_scale(budget_scale)
     grid = grid or MethodGrid()
     grid = replace(
@@ -721,38 +715,35 @@ def build_space(
     size = adapter_size or planner_sizes(settings)
     cap = settings.max_rounds
     trial_cap = None if cap is None else max(1, math.ceil(cap * budget_scale))
-    if fleet is not None:
-        kind, full_amount, trial_amount = fleet_budget(
-            settings, fleet, budget_scale=budget_scale, seed=seed, num_clients=num_clients,
-            reference_n=size("dense", settings.ref_rank),
-        )  # fmt: skip
-    else:
-        try:
-            # the planner converts the budget (dense rounds -> seconds at the reference round)
-            full = plan(settings)
-            trial = plan(
-                replace(
-                    settings,
-                    budget=scaled_budget(settings.budget, budget_scale),
-                    min_rounds=1,
-                    max_rounds=trial_cap,
-                )
-            )
-        except PlanError as exc:
-            raise TuneError(f"no feasible configuration: {exc}") from None
-        kind, trial_amount = _budget_amount(trial)
-        _, full_amount = _budget_amount(full)
-    pricing = Pricing(
+    population = Population(
         network=settings.network,
+        fleet=fleet,
         seed=seed,
         num_clients=num_clients,
         clients_per_round=settings.clients_per_round,
         compute_seconds=settings.compute_seconds,
+    )
+    # n of the dense reference round: the planner's model profile on a network (as floss-plan
+    # counts it), the trial's adapter sizes on a fleet (as floss-train --fleet counts it)
+    reference_n = (
+        planner_adapter_size(settings, settings.ref_rank)
+        if fleet is None
+        else size("dense", settings.ref_rank)
+    )
+    try:
+        kind, full_amount, trial_amount = budget_amounts(
+            settings, population, budget_scale=budget_scale, reference_n=reference_n
+        )
+    except TuneError:
+        if fleet is None:
+            raise unaffordable(settings, budget_scale=budget_scale, trial_cap=trial_cap) from None
+        raise
+    pricing = Pricing.on(
+        population,
         encoding=settings.encoding,
         precision=settings.precision,
         budget_kind=kind,
         lth_floor=grid.lth_floor,
-        fleet=fleet,
     )
     tensors = tensor_sizes or planner_tensor_sizes(settings)
     priced: dict[tuple[Any, ...], tuple[Spend, Spend] | None] = {}
@@ -807,6 +798,8 @@ def build_space(
                 )
             )
     if not candidates:
+        if fleet is None:
+            raise unaffordable(settings, budget_scale=budget_scale, trial_cap=trial_cap)
         raise TuneError(
             f"no configuration is feasible under budget {settings.budget.text!r} scaled by "
             f"{budget_scale:g}."
@@ -843,35 +836,44 @@ def fleet_grid(grid: MethodGrid, fleet: FleetSetup) -> MethodGrid:
     return grid
 
 
-def fleet_budget(
-    settings: PlanSettings,
-    fleet: FleetSetup,
-    *,
-    budget_scale: float,
-    seed: int,
-    num_clients: int,
-    reference_n: int,
+def budget_amounts(
+    settings: PlanSettings, population: Population, *, budget_scale: float, reference_n: int
 ) -> tuple[str, float, float]:
-    """(kind, full amount, trial amount) of the budget on a fleet, as ``trainer.budget``
-    resolves it: ``N-dense-rounds`` is N x the fleet's dense reference round (sync, uniform,
-    the mean of its first seeded rounds), a time is seconds, a size bytes."""
-    from planner.fleet import dense_reference_seconds
+    """(kind, full amount, trial amount) of the budget where the run happens, as floss-plan and
+    floss-train resolve it (``planner.pricing.Population.resolve``): ``N-dense-rounds`` is N x
+    the dense reference round of ``reference_n`` entries (on a fleet the mean of its first
+    seeded sync, uniform rounds), a time is seconds, a size bytes."""
+    trial_budget = scaled_budget(settings.budget, budget_scale)
+    dense = functools.cache(lambda: population.dense_round_seconds(reference_n))
+    full = resolve_budget(settings.budget, dense)
+    trial = resolve_budget(trial_budget, dense)
+    return full.kind, full.amount, trial.amount
 
-    budget = settings.budget
-    trial = scaled_budget(budget, budget_scale)
-    if budget.kind == "bytes":
-        return "bytes", float(int(budget.amount)), float(int(trial.amount))
-    if budget.kind != "dense-rounds":
-        return "seconds", float(budget.amount), float(trial.amount)
-    ref = dense_reference_seconds(
-        fleet,
-        n=reference_n,
-        seed=seed,
-        num_clients=num_clients,
-        clients_per_round=settings.clients_per_round,
-        compute_seconds=settings.compute_seconds,
+
+def unaffordable(
+    settings: PlanSettings, *, budget_scale: float, trial_cap: int | None
+) -> TuneError:
+    """Why no configuration on a network fits the budget, in the planner's words when its plan
+    of the full or the trial budget is empty (asked only once the space came out empty)."""
+    from planner.errors import PlanError
+    from planner.plan import plan
+
+    try:
+        plan(settings)
+        plan(
+            replace(
+                settings,
+                budget=scaled_budget(settings.budget, budget_scale),
+                min_rounds=1,
+                max_rounds=trial_cap,
+            )
+        )
+    except PlanError as exc:
+        return TuneError(f"no feasible configuration: {exc}")
+    return TuneError(
+        f"no configuration is feasible under budget {settings.budget.text!r} scaled by "
+        f"{budget_scale:g}."
     )
-    return "seconds", budget.amount * ref, trial.amount * ref
 
 
 def _reachable(pricing: Pricing, spec: Any) -> bool:
@@ -905,9 +907,12 @@ def _price(
     """(full, trial) spend of one configuration; None when it misses ``--min-rounds`` or one
     trial round."""
     label = f"{spec.method} n={spec.n} d_down={spec.d_down:g} d_up={spec.d_up:g}"
-    full, prices = pricing.within(
-        spec, budget=full_amount, max_rounds=settings.max_rounds, label=label
-    )
+    try:
+        full, prices = pricing.within(
+            spec, budget=full_amount, max_rounds=settings.max_rounds, label=label
+        )
+    except PricingError as exc:  # more rounds than a per-round schedule can price
+        raise TuneError(str(exc)) from None
     if full.rounds < settings.min_rounds:
         return None
     if prices is None:
