@@ -40,8 +40,15 @@ def _sample(
         raise ValueError(f"num_clients must be at least 1, but got {num_clients}.")
     if count < 1:
         raise ValueError(f"clients per round must be at least 1, but got {count}.")
-    rng = random.Random(round_seed(seed, round_))
+    rng = random.Random(_round_seed(seed, round_))
     return sorted(rng.sample(range(num_clients), min(count, num_clients))), rng
+
+
+@lru_cache(maxsize=1 << 12)
+def _round_seed(seed: int, round_: int) -> int:
+    """``round_seed(seed, round_)`` memoised: a fleet plan samples each round at m (sync) and at
+    ceil(m * over_selection) (deadline) from the same generator seed."""
+    return round_seed(seed, round_)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -89,6 +89,14 @@ class ClientLink:
             in_range(u, "up_mbps", "up_mbps")
             in_range(r, "rtt_ms", "rtt_ms")
 
+    @classmethod
+    def checked(cls, *, tier: str, down_mbps: float, up_mbps: float, rtt_ms: float) -> ClientLink:
+        """A link whose numbers the caller has checked as ``__post_init__`` does (floats within
+        their ranges): a measured fleet file's rows, 10**5 of them, are not checked twice."""
+        link = object.__new__(cls)
+        link.__dict__.update(tier=tier, down_mbps=down_mbps, up_mbps=up_mbps, rtt_ms=rtt_ms)
+        return link
+
 
 @dataclass(frozen=True, kw_only=True)
 class Fleet:

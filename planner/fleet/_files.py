@@ -130,29 +130,36 @@ def fleet_from_csv(text: str, *, path: Path) -> Fleet:
     ids = array("q")  # the clients' id hashes: 8 bytes a row, not a set of a million strings
     low, high = LIMITS["down_mbps"].low, LIMITS["down_mbps"].high
     rtt_high = LIMITS["rtt_ms"].high
+    names: dict[str, str] = {}  # a tier cell -> its name, checked once (one string a tier)
+    link = ClientLink.checked
     for (no, _), cells in zip(body[1:], parsed, strict=True):
         if len(cells) != width:
             raise FleetError(f"{where} line {no}: {len(cells)} values for {width} columns.")
+        down_text, up_text = cells[i_down], cells[i_up]
+        rtt_text = "" if i_rtt is None else cells[i_rtt]
         try:
-            down = float(cells[i_down])
-            up = float(cells[i_up])
-            rtt = 0.0 if i_rtt is None else float(cells[i_rtt])
+            down = float(down_text)
+            up = float(up_text)
+            rtt = 0.0 if i_rtt is None else float(rtt_text)
         except ValueError:
             _bad_cell(cells, at, where=where, no=no)
-        if not (low <= down <= high and low <= up <= high and 0 <= rtt <= rtt_high):
-            _bad_cell(cells, at, where=where, no=no)
         if (
-            "_" in cells[i_down]
-            or "_" in cells[i_up]
-            or (i_rtt is not None and "_" in cells[i_rtt])
-        ):
+            not (low <= down <= high and low <= up <= high and 0 <= rtt <= rtt_high)
+            or "_" in down_text
+            or "_" in up_text
+            or "_" in rtt_text
+        ):  # out of range, nan, or "1_000" (float() reads it; a plain number has no "_")
             _bad_cell(cells, at, where=where, no=no)
-        tier = MEASURED_TIER if i_tier is None else cells[i_tier].strip()
-        if not tier or not tier.isprintable():
-            raise FleetError(f"{where} line {no}: tier must be a non-empty name, got {tier!r}.")
+        cell = MEASURED_TIER if i_tier is None else cells[i_tier]
+        tier = names.get(cell)
+        if tier is None:
+            tier = cell.strip()
+            if not tier or not tier.isprintable():
+                raise FleetError(f"{where} line {no}: tier must be a non-empty name, got {tier!r}.")
+            names[cell] = tier
         if i_client is not None and (client := cells[i_client].strip()):
             ids.append(hash(client))
-        rows.append(ClientLink(tier=tier, down_mbps=down, up_mbps=up, rtt_ms=rtt))
+        rows.append(link(tier=tier, down_mbps=down, up_mbps=up, rtt_ms=rtt))
     if not rows:
         raise FleetError(f"{where} has a header but no clients (an empty fleet).")
     if i_client is not None:

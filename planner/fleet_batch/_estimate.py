@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -187,6 +186,8 @@ def _estimate_group(
 
     starts = range(0, len(unit_keys), chunk)
     if workers > 1 and len(starts) > 1:  # numpy releases the GIL: chunks overlap
+        from concurrent.futures import ThreadPoolExecutor  # imported only when used
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(run, starts))
     else:

@@ -56,23 +56,21 @@ def _walk(
         on_time = t <= deadlines[:, None, None]
         n_on = on_time.sum(axis=1)
         kept = np.minimum(n_on, m).astype(np.int64)
-        seconds = np.repeat(deadlines[:, None], rounds, axis=1)  # nobody in time: D
         full = n_on >= m if m <= k else n_on == k
-        lanes = t.transpose(0, 2, 1)[full]  # [S, k]: rounds the m-th (or last) arrival ends
-        mth = np.partition(lanes, m - 1, axis=1)[:, m - 1] if m <= k else lanes.max(axis=1)
-        seconds[full] = mth
+        # the round ends at the m-th (or last) arrival where enough arrive by D (so it is <= D),
+        # else at D
+        seconds = np.where(full, _order_statistic(t, min(m, k)), deadlines[:, None])
         if up_each.shape[1] == 1:
             up = kept * up_each
-        else:  # the kept: those on time, or (more on time than m) the first m by (t, id)
+        else:  # the kept: those in by the round's end, or (more than m) the first m by (t, id)
+            taken = t <= seconds[:, None, :]
             ups = up_each[:, by_client]  # [I, k, R]
-            last = np.full(n_on.shape, np.inf)
-            last[full] = mth  # the m-th arrival: nobody later is kept
-            taken = on_time & (t <= last[:, None, :])
-            up = (ups * taken).sum(axis=1)
+            ups *= taken  # the tie break below picks among the taken alone
+            up = ups.sum(axis=1)
             tied = taken.sum(axis=1) > m  # several at the m-th arrival's time: ids decide
             if tied.any():
                 crowd = t.transpose(0, 2, 1)[tied]
-                v = last[tied][:, None]
+                v = seconds[tied][:, None]
                 before = crowd < v
                 tie = crowd == v
                 need = m - before.sum(axis=1, keepdims=True)
@@ -89,6 +87,28 @@ def _walk(
         late=late[:, 0],
         tier_late=late[:, 1:],
     )
+
+
+def _order_statistic(t: Floats, m: int) -> Floats:
+    """[I, R]: the m-th smallest (1-based) of t [I, k, R] along its middle axis, exactly (a value
+    of t). Kept as the q = min(m, k - m + 1) extreme planes, each new client's plane inserted by
+    elementwise max/min (q * k passes over [I, R], contiguous; cheaper than partitioning the
+    [I * R, k] lanes for the few sampled clients of a round)."""
+    k = t.shape[1]
+    smallest = m <= k - m + 1
+    q = m if smallest else k - m + 1
+    keep, drop = (np.minimum, np.maximum) if smallest else (np.maximum, np.minimum)
+    planes = [np.array(t[:, 0, :])]  # sorted: planes[0] the most extreme
+    spare = np.empty_like(planes[0])
+    for i in range(1, k):
+        x = np.array(t[:, i, :])
+        for j in range(len(planes)):
+            keep(planes[j], x, out=spare)
+            drop(planes[j], x, out=x)
+            planes[j], spare = spare, planes[j]
+        if len(planes) < q:
+            planes.append(x)
+    return planes[q - 1]
 
 
 def _tier_densities(
