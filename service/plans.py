@@ -27,7 +27,8 @@ from planner.plan import plan
 from planner.render import header_lines, row_dicts
 from service.errors import FieldError, field_of_message
 from service.paths import looks_like_path
-from service.schemas import PlanRequest, RunSpec, given_fields
+from service.round_plan_schemas import RunSpec
+from service.schemas import PlanRequest, given_fields
 
 
 class PlanCache:

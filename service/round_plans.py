@@ -20,7 +20,8 @@ from typing import Any
 from planner.encoding import kept_entries, resolve_encoding
 from planner.network import transfer_seconds
 from service.errors import FieldError
-from service.schemas import RoundPlanRequest, RunSpec, given_fields
+from service.round_plan_schemas import RoundPlanRequest, RunSpec
+from service.schemas import given_fields
 
 MAX_ROUND_TIERS = 64  # distinct client tiers in one round plan
 

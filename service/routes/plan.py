@@ -14,14 +14,9 @@ from service.config import ServeConfig
 from service.errors import FieldError
 from service.limits import check_plan_work
 from service.plans import PlanCache, cached_plan_body, plan_body, run_adapter_size
+from service.round_plan_schemas import RoundPlanRequest, RoundPlanResponse, RunSpec
 from service.round_plans import round_plan, round_policy_of
-from service.schemas import (
-    PlanRequest,
-    PlanResponse,
-    RoundPlanRequest,
-    RoundPlanResponse,
-    RunSpec,
-)
+from service.schemas import PlanRequest, PlanResponse
 from service.studies import StudyManager
 
 

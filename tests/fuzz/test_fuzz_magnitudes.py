@@ -281,7 +281,8 @@ def test_every_numeric_run_config_field_at_extreme_magnitudes(
 
 
 def _models() -> dict[str, tuple[Any, dict[str, Any]]]:
-    from service.schemas import ClientLink, PlanRequest, RoundPlanRequest, RunSpec, StudyRequest
+    from service.round_plan_schemas import ClientLink, RoundPlanRequest, RunSpec
+    from service.schemas import PlanRequest, StudyRequest
 
     client = {"id": 1, "down_mbps": 20, "up_mbps": 5}
     return {

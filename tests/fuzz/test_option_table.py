@@ -221,8 +221,8 @@ def test_api_plan_table_silent_where_it_holds() -> None:
 )  # fmt: skip
 def test_api_round_plan_walks_the_same_table(policy: str, field: str, value: Any) -> None:
     from service.errors import FieldError
+    from service.round_plan_schemas import RoundPlanRequest, RunSpec
     from service.round_plans import check_options, round_policy_of
-    from service.schemas import RoundPlanRequest, RunSpec
 
     req = RoundPlanRequest(
         policy=policy,  # type: ignore[arg-type]

@@ -155,8 +155,8 @@ def test_round_plan_policy_errors_name_the_field(
 
 def test_round_plan_takes_a_fleet_studys_policy_point() -> None:
     """A study's recommended policy point is the default; a request field overrides it."""
+    from service.round_plan_schemas import RoundPlanRequest
     from service.round_plans import round_policy_of
-    from service.schemas import RoundPlanRequest
 
     study = {"round_policy": "deadline", "density_policy": "bandwidth", "deadline": 0.5,
              "clients_per_round": 10, "density_grid": "1,1/4", "adapt_down": True}  # fmt: skip

@@ -56,8 +56,8 @@ def test_work_that_does_not_grow_with_the_population_is_not_refused(
 def test_the_estimate_follows_the_planners_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Count the client draws the planner really makes; the estimate is above it, within 3x."""
     import planner.schedule as schedule
-    from planner.settings import build_settings
     from planner.plan import plan
+    from planner.settings import build_settings
     from service.limits import plan_work
     from service.schemas import PlanRequest
 
@@ -95,7 +95,7 @@ def test_the_estimate_follows_the_planners_walk(monkeypatch: pytest.MonkeyPatch)
 
 def test_the_largest_round_plan_fits_the_default_body_limit(make_client: Any) -> None:
     from service.config import DEFAULT_MAX_BODY_BYTES
-    from service.schemas import CLIENT_ID_CHARS, MAX_ROUND_CLIENTS
+    from service.round_plan_schemas import CLIENT_ID_CHARS, MAX_ROUND_CLIENTS
 
     worst = 1.2345678901234567e-300  # the longest repr a positive float has
     from service.round_plans import MAX_ROUND_TIERS
