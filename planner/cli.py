@@ -16,13 +16,13 @@ import typer
 from planner import command, limits, options
 from planner.command import fail, given_options, new_app, run_typer
 from planner.limits import DEFAULT_OVER_SELECTION
+from planner.method_spec import DEFAULT_KEEP_RATE, METHODS
 from planner.paths import check_output_file
 from planner.plan import plan
 from planner.plan_types import DEFAULT_NUM_CLIENTS, REF_RANK, Plan, PlanSettings
 from planner.profiles import DEFAULT_MODEL, DEFAULT_NETWORK, list_profiles
 from planner.progress import working
 from planner.render import FORMATS, render_fleet_plan, render_plan, write_output
-from planner.schedule import DEFAULT_KEEP_RATE, METHODS
 from planner.settings import (
     DEFAULT_BUDGET,
     DEFAULT_DENSITIES_TEXT,

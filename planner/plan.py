@@ -38,6 +38,7 @@ from typing import Any
 
 from planner.budget import resolve_budget
 from planner.errors import PlanError
+from planner.method_spec import METHODS
 from planner.plan_rows import (
     RowKey,
     adapter_size,
@@ -49,7 +50,6 @@ from planner.plan_rows import (
 )
 from planner.plan_rows import heuristic_pairs as heuristic_pairs  # tuner/space.py, for now
 from planner.plan_types import Plan, PlanRow, PlanSettings, RoundCost
-from planner.schedule import METHODS
 from planner.shortlist import pareto_flags, short_list
 
 

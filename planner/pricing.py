@@ -5,14 +5,14 @@ or a heterogeneous fleet (``planner.fleet.price_fleet_rounds``), the seed that d
 clients, the population and the compute seconds. It prices a ``MethodSpec`` round by round, the
 very bytes and simulated seconds ``floss-train`` records, and turns a parsed budget into seconds
 or bytes (``planner.budget.resolve_budget``): ``N-dense-rounds`` counts in the dense reference
-round of that network (``planner.schedule.dense_reference_round``) or fleet (the mean of its
+round of that network (``planner.afford.dense_reference_round``) or fleet (the mean of its
 first seeded dense rounds, ``planner.fleet.dense_reference_seconds``). floss-train resolves its
 budget with it (``trainer.budget``) and floss-tune prices every candidate with ``Pricing``.
 
 ``Pricing`` adds the wire format and the budget kind of a study's candidates. A candidate's
 rounds, the full run's rounds and the fidelity checkpoints all come from the same per-round
 prices the trainer will pay (the same seed draws the same clients and bandwidth factors), not
-from rounds x a mean cost. ``planner.schedule.rounds_within_budget`` is the rule: the longest
+from rounds x a mean cost. ``planner.afford.rounds_within_budget`` is the rule: the longest
 prefix of rounds whose cumulative seconds (or bytes) stay within the budget.
 
 One shortcut, exact by construction: floss, dense and FFA-LoRA on identical links (no spread)
@@ -35,18 +35,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from planner.afford import RoundSpend, dense_reference_round, rounds_within_budget
 from planner.budget import Budget, BudgetAmount, resolve_budget, rounds_affordable
 from planner.fleet import FleetSetup, dense_reference_seconds, price_fleet_rounds
 from planner.fleet_batch import fleet_round_costs
+from planner.method_spec import MethodSpec
 from planner.network import NetworkProfile
-from planner.schedule import (
-    MethodSpec,
-    RoundPrice,
-    RoundSpend,
-    dense_reference_round,
-    price_rounds,
-    rounds_within_budget,
-)
+from planner.schedule import RoundPrice, price_rounds
 
 # A configuration that affords more rounds than this under a per-round schedule asks for a
 # --max-rounds cap (pricing them one by one would take minutes, training them days).
@@ -264,7 +259,7 @@ class Pricing(Population):
     def prefix(
         self, prices: Iterable[RoundSpend], *, budget: float, max_rounds: int | None
     ) -> list[RoundSpend]:
-        """The longest prefix of ``prices`` within ``budget`` (planner.schedule's rule)."""
+        """The longest prefix of ``prices`` within ``budget`` (planner.afford's rule)."""
         return rounds_within_budget(
             prices,
             budget_seconds=budget if self.budget_kind == "seconds" else None,

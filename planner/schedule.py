@@ -35,12 +35,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from planner.encoding import kept_entries, message_bytes
 from planner.method_spec import (
-    DEFAULT_KEEP_RATE,
-    METHODS,
     SRD_METHODS,
     MethodSpec,
     lth_next_density,
@@ -51,14 +48,10 @@ from planner.method_spec import (
 from planner.network import NetworkProfile, client_round_seconds
 from planner.sampling import cached_draws
 
-# TEMPORARY (issue 22): files other helpers are still editing import these names from here;
-# their homes are planner.method_spec and planner.afford. Removed once those files import them
-# from there.
-_MOVED_TO_AFFORD = ("RoundSpend", "dense_reference_round", "rounds_within_budget")
+# TEMPORARY (issue 22): MethodSpec and uniform_densities (home: planner.method_spec) are named
+# here while planner/fleet_batch/_estimate.py, which another helper is editing, imports them
+# from this module.
 __all__ = [
-    "DEFAULT_KEEP_RATE",
-    "METHODS",
-    "SRD_METHODS",
     "MethodSpec",
     "RoundPrice",
     "ScheduleWalk",
@@ -66,14 +59,6 @@ __all__ = [
     "synchronous_seconds",
     "uniform_densities",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_AFFORD:  # lazily: planner.afford imports this module
-        import planner.afford
-
-        return getattr(planner.afford, name)
-    raise AttributeError(f"module 'planner.schedule' has no attribute {name!r}")
 
 
 def synchronous_seconds(

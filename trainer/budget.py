@@ -6,7 +6,7 @@ by ``max_rounds``; they are computed once the model is wrapped (n is known) and 
 and the resolved count is written into the config the run saves, so ``--resume`` continues the
 same run. ``N-dense-rounds`` counts in the dense reference round: dense LoRA at ``ref_rank`` on
 the same model and head, dense-encoded fp32 values whatever the run's encoding or precision,
-priced as floss-plan prices it (``planner.schedule.dense_reference_round``; on a fleet, the
+priced as floss-plan prices it (``planner.afford.dense_reference_round``; on a fleet, the
 mean of its first seeded dense rounds, ``planner.fleet.dense_reference_seconds``). n at the reference
 rank is measured on the real wrapped model, as the tuner sizes adapters.
 """
@@ -18,11 +18,13 @@ from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
+from planner.afford import rounds_within_budget
 from planner.budget import BUDGET_RTOL, parse_budget
 from planner.limits import check_derived
+from planner.method_spec import SRD_METHODS, MethodSpec
 from planner.network import NetworkProfile
 from planner.pricing import Population
-from planner.schedule import SRD_METHODS, MethodSpec, RoundPrice, price_rounds, rounds_within_budget
+from planner.schedule import RoundPrice, price_rounds
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 
