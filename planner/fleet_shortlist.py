@@ -107,7 +107,10 @@ def fleet_short_list(
     mine = [
         i for i, r in enumerate(rows) if (r.precision_down, r.precision_up) == primary
     ]  # the primary precision pair only
-    pairs = list(dict.fromkeys(pair_of(rows[i]) for i in mine))
+    of_pair: dict[tuple[str, str], list[int]] = {}  # the pairs in list order, each its rows
+    for i in mine:
+        of_pair.setdefault(pair_of(rows[i]), []).append(i)
+    pairs = list(of_pair)
     by_key: dict[tuple[str, str, str, int, float, float], int] = {}
     for i in mine:
         e = rows[i].estimate
@@ -138,8 +141,8 @@ def fleet_short_list(
             for dd, du in heuristic_pairs(settings, s):
                 hit = by_key.get((rp, dp, "floss", ref, _key(dd), _key(du)))
                 pick(hit, FLEET_REASONS["heuristic"].format(s=_fmt(s)))
-        floss = [i for i in mine if pair_of(rows[i]) == (rp, dp) and rows[i].estimate.method
-                 == "floss"]  # fmt: skip
+        everyone = of_pair[rp, dp]
+        floss = [i for i in everyone if rows[i].estimate.method == "floss"]
         for rank in sorted(set(settings.ranks)):
             fits = [
                 i
@@ -154,8 +157,7 @@ def fleet_short_list(
         for method in ("dense", "ffa"):  # the other methods at their best, as without a fleet
             if method not in settings.methods or method == base_method:
                 continue
-            theirs = [i for i in mine if pair_of(rows[i]) == (rp, dp)
-                      and rows[i].estimate.method == method]  # fmt: skip
+            theirs = [i for i in everyone if rows[i].estimate.method == method]
             fits = [i for i in theirs if rows[i].estimate.rounds >= base_rounds]
             if fits:
                 pick(max(fits, key=lambda i: rows[i].rank),
@@ -163,7 +165,6 @@ def fleet_short_list(
             elif theirs:
                 most = max(theirs, key=lambda i: (rows[i].estimate.rounds, rows[i].rank))
                 pick(most, FLEET_REASONS["method_most"].format(method=method, rounds=base_rounds))
-        everyone = [i for i in mine if pair_of(rows[i]) == (rp, dp)]
         label = f"{rp}/{dp}"
         strong = [i for i in everyone if rows[i].estimate.rounds >= common_rounds]
         if strong:

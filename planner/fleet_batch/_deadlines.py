@@ -52,13 +52,20 @@ def default_deadlines(
     dens = [uniform_densities(s) for s in specs]
     bd = np.array([message(s, d, s.wire_down) for s, (d, _) in zip(specs, dens, strict=True)])
     bu = np.array([message(s, u, s.wire_up) for s, (_, u) in zip(specs, dens, strict=True)])
-    halves = _Halves(everybody)
     order = np.lexsort((bu, bd))  # configurations sharing a download size share its half
     out = np.empty(len(specs))
     chunk = max(1, _machine.CHUNK_ELEMENTS // num_clients)
-    for start in range(0, len(specs), chunk):
-        mine = order[start : start + chunk]
-        out[mine] = kth_smallest(halves.seconds(bd[mine], bu[mine]), at)
+    workers = _machine.threads()
+    parts = np.array_split(order, workers)  # one part a thread, each with its own halves
+
+    def run(part: int) -> None:
+        halves = _Halves(everybody)
+        mine = parts[part]
+        for start in range(0, len(mine), chunk):
+            these = mine[start : start + chunk]
+            out[these] = kth_smallest(halves.seconds(bd[these], bu[these]), at)
+
+    _machine.side_by_side(run, range(workers), workers)
     return [float(x) for x in out.tolist()]
 
 

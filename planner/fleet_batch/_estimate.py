@@ -184,15 +184,7 @@ def _estimate_group(
                 max_rounds=max_rounds,
             )
 
-    starts = range(0, len(unit_keys), chunk)
-    if workers > 1 and len(starts) > 1:  # numpy releases the GIL: chunks overlap
-        from concurrent.futures import ThreadPoolExecutor  # imported only when used
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(run, starts))
-    else:
-        for start in starts:
-            run(start)
+    _machine.side_by_side(run, range(0, len(unit_keys), chunk), workers)
 
 
 def _finish(
@@ -233,6 +225,7 @@ def _finish(
     sampled_total = walked * sampled
     names = items[which[0]][1].fleet.tier_names
     counts = tier_sampled.tolist()
+    live = [(t, name, counts[t]) for t, name in enumerate(names) if counts[t]]
     tier_late = walk.tier_late.tolist()
     dd_med, dd_min, dd_max, du_med, du_min, du_max = (a.tolist() for a in (*tiers[0], *tiers[1]))
     sums_list, stdev_list, last_s = sums.tolist(), stdevs.tolist(), cum_s[:, -1].tolist()
@@ -262,21 +255,26 @@ def _finish(
             bought, exact = walked + more, False
             total_s, total_b = done_s + more * mean_s, done_b + more * mean_b
         d_down, d_up = uniform_densities(spec)
+        med_d, med_u, lo_d, hi_d, lo_u, hi_u, lates = (
+            dd_med[row], du_med[row], dd_min[row], dd_max[row], du_min[row], du_max[row],
+            tier_late[row],
+        )  # fmt: skip
         tier_rows = tuple(
-            _record(
-                TierEstimate,
-                tier=name,
-                sampled=counts[t],
-                d_down=dd_med[row][t],
-                d_up=du_med[row][t],
-                d_down_min=dd_min[row][t],
-                d_down_max=dd_max[row][t],
-                d_up_min=du_min[row][t],
-                d_up_max=du_max[row][t],
-                late=tier_late[row][t] / counts[t],
-            )
-            for t, name in enumerate(names)
-            if counts[t]
+            [
+                _record(
+                    TierEstimate,
+                    tier=name,
+                    sampled=count,
+                    d_down=med_d[t],
+                    d_up=med_u[t],
+                    d_down_min=lo_d[t],
+                    d_down_max=hi_d[t],
+                    d_up_min=lo_u[t],
+                    d_up_max=hi_u[t],
+                    late=lates[t] / count,
+                )
+                for t, name, count in live
+            ]
         )
         out[i] = _record(
             FleetEstimate,

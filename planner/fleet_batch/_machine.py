@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 
 from planner.fleet import FleetError
 
@@ -33,6 +34,19 @@ def keep_freed_memory() -> bool:
         return False
     ok = mallopt(M_MMAP_THRESHOLD, KEEP_FREED_BYTES) == 1
     return mallopt(M_TRIM_THRESHOLD, 4 * KEEP_FREED_BYTES) == 1 and ok
+
+
+def side_by_side(work: Callable[[int], None], starts: Sequence[int], workers: int) -> None:
+    """``work(start)`` for each start, on ``workers`` threads when there are several (numpy
+    releases the GIL; each start writes its own results, so they do not depend on it)."""
+    if workers > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor  # imported only when used
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(work, starts))
+    else:
+        for start in starts:
+            work(start)
 
 
 def threads() -> int:
