@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from planner.budget import resolve_budget
 from planner.fleet import (
     DEFAULT_GRID,
     DEFAULT_OVER_SELECTION,
@@ -157,15 +158,8 @@ def plan_fleet(
         compute_seconds=compute,
         rounds=DENSE_REFERENCE_ROUNDS,
     )
-    budget = s.budget
-    budget_seconds: float | None = None
-    budget_bytes: int | None = None
-    if budget.kind == "dense-rounds":
-        budget_seconds = budget.amount * ref
-    elif budget.kind == "seconds":
-        budget_seconds = budget.amount
-    else:
-        budget_bytes = int(budget.amount)
+    amount = resolve_budget(s.budget, lambda: ref)
+    budget_seconds, budget_bytes = amount.seconds, amount.bytes
     up_slowdown = fleet_up_slowdown(fleet, num_clients=num_clients, seed=seed)
     heuristic = heuristic_pairs(s, up_slowdown)
     configs: list[tuple[int, str, str, MethodSpec]] = []  # rank, precisions, spec
