@@ -99,7 +99,8 @@ def merge_config(path: Path | None, flags: dict[str, Any]) -> Any:
 
     With a budget (flag or file), the run's rounds are what the budget buys; ``--rounds`` given
     beside it caps them (it becomes ``max_rounds``)."""
-    from trainer.config import RunConfig, read_config_mapping
+    from trainer.config import RunConfig
+    from trainer.config_files import read_config_mapping
 
     data = read_config_mapping(path) if path is not None else {}
     given = {k: v for k, v in flags.items() if v is not None}

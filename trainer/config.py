@@ -5,14 +5,12 @@ Precedence (CLI flag > config file > default) is applied once, in ``trainer.cli`
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from planner.encoding import ENCODING_CHOICES, QUANTIZED, parse_precision
-from planner.limits import DEFAULT_OVER_SELECTION, MAX_SEED, is_int, is_number
+from planner.limits import DEFAULT_OVER_SELECTION, MAX_SEED
 from planner.method_spec import (
     DEFAULT_KEEP_RATE,
     METHODS,
@@ -20,13 +18,21 @@ from planner.method_spec import (
     check_floor,
     check_keep_rate,
 )
-from planner.parse import fraction_value
 from planner.srd import (
     DEFAULT_BASE,
     DEFAULT_COEFF,
     DEFAULT_MASK_RATE,
     DEFAULT_UPPER,
     check_srd,
+)
+from trainer.config_files import migrate_prune_rate, read_config_mapping, write_config
+from trainer.config_values import (
+    check_choice,
+    check_float,
+    check_int,
+    finite,
+    key_text,
+    parse_density,
 )
 from trainer.errors import TrainerError
 
@@ -56,68 +62,6 @@ DEFAULT_MAX_EVAL_EXAMPLES = 1000
 
 def _h(text: str) -> dict[str, str]:
     return {"help": text}
-
-
-def _finite(value: Any) -> bool:
-    """A real number that fits a float: not a bool, NaN, inf, or a YAML integer of 400 digits
-    (math.isfinite raises OverflowError on those)."""
-    if not is_number(value):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _key(key: Any) -> str:
-    """A config key as a message shows it: plain when it is a printable name, else repr (a key
-    holding a newline must not split the one error line)."""
-    if isinstance(key, str) and key and key.isprintable() and key.strip() == key:
-        return key
-    return repr(key)
-
-
-def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise TrainerError(f"{name} must be one of {', '.join(choices)}, but got {value!r}.")
-    return str(value)
-
-
-def _int(value: Any, name: str, *, low: int, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if not is_int(value) or value < low:
-        raise TrainerError(f"{name} must be an integer >= {low}, but got {value!r}.")
-    return value
-
-
-def _float(
-    value: Any, name: str, *, low: float, strict: bool, optional: bool = False
-) -> float | None:
-    if value is None and optional:
-        return None
-    if not _finite(value):
-        raise TrainerError(f"{name} must be a finite number, but got {value!r}.")
-    if value < low or (strict and value == low):
-        op = ">" if strict else ">="
-        raise TrainerError(f"{name} must be {op} {low:g}, but got {value!r}.")
-    return float(value)
-
-
-def parse_density(value: Any, name: str) -> float:
-    """1, 0.25 or the string '1/4' -> a float in (0, 1]."""
-    if isinstance(value, str):
-        number = fraction_value(value)  # None for 1/0, "9" * 400, "x"
-        if number is None:
-            raise TrainerError(
-                f"{name} must be a density like 1, 1/4 or 0.0625, but got {value!r}."
-            )
-        value = number
-    if not _finite(value):
-        raise TrainerError(f"{name} must be a number in (0, 1], but got {value!r}.")
-    if not 0 < value <= 1:
-        raise TrainerError(f"{name} must be in (0, 1], but got {value!r}.")
-    return float(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -290,10 +234,10 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         s = object.__setattr__
-        _choice(self.method, "method", METHODS)
-        _int(self.rank, "rank", low=1)
-        _float(self.lora_alpha, "lora_alpha", low=0, strict=True)
-        _float(self.lora_dropout, "lora_dropout", low=0, strict=False)
+        check_choice(self.method, "method", METHODS)
+        check_int(self.rank, "rank", low=1)
+        check_float(self.lora_alpha, "lora_alpha", low=0, strict=True)
+        check_float(self.lora_dropout, "lora_dropout", low=0, strict=False)
         if self.lora_dropout >= 1:
             raise TrainerError(f"lora_dropout must be < 1, but got {self.lora_dropout!r}.")
         if self.target_modules is not None:
@@ -311,8 +255,8 @@ class RunConfig:
             s(self, "target_modules", tuple(mods))
         s(self, "d_down", parse_density(self.d_down, "d_down"))
         s(self, "d_up", parse_density(self.d_up, "d_up"))
-        _choice(self.topk, "topk", TOPK_MODES)
-        _choice(self.encoding, "encoding", ENCODING_CHOICES)
+        check_choice(self.topk, "topk", TOPK_MODES)
+        check_choice(self.encoding, "encoding", ENCODING_CHOICES)
         for name in ("precision", "precision_down", "precision_up"):
             value = getattr(self, name)
             if value is None and name != "precision":
@@ -325,7 +269,7 @@ class RunConfig:
             raise TrainerError(
                 f"error_feedback must be true or false, but got {self.error_feedback!r}."
             )
-        if isinstance(self.keep_rate, int) and not _finite(self.keep_rate):
+        if isinstance(self.keep_rate, int) and not finite(self.keep_rate):
             raise TrainerError(f"keep_rate must be in (0, 1], but got {self.keep_rate!r}.")
         try:
             check_keep_rate(self.keep_rate)
@@ -355,32 +299,32 @@ class RunConfig:
                 parse_budget(self.budget)
             except ValueError as exc:
                 raise TrainerError(str(exc)) from None
-        _int(self.ref_rank, "ref_rank", low=1)
-        _int(self.max_rounds, "max_rounds", low=1, optional=True)
+        check_int(self.ref_rank, "ref_rank", low=1)
+        check_int(self.max_rounds, "max_rounds", low=1, optional=True)
         if self.max_rounds is not None and self.budget is None:
             raise TrainerError("max_rounds caps the rounds a budget buys; it needs budget.")
         for name in ("rounds", "num_clients", "clients_per_round", "local_epochs", "batch_size"):
-            _int(getattr(self, name), name, low=1)
+            check_int(getattr(self, name), name, low=1)
         if self.clients_per_round > self.num_clients:
             raise TrainerError(
                 f"clients_per_round must be at most num_clients={self.num_clients}, "
                 f"but got {self.clients_per_round}."
             )
-        _float(self.client_lr, "client_lr", low=0, strict=True)
-        _choice(self.client_optimizer, "client_optimizer", CLIENT_OPTIMIZERS)
-        _float(self.client_momentum, "client_momentum", low=0, strict=False)
-        _choice(self.server_optimizer, "server_optimizer", SERVER_OPTIMIZERS)
-        _float(self.server_lr, "server_lr", low=0, strict=True)
-        _float(self.server_momentum, "server_momentum", low=0, strict=False)
-        _float(self.server_weight_decay, "server_weight_decay", low=0, strict=False)
+        check_float(self.client_lr, "client_lr", low=0, strict=True)
+        check_choice(self.client_optimizer, "client_optimizer", CLIENT_OPTIMIZERS)
+        check_float(self.client_momentum, "client_momentum", low=0, strict=False)
+        check_choice(self.server_optimizer, "server_optimizer", SERVER_OPTIMIZERS)
+        check_float(self.server_lr, "server_lr", low=0, strict=True)
+        check_float(self.server_momentum, "server_momentum", low=0, strict=False)
+        check_float(self.server_weight_decay, "server_weight_decay", low=0, strict=False)
         if not isinstance(self.group_by_length, bool):
             raise TrainerError(
                 f"group_by_length must be true or false, but got {self.group_by_length!r}."
             )
         if not isinstance(self.model, str) or not self.model:
             raise TrainerError(f"model must be a name or path, but got {self.model!r}.")
-        _choice(self.task, "task", TASKS)
-        _choice(self.data, "data", DATA_SOURCES)
+        check_choice(self.task, "task", TASKS)
+        check_choice(self.data, "data", DATA_SOURCES)
         if self.data in DATA_NEEDS_PATH and not self.data_path:
             raise TrainerError(f"data={self.data!r} needs data_path (a file or dataset name).")
         for name in ("text_column", "label_column", "client_column"):
@@ -400,19 +344,19 @@ class RunConfig:
             parse_sections(self.sections)
         if self.data_path is not None and not isinstance(self.data_path, str):
             s(self, "data_path", str(self.data_path))
-        _int(self.min_examples_per_class, "min_examples_per_class", low=1)
-        _choice(self.partition, "partition", PARTITIONS)
-        _float(self.dirichlet_alpha, "dirichlet_alpha", low=0, strict=True)
-        _int(self.max_length, "max_length", low=2)
-        _float(self.val_fraction, "val_fraction", low=0, strict=True)
-        _float(self.test_fraction, "test_fraction", low=0, strict=False)
+        check_int(self.min_examples_per_class, "min_examples_per_class", low=1)
+        check_choice(self.partition, "partition", PARTITIONS)
+        check_float(self.dirichlet_alpha, "dirichlet_alpha", low=0, strict=True)
+        check_int(self.max_length, "max_length", low=2)
+        check_float(self.val_fraction, "val_fraction", low=0, strict=True)
+        check_float(self.test_fraction, "test_fraction", low=0, strict=False)
         if self.val_fraction + self.test_fraction >= 1:
             raise TrainerError(
                 f"val_fraction + test_fraction must be < 1, but got "
                 f"{self.val_fraction} + {self.test_fraction}."
             )
-        _int(self.max_examples_per_client, "max_examples_per_client", low=1, optional=True)
-        _int(self.min_client_examples, "min_client_examples", low=1)
+        check_int(self.max_examples_per_client, "max_examples_per_client", low=1, optional=True)
+        check_int(self.min_client_examples, "min_client_examples", low=1)
         if self.min_client_examples > 1 and self.partition != "natural":
             raise TrainerError(
                 f"min_client_examples={self.min_client_examples} filters the clients of "
@@ -420,21 +364,21 @@ class RunConfig:
             )
         if self.max_eval_examples == 0 and not isinstance(self.max_eval_examples, bool):
             s(self, "max_eval_examples", None)  # 0: no cap (a CLI flag cannot say None)
-        _int(self.max_eval_examples, "max_eval_examples", low=1, optional=True)
+        check_int(self.max_eval_examples, "max_eval_examples", low=1, optional=True)
         if not isinstance(self.network, str) or not self.network:
             raise TrainerError(f"network must be a profile name or path, but got {self.network!r}.")
-        _float(self.up_slowdown, "up_slowdown", low=0, strict=True, optional=True)
-        _float(self.compute_seconds, "compute_seconds", low=0, strict=False)
+        check_float(self.up_slowdown, "up_slowdown", low=0, strict=True, optional=True)
+        check_float(self.compute_seconds, "compute_seconds", low=0, strict=False)
         self._check_fleet()
-        _int(self.eval_every, "eval_every", low=0)
+        check_int(self.eval_every, "eval_every", low=0)
         if not isinstance(self.eval_test, bool):
             raise TrainerError(f"eval_test must be true or false, but got {self.eval_test!r}.")
-        _int(self.checkpoint_every, "checkpoint_every", low=0)
-        _int(self.seed, "seed", low=0)
+        check_int(self.checkpoint_every, "checkpoint_every", low=0)
+        check_int(self.seed, "seed", low=0)
         if self.seed > MAX_SEED:
             raise TrainerError(f"seed must be at most 2**63 - 1 = {MAX_SEED}, but got {self.seed}.")
-        _choice(self.device, "device", DEVICES)
-        _choice(self.amp, "amp", AMP_MODES)
+        check_choice(self.device, "device", DEVICES)
+        check_choice(self.amp, "amp", AMP_MODES)
         self._check_wire()
         if self.task == "lm" and self.data not in LM_SOURCES:
             raise TrainerError(
@@ -501,10 +445,10 @@ class RunConfig:
 
         if self.fleet is not None and (not isinstance(self.fleet, str) or not self.fleet):
             raise TrainerError(f"fleet must be a fleet name or path, but got {self.fleet!r}.")
-        _choice(self.round_policy, "round_policy", ROUND_POLICIES)
-        _choice(self.density_policy, "density_policy", DENSITY_POLICIES)
-        _float(self.deadline_seconds, "deadline_seconds", low=0, strict=True, optional=True)
-        _float(self.over_selection, "over_selection", low=1, strict=False)
+        check_choice(self.round_policy, "round_policy", ROUND_POLICIES)
+        check_choice(self.density_policy, "density_policy", DENSITY_POLICIES)
+        check_float(self.deadline_seconds, "deadline_seconds", low=0, strict=True, optional=True)
+        check_float(self.over_selection, "over_selection", low=1, strict=False)
         if not isinstance(self.adapt_down, bool):
             raise TrainerError(f"adapt_down must be true or false, but got {self.adapt_down!r}.")
         for name in ("tier_densities", "density_grid"):
@@ -574,7 +518,7 @@ class RunConfig:
         known = {f.name for f in fields(cls)} | {"prune_rate"}
         unknown = sorted((k for k in data if k not in known), key=repr)  # keys of any type
         if unknown:
-            raise TrainerError(f"unknown run config keys: {', '.join(map(_key, unknown))}.")
+            raise TrainerError(f"unknown run config keys: {', '.join(map(key_text, unknown))}.")
         values = migrate_prune_rate(dict(data))
         if isinstance(values.get("target_modules"), list):
             values["target_modules"] = tuple(values["target_modules"])
@@ -582,68 +526,8 @@ class RunConfig:
 
     def save(self, path: str | Path) -> Path:
         """Write YAML (.yaml/.yml) or sorted, indented JSON (.json)."""
-        p = Path(path)
-        data = self.to_dict()
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            text = yaml.safe_dump(data, sort_keys=True)
-        elif p.suffix == ".json":
-            text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-        else:
-            raise TrainerError(f"config file must end in .yaml, .yml or .json, but got {str(p)!r}.")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8")
-        return p
+        return write_config(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         return cls.from_dict(read_config_mapping(path))
-
-
-def migrate_prune_rate(values: dict[str, Any]) -> dict[str, Any]:
-    """Configs written before keep_rate: ``prune_rate`` p becomes keep_rate = 1 - p, and an
-    adapterlth run keeps its old floor, d_up (the old schedule pruned down to d_up). Other
-    methods never used prune_rate (every config saved it), so it is dropped for them."""
-    if "prune_rate" not in values:
-        return values
-    rate = values.pop("prune_rate")
-    if "keep_rate" in values:
-        raise TrainerError("give keep_rate or the older prune_rate, not both.")
-    if not is_number(rate) or not 0 <= rate < 1:
-        raise TrainerError(f"prune_rate (old name) must be in [0, 1), but got {rate!r}.")
-    if values.get("method") == "adapterlth":
-        values["keep_rate"] = 1 - rate
-        values.setdefault("lth_floor", values.get("d_up", 0.25))
-    return values
-
-
-def read_config_mapping(path: str | Path) -> dict[str, Any]:
-    """The raw mapping of a YAML/JSON config file (the CLI merges flags into it)."""
-    p = Path(path)
-    if p.suffix not in (".yaml", ".yml", ".json"):
-        raise TrainerError(f"config file must end in .yaml, .yml or .json, but got {str(p)!r}.")
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise TrainerError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}.") from None
-    except UnicodeDecodeError as exc:
-        raise TrainerError(
-            f"config file {str(p)!r} is not UTF-8 text "
-            f"(byte 0x{exc.object[exc.start]:02x} at offset {exc.start})."
-        ) from None
-    try:
-        if p.suffix == ".json":
-            data: Any = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # yaml and json raise many types; all mean "not a valid file"
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TrainerError(f"cannot parse config file {str(p)!r}: {first}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise TrainerError(f"config file {str(p)!r} must hold a mapping of keys to values.")
-    return data

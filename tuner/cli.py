@@ -43,7 +43,8 @@ StudyName = Annotated[str, typer.Option("--study-name", "-n", help="study name i
 
 def base_config(config_file: Path | None, overrides: dict[str, Any]) -> Any:
     """CLI flag > config file > RunConfig default."""
-    from trainer.config import RunConfig, read_config_mapping
+    from trainer.config import RunConfig
+    from trainer.config_files import read_config_mapping
 
     data = read_config_mapping(config_file) if config_file is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})

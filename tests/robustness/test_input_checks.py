@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from planner.cli import plan_command
 from planner.errors import ProfileError
+from planner.limits import MAX_SEED
 from planner.profiles import load_model, load_network
 from trainer.cli import app as train_app
-from trainer.config import MAX_SEED, RunConfig, read_config_mapping
+from trainer.config import RunConfig
+from trainer.config_files import read_config_mapping
 from trainer.errors import TrainerError
 from trainer.model_check import check_model
 from trainer.workload import prepare
