@@ -48,7 +48,6 @@ from planner.plan_rows import (
     row_key,
     uniform_rounds,
 )
-from planner.plan_rows import heuristic_pairs as heuristic_pairs  # tuner/space.py, for now
 from planner.plan_types import Plan, PlanRow, PlanSettings, RoundCost
 from planner.shortlist import pareto_flags, short_list
 
