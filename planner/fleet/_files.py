@@ -12,9 +12,10 @@ from array import array
 from pathlib import Path
 from typing import Any, NoReturn
 
+from planner.errors import ProfileError
 from planner.fleet._data import ClientLink, Fleet, FleetError, Tier
 from planner.limits import LIMITS, check
-from planner.profiles import ProfileError, find_profile, read_mapping
+from planner.profiles import find_profile, read_mapping
 
 MEASURED_TIER = "measured"  # the one tier of a CSV without a tier column
 CSV_COLUMNS = ("client", "tier", "down_mbps", "up_mbps", "rtt_ms")  # client: a label, unused
