@@ -24,7 +24,7 @@ from planner.limits import check_derived
 from planner.method_spec import SRD_METHODS, MethodSpec
 from planner.network import NetworkProfile
 from planner.pricing import Population
-from planner.schedule import RoundPrice, price_rounds
+from planner.schedule import RoundPrice
 from trainer.config import RunConfig
 from trainer.errors import TrainerError
 
@@ -78,6 +78,18 @@ def reference_adapter_size(config: RunConfig, base_model: Any) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def run_population(config: RunConfig, *, network: NetworkProfile, num_clients: int) -> Population:
+    """Where ``config``'s rounds happen: its network (or fleet), seed, clients and compute."""
+    return Population(
+        network=network,
+        fleet=config.fleet_setup(),
+        seed=config.seed,
+        num_clients=num_clients,
+        clients_per_round=config.clients_per_round,
+        compute_seconds=config.compute_seconds,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class BudgetRounds:
     rounds: list[RoundPrice]  # the rounds that fit, priced
@@ -109,14 +121,7 @@ def budget_rounds(
     if config.budget is None:
         raise TrainerError("budget_rounds needs config.budget.")
     budget = parse_budget(config.budget)
-    population = Population(
-        network=network,
-        fleet=config.fleet_setup(),
-        seed=config.seed,
-        num_clients=num_clients,
-        clients_per_round=config.clients_per_round,
-        compute_seconds=config.compute_seconds,
-    )
+    population = run_population(config, network=network, num_clients=num_clients)
     ref_n = reference_n if budget.kind == "dense-rounds" else None
     amount = population.resolve(budget, reference_n=reference_n)
     budget_seconds, budget_bytes = amount.seconds, amount.bytes
@@ -142,6 +147,30 @@ def budget_rounds(
     )
 
 
+def adapter_budget_rounds(
+    config: RunConfig,
+    base_model: Any,
+    adapter: Any,
+    *,
+    num_clients: int,
+    network: NetworkProfile,
+) -> BudgetRounds:
+    """``budget_rounds`` for a wrapped adapter (a ``trainer.flat.FlatAdapter``): its n, its
+    tensors' sizes and LoRA pairs; the dense reference round's n is the adapter's own when the
+    run is dense LoRA's shape at ``ref_rank`` (ffa's P lacks A), else measured on ``base_model``."""
+    same = config.rank == config.ref_rank and config.method != "ffa"
+    ref_n = adapter.n if same else reference_adapter_size(config, base_model)
+    return budget_rounds(
+        config,
+        n=adapter.n,
+        tensor_sizes=tuple(s.stop - s.start for s in adapter.slices),
+        pairs=srd_pairs(adapter.slices),
+        reference_n=ref_n,
+        num_clients=num_clients,
+        network=network,
+    )
+
+
 def resolve_budget_rounds(
     config: RunConfig,
     workload: Any,
@@ -153,16 +182,8 @@ def resolve_budget_rounds(
 ) -> RunConfig:
     """``config`` with ``rounds`` = the rounds its budget buys (the trainer calls this)."""
     assert config.budget is not None
-    same = config.rank == config.ref_rank and config.method != "ffa"
-    ref_n = adapter.n if same else reference_adapter_size(config, workload.base_model)
-    got = budget_rounds(
-        config,
-        n=adapter.n,
-        tensor_sizes=tuple(s.stop - s.start for s in adapter.slices),
-        pairs=srd_pairs(adapter.slices),
-        reference_n=ref_n,
-        num_clients=num_clients,
-        network=network,
+    got = adapter_budget_rounds(
+        config, workload.base_model, adapter, num_clients=num_clients, network=network
     )
     if not got.rounds:
         raise TrainerError(
@@ -232,30 +253,12 @@ def spend_guard(
     every other method, whose prices are exact."""
     if config.budget is None or config.method not in SRD_METHODS:
         return None
-    same = config.rank == config.ref_rank
-    ref_n = adapter.n if same else reference_adapter_size(config, workload.base_model)
-    got = budget_rounds(
-        config,
-        n=adapter.n,
-        pairs=srd_pairs(adapter.slices),
-        reference_n=ref_n,
-        num_clients=num_clients,
-        network=network,
+    got = adapter_budget_rounds(
+        config, workload.base_model, adapter, num_clients=num_clients, network=network
     )
     spec = method_spec(config, n=adapter.n, pairs=srd_pairs(adapter.slices))
-    prices = list(
-        islice(
-            price_rounds(
-                spec,
-                network=network,
-                seed=config.seed,
-                num_clients=num_clients,
-                clients_per_round=config.clients_per_round,
-                compute_seconds=config.compute_seconds,
-            ),
-            config.rounds,
-        )
-    )
+    population = run_population(config, network=network, num_clients=num_clients)
+    prices = list(islice(population.prices(spec), config.rounds))
     return SpendGuard(
         prices=prices, budget_seconds=got.budget_seconds, budget_bytes=got.budget_bytes
     )
@@ -273,14 +276,10 @@ def planned_prices(config: RunConfig, workload: Any) -> list[RoundPrice]:
     if config.budget is None:
         raise TrainerError("planned_prices needs config.budget.")
     adapter = FlatAdapter(wrap_lora(workload.base_model, config), torch.device("cpu"))
-    same = config.rank == config.ref_rank and config.method != "ffa"
-    ref_n = adapter.n if same else reference_adapter_size(config, workload.base_model)
-    return budget_rounds(
+    return adapter_budget_rounds(
         config,
-        n=adapter.n,
-        tensor_sizes=tuple(s.stop - s.start for s in adapter.slices),
-        pairs=srd_pairs(adapter.slices),
-        reference_n=ref_n,
+        workload.base_model,
+        adapter,
         num_clients=len(workload.client_rows(config)),
         network=config.network_profile(),
     ).rounds
