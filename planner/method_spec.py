@@ -3,10 +3,10 @@
 ``MethodSpec``, a method's messages for an n-entry adapter (densities, encoding, precisions,
 per-tensor top-k, FedSRD's pairs and rule) with the k and bytes of a top-k message (pure Python).
 
-The methods (docs/methods.md): ``floss`` (top-k at d_down / d_up), ``dense`` and ``ffa``
-(d = 1 both ways; ffa's n is the B matrices and the head), the mask methods ``sparseadapter``
-and ``adapterlth`` (a mask both ends keep after a dense round 1) and ``fedsrd`` / ``fedsrd-e``
-(``planner.srd``). ``planner.schedule`` walks their rounds.
+The methods (docs/trainer.md, "Baselines in the same harness"): ``floss`` (top-k at d_down /
+d_up), ``dense`` and ``ffa`` (d = 1 both ways; ffa's n is the B matrices and the head), the mask
+methods ``sparseadapter`` and ``adapterlth`` (a mask both ends keep after a dense round 1) and
+``fedsrd`` / ``fedsrd-e`` (``planner.srd``). ``planner.schedule`` walks their rounds.
 """
 
 from __future__ import annotations

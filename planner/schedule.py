@@ -1,6 +1,7 @@
 """Every method priced round by round, exactly as the trainer sends it (pure Python).
 
-One cost model for all methods (docs/methods.md; what each sends: ``planner.method_spec``):
+One cost model for all methods (docs/trainer.md, "Baselines in the same harness"; what each
+method sends is ``planner.method_spec``):
 
 * ``floss``: download = the encoding of k(n, d_down) entries of P (``auto``: the cheapest),
   upload = k(n, d_up) entries of each client's update, same every round.
