@@ -27,6 +27,7 @@ from planner.fleet._estimate import (
     ESTIMATE_ROUNDS,
     FleetEstimate,
     TierEstimate,
+    check_estimate,
     default_deadline,
     estimate_fleet,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "assign_links",
     "check_compute_seconds",
     "check_deadline_reachable",
+    "check_estimate",
     "check_fleet_method",
     "check_run",
     "client_densities",

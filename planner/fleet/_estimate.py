@@ -91,6 +91,19 @@ class FleetEstimate:
     estimate: str  # the method, in words
 
 
+def check_estimate(
+    *, budget_seconds: float | None, budget_bytes: int | None, max_rounds: int | None, rounds: int
+) -> None:
+    """An estimate's budget (exactly one of seconds and bytes), round cap and walk length, as
+    ``estimate_fleet`` and its fast path (``planner.fleet_batch``) take them."""
+    if (budget_seconds is None) == (budget_bytes is None):
+        raise ValueError("give exactly one of budget_seconds and budget_bytes.")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 2:
+        raise FleetError(f"estimate rounds must be an integer >= 2, but got {rounds!r}.")
+    if max_rounds is not None and max_rounds < 0:
+        raise FleetError(f"max_rounds must be >= 0, but got {max_rounds}.")
+
+
 def estimate_fleet(
     spec: MethodSpec,
     setup: FleetSetup,
@@ -110,12 +123,12 @@ def estimate_fleet(
     left over the mean seconds, or bytes, per round). Means, shares and tier densities are over
     the R rounds. ``seconds_stderr`` is the standard error of the mean round seconds: the
     extrapolated rounds carry about that relative error (docs/fleets.md states the tolerance)."""
-    if (budget_seconds is None) == (budget_bytes is None):
-        raise ValueError("give exactly one of budget_seconds and budget_bytes.")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 2:
-        raise FleetError(f"estimate rounds must be an integer >= 2, but got {rounds!r}.")
-    if max_rounds is not None and max_rounds < 0:
-        raise FleetError(f"max_rounds must be >= 0, but got {max_rounds}.")
+    check_estimate(
+        budget_seconds=budget_seconds,
+        budget_bytes=budget_bytes,
+        max_rounds=max_rounds,
+        rounds=rounds,
+    )
     limit_s = None if budget_seconds is None else budget_seconds * (1 + BUDGET_RTOL)
     deadline = setup.deadline_seconds
     links = assign_links(setup.fleet, num_clients, seed)

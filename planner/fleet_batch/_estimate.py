@@ -11,10 +11,10 @@ import numpy as np
 from planner.budget import BUDGET_RTOL
 from planner.fleet import (
     ESTIMATE_ROUNDS,
-    FleetError,
     FleetEstimate,
     FleetSetup,
     TierEstimate,
+    check_estimate,
     check_fleet_method,
     check_run,
 )
@@ -40,12 +40,12 @@ def estimate_fleet_many(
 ) -> list[FleetEstimate]:
     """``[estimate_fleet(spec, setup, ...) for spec, setup in items]``, equal field for field,
     computed at once: the walk's draws are shared, configurations priced as arrays."""
-    if (budget_seconds is None) == (budget_bytes is None):
-        raise ValueError("give exactly one of budget_seconds and budget_bytes.")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 2:
-        raise FleetError(f"estimate rounds must be an integer >= 2, but got {rounds!r}.")
-    if max_rounds is not None and max_rounds < 0:
-        raise FleetError(f"max_rounds must be >= 0, but got {max_rounds}.")
+    check_estimate(
+        budget_seconds=budget_seconds,
+        budget_bytes=budget_bytes,
+        max_rounds=max_rounds,
+        rounds=rounds,
+    )
     compute = check_run(num_clients, clients_per_round, compute_seconds)
     for spec, setup in items:
         check_fleet_method(spec.method, setup.density_policy)
