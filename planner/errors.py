@@ -7,6 +7,8 @@ Each is a ``ValueError`` whose message is one line naming the value and why, so 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 
 class PlanError(ValueError):
     """A planning request that cannot be met; the message says which value and why."""
@@ -16,4 +18,21 @@ class ProfileError(ValueError):
     """A profile that cannot be found or read; the message names it."""
 
 
-__all__ = ["PlanError", "ProfileError"]
+class OptionRule(Protocol):
+    """What an ``UnusedOption`` says about its row of ``planner.options.RULES``."""
+
+    @property
+    def needs(self) -> str: ...
+
+
+class UnusedOption(ValueError):
+    """An option given where it has no effect: its ``name`` and the ``rule`` it breaks
+    (``planner.options``' table)."""
+
+    def __init__(self, text: str, *, name: str, rule: OptionRule) -> None:
+        super().__init__(text)
+        self.name = name
+        self.rule = rule
+
+
+__all__ = ["OptionRule", "PlanError", "ProfileError", "UnusedOption"]

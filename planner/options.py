@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from planner.errors import UnusedOption
+
 
 @dataclass(frozen=True, kw_only=True)
 class Context:
@@ -169,15 +171,6 @@ def message(
     return f"{spell(name)} needs {respell(rule.needs, flags)}."
 
 
-class UnusedOption(ValueError):
-    """An option given where it has no effect: its ``name`` and the ``rule`` it breaks."""
-
-    def __init__(self, text: str, *, name: str, rule: Rule) -> None:
-        super().__init__(text)
-        self.name = name
-        self.rule = rule
-
-
 def check(
     context: Context,
     given: Iterable[str],
@@ -232,7 +225,6 @@ __all__ = [
     "RULES",
     "Context",
     "Rule",
-    "UnusedOption",
     "check",
     "flag",
     "message",

@@ -87,7 +87,8 @@ def resolve_profiles(req: PlanRequest, data_root: Path | None) -> tuple[str, str
 def check_options(req: PlanRequest) -> None:
     """No field without effect: ``planner.options``' table, as floss-plan applies it (a fleet
     field without a fleet, tier densities under another density policy, ...)."""
-    from planner.options import FLEET, UnusedOption
+    from planner.errors import UnusedOption
+    from planner.options import FLEET
     from planner.settings import check_plan_options
 
     try:

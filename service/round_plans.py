@@ -148,6 +148,7 @@ def check_options(req: RoundPlanRequest, run: RunSpec, policy: RoundPolicy) -> N
     """A request field without effect under the round's policy (``planner.options``' table:
     tier densities need the tiered policy, a density grid the bandwidth one, ...)."""
     from planner import options
+    from planner.errors import UnusedOption
 
     context = options.Context(
         fleet=True,  # the clients given are the fleet
@@ -158,7 +159,7 @@ def check_options(req: RoundPlanRequest, run: RunSpec, policy: RoundPolicy) -> N
     )
     try:
         options.check(context, given_fields(req), spell=str)
-    except options.UnusedOption as exc:
+    except UnusedOption as exc:
         raise FieldError(exc.name, f"needs {exc.rule.needs}") from None
 
 

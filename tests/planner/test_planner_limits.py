@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from planner import limits, options
+from planner.errors import UnusedOption
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_option_rows_hold_and_break() -> None:
     hit = options.unused(fleet, {"tier_densities"})
     assert hit is not None and hit[1].needs == options.TIERED
     assert options.unused(fleet, {"adapt_down", "density_grid"}) is None
-    with pytest.raises(options.UnusedOption, match=r"^--keep-rate needs --method adapterlth\.$"):
+    with pytest.raises(UnusedOption, match=r"^--keep-rate needs --method adapterlth\.$"):
         options.check(plain, {"keep_rate"})
     natural = options.Context(partition="natural")
     assert options.check(natural, {"num_clients"}) == (
