@@ -49,17 +49,7 @@ from planner.method_spec import (
 from planner.network import NetworkProfile, client_round_seconds
 from planner.sampling import cached_draws
 
-# TEMPORARY (issue 22): MethodSpec and uniform_densities (home: planner.method_spec) are named
-# here while planner/fleet_batch/_estimate.py, which another helper is editing, imports them
-# from this module.
-__all__ = [
-    "MethodSpec",
-    "RoundPrice",
-    "ScheduleWalk",
-    "price_rounds",
-    "synchronous_seconds",
-    "uniform_densities",
-]
+__all__ = ["RoundPrice", "ScheduleWalk", "price_rounds", "synchronous_seconds"]
 
 
 def synchronous_seconds(

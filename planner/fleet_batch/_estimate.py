@@ -22,8 +22,8 @@ from planner.fleet_batch import _machine
 from planner.fleet_batch._links import Floats, Ints, _Bytes, link_arrays, sampled_ids
 from planner.fleet_batch._prices import _prices
 from planner.fleet_batch._rounds import _tier_densities, _Walk, _walk
+from planner.method_spec import MethodSpec, uniform_densities
 from planner.rowstats import fsum_stdev_rows
-from planner.schedule import MethodSpec, uniform_densities
 
 
 def estimate_fleet_many(
