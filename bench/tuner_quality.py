@@ -429,8 +429,8 @@ def plot_study(storage: str, name: str, path: Path) -> None:
     import optuna
     from optuna.trial import TrialState
 
+    from tuner.candidate import candidate_label
     from tuner.report import recommend, trial_rows
-    from tuner.space import candidate_label
 
     study = optuna.load_study(study_name=name, storage=storage)
     by_config: dict[str, list[tuple[int, float, int]]] = {}

@@ -37,7 +37,7 @@ from tuner.rungs import (
     next_rung,
     rounds_at,
 )
-from tuner.space import snap
+from tuner.search_space import snap
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer import interrupt
+from tuner.candidate import Candidate
 from tuner.fidelity import FidelityReporter, checkpoint_fractions, checkpoint_rounds
 from tuner.orphans import ATTR_OWNER, owner_record
 from tuner.rungs import ATTR_FRACTION, ATTR_RUNG, fidelity_suffix, rounds_at
+from tuner.search_space import SearchSpace
 from tuner.settings import METRIC_DIRECTION, METRICS, TuneSettings
-from tuner.space import Candidate, SearchSpace, suggest
+from tuner.suggest import suggest
 
 if TYPE_CHECKING:
     import optuna

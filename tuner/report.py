@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuner.candidate import candidate_label, density_label, policy_label
 from tuner.objective import (
     ATTR_CANDIDATE,
     ATTR_CONFIG,
@@ -23,7 +24,6 @@ from tuner.objective import (
     TEST_METRICS,
 )
 from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
-from tuner.space import candidate_label, density_label, policy_label
 from tuner.study import ATTR_SPACE
 
 if TYPE_CHECKING:

@@ -8,16 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from planner.budget import parse_budget
 from planner.plan_types import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, REF_RANK, PlanSettings
+from tuner.build import AdapterSize, build_space
+from tuner.grid import THESIS_KEEP_RATE, MethodGrid
 from tuner.objective import Objective
+from tuner.search_space import SearchSpace, TensorSizes
 from tuner.settings import TuneError, TuneSettings
-from tuner.space import (
-    THESIS_KEEP_RATE,
-    AdapterSize,
-    MethodGrid,
-    SearchSpace,
-    TensorSizes,
-    build_space,
-)
 from tuner.storage import trial_checkpoints
 from tuner.study import run_study
 
@@ -101,13 +96,13 @@ def fleet_setup_for(config: Any, grid: MethodGrid) -> Any:
         ).fleet_setup()
     except TrainerError as exc:
         raise TuneError(str(exc)) from None
-    from tuner.space import fleet_grid
+    from tuner.grid import fleet_grid
 
     fleet_grid(grid, setup)
     return setup
 
 
-DENSE_SEED = "dense LoRA baseline"  # tuner.space.with_seeds's reason for FLoSS at d 1|1
+DENSE_SEED = "dense LoRA baseline"  # tuner.seeds.with_seeds's reason for FLoSS at d 1|1
 
 
 def seed_reasons(space: SearchSpace, config: Any) -> SearchSpace:
@@ -138,7 +133,7 @@ def seed_reasons(space: SearchSpace, config: Any) -> SearchSpace:
 def tiers_text(config: Any) -> str:
     """'lte 1/4|1/16, wifi 1|1/4' from the base run's tier densities."""
     from planner.fleet import parse_tier_densities
-    from tuner.space import density_label
+    from tuner.candidate import density_label
 
     text = getattr(config, "tier_densities", None)
     if not text:

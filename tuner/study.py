@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from trainer import interrupt
+from tuner.candidate import Candidate
 from tuner.objective import (
     ATTR_END,
     ATTR_KEY,
@@ -35,8 +36,9 @@ from tuner.objective import (
 )
 from tuner.orphans import fail_orphans
 from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
+from tuner.search_space import SearchSpace
+from tuner.seeds import seed_params
 from tuner.settings import TuneError, TuneSettings
-from tuner.space import Candidate, SearchSpace, seed_params
 from tuner.storage import open_storage, study_lock
 from tuner.worker import run_trials
 

@@ -483,7 +483,7 @@ def test_a_seed_enqueued_twice_is_trained_once() -> None:
     """The race left on server databases: both workers enqueue a seed. The later twin, popped
     while the first runs or waits, trains nothing and is marked failed (end = duplicate)."""
     from tuner.objective import TrialSkipped
-    from tuner.space import seed_params
+    from tuner.seeds import seed_params
 
     fakes = _fakes()
     space = fakes.small_space()

@@ -239,8 +239,10 @@ def test_tuner_searches_the_precisions() -> None:
     from planner.budget import parse_budget
     from planner.plan_types import PlanSettings
     from planner.profiles import load_model, load_network
+    from tuner.build import build_space
+    from tuner.grid import MethodGrid
     from tuner.objective import full_config, trial_config
-    from tuner.space import MethodGrid, build_space, suggest
+    from tuner.suggest import suggest
 
     settings = PlanSettings(
         model=load_model("all-minilm-l6-v2"),

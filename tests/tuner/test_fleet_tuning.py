@@ -16,11 +16,13 @@ from planner.fleet import FleetSetup, load_fleet, parse_tier_densities
 from planner.plan_rows import adapter_size
 from trainer.budget import budget_rounds
 from trainer.config import RunConfig
+from tuner.build import build_space
 from tuner.cli import app
+from tuner.grid import MethodGrid, fleet_grid
 from tuner.objective import Objective, full_config
 from tuner.report import recommendation_line, trial_rows
+from tuner.search_space import SearchSpace
 from tuner.settings import TuneError, TuneSettings
-from tuner.space import MethodGrid, SearchSpace, build_space, fleet_grid
 from tuner.study import run_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

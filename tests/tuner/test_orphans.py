@@ -30,7 +30,7 @@ from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
 from tuner.objective import Objective
 from tuner.settings import TuneSettings
-from tuner.space import build_space
+from tuner.build import build_space
 from tuner.study import run_study
 from tuner_fakes import FakeConfig, FakeTrain
 

@@ -11,9 +11,9 @@ from tuner_fakes import FakeConfig, FakeTrain, small_space
 from typer.testing import CliRunner
 
 from tuner.cli import app
+from tuner.grid import MethodGrid
 from tuner.objective import Objective
 from tuner.settings import TuneSettings
-from tuner.space import MethodGrid
 from tuner.study import ATTR_SPACE, enqueue_seeds, make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -126,8 +126,8 @@ def test_a_damaged_trial_checkpoint_is_said_and_trained_from_round_1(tmp_path: P
 
     from trainer.checkpoint import save_checkpoint
     from tuner.objective import Objective, candidate_key, trial_checkpoint_dir
+    from tuner.seeds import seed_params
     from tuner.settings import TuneSettings
-    from tuner.space import seed_params
     from tuner.study import enqueue_seeds
 
     space = small_space()

@@ -6,6 +6,7 @@ import optuna
 import pytest
 from tuner_fakes import FakeConfig, FakeRecord, FakeTrain, plan_settings
 
+from tuner.build import build_space
 from tuner.fidelity import (
     FidelityReporter,
     checkpoint_fractions,
@@ -13,8 +14,8 @@ from tuner.fidelity import (
     checkpoint_steps,
 )
 from tuner.objective import Objective
+from tuner.search_space import SearchSpace
 from tuner.settings import TuneSettings
-from tuner.space import SearchSpace, build_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

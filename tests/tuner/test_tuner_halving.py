@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from tuner_fakes import FakeConfig, FakeTrain, plan_settings, quality
 
+from tuner.build import build_space
 from tuner.objective import Objective, client_steps_spent
 from tuner.report import recommend, trial_rows
 from tuner.rungs import (
@@ -28,8 +29,8 @@ from tuner.rungs import (
     rounds_at,
     step_costs,
 )
+from tuner.search_space import SearchSpace
 from tuner.settings import TuneError, TuneSettings
-from tuner.space import SearchSpace, build_space
 from tuner.study import run_study
 
 FLAT = StepCosts(per_round=(2,) * 100, mean=2.0)

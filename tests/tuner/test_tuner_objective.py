@@ -8,10 +8,10 @@ import pytest
 from optuna.trial import TrialState
 from tuner_fakes import Diverged, FakeConfig, FakeTrain, quality, small_space
 
+from tuner.grid import MethodGrid
 from tuner.objective import Objective
 from tuner.report import recommend, trial_rows
 from tuner.settings import TuneError, TuneSettings
-from tuner.space import MethodGrid
 from tuner.study import enqueue_seeds, make_pruner, run_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -8,8 +8,12 @@ import pytest
 from tuner_fakes import plan_settings, small_space
 
 from planner.budget import parse_budget
+from tuner.build import build_space, scaled_budget
+from tuner.candidate import density_label
+from tuner.grid import MethodGrid
+from tuner.search_space import snap
 from tuner.settings import TuneError
-from tuner.space import MethodGrid, build_space, density_label, scaled_budget, snap, suggest
+from tuner.suggest import suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

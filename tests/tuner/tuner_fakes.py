@@ -15,7 +15,9 @@ from typing import Any
 from planner.budget import parse_budget
 from planner.plan_types import PlanSettings
 from planner.profiles import load_model, load_network
-from tuner.space import MethodGrid, SearchSpace, build_space
+from tuner.build import build_space
+from tuner.grid import MethodGrid
+from tuner.search_space import SearchSpace
 
 
 @dataclass(frozen=True, kw_only=True)
