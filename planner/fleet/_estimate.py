@@ -13,7 +13,7 @@ from planner.fleet._data import Fleet, FleetError
 from planner.fleet._links import assign_links
 from planner.fleet._rounds import check_compute_seconds, client_pricer, price_fleet_rounds
 from planner.fleet._setup import DEFAULT_OVER_SELECTION, FleetSetup
-from planner.limits import check_derived
+from planner.limits import check_derived, is_int
 from planner.method_spec import MethodSpec, uniform_densities
 
 ESTIMATE_ROUNDS = 500  # seeded rounds the planner walks per policy before extrapolating
@@ -98,7 +98,7 @@ def check_estimate(
     ``estimate_fleet`` and its fast path (``planner.fleet_batch``) take them."""
     if (budget_seconds is None) == (budget_bytes is None):
         raise ValueError("give exactly one of budget_seconds and budget_bytes.")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 2:
+    if not is_int(rounds) or rounds < 2:
         raise FleetError(f"estimate rounds must be an integer >= 2, but got {rounds!r}.")
     if max_rounds is not None and max_rounds < 0:
         raise FleetError(f"max_rounds must be >= 0, but got {max_rounds}.")

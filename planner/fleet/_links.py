@@ -11,6 +11,7 @@ import random
 from functools import lru_cache
 
 from planner.fleet._data import ClientLink, Fleet, FleetError
+from planner.limits import is_int
 
 
 @lru_cache(maxsize=32)
@@ -41,7 +42,7 @@ def link_draws(fleet: Fleet, num_clients: int, seed: int) -> tuple[list[int], li
     """``assign_links``'s seeded draws: per client the measured row it takes (factors empty), or
     its tier's index and its lognormal factor (1.0 without spread). The one source of the links:
     ``assign_links`` builds them, ``planner.fleet_batch.link_arrays`` the planner's arrays."""
-    if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
+    if not is_int(num_clients) or num_clients < 1:
         raise FleetError(f"num_clients must be an integer >= 1, but got {num_clients!r}.")
     rng = random.Random(f"floss/fleet/{seed}/{num_clients}")
     if fleet.measured:

@@ -33,6 +33,7 @@ from planner.fleet._setup import (
     format_density,
     grid_under,
 )
+from planner.limits import is_int
 from planner.method_spec import MethodSpec, topk_message_bytes, uniform_densities
 from planner.network import round_seconds
 from planner.sampling import sample_clients
@@ -247,7 +248,7 @@ def check_compute_seconds(compute_seconds: object) -> float:
 def check_run(num_clients: int, clients_per_round: int, compute_seconds: float) -> float:
     """A run's population and clients a round (integers >= 1); its compute seconds, checked."""
     for name, value in (("num_clients", num_clients), ("clients_per_round", clients_per_round)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise FleetError(f"{name} must be an integer >= 1, but got {value!r}.")
     return check_compute_seconds(compute_seconds)
 
@@ -280,7 +281,7 @@ def fleet_round(
     encodes at; ``seconds`` = the settled round's.
     """
     compute = check_run(num_clients, clients_per_round, compute_seconds)
-    if isinstance(round_, bool) or not isinstance(round_, int) or round_ < 1:
+    if not is_int(round_) or round_ < 1:
         raise FleetError(f"round must be an integer >= 1, but got {round_!r}.")
     pricer = client_pricer(spec, setup, compute)
     count = setup.sampled_per_round(clients_per_round, num_clients)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from planner.fleet._data import Fleet, FleetError, finite_number, in_range
-from planner.limits import DEFAULT_OVER_SELECTION, check_derived
+from planner.limits import DEFAULT_OVER_SELECTION, check_derived, is_number
 from planner.method_spec import check_method
 from planner.parse import parse_density
 
@@ -69,7 +69,7 @@ def _grid(values: Sequence[float]) -> tuple[float, ...]:
     if not values:
         raise FleetError("the density grid is empty.")
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        if not is_number(v) or not 0 < v <= 1:
             raise FleetError(f"density grid values must be in (0, 1], but got {v!r}.")
     return tuple(sorted({float(v) for v in values}, reverse=True))
 
@@ -167,7 +167,7 @@ class FleetSetup:
                 raise FleetError(f"tier densities: tier {tier!r} is given twice.")
             seen.add(tier)
             for d in (down, up):
-                if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1:
+                if not is_number(d) or not 0 < d <= 1:
                     raise FleetError(
                         f"tier densities {tier}: density must be in (0, 1], got {d!r}."
                     )

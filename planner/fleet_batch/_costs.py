@@ -16,6 +16,7 @@ from planner.fleet import (
 from planner.fleet_batch._links import _Bytes, link_arrays
 from planner.fleet_batch._prices import _prices
 from planner.fleet_batch._rounds import _walk
+from planner.limits import is_int
 from planner.method_spec import MethodSpec
 from planner.sampling import sample_clients
 
@@ -48,7 +49,7 @@ def fleet_round_costs(
     with it)."""
     compute = check_run(num_clients, clients_per_round, compute_seconds)
     check_fleet_method(spec.method, setup.density_policy)
-    if isinstance(first, bool) or not isinstance(first, int) or first < 1:
+    if not is_int(first) or first < 1:
         raise FleetError(f"round must be an integer >= 1, but got {first!r}.")
     links = link_arrays(setup.fleet, num_clients, seed)
     count = setup.sampled_per_round(clients_per_round, num_clients)
