@@ -82,38 +82,28 @@ class Population:
     compute_seconds: float
     fleet: FleetSetup | None = None  # per-client links and the run's policies
 
+    @property
+    def draws(self) -> dict[str, Any]:
+        """What every seeded pricing function takes beside the spec and the links: the seed,
+        the population, the clients per round and their compute seconds."""
+        return {
+            "seed": self.seed,
+            "num_clients": self.num_clients,
+            "clients_per_round": self.clients_per_round,
+            "compute_seconds": self.compute_seconds,
+        }
+
     def prices(self, spec: MethodSpec) -> Iterator[RoundPrice]:
         """Rounds 1, 2, ... of ``spec`` (an unbounded generator), as floss-train pays them."""
         if self.fleet is not None:
-            return price_fleet_rounds(
-                spec,
-                self.fleet,
-                seed=self.seed,
-                num_clients=self.num_clients,
-                clients_per_round=self.clients_per_round,
-                compute_seconds=self.compute_seconds,
-            )
-        return price_rounds(
-            spec,
-            network=self.network,
-            seed=self.seed,
-            num_clients=self.num_clients,
-            clients_per_round=self.clients_per_round,
-            compute_seconds=self.compute_seconds,
-        )
+            return price_fleet_rounds(spec, self.fleet, **self.draws)
+        return price_rounds(spec, network=self.network, **self.draws)
 
     def costs(self, spec: MethodSpec) -> Iterator[RoundSpend]:
         """Each round's seconds and bytes, in order (what a budget counts): on a fleet the
         planner's vectorised walk (equal to ``prices``' rounds), else ``prices`` itself."""
         if self.fleet is not None:
-            return fleet_round_costs(
-                spec,
-                self.fleet,
-                seed=self.seed,
-                num_clients=self.num_clients,
-                clients_per_round=self.clients_per_round,
-                compute_seconds=self.compute_seconds,
-            )
+            return fleet_round_costs(spec, self.fleet, **self.draws)
         return self.prices(spec)
 
     def dense_round_seconds(self, n: int) -> float:
@@ -121,14 +111,7 @@ class Population:
         fp32 values, on the network (the planner's expected slowest of the sampled clients) or
         on the fleet (the mean of its first seeded sync, uniform rounds)."""
         if self.fleet is not None:
-            return dense_reference_seconds(
-                self.fleet,
-                n=n,
-                seed=self.seed,
-                num_clients=self.num_clients,
-                clients_per_round=self.clients_per_round,
-                compute_seconds=self.compute_seconds,
-            )
+            return dense_reference_seconds(self.fleet, n=n, **self.draws)
         return dense_reference_round(
             n=n,
             network=self.network,
