@@ -182,24 +182,25 @@ def _first_fit(
     whose seconds down_tab[a] + up_tab[b] are within deadlines[j], -1 where none is; and those
     seconds (where none is: the last level's; NaN where ``skip``)."""
     J = len(lengths)
-    choice = np.full((J, size), -1, dtype=np.intp)
-    flat = choice.reshape(-1)
-    seconds = np.full((J, size), np.nan)
-    flat_seconds = seconds.reshape(-1)
     first = 0
     a0, b0 = a.dense(0), b.dense(0)
     if skip is None and a0 is not None and b0 is not None:  # level 0 for everybody: dense
-        t = down_tab[a0]
-        t += up_tab[b0]
-        fit = t <= deadlines[:, None]
-        choice[fit] = 0
-        seconds[...] = t
-        todo = np.flatnonzero(~fit & (lengths > 1)[:, None])
+        seconds = down_tab[a0]
+        seconds += up_tab[b0]
+        fit = seconds <= deadlines[:, None]
+        choice = np.where(fit, 0, -1).astype(np.intp, copy=False)
+        late = np.logical_not(fit, out=fit)
+        if not (lengths > 1).all():
+            late &= (lengths > 1)[:, None]
+        todo = np.flatnonzero(late)
         first = 1
     else:
+        choice = np.full((J, size), -1, dtype=np.intp)
+        seconds = np.full((J, size), np.nan)
         todo = np.arange(J * size, dtype=np.intp)
         if skip is not None:
             todo = todo[~skip.ravel()]
+    flat, flat_seconds = choice.reshape(-1), seconds.reshape(-1)
     for lv in range(first, int(lengths.max())):
         j, c = np.divmod(todo, size)
         live = lv < lengths[j]
