@@ -469,23 +469,11 @@ class StudyRequest(Strict):
 
         return None if v is None else check_metric(v)
 
-    @field_validator("search")
+    @field_validator("search", "pruner", "sampler")
     @classmethod
-    def _search(cls, v: str) -> str:
-        if v not in SEARCHES:
-            raise ValueError(f"search must be one of {', '.join(SEARCHES)}, but got {v!r}")
-        return v
-
-    @field_validator("pruner")
-    @classmethod
-    def _pruner(cls, v: str) -> str:
-        if v not in PRUNERS:
-            raise ValueError(f"pruner must be one of {', '.join(PRUNERS)}, but got {v!r}")
-        return v
-
-    @field_validator("sampler")
-    @classmethod
-    def _sampler(cls, v: str) -> str:
-        if v not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, but got {v!r}")
+    def _choice(cls, v: str, info: ValidationInfo) -> str:
+        name = str(info.field_name)
+        choices = {"search": SEARCHES, "pruner": PRUNERS, "sampler": SAMPLERS}[name]
+        if v not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, but got {v!r}")
         return v
