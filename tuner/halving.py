@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from planner.sampling import round_draws
-from tuner.objective import candidate_key, client_steps_spent
+from tuner.objective import client_steps_spent, trained_key
 from tuner.rungs import (
     ATTR_FRACTION,
     ATTR_RUNG,
@@ -79,7 +79,7 @@ def entries_of(space: Any) -> list[Entry]:
     out: list[Entry] = []
     seen: set[str] = set()
     for cand in (*space.seeds, *space.candidates):
-        key = candidate_key(cand, {})
+        key = trained_key(space, cand, {})  # one entry per trained run
         if key in seen:
             continue
         seen.add(key)

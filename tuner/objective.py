@@ -50,6 +50,7 @@ ATTR_RECORDS = "records"
 ATTR_STEPS = "client_steps"
 ATTR_END = "end"  # complete | pruned | diverged | capped | duplicate | interrupted
 ATTR_DUPLICATE_OF = "duplicate_of"
+ATTR_SETTLES_AS = "settles_as"  # label of the earlier candidate whose trial trains the same
 ATTR_RETRY_OF = "retry_of"  # an enqueued retry of an interrupted trial
 ATTR_CHECKPOINTS = "checkpoint_rounds"  # the round of each fidelity step (1/8, 1/4, ... of spend)
 ATTR_VAL_EXAMPLES = "val_examples"  # how many validation texts the value was measured on
@@ -81,6 +82,19 @@ def candidate_key(candidate: Candidate, lrs: dict[str, float]) -> str:
         parts.append(f"fleet={candidate.round_policy}/{candidate.density_policy}{deadline}")
     parts += [f"{k}={v:.6g}" for k, v in sorted(lrs.items())]
     return "|".join(parts)
+
+
+def trained_key(
+    space: SearchSpace,
+    candidate: Candidate,
+    lrs: dict[str, float],
+    *,
+    clients_per_round: int | None = None,
+) -> str:
+    """``candidate_key`` of what ``candidate``'s trial trains: configurations that settle
+    identically (``SearchSpace.settles_as``: a deadline that binds no client, say) share one key,
+    so only the first trains and the other is its duplicate."""
+    return candidate_key(space.settles_as(candidate, clients_per_round=clients_per_round), lrs)
 
 
 def method_fields(candidate: Candidate) -> dict[str, Any]:
@@ -169,7 +183,7 @@ def study_target(n_trials: int, space: SearchSpace, *, tune_lr: bool) -> int:
     reached). Tuned learning rates make the space endless."""
     if tune_lr:
         return n_trials
-    return min(n_trials, len({candidate_key(c, {}) for c in space.candidates}))
+    return min(n_trials, len({trained_key(space, c, {}) for c in space.candidates}))
 
 
 def counts_towards_target(trial: optuna.trial.FrozenTrial) -> bool:
@@ -210,9 +224,11 @@ class TrialSkipped(Exception):
     go on (``catch``): a failed trial counts towards nothing and the sampler ignores it."""
 
 
-def planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | None:
+def planned_key(
+    trial: optuna.trial.FrozenTrial, space: SearchSpace, *, clients_per_round: int | None = None
+) -> str | None:
     """The candidate key of a trial, finished, running or only enqueued (from its fixed
-    params when it has not set its key yet)."""
+    params when it has not set its key yet; ``trained_key``)."""
     if ATTR_KEY in trial.user_attrs:
         return str(trial.user_attrs[ATTR_KEY])
     fixed = trial.system_attrs.get("fixed_params") or trial.params
@@ -221,7 +237,8 @@ def planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | No
     except (KeyError, TypeError, ValueError):
         return None
     lrs = {k: float(fixed[k]) for k in ("client_lr", "server_lr") if k in fixed}
-    return candidate_key(cand, lrs) + fidelity_suffix(trial.user_attrs.get(ATTR_FRACTION))
+    key = trained_key(space, cand, lrs, clients_per_round=clients_per_round)
+    return key + fidelity_suffix(trial.user_attrs.get(ATTR_FRACTION))
 
 
 def client_steps_spent(study: optuna.Study, *, exclude: int | None = None) -> int:
@@ -295,8 +312,13 @@ class Objective:
             trial.set_user_attr(ATTR_END, "skipped")  # failed: counts for nothing
             self.quiet.add(trial.number)
             raise TrialSkipped("successive halving trains the trials it enqueued only")
-        key = candidate_key(candidate, lrs) + fidelity_suffix(fraction)
+        settled = self.space.settles_as(
+            candidate, clients_per_round=self.settings.trial_clients_per_round
+        )
+        key = candidate_key(settled, lrs) + fidelity_suffix(fraction)
         trial.set_user_attr(ATTR_KEY, key)
+        if settled.key != candidate.key:  # trains exactly as an earlier candidate: one trial
+            trial.set_user_attr(ATTR_SETTLES_AS, settled.label)
         trial.set_user_attr(ATTR_CANDIDATE, candidate.to_dict())
         config = trial_config(
             self.base_config,
@@ -322,7 +344,9 @@ class Objective:
             if done is not None:
                 trial.set_user_attr(ATTR_DUPLICATE_OF, done.number)
                 trial.set_user_attr(ATTR_END, "duplicate")
-                self.log(f"trial {trial.number}: {candidate.label} already ran as trial {done.number}")
+                self.log(
+                    f"trial {trial.number}: {candidate.label} already ran as trial {done.number}"
+                )
                 if done.state == optuna.trial.TrialState.COMPLETE and done.value is not None:
                     return float(done.value)
                 raise optuna.TrialPruned(f"same as pruned trial {done.number}")
@@ -502,12 +526,13 @@ class Objective:
         this configuration (it passed this check first, under ``twin_lock``)."""
         from optuna.trial import TrialState
 
+        m = self.settings.trial_clients_per_round
         for t in trial.study.get_trials(
             deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
         ):
             if t.number == trial.number or ATTR_DUPLICATE_OF in t.user_attrs:
                 continue
-            if t.number < trial.number and planned_key(t, self.space) == key:
+            if t.number < trial.number and planned_key(t, self.space, clients_per_round=m) == key:
                 return t
             if t.state == TrialState.RUNNING and t.user_attrs.get(ATTR_KEY) == key:
                 return t

@@ -9,11 +9,13 @@ cheaper). A candidate's rounds are priced by ``planner.pricing`` (``spec_of`` is
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from typing import Any
 
+from planner.fleet import served_shares
 from planner.pricing import Pricing
 from tuner.candidate import Candidate, Key, make_key
 from tuner.grid import NO_FLEET, SPARSE_UP, MethodGrid, Policy, needs_deadline
@@ -265,6 +267,54 @@ class SearchSpace:
             (p.bytes_total, p.seconds)
             for p in self._pricing(candidate).round_prices(self._spec(candidate), rounds)
         ]
+
+    def settles_as(
+        self, candidate: Candidate, *, clients_per_round: int | None = None
+    ) -> Candidate:
+        """The first candidate of the space (in its order) whose trial trains exactly as
+        ``candidate``'s does; ``candidate`` itself when none comes before it.
+
+        On a fleet, two deadlines of the same policies settle identically when the seeded
+        schedule the trainer follows is the same over the trial's rounds: the same rounds, and
+        in every round the same sampled and kept clients, densities, bytes and seconds, and the
+        same served mixture (a deadline that drops no client in any affordable round and leaves
+        every client its densities). ``clients_per_round``: the trials' (``--trial-clients-per-
+        round``), default the base run's. Decided from the planner's prices, before training."""
+        if candidate.deadline is None:
+            return candidate
+        earlier = []
+        for other in self.candidates:
+            if other.key == candidate.key:
+                break
+            if other.deadline is not None and other.key[:-1] == candidate.key[:-1]:
+                earlier.append(other)  # the same configuration and policies at another deadline
+        if not earlier:
+            return candidate
+        m = clients_per_round or self.pricing.clients_per_round
+        mine = self._trained(candidate, m)
+        return next((c for c in earlier if self._trained(c, m) == mine), candidate)
+
+    def _trained(self, c: Candidate, clients_per_round: int) -> tuple[Any, ...]:
+        """What a fleet trial of ``c`` trains, as the planner prices it (``settles_as``)."""
+        cache: dict[tuple[Key, int], tuple[Any, ...]] = self.__dict__.setdefault(
+            "_trained_runs", {}
+        )
+        memo = (c.key, clients_per_round)
+        if memo not in cache:
+            pricing = replace(self._pricing(c), clients_per_round=clients_per_round)
+            spec = self._spec(c)
+            rounds = [astuple(p) for p in itertools.islice(pricing.prices(spec), c.rounds)]
+            shares: tuple[tuple[float, float], ...] = ()
+            if c.method == "floss" and pricing.fleet is not None:
+                shares = served_shares(
+                    spec,
+                    pricing.fleet,
+                    seed=pricing.seed,
+                    num_clients=pricing.num_clients,
+                    compute_seconds=pricing.compute_seconds,
+                )
+            cache[memo] = (c.rounds, rounds, shares)
+        return cache[memo]
 
     def _pricing(self, c: Candidate) -> Pricing:
         return self.pricing.with_policy(*c.policy)

@@ -27,12 +27,12 @@ from tuner.objective import (
     ATTR_RETRY_OF,
     Objective,
     TrialSkipped,
-    candidate_key,
     checkpointed_round,
     client_steps_spent,
     counts_towards_target,
     planned_key,
     study_target,
+    trained_key,
 )
 from tuner.orphans import fail_orphans
 from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
@@ -159,7 +159,7 @@ def enqueue_seeds(
     present = _live_keys(study, space)
     added = []
     for cand in space.seeds:
-        if candidate_key(cand, lrs) in present:
+        if trained_key(space, cand, lrs) in present:  # or a seed that settles identically
             continue
         # not skip_if_exists: Optuna would match the failed (interrupted) twin and skip it
         study.enqueue_trial({**seed_params(cand, space), **lrs})

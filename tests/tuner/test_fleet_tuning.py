@@ -250,3 +250,59 @@ def test_bad_fleet_searches_end_in_one_line(
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert not list(tmp_path.glob("*.db"))  # refused before the study starts
+
+
+def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> None:
+    """Deadline rounds at 0.5 s and at 30 s drop no client of this configuration in any round
+    it affords: the seeded schedule (clients, densities, bytes, seconds) is the same, so the
+    second trains nothing and records the first's value (before: two identical trainings)."""
+    from tuner.objective import study_target
+    from tuner.seeds import seed_params
+
+    settings = replace(
+        plan_settings(BUDGET, max_rounds=None), ranks=(16,), d_down=(0.25,), d_up=(1 / 16,)
+    )
+    grid = MethodGrid(
+        methods=("floss",),
+        round_policies=("deadline",),
+        density_policies=("uniform",),
+        deadlines=(0.5, 30.0),
+    )
+    space = build_space(settings, budget_scale=SCALE, grid=grid, fleet=fleet_setup())
+    tight, loose = sorted(space.candidates, key=lambda c: c.deadline or 0.0)
+    assert (tight.deadline, loose.deadline) == (0.5, 30.0) and tight.rounds == loose.rounds
+    assert space.settles_as(loose) == tight and space.settles_as(tight) == tight
+    assert study_target(10, space, tune_lr=False) == 1
+    train = FakeTrain(space)
+    obj = Objective(
+        space=space,
+        base_config=base_run(),
+        settings=TuneSettings(
+            pruner="none", n_trials=2, seed=0, storage=f"sqlite:///{tmp_path / 't.db'}"
+        ),
+        train_fn=train,
+        diverged=(Diverged,),
+    )
+    study = optuna.create_study(storage=obj.settings.storage, direction="maximize")
+    for cand in (tight, loose):
+        study.enqueue_trial(seed_params(cand, space))
+    study.optimize(obj, n_trials=2)
+    assert len(train.calls) == 1 and train.calls[0].deadline_seconds == 0.5
+    first, second = study.trials
+    assert second.params["deadline"] == 30.0 and second.value == first.value
+    assert second.user_attrs["duplicate_of"] == first.number
+    assert second.user_attrs["settles_as"] == tight.label
+    assert second.user_attrs["candidate"]["deadline"] == 30.0  # its own configuration
+    assert "settles_as" not in first.user_attrs
+
+
+def test_deadlines_that_drop_clients_stay_two_trials() -> None:
+    """At d 1|1 a 0.5 s deadline drops clients (more rounds fit) where 2 s does not: two runs."""
+    settings = replace(plan_settings(BUDGET, max_rounds=None), ranks=(16,), d_down=(1.0,),
+                       d_up=(1.0,))  # fmt: skip
+    grid = MethodGrid(methods=("floss",), round_policies=("deadline",),
+                      density_policies=("uniform",), deadlines=(0.5, 2.0))  # fmt: skip
+    space = build_space(settings, budget_scale=SCALE, grid=grid, fleet=fleet_setup())
+    tight, loose = sorted(space.candidates, key=lambda c: c.deadline or 0.0)
+    assert tight.rounds != loose.rounds
+    assert space.settles_as(loose) == loose
