@@ -41,13 +41,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import Context, Message, MessageType
 from flwr.serverapp import Grid, ServerApp
 
 from federation.config import AppSettings, config_digest, from_run_config
 from federation.exchange import exchange, message_id, reply_reason
+from federation.nodes import discover_nodes
 from federation.replies import Upload, read_late, read_upload
-from federation.wire import DOWNLOAD, META, FederationError, message_content, meta_int
+from federation.wire import DOWNLOAD, FederationError, message_content
 from trainer.checkpoint import find_checkpoint
 from trainer.config import RunConfig
 from trainer.fedsrd import FedSRD
@@ -127,55 +128,16 @@ class FlossStrategy:
         self.log(f"resuming from the checkpoint of round {ckpt.round} in {self.out}")
 
     def discover(self, grid: Grid) -> dict[int, int]:
-        """Wait for the nodes, ask each its partition, and map every client to one node."""
-        deadline = time.monotonic() + self.settings.node_wait_seconds
-        while True:
-            ids = sorted(grid.get_node_ids())
-            if len(ids) >= self.session.num_clients:
-                break
-            if time.monotonic() > deadline:
-                raise FederationError(
-                    f"only {len(ids)} of the run's {self.session.num_clients} client nodes connected "
-                    f"within node-wait-seconds={self.settings.node_wait_seconds:g}."
-                )
-            time.sleep(0.5)
-        queries = [
-            Message(
-                RecordDict({META: ConfigRecord({"digest": self.digest})}),
-                dst_node_id=node,
-                message_type=MessageType.QUERY,
-            )
-            for node in ids
-        ]
-        nodes: dict[int, int] = {}
-        for reply in exchange(grid, queries, timeout=None):
-            node = reply.metadata.src_node_id
-            if reply.has_error():
-                raise FederationError(f"node {node} failed at start: {reply_reason(reply)}")
-            meta = dict(reply.content.config_records[META])
-            what = f"node {node}"
-            pid = meta_int(meta, "partition-id", what)
-            if (
-                meta_int(meta, "n", what, low=1) != self.session.n
-                or meta.get("digest") != self.digest
-            ):
-                raise FederationError(
-                    f"{what}: its run config differs from the server's (adapter size "
-                    f"{meta.get('n')!r} vs {self.session.n}, digest {meta.get('digest')!r} vs {self.digest!r})."
-                )
-            if pid in nodes:
-                raise FederationError(
-                    f"nodes {nodes[pid]} and {node} both have partition-id {pid}."
-                )
-            nodes[pid] = node
-        missing = sorted(set(range(self.session.num_clients)) - set(nodes))
-        if missing:
-            raise FederationError(
-                f"no node has partition-id {', '.join(map(str, missing[:10]))} "
-                f"(of 0..{self.session.num_clients - 1}); give each node one partition."
-            )
-        self.nodes = nodes
-        return nodes
+        """Wait for the nodes, ask each its partition, and map every client to one node
+        (``federation.nodes``)."""
+        self.nodes = discover_nodes(
+            grid,
+            num_clients=self.session.num_clients,
+            n=self.session.n,
+            digest=self.digest,
+            wait_seconds=self.settings.node_wait_seconds,
+        )
+        return self.nodes
 
     # -- one round -----------------------------------------------------------------------
     def configure_train(self, r: int, plan: RoundPlan) -> tuple[list[Message], list[int], float]:
