@@ -146,9 +146,9 @@ class _Halves:
         return table, rows.reshape(np.shape(nbytes))
 
     def seconds(self, bytes_down: Ints, bytes_up: Ints) -> Floats:
-        """[J, U]: every client's seconds for configuration j's (bytes_down[j], bytes_up[j])."""
-        down, d_rows = self.table(bytes_down, up=False)
-        up, u_rows = self.table(bytes_up, up=True)
-        t = down[d_rows]
-        t += up[u_rows]
+        """[J, U]: every client's seconds for configuration j's (bytes_down[j], bytes_up[j]),
+        each row the sum of its two halves (no table of them gathered)."""
+        t = np.empty((len(bytes_down), self.link.down_bps.size))
+        for row, (down, up) in enumerate(zip(bytes_down.tolist(), bytes_up.tolist(), strict=True)):
+            np.add(self.half(down, up=False), self.half(up, up=True), out=t[row])
         return t
