@@ -4,8 +4,10 @@
 one line (exit 130) and an option given twice is refused; ``fail`` is how a command refuses a
 user's mistake. The options that mean the same thing on ``floss-plan``, ``floss-train`` and
 ``floss-tune`` (the budget, the fleet and its tiered and bandwidth settings, over-selection) are
-declared here once, with one help text. Imported by the planner's, trainer's, tuner's and
-service's command lines and by the umbrella ``floss``; it imports nothing above the planner.
+declared here once, with one help text; a command whose default differs says so through the
+option's factory (``fleet_option("the base config's, none")``). Imported by the planner's,
+trainer's, tuner's and service's command lines and by the umbrella ``floss``; it imports nothing
+above the planner.
 """
 
 from __future__ import annotations
@@ -22,43 +24,74 @@ from planner.budget import BUDGET_HELP
 from planner.limits import DEFAULT_OVER_SELECTION
 
 Budget = Annotated[str, typer.Option("--budget", "-b", help=BUDGET_HELP)]
-Fleet = Annotated[
-    str | None,
-    typer.Option(
+
+
+def _with_default(help_text: str, default: str | None) -> str:
+    """A shared option's help with the default of the command that declares it: the text's last
+    parenthesis takes it (``(FedScale; default: 1.3)``), else it gets one of its own."""
+    if default is None:
+        return help_text
+    if help_text.endswith(")"):
+        return f"{help_text[:-1]}; default: {default})"
+    return f"{help_text} (default: {default})"
+
+
+def fleet_option(default: str | None = None) -> Any:
+    """``--fleet``; ``default`` says what a command uses when it is not given."""
+    return typer.Option(
         "--fleet",
-        help="a fleet of per-client links instead of one network: a name (`floss profiles "
-        "fleet`) or a .toml (tiers) / .csv (measured clients) file; round seconds come from "
-        "each client's own link (docs/fleets.md)",
+        help=_with_default(
+            "a fleet of per-client links instead of one network: a name (`floss profiles "
+            "fleet`) or a .toml (tiers) / .csv (measured clients) file; round seconds come from "
+            "each client's own link (docs/fleets.md)",
+            default,
+        ),
         show_default=False,
-    ),
-]
-TierDensities = Annotated[
-    str | None,
-    typer.Option(
+    )
+
+
+def tier_densities_option(default: str | None = None) -> Any:
+    """``--tier-densities``; ``default`` as for ``fleet_option``."""
+    return typer.Option(
         "--tier-densities",
-        help="with --fleet, tiered densities: d_down:d_up per tier, e.g. "
-        "lte=1/4:1/16,wifi=1:1/4,5g=1:1",
+        help=_with_default(
+            "with --fleet, tiered densities: d_down:d_up per tier, e.g. "
+            "lte=1/4:1/16,wifi=1:1/4,5g=1:1",
+            default,
+        ),
         show_default=False,
-    ),
-]
-DensityGrid = Annotated[
-    str | None,
-    typer.Option(
+    )
+
+
+def density_grid_option(default: str | None = "1,1/2,...,1/256") -> Any:
+    """``--density-grid``; ``default`` as for ``fleet_option`` (the planner's grid unless told)."""
+    return typer.Option(
         "--density-grid",
-        help="with --fleet, bandwidth densities: the densities a client may take "
-        "(default 1,1/2,...,1/256)",
+        help=_with_default(
+            "with --fleet, bandwidth densities: the densities a client may take", default
+        ),
         show_default=False,
-    ),
-]
-OverSelection = Annotated[
-    float | None,
-    typer.Option(
+    )
+
+
+def over_selection_option(default: str | None = f"{DEFAULT_OVER_SELECTION:g}") -> Any:
+    """``--over-selection``; ``default`` as for ``fleet_option`` (planner.limits' unless told)."""
+    return typer.Option(
         "--over-selection",
-        help="with --fleet: deadline rounds sample ceil(m x this) clients (FedScale; default "
-        f"{DEFAULT_OVER_SELECTION:g})",
+        help=_with_default(
+            "with --fleet: deadline rounds sample ceil(m x this) clients (FedScale)", default
+        ),
         show_default=False,
-    ),
-]
+    )
+
+
+# The four fleet options with the planner's defaults (floss-plan's; floss-train's over-selection
+# and grid). A command whose default differs declares one through its factory above (floss-tune:
+# the base config's; floss-train: no fleet and no tiers unless its config file names them).
+Fleet = Annotated[str | None, fleet_option()]
+TierDensities = Annotated[str | None, tier_densities_option()]
+DensityGrid = Annotated[str | None, density_grid_option()]
+OverSelection = Annotated[float | None, over_selection_option()]
 
 
 def new_app(*, help_text: str | None = None, no_args_is_help: bool = False) -> typer.Typer:

@@ -336,7 +336,7 @@ def train_command(
     compute_seconds: Annotated[
         float | None, _cfg("compute_seconds", "client compute seconds per round (simulated)")
     ] = None,
-    fleet: command.Fleet = None,
+    fleet: Annotated[str | None, command.fleet_option("none")] = None,
     round_policy: Annotated[
         str | None,
         _cfg(
@@ -364,7 +364,7 @@ def train_command(
             "(each client's largest grid d_up that meets --deadline)",
         ),
     ] = None,
-    tier_densities: command.TierDensities = None,
+    tier_densities: Annotated[str | None, command.tier_densities_option("none")] = None,
     density_grid: command.DensityGrid = None,
     adapt_down: Annotated[
         bool | None, _cfg("adapt_down", "bandwidth: adapt each client's d_down too")

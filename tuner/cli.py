@@ -31,6 +31,9 @@ app = new_app(
     "runs under the budget pick the configuration before the expensive full training.",
 )
 
+# What the fleet options and the others of the base config fall back to when not given.
+BASE = "the base config's"
+
 STORAGE_HELP = (
     "Optuna storage: an SQLAlchemy URL (sqlite:///FILE.db, postgresql://..., mysql://...) or a "
     "journal file path; several workers may share one"
@@ -201,7 +204,7 @@ def run_command(
         float | None,
         typer.Option(help="this worker starts no trial after this many seconds (default: none)"),
     ] = None,
-    fleet: command.Fleet = None,
+    fleet: Annotated[str | None, command.fleet_option(f"{BASE}, none")] = None,
     round_policies: Annotated[
         str | None,
         typer.Option(
@@ -222,9 +225,9 @@ def run_command(
             "densities; default: the base config's deadline_seconds)"
         ),
     ] = None,
-    over_selection: command.OverSelection = None,
-    tier_densities: command.TierDensities = None,
-    density_grid: command.DensityGrid = None,
+    over_selection: Annotated[float | None, command.over_selection_option(BASE)] = None,
+    tier_densities: Annotated[str | None, command.tier_densities_option(BASE)] = None,
+    density_grid: Annotated[str | None, command.density_grid_option(BASE)] = None,
     storage: Storage = DEFAULT_STORAGE,
     study_name: StudyName = DEFAULT_STUDY,
     heartbeat: Annotated[
