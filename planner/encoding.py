@@ -51,13 +51,15 @@ from __future__ import annotations
 import math
 from typing import Literal, get_args
 
+from planner.limits import is_int, is_number
+
 Encoding = Literal["dense", "coo", "bitmap", "rice"]
 EncodingChoice = Literal["auto", "dense", "coo", "bitmap", "rice"]
 FloatPrecision = Literal["fp32", "fp16", "bf16"]
 Precision = Literal[
     "fp32", "fp16", "bf16", "q8", "q4", "q2", "q1", "sr8", "sr4", "sr2", "sr1",
     "rh8", "rh4", "rh2", "rh1", "stc1",
-]
+]  # fmt: skip
 
 ENCODINGS: tuple[Encoding, ...] = get_args(Encoding)
 ENCODING_CHOICES: tuple[EncodingChoice, ...] = get_args(EncodingChoice)
@@ -93,9 +95,7 @@ def check_precision(precision: str, *, name: str = "precision") -> Precision:
 
 def parse_precision(value: object, *, name: str = "precision") -> Precision:
     """A precision name, or a bit width (int or digits) mapped to its default scheme."""
-    if isinstance(value, bool):
-        return check_precision(repr(value), name=name)
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+    if is_int(value) or (isinstance(value, str) and value.strip().isdigit()):
         bits = int(value)
         if bits not in DEFAULT_SCHEME:
             widths = ", ".join(str(b) for b in BIT_WIDTHS)
@@ -148,7 +148,7 @@ def check_encoding_choice(encoding: str) -> EncodingChoice:
 
 def check_density(density: float, *, name: str = "density") -> float:
     """A density is a fraction of entries in (0, 1]."""
-    if isinstance(density, bool) or not isinstance(density, (int, float)):
+    if not is_number(density):
         raise ValueError(f"{name} must be a number in (0, 1], but got {density!r}.")
     if not math.isfinite(density) or not 0.0 < density <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], but got {density!r}.")

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner.limits import is_int
+
 # LoRA target modules by model_type when none are named: PEFT's defaults
 # (peft.utils.constants.TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING; distilbert and vit,
 # absent there, take their attention query/value like BERT). The one table: the trainer wraps
@@ -42,7 +44,7 @@ class LoraModule:
     def __post_init__(self) -> None:
         for key in ("d_in", "d_out", "count"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(
                     f"module {self.name!r}: {key} must be an integer >= 1, got {value!r}."
                 )
@@ -70,7 +72,7 @@ class ModelProfile:
     def __post_init__(self) -> None:
         if not self.modules and self.params_at_ref < 1:
             raise ValueError(f"model profile {self.name!r} has no LoRA target modules.")
-        if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int):
+        if not is_int(self.num_labels):
             raise ValueError(f"num_labels must be an integer >= 0, but got {self.num_labels!r}.")
         self.head_params(self.num_labels)
 
@@ -90,7 +92,7 @@ class ModelProfile:
         self, rank: int, *, num_labels: int = 0, head_params: int = 0, freeze_a: bool = False
     ) -> int:
         """n(r): entries of the flattened adapter vector P (``freeze_a``: FFA-LoRA, B + head)."""
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        if not is_int(rank) or rank < 1:
             raise ValueError(f"rank must be an integer >= 1, but got {rank!r}.")
         if self.params_at_ref:
             if freeze_a:

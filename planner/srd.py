@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 from planner.encoding import kept_entries
-from planner.limits import not_finite
+from planner.limits import is_number, not_finite
 
 DEFAULT_BASE = 0.85
 DEFAULT_UPPER = 0.11
@@ -86,7 +86,7 @@ def check_srd(*, base: float, upper: float, coeff: float, mask_rate: float) -> N
     least one entry survives), mask_rate in [0, 1)."""
     for name, value in (("srd_base", base), ("srd_upper", upper), ("srd_coeff", coeff),
                         ("srd_mask_rate", mask_rate)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise ValueError(f"{name} must be a number, but got {value!r}.")
         if not_finite(value) or value < 0:  # not_finite: a 400-digit integer is not finite
             raise ValueError(f"{name} must be a finite number >= 0, but got {value!r}.")
