@@ -1,6 +1,8 @@
 """The run configuration: one frozen, validated record; everything downstream trusts it.
 
 Precedence (CLI flag > config file > default) is applied once, in ``trainer.cli``.
+The checks of one kind of value live in ``trainer.config_values``, reading and writing a
+config file in ``trainer.config_files``, the fleet fields in ``trainer.config_fleet``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from planner.srd import (
     check_srd,
 )
 from trainer.config_files import migrate_prune_rate, read_config_mapping, write_config
+from trainer.config_fleet import check_fleet, fleet_setup
 from trainer.config_values import (
     check_choice,
     check_float,
@@ -369,7 +372,7 @@ class RunConfig:
             raise TrainerError(f"network must be a profile name or path, but got {self.network!r}.")
         check_float(self.up_slowdown, "up_slowdown", low=0, strict=True, optional=True)
         check_float(self.compute_seconds, "compute_seconds", low=0, strict=False)
-        self._check_fleet()
+        check_fleet(self)
         check_int(self.eval_every, "eval_every", low=0)
         if not isinstance(self.eval_test, bool):
             raise TrainerError(f"eval_test must be true or false, but got {self.eval_test!r}.")
@@ -432,65 +435,9 @@ class RunConfig:
                     "only); use encoding auto, bitmap, rice or coo."
                 )
 
-    def _check_fleet(self) -> None:
-        """The fleet fields' types and the combinations that exist (the fleet file itself is
-        read by ``fleet_setup``, before anything slow)."""
-        from planner.fleet import (
-            DENSITY_POLICIES,
-            ROUND_POLICIES,
-            check_fleet_method,
-            parse_grid,
-            parse_tier_densities,
-        )
-
-        if self.fleet is not None and (not isinstance(self.fleet, str) or not self.fleet):
-            raise TrainerError(f"fleet must be a fleet name or path, but got {self.fleet!r}.")
-        check_choice(self.round_policy, "round_policy", ROUND_POLICIES)
-        check_choice(self.density_policy, "density_policy", DENSITY_POLICIES)
-        check_float(self.deadline_seconds, "deadline_seconds", low=0, strict=True, optional=True)
-        check_float(self.over_selection, "over_selection", low=1, strict=False)
-        if not isinstance(self.adapt_down, bool):
-            raise TrainerError(f"adapt_down must be true or false, but got {self.adapt_down!r}.")
-        for name in ("tier_densities", "density_grid"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise TrainerError(f"{name} must be a string, but got {value!r}.")
-        try:
-            if self.tier_densities is not None:
-                parse_tier_densities(self.tier_densities)
-            if self.density_grid is not None:
-                parse_grid(self.density_grid)
-            if self.fleet is not None:
-                check_fleet_method(self.method, self.density_policy)
-        except ValueError as exc:
-            raise TrainerError(str(exc)) from None
-        if self.fleet is None and (self.round_policy != "sync" or self.density_policy != "uniform"):
-            raise TrainerError(
-                f"round_policy {self.round_policy!r} / density_policy {self.density_policy!r} "
-                "need a fleet (--fleet NAME|PATH)."
-            )
-
     def fleet_setup(self) -> FleetSetup | None:
-        """The run's fleet and policies (None without a fleet); a bad fleet file or a missing
-        deadline is one TrainerError."""
-        if self.fleet is None:
-            return None
-        from planner.fleet import DEFAULT_GRID, FleetSetup, load_fleet, parse_grid
-        from planner.fleet import parse_tier_densities as tiers
-
-        try:
-            return FleetSetup(
-                fleet=load_fleet(self.fleet),
-                round_policy=self.round_policy,
-                deadline_seconds=self.deadline_seconds,
-                over_selection=self.over_selection,
-                density_policy=self.density_policy,
-                tier_densities=tiers(self.tier_densities) if self.tier_densities else (),
-                grid=parse_grid(self.density_grid) if self.density_grid else DEFAULT_GRID,
-                adapt_down=self.adapt_down,
-            )
-        except ValueError as exc:
-            raise TrainerError(str(exc)) from None
+        """The run's fleet and policies (None without a fleet; ``trainer.config_fleet``)."""
+        return fleet_setup(self)
 
     def network_profile(self) -> NetworkProfile:
         """The network this run is accounted on: the ``network`` profile, uplink set by
