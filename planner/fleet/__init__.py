@@ -16,12 +16,14 @@ This face names the package's API; one idea a module below it:
 * ``_files``: fleet files (a name, a ``.toml`` of tiers, a ``.csv`` of measured clients);
 * ``_links``: each client's link, drawn once per run;
 * ``_setup``: the round and density policies (``FleetSetup``) and their text forms;
+* ``_clients``: one client of a round: its densities, bytes and seconds;
 * ``_rounds``: one round priced client by client, and settled;
 * ``_estimate``: the planner's seeded Monte Carlo over a configuration's rounds.
 """
 
 from __future__ import annotations
 
+from planner.fleet._clients import ClientPrice, client_densities, client_seconds
 from planner.fleet._data import ClientLink, Fleet, FleetError, Tier
 from planner.fleet._estimate import (
     ESTIMATE_ROUNDS,
@@ -41,13 +43,10 @@ from planner.fleet._files import (
 from planner.fleet._links import assign_links, link_draws
 from planner.fleet._rounds import (
     DENSE_REFERENCE_ROUNDS,
-    ClientPrice,
     Settled,
     check_compute_seconds,
     check_deadline_reachable,
     check_run,
-    client_densities,
-    client_seconds,
     dense_reference_seconds,
     fleet_round,
     price_fleet_rounds,

@@ -9,9 +9,10 @@ import statistics
 from dataclasses import dataclass
 
 from planner.budget import BUDGET_RTOL
+from planner.fleet._clients import client_pricer
 from planner.fleet._data import Fleet, FleetError
 from planner.fleet._links import assign_links
-from planner.fleet._rounds import check_compute_seconds, client_pricer, price_fleet_rounds
+from planner.fleet._rounds import check_compute_seconds, price_fleet_rounds
 from planner.fleet._setup import DEFAULT_OVER_SELECTION, FleetSetup
 from planner.limits import check_derived, is_int
 from planner.method_spec import MethodSpec, uniform_densities
