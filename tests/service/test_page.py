@@ -152,7 +152,7 @@ def test_page_plans_a_fleet(make_client: Any) -> None:
 
 
 def test_labels_never_overlap_each_other_or_a_point() -> None:
-    from service.web import _overlaps, place_labels
+    from service.web.plot import _overlaps, place_labels
 
     points = [(100.0 + 3 * i, 100.0 + 2 * i) for i in range(12)]  # a tight diagonal crowd
     others = [(90.0 + i, 95.0 + i) for i in range(40)]
