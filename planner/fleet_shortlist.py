@@ -1,7 +1,7 @@
 """The fleet plan's short list: a recommendation per (round, density) policy pair, with reasons.
 
-As the single-network short list (``planner.plan.short_list``), per policy pair, at the primary
-precision pair:
+As the single-network short list (``planner.shortlist.short_list``), per policy pair, at the
+primary precision pair:
 
 * the dense LoRA baseline at the reference rank (dense rows exist under uniform densities only:
   a bandwidth pair is measured against dense LoRA under the same round policy, uniform);
