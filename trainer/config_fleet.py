@@ -7,17 +7,40 @@ Without a fleet the policies must stay sync and uniform; the fleet file itself i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from trainer.config_values import check_choice, check_float
 from trainer.errors import TrainerError
 
 if TYPE_CHECKING:
     from planner.fleet import FleetSetup
-    from trainer.config import RunConfig
 
 
-def check_fleet(cfg: RunConfig) -> None:
+class FleetFields(Protocol):
+    """What these read of a run config (``trainer.config.RunConfig``): its method and fleet
+    fields, read-only."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def fleet(self) -> str | None: ...
+    @property
+    def round_policy(self) -> str: ...
+    @property
+    def deadline_seconds(self) -> float | None: ...
+    @property
+    def over_selection(self) -> float: ...
+    @property
+    def density_policy(self) -> str: ...
+    @property
+    def tier_densities(self) -> str | None: ...
+    @property
+    def density_grid(self) -> str | None: ...
+    @property
+    def adapt_down(self) -> bool: ...
+
+
+def check_fleet(cfg: FleetFields) -> None:
     """The fleet fields' types and the combinations that exist (``RunConfig.__post_init__``)."""
     from planner.fleet import (
         DENSITY_POLICIES,
@@ -55,7 +78,7 @@ def check_fleet(cfg: RunConfig) -> None:
         )
 
 
-def fleet_setup(cfg: RunConfig) -> FleetSetup | None:
+def fleet_setup(cfg: FleetFields) -> FleetSetup | None:
     """The run's fleet and policies (None without a fleet; ``RunConfig.fleet_setup``); a bad
     fleet file or a missing deadline is one TrainerError."""
     if cfg.fleet is None:
