@@ -14,37 +14,31 @@ Workers are ``floss-tune run`` processes (``service.worker``), at most ``max_wor
 started from the event loop's thread (their death signal is tied to the thread that forks them)
 and reaped by a background task that writes each exit into the storage (``floss_serve_exit``).
 
-States: ``running`` / ``stopping`` (a worker of this service is on it), ``finished`` (the target
-of finished trials is reached), ``stopped`` (stopped through the API), ``failed`` (the worker
-ended with an error, kept in the answer), ``unfinished`` (no worker: killed, timed out, the
-service stopped or restarted; resumable, and resumed at start with ``--resume-unfinished``),
-``external`` (made by floss-tune outside the service: listed and shown, not resumed here).
+A study's state and summary are read in ``service.study_state``, a request is checked (and
+turned into floss-tune run's arguments) in ``service.study_requests``, and a study's plot and
+export are made in ``service.study_files``; this module is the registry and the workers' life.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import subprocess
-import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service import study_files, study_state
 from service.config import ServeConfig
 from service.errors import FieldError, ServiceError
-from service.paths import looks_like_path
 from service.schemas import StudyRequest
-from service.workers import Worker, WorkerPool, child_env, error_line, tail
+from service.study_requests import checked_request, cli_args
+from service.study_state import ATTR_EXIT, ATTR_SERVE, log_tail
+from service.workers import Worker, WorkerPool, error_line, tail
 
 if TYPE_CHECKING:
     import optuna
 
-ATTR_SERVE = "floss_serve"  # {"request": ..., "submitted": epoch seconds}
-ATTR_EXIT = "floss_serve_exit"  # {"code", "at", "stopped", "error"} of the last worker
 EXIT_INTERRUPTED = 130
 
 
@@ -59,59 +53,9 @@ def absolute_storage(url: str) -> str:
     return url
 
 
-# floss-tune's fleet flags and the request fields they are
-_FLEET_FLAGS = (
-    ("--methods", "methods"),
-    ("--round-policies", "round_policies"),
-    ("--density-policies", "density_policies"),
-    ("--deadlines", "deadlines"),
-    ("--tier-densities", "base.tier_densities"),
-    ("tier densities", "base.tier_densities"),
-    ("tiered densities", "base.tier_densities"),
-    ("--deadline", "base.deadline_seconds"),
-    ("density grid", "base.density_grid"),
-    ("over-selection", "base.over_selection"),
-)
-
-
-def check_fleet_search(req: StudyRequest, config: Any) -> None:
-    """What floss-tune run checks of a fleet search before its first trial, checked at submit:
-    the policy lists need base.fleet, deadline rounds and bandwidth densities need a deadline
-    (``deadlines``, or base.deadline_seconds), tiered needs every tier's densities, the fleet
-    file must parse. A FieldError naming the field; never a study that fails later."""
-    from tuner.runner import PlanArgs, fleet_setup_for
-
-    def names(text: object) -> tuple[str, ...]:  # normalised to comma text as it was read
-        return () if text is None else tuple(str(text).split(","))
-
-    try:
-        args = PlanArgs(
-            methods=tuple(p.strip() for p in str(req.methods).split(",") if p.strip()),
-            round_policies=names(req.round_policies),
-            density_policies=names(req.density_policies),
-            deadlines=tuple(float(d) for d in names(req.deadlines)),
-        )
-        fleet_setup_for(config, args.method_grid(config))
-    except ValueError as exc:  # TuneError, FleetError, TrainerError
-        message = str(exc)
-        field = "base.fleet"
-        for flag, name in _FLEET_FLAGS:
-            if flag in message:
-                field = name
-                break
-        if "need a fleet" in message:  # a policy list without base.fleet
-            given = [f for f in ("round_policies", "density_policies", "deadlines")
-                     if getattr(req, f) is not None]  # fmt: skip
-            field = given[0] if given else "base.fleet"
-        elif "need a deadline" in message and req.deadlines is None:
-            searched = req.round_policies is not None or req.density_policies is not None
-            field = "deadlines" if searched else "base.deadline_seconds"
-        elif "needs both round and density policies" in message:
-            field = "density_policies" if req.density_policies is None else "round_policies"
-        raise FieldError(field, message) from None
-
-
 class StudyManager:
+    """The service's studies: the storage they live in and the worker processes on them."""
+
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.storage_url = absolute_storage(config.storage)
@@ -157,88 +101,11 @@ class StudyManager:
     # requests --------------------------------------------------------------------------------
     def checked_request(self, req: StudyRequest) -> tuple[StudyRequest, Any, str]:
         """(the request with its paths resolved, its RunConfig, the study direction)."""
-        from trainer.config import RunConfig
-        from tuner.runner import PlanArgs, metric_for
-        from tuner.settings import METRIC_DIRECTION, TuneSettings
-
-        base = dict(req.base)  # its paths were confined and parsed as the request was read
-        network = base.get("network")
-        if isinstance(network, str) and not looks_like_path(network):
-            from service.plans import check_profile_name
-
-            check_profile_name(network, kind="network", field="base.network")
-        try:
-            config = RunConfig.from_dict(base)
-        except ValueError as exc:
-            raise FieldError("base", str(exc)) from None
-        try:
-            metric = metric_for(config, req.metric)
-            TuneSettings(
-                storage=self.storage_url,
-                study_name=req.name,
-                n_trials=req.n_trials,
-                budget_scale=req.budget_scale,
-                levels=req.levels,
-                search=req.search,  # type: ignore[arg-type]
-                pruner=req.pruner,  # type: ignore[arg-type]
-                sampler=req.sampler,  # type: ignore[arg-type]
-                seed=req.seed,
-                timeout_seconds=req.timeout,
-                max_client_steps=req.max_client_steps,
-                trial_clients_per_round=req.trial_clients_per_round,
-                metric=metric,
-            )
-            PlanArgs(max_rounds=req.max_rounds, min_rounds=req.min_rounds)
-        except ValueError as exc:
-            from service.errors import field_of_message
-
-            raise FieldError(field_of_message(str(exc), "metric"), str(exc)) from None
-        if req.max_rounds is not None and req.max_rounds < req.min_rounds:
-            raise FieldError(
-                "max_rounds",
-                f"max_rounds ({req.max_rounds}) must be at least min_rounds ({req.min_rounds})",
-            )
-        check_fleet_search(req, config)
-        return req.model_copy(update={"base": base}), config, METRIC_DIRECTION[metric]
+        return checked_request(req, storage_url=self.storage_url)
 
     def cli_args(self, req: StudyRequest, config_file: Path) -> list[str]:
         """floss-tune run's arguments for a request, flag for field."""
-        args = [
-            "run",
-            "--config", str(config_file),
-            "--budget", req.budget,
-            "--n-trials", str(req.n_trials),
-            "--budget-scale", repr(req.budget_scale),
-            "--ranks", str(req.ranks),
-            "--d-down", str(req.d_down),
-            "--d-up", str(req.d_up),
-            "--ref-rank", str(req.ref_rank),
-            "--min-rounds", str(req.min_rounds),
-            "--methods", str(req.methods),
-            "--topk", str(req.topk),
-            "--levels", str(req.levels),
-            "--search", req.search,
-            "--pruner", req.pruner,
-            "--sampler", req.sampler,
-            "--tune-lr" if req.tune_lr else "--no-tune-lr",
-            "--seeds" if req.seeds else "--no-seeds",
-            "--storage", self.storage_url,
-            "--study-name", req.name,
-        ]  # fmt: skip
-        for flag, value in (
-            ("--max-rounds", req.max_rounds),
-            ("--metric", req.metric),
-            ("--seed", req.seed),
-            ("--max-client-steps", req.max_client_steps),
-            ("--trial-clients-per-round", req.trial_clients_per_round),
-            ("--timeout", req.timeout),
-            ("--round-policies", req.round_policies),
-            ("--density-policies", req.density_policies),
-            ("--deadlines", req.deadlines),
-        ):
-            if value is not None:
-                args += [flag, str(value)]
-        return args
+        return cli_args(req, config_file, storage_url=self.storage_url)
 
     # workers ---------------------------------------------------------------------------------
     def live_workers(self) -> dict[str, Worker]:
@@ -278,7 +145,7 @@ class StudyManager:
         req = StudyRequest.model_validate(stored["request"])
         checked, _config, _direction = self.checked_request(req)
         self.pool.check_capacity(name)
-        counts, target = self.counts(study), self.target(study) or req.n_trials
+        counts, target = study_state.counts(study), study_state.target(study) or req.n_trials
         if counts["finished"] >= target:
             raise ServiceError(
                 409, f"study {name!r} is finished ({counts['finished']}/{target} trials)"
@@ -376,111 +243,17 @@ class StudyManager:
         self.reap()
 
     # reading ---------------------------------------------------------------------------------
-    @staticmethod
-    def counts(study: optuna.Study) -> dict[str, int]:
-        """Trials by state; ``finished`` counts towards the target: complete or pruned, not a
-        duplicate of an earlier trial (``duplicates`` are those, listed apart)."""
-        from collections import Counter
-
-        from tuner.objective import counts_towards_target
-
-        trials = study.get_trials(deepcopy=False)
-        states = Counter(t.state.name for t in trials)
-        finished = sum(counts_towards_target(t) for t in trials)
-        interrupted = sum(t.state.name == "FAIL" and t.user_attrs.get("end") == "interrupted"
-                          for t in trials)  # fmt: skip
-        return {
-            "complete": states["COMPLETE"],
-            "pruned": states["PRUNED"],
-            "running": states["RUNNING"],
-            "failed": states["FAIL"],
-            "interrupted": interrupted,
-            "waiting": states["WAITING"],
-            "finished": finished,
-            "duplicates": states["COMPLETE"] + states["PRUNED"] - finished,
-        }
-
-    @staticmethod
-    def target(study: optuna.Study) -> int | None:
-        """The finished trials the study runs to: the request's n_trials, or fewer when the
-        worker found the search space smaller (``floss_target``)."""
-        from tuner.study import ATTR_TARGET
-
-        request = (study.user_attrs.get(ATTR_SERVE) or {}).get("request") or {}
-        wanted = request.get("n_trials")
-        found = study.user_attrs.get(ATTR_TARGET)
-        if wanted is None or found is None:
-            return wanted if wanted is not None else None
-        return min(int(wanted), int(found))
+    def _log_path(self, name: str) -> Path:
+        """The log of the study's live worker, or of its last one."""
+        worker = self.live_workers().get(name)
+        return worker.log_path if worker else self.work_dir / name / "worker.log"
 
     def summary(self, study: optuna.Study, *, trials: bool = False) -> dict[str, Any]:
-        from tuner.report import recommendation_line, trial_rows
-
         name = study.study_name
-        attrs = study.user_attrs
-        serve = attrs.get(ATTR_SERVE) or {}
-        target = self.target(study)
-        counts = self.counts(study)
         worker = self.live_workers().get(name)
-        last_exit = attrs.get(ATTR_EXIT)
-        if worker is not None:
-            state = "stopping" if worker.stop_requested else "running"
-        elif target is not None and counts["finished"] >= target:
-            state = "finished"
-        elif not serve:
-            state = "external"
-        elif last_exit and last_exit.get("stopped"):
-            state = "stopped"
-        elif last_exit and last_exit.get("error"):
-            state = "failed"
-        else:
-            state = "unfinished"
-        rows = trial_rows(study)
-        best = next((r for r in rows if r.recommended), None)
-        current = [
-            {
-                "trial": r.trial,
-                "method": r.method,
-                "rank": r.rank,
-                "d_down": r.d_down,
-                "d_up": r.d_up,
-                "last_step": r.last_step,  # its last fidelity checkpoint (None: none yet)
-                "rounds": r.rounds,
-            }
-            for r in rows
-            if r.state == "RUNNING"
-        ]
-        return {
-            "name": name,
-            "state": state,
-            "direction": study.direction.name.lower(),
-            "metric": (attrs.get("floss_space") or {}).get("metric"),
-            "progress": {
-                **counts,
-                "target": target,
-                "fraction": None if not target else min(1.0, counts["finished"] / target),
-            },
-            "recommendation": None
-            if best is None
-            else {"trial": best.trial, "line": recommendation_line(study), **best.to_dict()},
-            "current": current,  # the trials running now
-            "log_last": self._log_last(name) if worker is not None else None,
-            "plottable": any(r.state in ("COMPLETE", "PRUNED") for r in rows),
-            "error": (last_exit or {}).get("error"),
-            "worker": None
-            if worker is None
-            else {"pid": worker.proc.pid, "started": worker.started},
-            "submitted": serve.get("submitted"),
-            "resumable": state in ("unfinished", "stopped", "failed"),
-            **({"trials": [r.to_dict() for r in rows]} if trials else {}),
-        }
-
-    def _log_last(self, name: str) -> str | None:
-        """The worker's last log line (floss-tune's progress), for a live view."""
-        worker = self.live_workers().get(name)
-        path = worker.log_path if worker else self.work_dir / name / "worker.log"
-        lines = tail(path) if path.exists() else []
-        return lines[-1][:300] if lines else None
+        return study_state.summary(
+            study, worker=worker, log_path=self._log_path(name), trials=trials
+        )
 
     def list(self, *, trials: bool = False) -> list[dict[str, Any]]:
         """Every study's summary (``trials``: with its trial rows, for the page)."""
@@ -494,64 +267,22 @@ class StudyManager:
         out["trials"] = [r.to_dict() for r in trial_rows(study)]
         out["recommended_config"] = recommended_full_config(study)
         out["request"] = (study.user_attrs.get(ATTR_SERVE) or {}).get("request")
-        worker = self.live_workers().get(name)
-        log_path = worker.log_path if worker else self.work_dir / name / "worker.log"
-        out["log_tail"] = tail(log_path) if log_path.exists() else []
+        out["log_tail"] = log_tail(self._log_path(name))
         return out
 
     def recommended_candidate(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(candidate, full run config) of a study's recommended trial."""
-        from tuner.report import best_trial
-
-        study = self.load(name)
-        trial = best_trial(study)
-        if trial is None:
-            raise ServiceError(409, f"study {name!r} has no recommendation yet")
-        return dict(trial.user_attrs["candidate"]), dict(trial.user_attrs["full_config"])
+        return study_files.recommended_candidate(self.load(name))
 
     def plot_png(self, name: str) -> bytes:
-        from tuner.export import plot_pareto
-        from tuner.report import study_metric, trial_rows
-
-        study = self.load(name)
-        rows = trial_rows(study)
-        if not any(r.state in ("COMPLETE", "PRUNED") for r in rows):
-            raise ServiceError(409, f"study {name!r} has no finished trial to plot yet")
-        with tempfile.TemporaryDirectory(prefix="floss-plot-") as tmp:
-            path = Path(tmp) / "pareto.png"
-            plot_pareto(
-                rows,
-                metric=study_metric(study),
-                maximize=study.direction.name == "MAXIMIZE",
-                path=path,
-            )
-            return path.read_bytes()
+        return study_files.plot_png(self.load(name))
 
     def export_zip(self, name: str) -> bytes:
         """floss-tune export in a child process (it loads peft), zipped."""
         self.load(name)
-        with tempfile.TemporaryDirectory(prefix="floss-export-", dir=self.work_dir) as tmp:
-            out = Path(tmp) / name
-            try:
-                done = subprocess.run(
-                    [sys.executable, "-m", "tuner.cli", "export", str(out),
-                     "--storage", self.storage_url, "--study-name", name],
-                    capture_output=True,
-                    timeout=self.config.export_timeout_seconds,
-                    cwd=tmp,
-                    env=child_env(),
-                    check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired:
-                raise ServiceError(
-                    504, f"export of {name!r} took over {self.config.export_timeout_seconds:g} s"
-                ) from None
-            if done.returncode != 0:
-                lines = done.stderr.decode("utf-8", "replace").splitlines()
-                raise ServiceError(409, f"cannot export {name!r}: {error_line(lines)}")
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                for path in sorted(out.rglob("*")):
-                    if path.is_file():
-                        zf.write(path, str(Path(name) / path.relative_to(out)))
-            return buf.getvalue()
+        return study_files.export_zip(
+            name,
+            storage_url=self.storage_url,
+            work_dir=self.work_dir,
+            timeout_seconds=self.config.export_timeout_seconds,
+        )
