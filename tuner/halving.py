@@ -73,13 +73,13 @@ def spent_through(study: optuna.Study, rung: int) -> int:
     )
 
 
-def entries_of(space: Any) -> list[Entry]:
-    """Every distinct trainable candidate of the space (one per training key), seeds first in
-    their order, then the space's order."""
+def entries_of(space: Any, *, clients_per_round: int | None = None) -> list[Entry]:
+    """Every distinct trainable candidate of the space (one per training key, ``trained_key``
+    at the trials' ``clients_per_round``), seeds first in their order, then the space's order."""
     out: list[Entry] = []
     seen: set[str] = set()
     for cand in (*space.seeds, *space.candidates):
-        key = trained_key(space, cand, {})  # one entry per trained run
+        key = trained_key(space, cand, {}, clients_per_round=clients_per_round)
         if key in seen:
             continue
         seen.add(key)
@@ -147,7 +147,7 @@ def run_halving(
     holds ``target`` finished ones; it returns True when it stopped early (timeout, cap,
     interrupt), and then the search stops where it is: a rerun continues it."""
     maximize = objective.direction == "maximize"
-    entries = entries_of(space)
+    entries = entries_of(space, clients_per_round=settings.trial_clients_per_round)
     cap = settings.max_client_steps
     longest = max(len(e.curve) for e in entries)
     steps = base_step_costs(objective, space, rounds=longest)

@@ -177,13 +177,18 @@ def stop_study(study: optuna.Study) -> None:
         study.stop()
 
 
-def study_target(n_trials: int, space: SearchSpace, *, tune_lr: bool) -> int:
+def study_target(
+    n_trials: int, space: SearchSpace, *, tune_lr: bool, clients_per_round: int | None = None
+) -> int:
     """The finished trials a study runs to, duplicates not counted: ``n_trials``, or each
     configuration of a smaller space once (a target the space cannot fill would never be
     reached). Tuned learning rates make the space endless."""
     if tune_lr:
         return n_trials
-    return min(n_trials, len({trained_key(space, c, {}) for c in space.candidates}))
+    keys = {
+        trained_key(space, c, {}, clients_per_round=clients_per_round) for c in space.candidates
+    }
+    return min(n_trials, len(keys))
 
 
 def counts_towards_target(trial: optuna.trial.FrozenTrial) -> bool:

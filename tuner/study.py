@@ -141,25 +141,34 @@ def meta_differences(stored: dict[str, Any], new: dict[str, Any], prefix: str = 
     return out
 
 
-def _live_keys(study: optuna.Study, space: SearchSpace) -> set[str | None]:
+def _live_keys(
+    study: optuna.Study, space: SearchSpace, *, clients_per_round: int | None = None
+) -> set[str | None]:
     """Keys of the trials that are waiting, running or finished (not failed)."""
     from optuna.trial import TrialState
 
     live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-    return {planned_key(t, space) for t in study.get_trials(deepcopy=False, states=live)}
+    trials = study.get_trials(deepcopy=False, states=live)
+    return {planned_key(t, space, clients_per_round=clients_per_round) for t in trials}
 
 
 def enqueue_seeds(
-    study: optuna.Study, space: SearchSpace, *, lrs: dict[str, float]
+    study: optuna.Study,
+    space: SearchSpace,
+    *,
+    lrs: dict[str, float],
+    clients_per_round: int | None = None,
 ) -> list[Candidate]:
     """Enqueue the space's seeds (dense LoRA, the heuristic family, one per other method, all
     on the grid) unless the study already holds them (resume: waiting, running, finished). A
     seed whose trials all failed (interrupted) is enqueued again. Call it under
-    ``study_lock`` so that workers starting together enqueue each seed once."""
-    present = _live_keys(study, space)
+    ``study_lock`` so that workers starting together enqueue each seed once.
+    ``clients_per_round``: the trials' (``trained_key``)."""
+    present = _live_keys(study, space, clients_per_round=clients_per_round)
     added = []
     for cand in space.seeds:
-        if trained_key(space, cand, lrs) in present:  # or a seed that settles identically
+        # a seed that settles as a present trial (the same key) trains nothing new
+        if trained_key(space, cand, lrs, clients_per_round=clients_per_round) in present:
             continue
         # not skip_if_exists: Optuna would match the failed (interrupted) twin and skip it
         study.enqueue_trial({**seed_params(cand, space), **lrs})
@@ -228,7 +237,8 @@ def run_study(
                 if settings.tune_lr
                 else {}
             )
-            for cand in enqueue_seeds(study, space, lrs=lrs):
+            m = settings.trial_clients_per_round
+            for cand in enqueue_seeds(study, space, lrs=lrs, clients_per_round=m):
                 log(f"enqueued {cand.label} ({cand.why or 'seed'})")
     if settings.search == "halving":
         stopped = ""
@@ -240,7 +250,12 @@ def run_study(
             _interrupted(study, settings, stopped)
         return study
     done = len(finished_trials(study))
-    target = study_target(settings.n_trials, space, tune_lr=settings.tune_lr)
+    target = study_target(
+        settings.n_trials,
+        space,
+        tune_lr=settings.tune_lr,
+        clients_per_round=settings.trial_clients_per_round,
+    )
     if target < settings.n_trials:
         log(f"the search space holds {target} configurations: each runs once, then the study ends")
     study.set_user_attr(ATTR_TARGET, target)
