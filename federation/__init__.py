@@ -12,18 +12,14 @@ from __future__ import annotations
 
 from planner import lazy_face
 
-# name -> the module it lives in
-_HOMES = {
-    "AppSettings": "federation.config",
-    "FlossStrategy": "federation.server",
-    "InProcessGrid": "federation.inprocess",
-    "Loopback": "federation.loopback",
-    "from_run_config": "federation.config",
-    "make_client_app": "federation.client",
-    "make_server_app": "federation.server",
-    "run_inprocess": "federation.inprocess",
-    "to_run_config": "federation.config",
-    "write_app": "federation.appdir",
+# home module -> the names it gives the face
+_FACE = {
+    "federation.appdir": ("write_app",),
+    "federation.client": ("make_client_app",),
+    "federation.config": ("AppSettings", "from_run_config", "to_run_config"),
+    "federation.inprocess": ("InProcessGrid", "run_inprocess"),
+    "federation.loopback": ("Loopback",),
+    "federation.server": ("FlossStrategy", "make_server_app"),
 }
-__all__ = sorted(_HOMES)
-__getattr__ = lazy_face(__name__, _HOMES)
+__all__ = sorted(name for names in _FACE.values() for name in names)
+__getattr__ = lazy_face(__name__, _FACE)

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_face(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
-    """A package's module ``__getattr__``: ``name`` imported from ``homes[name]`` on first use
-    and kept on the package; any other name is an AttributeError (so ``from package import
-    submodule`` still imports the submodule)."""
+def lazy_face(package: str, face: Mapping[str, tuple[str, ...]]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__``: a name of ``face`` (home module -> its names)
+    imported from its home on first use and kept on the package; any other name is an
+    AttributeError (so ``from package import submodule`` still imports the submodule)."""
+    homes = {name: home for home, names in face.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         home = homes.get(name)
@@ -31,49 +32,25 @@ def lazy_face(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
     return __getattr__
 
 
-# name -> the module it lives in
-_HOMES = {
-    "Budget": "planner.budget",
-    "BudgetError": "planner.budget",
-    "Fleet": "planner.fleet",
-    "FleetError": "planner.fleet",
-    "FleetPlan": "planner.fleet_plan",
-    "FleetSetup": "planner.fleet",
-    "METHODS": "planner.method_spec",
-    "MethodSpec": "planner.method_spec",
-    "ModelProfile": "planner.model",
-    "NetworkProfile": "planner.network",
-    "OutputPathError": "planner.paths",
-    "Plan": "planner.plan_types",
-    "PlanError": "planner.errors",
-    "PlanRow": "planner.plan_types",
-    "PlanSettings": "planner.plan_types",
-    "Population": "planner.pricing",
-    "Pricing": "planner.pricing",
-    "PricingError": "planner.pricing",
-    "ProfileError": "planner.errors",
-    "RoundPrice": "planner.schedule",
-    "Spend": "planner.pricing",
-    "build_settings": "planner.settings",
-    "check_output_dir": "planner.paths",
-    "check_output_file": "planner.paths",
-    "dense_reference_round": "planner.afford",
-    "kept_entries": "planner.encoding",
-    "load_fleet": "planner.fleet",
-    "load_model": "planner.profiles",
-    "load_network": "planner.profiles",
-    "message_bytes": "planner.encoding",
-    "parse_budget": "planner.budget",
-    "plan_fleet": "planner.fleet_plan",
-    "price_rounds": "planner.schedule",
-    "render_plan": "planner.render",
-    "resolve_budget": "planner.budget",
-    "resolve_encoding": "planner.encoding",
-    "round_draws": "planner.sampling",
-    "round_seconds": "planner.network",
-    "round_seed": "planner.sampling",
-    "rounds_within_budget": "planner.afford",
-    "row_dicts": "planner.render",
+# home module -> the names it gives the face
+_FACE = {
+    "planner.afford": ("dense_reference_round", "rounds_within_budget"),
+    "planner.budget": ("Budget", "BudgetError", "parse_budget", "resolve_budget"),
+    "planner.encoding": ("kept_entries", "message_bytes", "resolve_encoding"),
+    "planner.errors": ("PlanError", "ProfileError"),
+    "planner.fleet": ("Fleet", "FleetError", "FleetSetup", "load_fleet"),
+    "planner.fleet_plan": ("FleetPlan", "plan_fleet"),
+    "planner.method_spec": ("METHODS", "MethodSpec"),
+    "planner.model": ("ModelProfile",),
+    "planner.network": ("NetworkProfile", "round_seconds"),
+    "planner.paths": ("OutputPathError", "check_output_dir", "check_output_file"),
+    "planner.plan_types": ("Plan", "PlanRow", "PlanSettings"),
+    "planner.pricing": ("Population", "Pricing", "PricingError", "Spend"),
+    "planner.profiles": ("load_model", "load_network"),
+    "planner.render": ("render_plan", "row_dicts"),
+    "planner.sampling": ("round_draws", "round_seed"),
+    "planner.schedule": ("RoundPrice", "price_rounds"),
+    "planner.settings": ("build_settings",),
 }
-__all__ = sorted([*_HOMES, "lazy_face"])
-__getattr__ = lazy_face(__name__, _HOMES)
+__all__ = sorted([*(name for names in _FACE.values() for name in names), "lazy_face"])
+__getattr__ = lazy_face(__name__, _FACE)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from planner import lazy_face
 
-# name -> the module it lives in
-_HOMES = {
-    "ServeConfig": "service.config",
-    "ServeError": "service.config",
-    "create_app": "service.app",
+# home module -> the names it gives the face
+_FACE = {
+    "service.app": ("create_app",),
+    "service.config": ("ServeConfig", "ServeError"),
 }
-__all__ = sorted(_HOMES)
-__getattr__ = lazy_face(__name__, _HOMES)
+__all__ = sorted(name for names in _FACE.values() for name in names)
+__getattr__ = lazy_face(__name__, _FACE)

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from planner import lazy_face
 
-# name -> the module it lives in
-_HOMES = {
-    "DivergedError": "trainer.errors",
-    "Interrupted": "trainer.interrupt",
-    "Method": "trainer.method_base",
-    "RoundRecord": "trainer.records",
-    "RunConfig": "trainer.config",
-    "RunResult": "trainer.run",
-    "RunSession": "trainer.session",
-    "TrainerError": "trainer.errors",
-    "Workload": "trainer.workload",
-    "make_method": "trainer.methods",
-    "prepare": "trainer.workload",
-    "train": "trainer.run",
+# home module -> the names it gives the face
+_FACE = {
+    "trainer.config": ("RunConfig",),
+    "trainer.errors": ("DivergedError", "TrainerError"),
+    "trainer.interrupt": ("Interrupted",),
+    "trainer.method_base": ("Method",),
+    "trainer.methods": ("make_method",),
+    "trainer.records": ("RoundRecord",),
+    "trainer.run": ("RunResult", "train"),
+    "trainer.session": ("RunSession",),
+    "trainer.workload": ("Workload", "prepare"),
 }
-__all__ = sorted(_HOMES)
-__getattr__ = lazy_face(__name__, _HOMES)
+__all__ = sorted(name for names in _FACE.values() for name in names)
+__getattr__ = lazy_face(__name__, _FACE)

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from planner import lazy_face
 
-# name -> the module it lives in
-_HOMES = {
-    "Candidate": "tuner.candidate",
-    "SearchSpace": "tuner.search_space",
-    "TrialRow": "tuner.report",
-    "TuneError": "tuner.settings",
-    "TuneSettings": "tuner.settings",
-    "best_trial": "tuner.report",
-    "build_space": "tuner.build",
-    "export_study": "tuner.export",
-    "open_storage": "tuner.storage",
-    "plot_pareto": "tuner.export",
-    "recommendation_line": "tuner.report",
-    "recommended_full_config": "tuner.report",
-    "run_tuning": "tuner.runner",
-    "trial_rows": "tuner.report",
+# home module -> the names it gives the face
+_FACE = {
+    "tuner.build": ("build_space",),
+    "tuner.candidate": ("Candidate",),
+    "tuner.export": ("export_study", "plot_pareto"),
+    "tuner.report": (
+        "TrialRow",
+        "best_trial",
+        "recommendation_line",
+        "recommended_full_config",
+        "trial_rows",
+    ),
+    "tuner.runner": ("run_tuning",),
+    "tuner.search_space": ("SearchSpace",),
+    "tuner.settings": ("TuneError", "TuneSettings"),
+    "tuner.storage": ("open_storage",),
 }
-__all__ = sorted(_HOMES)
-__getattr__ = lazy_face(__name__, _HOMES)
+__all__ = sorted(name for names in _FACE.values() for name in names)
+__getattr__ = lazy_face(__name__, _FACE)
