@@ -40,7 +40,7 @@ from planner.fleet_shortlist import (
     heuristic_pairs,
 )
 from planner.limits import check
-from planner.method_spec import MethodSpec
+from planner.method_spec import MethodSpec, wire_spec
 from planner.plan_rows import adapter_size
 from planner.plan_types import PlanSettings
 
@@ -175,16 +175,10 @@ def plan_fleet(
                     densities += [p for p in [(1.0, 1.0), *heuristic] if p not in densities]
             for dd, du in densities:
                 for p_down, p_up in s.precision_pairs:
-                    spec = MethodSpec(
-                        method=method,
-                        n=n,
-                        d_down=dd,
-                        d_up=du,
-                        encoding=s.encoding,
-                        precision=s.precision,
-                        precision_down=p_down,
-                        precision_up=p_up,
-                    )
+                    spec = wire_spec(
+                        method, n, encoding=s.encoding, precision=s.precision,
+                        precisions=(p_down, p_up), d_down=dd, d_up=du,
+                    )  # fmt: skip
                     configs.append((rank, p_down, p_up, spec))
     if deadline_seconds is None:
         deadlines = default_deadlines(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from planner.encoding import (
     QUANTIZED,
@@ -196,6 +197,34 @@ class MethodSpec:
         if self.tensor_sizes:
             return sum(kept_entries(s, density) for s in self.tensor_sizes)
         return kept_entries(self.n, density)
+
+
+def wire_spec(
+    method: str,
+    n: int,
+    *,
+    encoding: str,
+    precision: str,
+    precisions: tuple[str, str],
+    d_down: float = 1.0,
+    d_up: float = 1.0,
+    **rest: Any,
+) -> MethodSpec:
+    """The ``MethodSpec`` of one configuration: (method, n, densities) sent in a wire format
+    (``encoding``, primary ``precision``, the (download, upload) value ``precisions``); ``rest``:
+    the method's own fields (keep rate, floor, tensor sizes, FedSRD's pairs and rule)."""
+    p_down, p_up = precisions
+    return MethodSpec(
+        method=method,
+        n=n,
+        d_down=d_down,
+        d_up=d_up,
+        encoding=encoding,
+        precision=precision,
+        precision_down=p_down,
+        precision_up=p_up,
+        **rest,
+    )
 
 
 def uniform_densities(spec: MethodSpec) -> tuple[float, float]:

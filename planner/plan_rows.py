@@ -20,7 +20,7 @@ from planner.encoding import (
     resolve_encoding,
     values_bytes,
 )
-from planner.method_spec import MASK_METHODS, METHODS, SRD_METHODS, MethodSpec
+from planner.method_spec import MASK_METHODS, METHODS, SRD_METHODS, MethodSpec, wire_spec
 from planner.network import fleet_round_seconds, transfer_seconds
 from planner.parse import density_key
 from planner.plan_types import PlanRow, PlanSettings, RoundCost
@@ -190,18 +190,10 @@ def _schedule_row(
 ) -> PlanRow | None:
     """sparseadapter or adapterlth: the seeded schedule's rounds; per-round columns are means."""
     p_down, p_up = precisions
-    spec = MethodSpec(
-        method=method,
-        n=n,
-        d_down=density,
-        d_up=density,
-        keep_rate=settings.keep_rate,
-        floor=settings.floor,
-        encoding=settings.encoding,
-        precision=settings.precision,
-        precision_down=p_down,
-        precision_up=p_up,
-    )
+    spec = wire_spec(
+        method, n, encoding=settings.encoding, precision=settings.precision, precisions=precisions,
+        d_down=density, d_up=density, keep_rate=settings.keep_rate, floor=settings.floor,
+    )  # fmt: skip
     got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
     if got is None:
         return None
@@ -248,15 +240,10 @@ def _srd_row(
     """fedsrd or fedsrd-e at the authors' defaults: the seeded schedule's rounds (catch-up
     downloads), uploads at the rule's expected density (``planner.srd``); columns are means."""
     p_down, p_up = precisions
-    spec = MethodSpec(
-        method=method,
-        n=n,
+    spec = wire_spec(
+        method, n, encoding=settings.encoding, precision=settings.precision, precisions=precisions,
         srd_pairs=srd_pairs(settings, rank),
-        encoding=settings.encoding,
-        precision=settings.precision,
-        precision_down=p_down,
-        precision_up=p_up,
-    )
+    )  # fmt: skip
     got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
     if got is None:
         return None

@@ -33,13 +33,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 from planner.afford import RoundSpend, dense_reference_round, rounds_within_budget
 from planner.budget import Budget, BudgetAmount, resolve_budget, rounds_affordable
 from planner.fleet import FleetSetup, dense_reference_seconds, price_fleet_rounds
 from planner.fleet_batch import fleet_round_costs
-from planner.method_spec import MethodSpec
+from planner.method_spec import MethodSpec, wire_spec
 from planner.network import NetworkProfile
 from planner.schedule import RoundPrice, price_rounds
 
@@ -70,6 +70,16 @@ class Spend:
         return self.seconds / self.rounds if self.rounds else 0.0
 
 
+class RoundShape(Protocol):
+    """What a run's rounds take from its settings: clients per round, their compute seconds."""
+
+    @property
+    def clients_per_round(self) -> int: ...
+
+    @property
+    def compute_seconds(self) -> float: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class Population:
     """Where a run's rounds happen: its network or fleet, the seed that draws each round's
@@ -81,6 +91,26 @@ class Population:
     clients_per_round: int
     compute_seconds: float
     fleet: FleetSetup | None = None  # per-client links and the run's policies
+
+    @staticmethod
+    def of(
+        run: RoundShape,
+        *,
+        network: NetworkProfile,
+        seed: int,
+        num_clients: int,
+        fleet: FleetSetup | None = None,
+    ) -> Population:
+        """The population of ``run`` (plan settings or a run config: its clients per round and
+        compute seconds) on ``network``, or on ``fleet``'s links."""
+        return Population(
+            network=network,
+            fleet=fleet,
+            seed=seed,
+            num_clients=num_clients,
+            clients_per_round=run.clients_per_round,
+            compute_seconds=run.compute_seconds,
+        )
 
     @property
     def draws(self) -> dict[str, Any]:
@@ -176,18 +206,10 @@ class Pricing(Population):
         extra: dict[str, Any] = {} if keep_rate is None else {"keep_rate": keep_rate}
         if method == "adapterlth" and self.lth_floor is not None:
             extra["floor"] = self.lth_floor
-        return MethodSpec(
-            method=method,
-            n=n,
-            d_down=d_down,
-            d_up=d_up,
-            encoding=self.encoding,
-            precision=self.precision,
-            precision_down=down,
-            precision_up=up,
-            tensor_sizes=tensor_sizes,
-            **extra,
-        )
+        return wire_spec(
+            method, n, encoding=self.encoding, precision=self.precision, precisions=(down, up),
+            d_down=d_down, d_up=d_up, tensor_sizes=tensor_sizes, **extra,
+        )  # fmt: skip
 
     def with_policy(
         self, round_policy: str, density_policy: str, deadline: float | None

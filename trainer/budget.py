@@ -21,7 +21,7 @@ from typing import Any
 from planner.afford import rounds_within_budget
 from planner.budget import BUDGET_RTOL, parse_budget
 from planner.limits import check_derived
-from planner.method_spec import SRD_METHODS, MethodSpec
+from planner.method_spec import SRD_METHODS, MethodSpec, wire_spec
 from planner.network import NetworkProfile
 from planner.pricing import Population
 from planner.schedule import RoundPrice
@@ -49,24 +49,15 @@ def method_spec(
     """What ``config``'s method sends for an n-entry adapter (per-tensor top-k needs the sizes
     of P's tensors in order; fedsrd its LoRA pairs' sizes, ``srd_pairs``)."""
     d_down, d_up = config.effective_densities  # sparseadapter: (d_up, d_up), its mask density
-    return MethodSpec(
-        method=config.method,
-        n=n,
-        d_down=d_down,
-        d_up=d_up,
-        keep_rate=config.keep_rate,
-        floor=config.lth_floor,
-        encoding=config.encoding,
-        precision=config.precision,
-        precision_down=config.wire_precisions[0],
-        precision_up=config.wire_precisions[1],
+    return wire_spec(
+        config.method, n, encoding=config.encoding, precision=config.precision,
+        precisions=config.wire_precisions, d_down=d_down, d_up=d_up,
+        keep_rate=config.keep_rate, floor=config.lth_floor,
         tensor_sizes=tensor_sizes if config.topk == "per-tensor" else (),
         srd_pairs=pairs if config.method in SRD_METHODS else (),
-        srd_base=config.srd_base,
-        srd_upper=config.srd_upper,
-        srd_coeff=config.srd_coeff,
-        srd_mask_rate=config.srd_mask_rate,
-    )
+        srd_base=config.srd_base, srd_upper=config.srd_upper,
+        srd_coeff=config.srd_coeff, srd_mask_rate=config.srd_mask_rate,
+    )  # fmt: skip
 
 
 def reference_adapter_size(config: RunConfig, base_model: Any) -> int:
@@ -80,13 +71,12 @@ def reference_adapter_size(config: RunConfig, base_model: Any) -> int:
 
 def run_population(config: RunConfig, *, network: NetworkProfile, num_clients: int) -> Population:
     """Where ``config``'s rounds happen: its network (or fleet), seed, clients and compute."""
-    return Population(
+    return Population.of(
+        config,
         network=network,
         fleet=config.fleet_setup(),
         seed=config.seed,
         num_clients=num_clients,
-        clients_per_round=config.clients_per_round,
-        compute_seconds=config.compute_seconds,
     )
 
 

@@ -146,13 +146,8 @@ def build_space(
     size = adapter_size or planner_sizes(settings)
     cap = settings.max_rounds
     trial_cap = None if cap is None else max(1, math.ceil(cap * budget_scale))
-    population = Population(
-        network=settings.network,
-        fleet=fleet,
-        seed=seed,
-        num_clients=num_clients,
-        clients_per_round=settings.clients_per_round,
-        compute_seconds=settings.compute_seconds,
+    population = Population.of(
+        settings, network=settings.network, fleet=fleet, seed=seed, num_clients=num_clients
     )
     # n of the dense reference round: the planner's model profile on a network (as floss-plan
     # counts it), the trial's adapter sizes on a fleet (as floss-train --fleet counts it)
