@@ -11,6 +11,7 @@ counts in. The grids include the thesis heuristic pairs d_up = d_down / S (``heu
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any, NamedTuple
 
 from planner.afford import Afforded, afford
 from planner.budget import rounds_affordable
@@ -111,29 +112,31 @@ def uniform_rounds(
     return rounds
 
 
+class RowConfig(NamedTuple):
+    """One configuration a plan prices into a row: the method at a rank (n entries as trained),
+    its (d_down, d_up) and its (download, upload) value precisions."""
+
+    method: str
+    rank: int
+    n: int
+    d_down: float
+    d_up: float
+    precisions: tuple[str, str]
+
+
 def _uniform_row(
-    settings: PlanSettings,
-    *,
-    method: str,
-    rank: int,
-    n: int,
-    d_down: float,
-    d_up: float,
-    budget_seconds: float | None,
-    budget_bytes: int | None,
-    precisions: tuple[str, str],
+    settings: PlanSettings, config: RowConfig, budget: tuple[float | None, int | None]
 ) -> PlanRow | None:
     """floss, dense or ffa: every round costs the same, so rounds = floor(budget / cost)."""
+    _, _, n, d_down, d_up, precisions = config
     cost = round_cost(n=n, d_down=d_down, d_up=d_up, settings=settings, precisions=precisions)
-    rounds = uniform_rounds(settings, cost, budget_seconds, budget_bytes)
+    rounds = uniform_rounds(settings, cost, *budget)
     if rounds < settings.min_rounds:
         return None
-    return PlanRow(
-        method=method,
-        rank=rank,
+    return _row(
+        config,
         d_down=d_down,
         d_up=d_up,
-        n=n,
         k_down=cost.k_down,
         k_up=cost.k_up,
         bytes_down=cost.bytes_down,
@@ -149,17 +152,27 @@ def _uniform_row(
         rounds=rounds,
         total_bytes=rounds * cost.bytes_per_round,
         total_seconds=rounds * cost.seconds_per_round,
-        precision_down=precisions[0],
-        precision_up=precisions[1],
+    )
+
+
+def _row(config: RowConfig, *, d_down: float, d_up: float, **columns: Any) -> PlanRow:
+    """The row of ``config`` at the densities it is shown with, the priced ``columns`` beside."""
+    return PlanRow(
+        method=config.method,
+        rank=config.rank,
+        d_down=d_down,
+        d_up=d_up,
+        n=config.n,
+        precision_down=config.precisions[0],
+        precision_up=config.precisions[1],
+        **columns,
     )
 
 
 def _afford_within(
     settings: PlanSettings,
     spec: MethodSpec,
-    *,
-    budget_seconds: float | None,
-    budget_bytes: int | None,
+    budget: tuple[float | None, int | None],
 ) -> Afforded | None:
     """What the budget buys a method with a seeded schedule on the settings' network and
     population (``planner.afford.afford``); None below ``min_rounds``."""
@@ -170,31 +183,26 @@ def _afford_within(
         num_clients=settings.num_clients,
         clients_per_round=settings.clients_per_round,
         compute_seconds=settings.compute_seconds,
-        budget_seconds=budget_seconds,
-        budget_bytes=budget_bytes,
+        budget_seconds=budget[0],
+        budget_bytes=budget[1],
         max_rounds=settings.max_rounds,
     )
     return None if got.rounds < settings.min_rounds else got
 
 
 def _schedule_row(
-    settings: PlanSettings,
-    *,
-    method: str,
-    rank: int,
-    n: int,
-    density: float,
-    budget_seconds: float | None,
-    budget_bytes: int | None,
-    precisions: tuple[str, str],
+    settings: PlanSettings, config: RowConfig, budget: tuple[float | None, int | None]
 ) -> PlanRow | None:
-    """sparseadapter or adapterlth: the seeded schedule's rounds; per-round columns are means."""
+    """sparseadapter or adapterlth: the seeded schedule's rounds; per-round columns are means
+    (the mask density is d_up: sparseadapter's (d_up, d_up), adapterlth's 1 at round 1)."""
+    method, _, n, _, d_up, precisions = config
     p_down, p_up = precisions
+    density = d_up
     spec = wire_spec(
         method, n, encoding=settings.encoding, precision=settings.precision, precisions=precisions,
         d_down=density, d_up=density, keep_rate=settings.keep_rate, floor=settings.floor,
     )  # fmt: skip
-    got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
+    got = _afford_within(settings, spec, budget)
     if got is None:
         return None
     k = max(1, round(got.mean_density * n))
@@ -203,10 +211,7 @@ def _schedule_row(
     return _mean_row(
         settings,
         got,
-        method=method,
-        rank=rank,
-        n=n,
-        precisions=precisions,
+        config,
         d_down=k / n if lth else density,
         d_up=k / n if lth else density,
         k_down=k,
@@ -228,23 +233,18 @@ def srd_pairs(settings: PlanSettings, rank: int) -> tuple[tuple[int, int], ...]:
 
 
 def _srd_row(
-    settings: PlanSettings,
-    *,
-    method: str,
-    rank: int,
-    n: int,
-    budget_seconds: float | None,
-    budget_bytes: int | None,
-    precisions: tuple[str, str],
+    settings: PlanSettings, config: RowConfig, budget: tuple[float | None, int | None]
 ) -> PlanRow | None:
     """fedsrd or fedsrd-e at the authors' defaults: the seeded schedule's rounds (catch-up
-    downloads), uploads at the rule's expected density (``planner.srd``); columns are means."""
+    downloads), uploads at the rule's expected density (``planner.srd``); columns are means.
+    The grid's (d_down, d_up) are (1, 1) here: the rule decides the densities."""
+    method, rank, n, _, _, precisions = config
     p_down, p_up = precisions
     spec = wire_spec(
         method, n, encoding=settings.encoding, precision=settings.precision, precisions=precisions,
         srd_pairs=srd_pairs(settings, rank),
     )  # fmt: skip
-    got = _afford_within(settings, spec, budget_seconds=budget_seconds, budget_bytes=budget_bytes)
+    got = _afford_within(settings, spec, budget)
     if got is None:
         return None
     k_down = max(1, round(got.mean_density * n))
@@ -253,10 +253,7 @@ def _srd_row(
     return _mean_row(
         settings,
         got,
-        method=method,
-        rank=rank,
-        n=n,
-        precisions=precisions,
+        config,
         d_down=k_down / n,
         d_up=k_up / n,
         k_down=k_down,
@@ -272,11 +269,8 @@ def _srd_row(
 def _mean_row(
     settings: PlanSettings,
     got: Afforded,
+    config: RowConfig,
     *,
-    method: str,
-    rank: int,
-    n: int,
-    precisions: tuple[str, str],
     d_down: float,
     d_up: float,
     k_down: int,
@@ -290,12 +284,10 @@ def _mean_row(
     of what the budget bought (``got``); (download, upload) pairs for the encodings and bounds."""
     net = settings.network
     bytes_down, bytes_up = round(got.mean_bytes_down), round(got.mean_bytes_up)
-    return PlanRow(
-        method=method,
-        rank=rank,
+    return _row(
+        config,
         d_down=d_down,
         d_up=d_up,
-        n=n,
         k_down=k_down,
         k_up=k_up,
         bytes_down=bytes_down,
@@ -313,8 +305,6 @@ def _mean_row(
         total_seconds=got.total_seconds,
         keep_rate=keep_rate,
         floor=floor,
-        precision_down=precisions[0],
-        precision_up=precisions[1],
     )
 
 
@@ -332,6 +322,37 @@ def row_key(r: PlanRow) -> RowKey:
     )
 
 
+def method_configs(settings: PlanSettings, method: str) -> list[tuple[int, float, float]]:
+    """(rank, d_down, d_up) of every configuration of ``method`` the plan prices, in its order:
+    floss on its grids with the reference rank's baseline and heuristic pairs, sparseadapter at
+    each upload density, every other method at density 1."""
+    ranks = sorted({*settings.ranks, settings.ref_rank}, reverse=True)
+    if method == "floss":
+        heuristic = heuristic_pairs(settings)
+        values = {
+            density_key(d): d
+            for d in (
+                *settings.d_down,
+                *settings.d_up,
+                1.0,
+                *(x for p in heuristic for x in p),
+            )
+        }
+        extra = {(settings.ref_rank, density_key(dd), density_key(du)) for dd, du in heuristic}
+        extra.add((settings.ref_rank, density_key(1.0), density_key(1.0)))
+        configs = {
+            (r, density_key(dd), density_key(du))
+            for r in settings.ranks
+            for dd in settings.d_down
+            for du in settings.d_up
+        } | extra
+        return [(rank, values[kd], values[ku]) for rank, kd, ku in sorted(configs, reverse=True)]
+    if method == "sparseadapter":
+        densities = sorted({density_key(d): d for d in settings.d_up}.values(), reverse=True)
+        return [(rank, d, d) for rank in ranks for d in densities]
+    return [(rank, 1.0, 1.0) for rank in ranks]
+
+
 def method_rows(
     settings: PlanSettings, budget_seconds: float | None, budget_bytes: int | None
 ) -> tuple[list[PlanRow], int]:
@@ -346,95 +367,20 @@ def method_rows(
             sizes[key] = adapter_size(settings, rank, method=method)
         return sizes[key]
 
-    ranks = sorted({*settings.ranks, settings.ref_rank}, reverse=True)
-    pairs = settings.precision_pairs
+    budget = (budget_seconds, budget_bytes)
     for method in (m for m in METHODS if m in settings.methods):
-        found: list[PlanRow | None] = []
-        if method == "floss":
-            heuristic = heuristic_pairs(settings)
-            values = {
-                density_key(d): d
-                for d in (
-                    *settings.d_down,
-                    *settings.d_up,
-                    1.0,
-                    *(x for p in heuristic for x in p),
-                )
-            }
-            extra = {(settings.ref_rank, density_key(dd), density_key(du)) for dd, du in heuristic}
-            extra.add((settings.ref_rank, density_key(1.0), density_key(1.0)))
-            configs = {
-                (r, density_key(dd), density_key(du))
-                for r in settings.ranks
-                for dd in settings.d_down
-                for du in settings.d_up
-            } | extra
-            for rank, kd, ku in sorted(configs, reverse=True):
-                for pair in pairs:
-                    found.append(
-                        _uniform_row(
-                            settings,
-                            method=method,
-                            rank=rank,
-                            n=size(rank, method),
-                            d_down=values[kd],
-                            d_up=values[ku],
-                            budget_seconds=budget_seconds,
-                            budget_bytes=budget_bytes,
-                            precisions=pair,
-                        )
-                    )
-        elif method in MASK_METHODS:
-            densities = (
-                sorted({density_key(d): d for d in settings.d_up}.values(), reverse=True)
-                if method == "sparseadapter"
-                else [1.0]
-            )
-            for rank in ranks:
-                for d in densities:
-                    for pair in pairs:
-                        found.append(
-                            _schedule_row(
-                                settings,
-                                method=method,
-                                rank=rank,
-                                n=size(rank, method),
-                                density=d,
-                                budget_seconds=budget_seconds,
-                                budget_bytes=budget_bytes,
-                                precisions=pair,
-                            )
-                        )
-        elif method in SRD_METHODS:
-            for rank in ranks:
-                for pair in pairs:
-                    found.append(
-                        _srd_row(
-                            settings,
-                            method=method,
-                            rank=rank,
-                            n=size(rank, method),
-                            budget_seconds=budget_seconds,
-                            budget_bytes=budget_bytes,
-                            precisions=pair,
-                        )
-                    )
-        else:  # dense, ffa
-            for rank in ranks:
-                for pair in pairs:
-                    found.append(
-                        _uniform_row(
-                            settings,
-                            method=method,
-                            rank=rank,
-                            n=size(rank, method),
-                            d_down=1.0,
-                            d_up=1.0,
-                            budget_seconds=budget_seconds,
-                            budget_bytes=budget_bytes,
-                            precisions=pair,
-                        )
-                    )
+        price = (
+            _schedule_row
+            if method in MASK_METHODS
+            else _srd_row
+            if method in SRD_METHODS
+            else _uniform_row  # floss, dense, ffa
+        )
+        found = [
+            price(settings, RowConfig(method, rank, size(rank, method), dd, du, pair), budget)
+            for rank, dd, du in method_configs(settings, method)
+            for pair in settings.precision_pairs
+        ]
         infeasible += sum(r is None for r in found)
         rows += [r for r in found if r is not None]
     return rows, infeasible
