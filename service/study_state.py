@@ -27,7 +27,7 @@ def counts(study: optuna.Study) -> dict[str, int]:
     duplicate of an earlier trial (``duplicates`` are those, listed apart)."""
     from collections import Counter
 
-    from tuner.objective import counts_towards_target
+    from tuner.ledger import counts_towards_target
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name for t in trials)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from planner.sampling import round_draws
-from tuner.objective import client_steps_spent, trained_key
+from tuner.ledger import client_steps_spent
 from tuner.rungs import (
     ATTR_FRACTION,
     ATTR_RUNG,
@@ -26,6 +26,7 @@ from tuner.rungs import (
     step_costs,
 )
 from tuner.storage import study_lock
+from tuner.trial_config import trained_key
 from tuner.worker import counts
 
 if TYPE_CHECKING:

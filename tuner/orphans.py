@@ -18,11 +18,12 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from tuner.trial_attrs import ATTR_END
+
 if TYPE_CHECKING:
     import optuna
 
 ATTR_OWNER = "owner"  # trial user attribute: the process that trains it
-ATTR_END = "end"  # as tuner.objective.ATTR_END (kept here to import nothing heavy)
 
 
 def _read(path: str) -> str:

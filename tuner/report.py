@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner.candidate import candidate_label, density_label, policy_label
-from tuner.objective import (
+from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
+from tuner.study import ATTR_SPACE
+from tuner.trial_attrs import (
     ATTR_CANDIDATE,
     ATTR_CONFIG,
     ATTR_END,
@@ -23,8 +25,6 @@ from tuner.objective import (
     ATTR_VAL_EXAMPLES,
     TEST_METRICS,
 )
-from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
-from tuner.study import ATTR_SPACE
 
 if TYPE_CHECKING:
     import optuna

@@ -20,8 +20,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from tuner.candidate import candidate_label, density_label
-from tuner.objective import ATTR_RECORDS
 from tuner.report import TrialRow, _mb, study_metric, test_metric_for, trial_rows
+from tuner.trial_attrs import ATTR_RECORDS
 
 if TYPE_CHECKING:
     import optuna

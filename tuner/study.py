@@ -21,25 +21,23 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from trainer import interrupt
 from tuner.candidate import Candidate
-from tuner.objective import (
-    ATTR_END,
-    ATTR_KEY,
-    ATTR_RETRY_OF,
-    Objective,
+from tuner.ledger import (
     TrialSkipped,
-    checkpointed_round,
     client_steps_spent,
     counts_towards_target,
     planned_key,
     study_target,
-    trained_key,
 )
+from tuner.objective import Objective
 from tuner.orphans import fail_orphans
 from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
 from tuner.search_space import SearchSpace
 from tuner.seeds import seed_params
 from tuner.settings import TuneError, TuneSettings
 from tuner.storage import open_storage, study_lock
+from tuner.trial_attrs import ATTR_END, ATTR_KEY, ATTR_RETRY_OF
+from tuner.trial_checkpoint import checkpointed_round
+from tuner.trial_config import trained_key
 from tuner.worker import run_trials
 
 if TYPE_CHECKING:

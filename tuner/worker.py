@@ -54,7 +54,7 @@ def counts(study: optuna.Study) -> tuple[int, int]:
     """(finished, running) trials of the study, one storage read."""
     from optuna.trial import TrialState
 
-    from tuner.objective import counts_towards_target
+    from tuner.ledger import counts_towards_target
 
     finished = running = 0
     for t in study.get_trials(deepcopy=False, states=(*_finished(), TrialState.RUNNING)):
@@ -191,7 +191,9 @@ def run_trials(
     try:
         while True:
             if timeout_seconds is not None and time.monotonic() - started >= timeout_seconds:
-                log(f"--timeout of {timeout_seconds:g} s reached; this worker starts no more trials.")
+                log(
+                    f"--timeout of {timeout_seconds:g} s reached; this worker starts no more trials."
+                )
                 return
             if should_stop(study):
                 return

@@ -482,7 +482,7 @@ def test_interrupt_during_set_up_starts_no_trial(tmp_path: Path) -> None:
 def test_a_seed_enqueued_twice_is_trained_once() -> None:
     """The race left on server databases: both workers enqueue a seed. The later twin, popped
     while the first runs or waits, trains nothing and is marked failed (end = duplicate)."""
-    from tuner.objective import TrialSkipped
+    from tuner.ledger import TrialSkipped
     from tuner.seeds import seed_params
 
     fakes = _fakes()

@@ -241,8 +241,8 @@ def test_tuner_searches_the_precisions() -> None:
     from planner.profiles import load_model, load_network
     from tuner.build import build_space
     from tuner.grid import MethodGrid
-    from tuner.objective import full_config, trial_config
     from tuner.suggest import suggest
+    from tuner.trial_config import full_config, trial_config
 
     settings = PlanSettings(
         model=load_model("all-minilm-l6-v2"),

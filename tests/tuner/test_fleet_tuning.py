@@ -19,11 +19,12 @@ from trainer.config import RunConfig
 from tuner.build import build_space
 from tuner.cli import app
 from tuner.grid import MethodGrid, fleet_grid
-from tuner.objective import Objective, full_config
+from tuner.objective import Objective
 from tuner.report import recommendation_line, trial_rows
 from tuner.search_space import SearchSpace
 from tuner.settings import TuneError, TuneSettings
 from tuner.study import run_study
+from tuner.trial_config import full_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
@@ -256,7 +257,7 @@ def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> No
     """Deadline rounds at 0.5 s and at 30 s drop no client of this configuration in any round
     it affords: the seeded schedule (clients, densities, bytes, seconds) is the same, so the
     second trains nothing and records the first's value (before: two identical trainings)."""
-    from tuner.objective import study_target
+    from tuner.ledger import study_target
     from tuner.seeds import seed_params
 
     settings = replace(

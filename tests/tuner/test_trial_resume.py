@@ -125,10 +125,12 @@ def test_a_damaged_trial_checkpoint_is_said_and_trained_from_round_1(tmp_path: P
     from tuner_fakes import FakeConfig, FakeTrain, small_space
 
     from trainer.checkpoint import save_checkpoint
-    from tuner.objective import Objective, candidate_key, trial_checkpoint_dir
+    from tuner.objective import Objective
     from tuner.seeds import seed_params
     from tuner.settings import TuneSettings
     from tuner.study import enqueue_seeds
+    from tuner.trial_checkpoint import trial_checkpoint_dir
+    from tuner.trial_config import candidate_key
 
     space = small_space()
     fake = FakeTrain(space)

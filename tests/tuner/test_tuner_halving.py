@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 from tuner_fakes import FakeConfig, FakeTrain, plan_settings, quality
 
 from tuner.build import build_space
-from tuner.objective import Objective, client_steps_spent
+from tuner.ledger import client_steps_spent
+from tuner.objective import Objective
 from tuner.report import recommend, trial_rows
 from tuner.rungs import (
     ATTR_FRACTION,
