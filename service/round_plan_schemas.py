@@ -79,20 +79,14 @@ class RunSpec(Strict):
             raise ValueError(f"expected a density, but got {v!r}")
         return parse_density(str(v), name="density")
 
-    @field_validator("precision", mode="before")
-    @classmethod
-    def _precision(cls, v: Any) -> str:
-        return check_precision(v)
+    _precision = field_validator("precision", mode="before")(check_precision)
 
     @field_validator("precision_down", "precision_up", mode="before")
     @classmethod
     def _one_precision(cls, v: Any) -> str | None:
         return None if v is None else check_precision(v)
 
-    @field_validator("encoding")
-    @classmethod
-    def _encoding(cls, v: str) -> str:
-        return check_encoding(v)
+    _encoding = field_validator("encoding")(check_encoding)
 
 
 class RoundPlanRequest(Strict):

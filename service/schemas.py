@@ -138,6 +138,12 @@ def _check_with(parse: Any, value: Any, name: str) -> str:
     return text
 
 
+def check_budget(v: str) -> str:
+    """A budget's text as given, once ``planner.budget.parse_budget`` reads it."""
+    parse_budget(v)
+    return v
+
+
 def check_ranks(v: Any) -> str:
     if isinstance(v, list) and not all(limits.is_int(x) for x in v):
         raise ValueError(f"ranks must be integers, but got {v!r}")
@@ -284,21 +290,13 @@ class PlanRequest(Strict):
         default=None, ge=0, le=1, description="fleet: flag deadline rows dropping more uploads"
     )
 
-    @field_validator("budget")
-    @classmethod
-    def _budget(cls, v: str) -> str:
-        parse_budget(v)
-        return v
+    _budget = field_validator("budget")(check_budget)
 
-    @field_validator("ranks", mode="before")
-    @classmethod
-    def _ranks(cls, v: Any) -> str:
-        return check_ranks(v)
+    _ranks = field_validator("ranks", mode="before")(check_ranks)
 
-    @field_validator("d_down", "d_up", "heuristic_d_down", mode="before")
-    @classmethod
-    def _densities(cls, v: Any) -> str:
-        return check_densities(v)
+    _densities = field_validator("d_down", "d_up", "heuristic_d_down", mode="before")(
+        check_densities
+    )
 
     @field_validator("method", mode="before")
     @classmethod
@@ -317,20 +315,14 @@ class PlanRequest(Strict):
         parse_density(str(v), name="--lth-floor")
         return str(v)
 
-    @field_validator("precision", mode="before")
-    @classmethod
-    def _precision(cls, v: Any) -> str:
-        return check_precision(v)
+    _precision = field_validator("precision", mode="before")(check_precision)
 
     @field_validator("precision_down", "precision_up", mode="before")
     @classmethod
     def _precisions(cls, v: Any) -> str | None:
         return None if v is None else check_precisions(v)
 
-    @field_validator("encoding")
-    @classmethod
-    def _encoding(cls, v: str) -> str:
-        return check_encoding(v)
+    _encoding = field_validator("encoding")(check_encoding)
 
 
 class PlanResponse(BaseModel):
@@ -428,21 +420,11 @@ class StudyRequest(Strict):
         check_study_name(v)
         return v
 
-    @field_validator("budget")
-    @classmethod
-    def _budget(cls, v: str) -> str:
-        parse_budget(v)
-        return v
+    _budget = field_validator("budget")(check_budget)
 
-    @field_validator("ranks", mode="before")
-    @classmethod
-    def _ranks(cls, v: Any) -> str:
-        return check_ranks(v)
+    _ranks = field_validator("ranks", mode="before")(check_ranks)
 
-    @field_validator("d_down", "d_up", mode="before")
-    @classmethod
-    def _densities(cls, v: Any) -> str:
-        return check_densities(v)
+    _densities = field_validator("d_down", "d_up", mode="before")(check_densities)
 
     @field_validator("methods", mode="before")
     @classmethod
