@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from planner.fleet import DENSITY_POLICIES, ROUND_POLICIES, FleetError, FleetSetup
+from planner.limits import is_number
 from tuner.settings import (
     TuneError,
     check_choices,
@@ -91,12 +92,7 @@ class MethodGrid:
                 object.__setattr__(self, name, check_choices(values, allowed, flag))
         deadlines = []
         for d in self.deadlines:
-            if (
-                isinstance(d, bool)
-                or not isinstance(d, (int, float))
-                or not math.isfinite(d)
-                or d <= 0
-            ):
+            if not is_number(d) or not math.isfinite(d) or d <= 0:
                 raise TuneError(f"--deadlines values must be seconds > 0, but got {d!r}.")
             deadlines.append(float(d))
         if len(set(deadlines)) != len(deadlines):
@@ -138,7 +134,7 @@ class MethodGrid:
         if not self.keep_rates:
             raise TuneError("--keep-rates is empty.")
         for k in self.keep_rates:
-            if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k < 1:
+            if not is_number(k) or not 0 < k < 1:
                 raise TuneError(f"--keep-rates values must be in (0, 1), but got {k!r}.")
         if len(set(self.keep_rates)) != len(self.keep_rates):
             raise TuneError(f"--keep-rates has a repeated value: {self.keep_rates!r}.")

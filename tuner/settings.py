@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from planner.limits import is_int, is_number
 from planner.method_spec import METHODS
 
 PrunerName = Literal["sha", "hyperband", "median", "none"]
@@ -74,7 +75,7 @@ def check_study_name(name: str) -> str:
 
 
 def check_budget_scale(scale: float) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+    if not is_number(scale):
         raise TuneError(f"--budget-scale must be a number in (0, 1], but got {scale!r}.")
     if not math.isfinite(scale) or not 0 < scale <= 1:
         raise TuneError(f"--budget-scale must be in (0, 1], but got {scale!r}.")
@@ -105,7 +106,9 @@ class TuneSettings:
     )
     search: SearchName = field(
         default="optuna",
-        metadata={"help": "halving (floss's rungs, floss-tune's default) | optuna (sampler + pruner)"},
+        metadata={
+            "help": "halving (floss's rungs, floss-tune's default) | optuna (sampler + pruner)"
+        },
     )
     pruner: PrunerName = "sha"
     reduction_factor: int = field(default=2, metadata={"help": "eta of the halving pruners"})
@@ -142,7 +145,7 @@ class TuneSettings:
         if self.max_client_steps is not None:
             _at_least(self.max_client_steps, 1, "--max-client-steps")
         check_budget_scale(self.budget_scale)
-        if isinstance(self.levels, bool) or not isinstance(self.levels, int):
+        if not is_int(self.levels):
             raise TuneError(f"--levels must be an integer in [1, 8], but got {self.levels!r}.")
         if not 1 <= self.levels <= 8:
             raise TuneError(f"--levels must be in [1, 8], but got {self.levels}.")
@@ -168,5 +171,5 @@ class TuneSettings:
 
 
 def _at_least(value: object, low: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    if not is_int(value) or value < low:
         raise TuneError(f"{name} must be an integer >= {low}, but got {value!r}.")
