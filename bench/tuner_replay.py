@@ -12,7 +12,7 @@ replayed from the grid without training:
   deepest rung. A real floss-tune study on one seed checks the replay (same pick, same steps).
 * ``--search optuna --sampler random --pruner none --no-seeds``: floss-tune's random sampler
   draws d_down and d_up log-uniformly and snaps them to the grid (so 1/4 is drawn twice as often
-  as 1 or 1/16 on a {1, 1/4, 1/16} grid, as ``tuner.space.suggest`` does); each new
+  as 1 or 1/16 on a {1, 1/4, 1/16} grid, as ``tuner.suggest.suggest`` does); each new
   configuration trains its whole budget; a repeat costs nothing; the trial that crosses the cap
   is stopped and cannot be picked. Replayed for many sampler seeds: its expected regret and
   spread, not three lucky draws.

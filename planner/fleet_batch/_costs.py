@@ -1,4 +1,4 @@
-"""Round costs of one run, block by block: what a budget counts (tuner.pricing)."""
+"""Round costs of one run, block by block: what a budget counts (planner.pricing)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def fleet_round_costs(
 ) -> Iterator[RoundCost]:
     """Rounds first, first + 1, ... of a fleet run (an unbounded generator): each one's
     ``seconds`` and ``bytes_total`` exactly as ``planner.fleet.price_fleet_rounds`` gives them,
-    priced ``ROUND_BLOCK`` rounds at a time on the shared draws (tuner.pricing counts budgets
+    priced ``ROUND_BLOCK`` rounds at a time on the shared draws (planner.pricing counts budgets
     with it)."""
     compute = check_run(num_clients, clients_per_round, compute_seconds)
     check_fleet_method(spec.method, setup.density_policy)

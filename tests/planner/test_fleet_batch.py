@@ -179,7 +179,7 @@ def test_deadlines_and_reference_round_equal_the_walk(name: str, clients: int, s
 def test_round_costs_equal_the_walk(
     name: str, clients: int, seed: int, m: int, compute: float
 ) -> None:
-    """What tuner.pricing counts a budget with: every round's seconds and bytes_total, across
+    """What planner.pricing counts a budget with: every round's seconds and bytes_total, across
     the block boundary, from round 1 or any later one."""
     fleet = load_fleet(name)
     spec = MethodSpec(
