@@ -86,8 +86,7 @@ def check_driver(url: str) -> None:
             else f"install the {dialect.name} driver"
         )
         raise TuneError(
-            f"storage {shown(url)!r} needs a database driver that is not installed "
-            f"({exc}): {hint}."
+            f"storage {shown(url)!r} needs a database driver that is not installed ({exc}): {hint}."
         ) from None
 
 
@@ -169,7 +168,9 @@ class ReconnectingRDBStorage(RDBStorage):
         **kwargs: Any,
     ) -> None:
         self.log = log
-        self.reconnect_seconds = RECONNECT_SECONDS if reconnect_seconds is None else reconnect_seconds
+        self.reconnect_seconds = (
+            RECONNECT_SECONDS if reconnect_seconds is None else reconnect_seconds
+        )
         self.shown_url = shown(url)
         self._outage_since: float | None = None
         self._back_at = -float("inf")  # when the last outage ended (monotonic seconds)

@@ -285,8 +285,10 @@ def load_existing_study(storage_url: str, study_name: str) -> Study:
     if storage_kind(storage_url) == "journal":
         local = storage_url
     try:
-        missing = local is not None and local not in ("", ":memory:") and not (
-            Path(local).expanduser().exists()
+        missing = (
+            local is not None
+            and local not in ("", ":memory:")
+            and not (Path(local).expanduser().exists())
         )
     except OSError as exc:  # e.g. a name too long: exists() raises
         reason = (exc.strerror or type(exc).__name__).lower()
