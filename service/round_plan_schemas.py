@@ -11,12 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from planner.parse import parse_density
 from planner.plan_types import REF_RANK
 from planner.profiles import DEFAULT_MODEL
 from service.errors import ACCEPTED
 from service.paths import ModelProfileRef
-from service.schemas import Strict, check_encoding, check_precision
+from service.schemas import Strict, check_density_value, check_encoding, check_precision
 
 # a round plan's size: with ids this long, the largest round plan fits the default body limit
 # (service.config.DEFAULT_MAX_BODY_BYTES; tests hold the two together)
@@ -75,9 +74,7 @@ class RunSpec(Strict):
     @field_validator("d_down", "d_up", mode="before")
     @classmethod
     def _density(cls, v: Any) -> float:
-        if isinstance(v, bool):
-            raise ValueError(f"expected a density, but got {v!r}")
-        return parse_density(str(v), name="density")
+        return check_density_value(v, name="density")
 
     _precision = field_validator("precision", mode="before")(check_precision)
 

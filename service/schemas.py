@@ -9,6 +9,7 @@ accepts exactly what the command lines accept.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -136,6 +137,20 @@ def _check_with(parse: Any, value: Any, name: str) -> str:
     except ValueError as exc:
         raise ValueError(str(exc).removeprefix(f"{name}: ")) from None
     return text
+
+
+def _checked_names(v: Any, check: Callable[[tuple[str, ...]], object]) -> str:
+    """A list of names (a list, or its comma-separated text) as text, once ``check`` takes it."""
+    text = _grid_text(v)
+    check(parse_names(text))
+    return text
+
+
+def check_density_value(v: Any, *, name: str) -> float:
+    """One density: a number or a fraction's text (a bool is not a density)."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a density, but got {v!r}")
+    return parse_density(str(v), name=name)
 
 
 def check_budget(v: str) -> str:
@@ -310,9 +325,7 @@ class PlanRequest(Strict):
     def _floor(cls, v: Any) -> str | None:
         if v is None:
             return None
-        if isinstance(v, bool):
-            raise ValueError(f"expected a density, but got {v!r}")
-        parse_density(str(v), name="--lth-floor")
+        check_density_value(v, name="--lth-floor")
         return str(v)
 
     _precision = field_validator("precision", mode="before")(check_precision)
@@ -431,18 +444,14 @@ class StudyRequest(Strict):
     def _methods(cls, v: Any) -> str:
         from tuner.settings import check_methods
 
-        text = _grid_text(v)
-        check_methods(parse_names(text))
-        return text
+        return _checked_names(v, check_methods)
 
     @field_validator("topk", mode="before")
     @classmethod
     def _topk(cls, v: Any) -> str:
         from tuner.settings import check_topks
 
-        text = _grid_text(v)
-        check_topks(parse_names(text))
-        return text
+        return _checked_names(v, check_topks)
 
     @field_validator("metric")
     @classmethod
