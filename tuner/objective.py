@@ -67,6 +67,10 @@ LR_SPAN = 10.0  # learning rates are searched log-uniformly within x/÷ this of 
 
 @dataclass
 class Objective:
+    """``study.optimize``'s objective: one trial of ``space``, trained by ``train_fn`` on the
+    base config with the drawn candidate; returns its ``metric`` (pruned, skipped or interrupted
+    trials raise, as Optuna expects)."""
+
     space: SearchSpace
     base_config: Any
     settings: TuneSettings
