@@ -134,7 +134,7 @@ def test_two_concurrent_workers_share_one_study(tmp_path: Path, kind: str) -> No
     # a duplicate of a finished trial (same configuration) counts for nothing towards the target
     counted = {t.number for t in finished if "duplicate_of" not in t.user_attrs}
     # a worker's trial whose config the other worker was training at that moment trains nothing
-    # and fails as a duplicate (tuner.objective: earlier live twin)
+    # and fails as a duplicate (tuner.ledger: earlier live twin)
     skipped = {
         t.number
         for t in study.get_trials(states=(TrialState.FAIL,))
