@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from planner.json_text import dumps_indented, json_lines
 from planner.method_spec import MASK_METHODS, SRD_METHODS
 from planner.parse import fmt_density
 from planner.plan_types import Plan, PlanRow, PlanSettings
@@ -185,7 +185,7 @@ def render_plan(p: Plan, *, fmt: str, limit: int | None = None, show_all: bool =
         return render_table(p, limit=limit, show_all=show_all)
     rows = row_dicts(p)
     if fmt == "json":
-        return json.dumps(rows, indent=2) + "\n"
+        return dumps_indented(rows, indent=2) + "\n"  # json.dumps(rows, indent=2), by C
     if fmt == "yaml":
         import yaml
 
@@ -408,7 +408,7 @@ def render_fleet_plan(
         return render_fleet_table(p, limit=limit, show_all=show_all)
     rows = [fleet_row_dict(r) for r in p.rows]
     if fmt == "json":  # one row a line: thousands of rows, and json's C encoder (no indent)
-        return "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n"
+        return json_lines(rows)
     if fmt == "yaml":
         import yaml
 
