@@ -13,7 +13,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import astuple, dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from planner.fleet import served_shares
 from planner.pricing import Pricing
@@ -24,6 +24,18 @@ from tuner.settings import (
 )
 
 TensorSizes = Callable[[str, int], tuple[int, ...]]  # (method, rank) -> P's tensors, in order
+
+
+class Wanted(TypedDict, total=False):
+    """What a look-up names beside (rank, d_down, d_up); left out: floss, global top-k, no keep
+    rate, the space's first precisions and the method's first policy point."""
+
+    method: str
+    topk: str
+    keep_rate: float | None
+    precision_down: str | None
+    precision_up: str | None
+    policy: Policy | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,22 +123,27 @@ class SearchSpace:
     def grid_of(self, which: str, method: str = "floss") -> list[float]:
         return sorted({getattr(c, which) for c in self.candidates if c.method == method}) or [1.0]
 
+    def _wanted(self, want: Wanted) -> tuple[str, str, float | None, tuple[str, str], Policy]:
+        """(method, top-k mode, keep rate, (download, upload) precisions, policy point) that
+        ``want`` names, the defaults filled in."""
+        method = want.get("method", "floss")
+        policy = want.get("policy")
+        return (
+            method,
+            want.get("topk", "global"),
+            want.get("keep_rate"),
+            (
+                want.get("precision_down") or self.precisions_down[0],
+                want.get("precision_up") or self.precisions_up[0],
+            ),
+            policy if policy is not None else self.policy_for(method, {}),
+        )
+
     def lookup(
-        self,
-        rank: int,
-        d_down: float,
-        d_up: float,
-        *,
-        method: str = "floss",
-        topk: str = "global",
-        keep_rate: float | None = None,
-        precision_down: str | None = None,
-        precision_up: str | None = None,
-        policy: Policy | None = None,
+        self, rank: int, d_down: float, d_up: float, **want: Unpack[Wanted]
     ) -> Candidate | None:
-        pd = precision_down or self.precisions_down[0]
-        pu = precision_up or self.precisions_up[0]
-        point = policy if policy is not None else self.policy_for(method, {})
+        """The candidate at exactly these values (``Wanted``: the rest), or None."""
+        method, topk, keep_rate, (pd, pu), point = self._wanted(want)
         return self._by_key.get(
             make_key(method, topk, rank, d_down, d_up, keep_rate, pd, pu, point)
         )
@@ -160,23 +177,11 @@ class SearchSpace:
             object.__setattr__(self, "_keys", cache)
         return cache
 
-    def nearest(
-        self,
-        rank: int,
-        d_down: float,
-        d_up: float,
-        *,
-        method: str = "floss",
-        topk: str = "global",
-        keep_rate: float | None = None,
-        precision_down: str | None = None,
-        precision_up: str | None = None,
-        policy: Policy | None = None,
-    ) -> Candidate:
+    def nearest(self, rank: int, d_down: float, d_up: float, **want: Unpack[Wanted]) -> Candidate:
         """The feasible candidate closest in log densities (and keep rate): same precisions,
         fleet policies, method, top-k mode and rank first, then the nearest rank; ties go to the
         cheaper."""
-        wire = (precision_down or self.precisions_down[0], precision_up or self.precisions_up[0])
+        method, topk, keep_rate, wire, point = self._wanted(want)
         pools = (
             [c for c in self.candidates if (c.method, c.topk, c.rank) == (method, topk, rank)],
             [c for c in self.candidates if (c.method, c.rank) == (method, rank)],
@@ -185,7 +190,6 @@ class SearchSpace:
         )
         pool = next(p for p in pools if p)
         pool = [c for c in pool if (c.precision_down, c.precision_up) == wire] or pool
-        point = policy if policy is not None else self.policy_for(method, {})
         pool = (  # the same policy point, else the same policies at another deadline, ...
             [c for c in pool if c.policy == point]
             or [c for c in pool if c.policy[:2] == point[:2]]
