@@ -15,7 +15,13 @@ from planner.plan_types import REF_RANK
 from planner.profiles import DEFAULT_MODEL
 from service.errors import ACCEPTED
 from service.paths import ModelProfileRef
-from service.schemas import Strict, check_density_value, check_encoding, check_precision
+from service.schemas import (
+    Strict,
+    check_density_value,
+    check_encoding,
+    check_precision,
+    unless_none,
+)
 
 # a round plan's size: with ids this long, the largest round plan fits the default body limit
 # (service.config.DEFAULT_MAX_BODY_BYTES; tests hold the two together)
@@ -78,10 +84,9 @@ class RunSpec(Strict):
 
     _precision = field_validator("precision", mode="before")(check_precision)
 
-    @field_validator("precision_down", "precision_up", mode="before")
-    @classmethod
-    def _one_precision(cls, v: Any) -> str | None:
-        return None if v is None else check_precision(v)
+    _one_precision = field_validator("precision_down", "precision_up", mode="before")(
+        unless_none(check_precision)
+    )
 
     _encoding = field_validator("encoding")(check_encoding)
 

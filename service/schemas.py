@@ -153,6 +153,15 @@ def check_density_value(v: Any, *, name: str) -> float:
     return parse_density(str(v), name=name)
 
 
+def unless_none(check: Callable[[Any], str]) -> Callable[[Any], str | None]:
+    """``check`` for an optional field: None stays None (the field's default)."""
+
+    def checked(v: Any) -> str | None:
+        return None if v is None else check(v)
+
+    return checked
+
+
 def check_budget(v: str) -> str:
     """A budget's text as given, once ``planner.budget.parse_budget`` reads it."""
     parse_budget(v)
@@ -330,10 +339,9 @@ class PlanRequest(Strict):
 
     _precision = field_validator("precision", mode="before")(check_precision)
 
-    @field_validator("precision_down", "precision_up", mode="before")
-    @classmethod
-    def _precisions(cls, v: Any) -> str | None:
-        return None if v is None else check_precisions(v)
+    _precisions = field_validator("precision_down", "precision_up", mode="before")(
+        unless_none(check_precisions)
+    )
 
     _encoding = field_validator("encoding")(check_encoding)
 
