@@ -189,7 +189,8 @@ def render_plan(p: Plan, *, fmt: str, limit: int | None = None, show_all: bool =
     if fmt == "yaml":
         import yaml
 
-        return str(yaml.safe_dump(rows, sort_keys=False))
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: yaml.safe_dump's text
+        return str(yaml.dump(rows, Dumper=dumper, sort_keys=False))
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(

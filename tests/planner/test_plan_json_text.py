@@ -1,4 +1,5 @@
-"""The fast plan JSON (planner.json_text) is json.dumps' text, byte for byte, on real plans."""
+"""The fast plan JSON (planner.json_text) is json.dumps' text, byte for byte, on real plans;
+the plan's YAML (libyaml's emitter where present) is yaml.safe_dump's."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 import planner.cli as plan_cli
@@ -59,6 +61,7 @@ def test_plan_json_is_json_dumps_indent(args: list[str], monkeypatch: pytest.Mon
     assert render_plan(p, fmt="json") == json.dumps(rows, indent=2) + "\n"
     for indent in (0, 1, 4):
         assert dumps_indented(rows, indent=indent) == json.dumps(rows, indent=indent)
+    assert render_plan(p, fmt="yaml") == yaml.safe_dump(rows, sort_keys=False)
 
 
 @pytest.mark.parametrize("args", FLEETS, ids=lambda a: " ".join(a))
