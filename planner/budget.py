@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from planner.errors import BudgetError
 from planner.limits import LIMITS, check
 
 BudgetKind = Literal["dense-rounds", "seconds", "bytes"]
@@ -51,10 +52,6 @@ _UNIT = re.compile(rf"^(?P<all>{_NUMBER})\s*(?P<unit>[A-Za-z]+)$")
 # Relative slack when comparing float seconds with a budget: N dense rounds buy exactly N of them
 # although N * s and a running sum of s differ in the last bits.
 BUDGET_RTOL = 1e-9
-
-
-class BudgetError(ValueError):
-    """A budget string that does not parse; the message names it and the accepted forms."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,22 @@ class ProfileError(ValueError):
     """A profile that cannot be found or read; the message names it."""
 
 
+class PricingError(ValueError):
+    """A configuration that cannot be priced round by round in reasonable time."""
+
+
+class BudgetError(ValueError):
+    """A budget string that does not parse; the message names it and the accepted forms."""
+
+
+class FleetError(ValueError):
+    """A fleet file or fleet setting that cannot be used; one line naming the file and value."""
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written; the message names the path and the problem."""
+
+
 class OptionRule(Protocol):
     """What an ``UnusedOption`` says about its row of ``planner.options.RULES``."""
 
@@ -35,4 +51,13 @@ class UnusedOption(ValueError):
         self.rule = rule
 
 
-__all__ = ["OptionRule", "PlanError", "ProfileError", "UnusedOption"]
+__all__ = [
+    "BudgetError",
+    "FleetError",
+    "OptionRule",
+    "OutputPathError",
+    "PlanError",
+    "PricingError",
+    "ProfileError",
+    "UnusedOption",
+]

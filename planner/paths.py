@@ -17,6 +17,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from planner.errors import OutputPathError
+
 # Writing into these is never what the user meant; /dev/shm is an ordinary tmpfs.
 PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 ALLOWED_UNDER_PSEUDO = (Path("/dev/shm"),)
@@ -25,10 +27,6 @@ SINK_FILES = (Path("/dev/null"), Path("/dev/stdout"), Path("/dev/stderr"))
 
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
-
-
-class OutputPathError(ValueError):
-    """An output path that cannot be written; the message names the path and the problem."""
 
 
 def _kind(mode: int) -> str:

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from planner.afford import RoundSpend, dense_reference_round, rounds_within_budget
 from planner.budget import Budget, BudgetAmount, resolve_budget, rounds_affordable
+from planner.errors import PricingError
 from planner.fleet import FleetSetup, dense_reference_seconds, price_fleet_rounds
 from planner.fleet_batch import fleet_round_costs
 from planner.method_spec import MethodSpec, wire_spec
@@ -47,10 +48,6 @@ from planner.schedule import RoundPrice, price_rounds
 # --max-rounds cap (pricing them one by one would take minutes, training them days).
 MAX_PRICED_ROUNDS = 200_000
 CONSTANT_METHODS = ("floss", "dense", "ffa")  # same message sizes every round
-
-
-class PricingError(ValueError):
-    """A configuration that cannot be priced round by round in reasonable time."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,13 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from planner.errors import FleetError
 from planner.limits import LIMITS, check
 
 WEIGHT_TOLERANCE = 1e-6  # tier weights must sum to 1 within this
-
-
-class FleetError(ValueError):
-    """A fleet file or fleet setting that cannot be used; one line naming the file and value."""
 
 
 def finite_number(value: object, what: str) -> float:
