@@ -106,7 +106,7 @@ def new_app(*, help_text: str | None = None, no_args_is_help: bool = False) -> t
 def fail(message: str, code: int = 2) -> NoReturn:
     """One readable line on stderr and a non-zero exit: how every user mistake ends."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=code)
+    raise typer.Exit(code=code) from None  # the line above is the whole story
 
 
 def given_options() -> set[str]:

@@ -186,9 +186,8 @@ class FedSRD(Method):
         self.exact = config.method == "fedsrd-e"
         self.version = 0  # deltas applied by the server
         self.sizes: list[int] = []  # bytes of delta 1, 2, ... as sent
-        self.payloads: list[
-            bytes
-        ] = []  # delta 1, 2, ... on the wire (a Flower catch-up sends them)
+        # delta 1, 2, ... on the wire (a Flower catch-up sends them)
+        self.payloads: list[bytes] = []
         self.ks: list[int] = []  # entries of delta 1, 2, ...
         # client -> (version it held, deltas sent) of the last download's chains (federation)
         self.chains: dict[int, tuple[int, list[int], list[int]]] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 from planner import paths as _paths
 from trainer.errors import TrainerError
 
-# What train() writes into its out_dir (trainer.run, trainer.records, trainer.checkpoint).
+# What train() writes into its out_dir (trainer.records, trainer.checkpoint, trainer.session).
 CLIENTS_FILE = "clients.json"  # the data's provenance and the partition's shape
 RUN_FILES = ("rounds.jsonl", "rounds.csv", "config.yaml", "summary.json", CLIENTS_FILE)
 RUN_DIRS = ("checkpoint", "checkpoint.old", "adapter", "base_model")

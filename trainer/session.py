@@ -15,7 +15,7 @@ the fleet's served shares and the records. Its steps are the same on both engine
 
 ``trainer.run.train`` plays each round in process between ``plan_round`` and ``close_round``;
 ``federation.server.FlossStrategy`` plays it over a Flower ``Grid``. Both engines therefore
-sample, evaluate, record and save with the same code, and their records agree bit for bit.
+sample, evaluate, record and save with the same code, and their records agree bit for bit but for ``wall_seconds``.
 """
 
 from __future__ import annotations
