@@ -7,10 +7,9 @@ the text ``'1/4'`` (``planner.parse.fraction_value``).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from planner.limits import is_int, is_number
+from planner.limits import is_int, is_number, not_finite
 from planner.parse import fraction_value
 from trainer.errors import TrainerError
 
@@ -18,12 +17,7 @@ from trainer.errors import TrainerError
 def finite(value: Any) -> bool:
     """A real number that fits a float: not a bool, NaN, inf, or a YAML integer of 400 digits
     (math.isfinite raises OverflowError on those)."""
-    if not is_number(value):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
+    return is_number(value) and not not_finite(value)
 
 
 def key_text(key: Any) -> str:
