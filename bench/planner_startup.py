@@ -95,7 +95,7 @@ def processes(runs: int, folder: Path) -> None:
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 cores here; > 2: other work)")
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):  # an installed floss has its .pyc files
         print("PYTHONDONTWRITEBYTECODE is set: each process compiles the sources it imports "
-              "that have no .pyc yet (about a sixth of plain floss-plan's instructions here)")  # fmt: skip
+              "that have no .pyc yet (an installed floss reads its .pyc files)")  # fmt: skip
     print(f"{'command':48s} {'median':>9s} {'min':>8s} {'max':>8s} {'cpu':>8s} {'peak':>8s}"
           f" {'/pass':>6s} {'/plain':>6s}")  # fmt: skip
     for name, rows in got.items():

@@ -2,7 +2,7 @@
 
 Thin: parse, call planner.plan, render; never imports torch, nor any package above it.
 
-Precedence of settings, written once here: CLI flag > profile file > built-in default.
+Precedence of settings (CLI flag > profile file > built-in default) is ``planner.settings``'.
 """
 
 from __future__ import annotations

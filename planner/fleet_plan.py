@@ -26,6 +26,7 @@ from planner.fleet import (
     check_deadline_reachable,
     check_fleet_method,
     check_run,
+    finite_number,
 )
 from planner.fleet_batch import (
     default_deadlines,
@@ -39,7 +40,6 @@ from planner.fleet_shortlist import (
     fleet_up_slowdown,
     heuristic_pairs,
 )
-from planner.limits import check
 from planner.method_spec import MethodSpec, wire_spec
 from planner.plan_rows import adapter_size
 from planner.plan_types import PlanSettings
@@ -76,13 +76,6 @@ class FleetPlan:
     up_slowdown: float = 1.0  # S of the thesis heuristic on this fleet (fleet_up_slowdown)
     drop_share: float = 0.3  # short-listed deadline rows dropping more uploads are flagged
     short_list: tuple[int, ...] = ()  # indices of the recommended rows, in the list's order
-
-
-def _drop_share(value: object) -> float:
-    try:
-        return check(value, "", name="drop share")  # finite, not a bool; range checked below
-    except ValueError as exc:
-        raise FleetError(str(exc)) from None
 
 
 def default_density_policies(tier_densities: Sequence[object]) -> tuple[str, ...]:
@@ -124,7 +117,7 @@ def plan_fleet(
             )
     if not policies or not round_policies:
         raise FleetError("give at least one round policy and one density policy.")
-    share = DEFAULT_DROP_SHARE if drop_share is None else _drop_share(drop_share)
+    share = DEFAULT_DROP_SHARE if drop_share is None else finite_number(drop_share, "drop share")
     if not 0 <= share <= 1:
         raise FleetError(f"the dropped share must be in [0, 1], but got {drop_share!r}.")
     for method in settings.methods:

@@ -48,7 +48,7 @@ FLEET_REASONS = {
 }
 
 
-class FleetRow(Protocol):
+class ShortListRow(Protocol):
     """What the short list reads of a fleet plan's row (``planner.fleet_plan.FleetRow``)."""
 
     @property
@@ -85,7 +85,7 @@ def heuristic_pairs(settings: PlanSettings, up_slowdown: float) -> list[tuple[fl
 
 
 def fleet_short_list(
-    rows: Sequence[FleetRow],
+    rows: Sequence[ShortListRow],
     *,
     settings: PlanSettings,
     up_slowdown: float,
@@ -101,7 +101,7 @@ def fleet_short_list(
         if i is not None and why not in chosen.setdefault(i, []):
             chosen[i].append(why)
 
-    def pair_of(r: FleetRow) -> tuple[str, str]:
+    def pair_of(r: ShortListRow) -> tuple[str, str]:
         return r.estimate.round_policy, r.estimate.density_policy
 
     mine = [
@@ -186,7 +186,7 @@ def fleet_short_list(
     return out
 
 
-def _entries(row: FleetRow) -> float:
+def _entries(row: ShortListRow) -> float:
     """Entries a client round sends at the configuration's densities (caps under bandwidth)."""
     e = row.estimate
     return e.n * (e.d_down + e.d_up)

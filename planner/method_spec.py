@@ -23,6 +23,7 @@ from planner.encoding import (
     kept_entries,
     resolve_encoding,
 )
+from planner.limits import is_int, is_number, not_finite
 from planner.srd import (
     DEFAULT_BASE,
     DEFAULT_COEFF,
@@ -50,7 +51,7 @@ def check_method(method: str, *, name: str = "method") -> str:
 
 def check_keep_rate(value: float, *, name: str = "keep_rate") -> float:
     """A keep rate is the share of mask entries kept per round, in (0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value) or not_finite(value):
         raise ValueError(f"{name} must be a number in (0, 1], but got {value!r}.")
     if not 0 < value <= 1:
         raise ValueError(f"{name} must be in (0, 1], but got {value!r}.")
@@ -124,7 +125,7 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         check_method(self.method)
-        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+        if not is_int(self.n) or self.n < 1:
             raise ValueError(f"adapter size n must be an integer >= 1, but got {self.n!r}.")
         check_density(self.d_down, name="d_down")
         check_density(self.d_up, name="d_up")

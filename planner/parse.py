@@ -62,7 +62,7 @@ def parse_densities(text: str, *, name: str) -> tuple[float, ...]:
     )
 
 
-def parse_grid(
+def parse_plan_grid(
     *, ranks: str, d_down: str, d_up: str
 ) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
     """The (rank, d_down, d_up) grid of ``--ranks``, ``--d-down`` and ``--d-up``, in that order."""
@@ -150,9 +150,9 @@ __all__ = [
     "parse_densities",
     "parse_density",
     "parse_floats",
-    "parse_grid",
     "parse_ints",
     "parse_methods",
     "parse_names",
+    "parse_plan_grid",
     "parse_precisions",
 ]

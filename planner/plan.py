@@ -6,14 +6,14 @@ upload, so the round moves m * (bytes_down + bytes_up) bytes and lasts
 ``network.fleet_round_seconds``. Rounds affordable = floor(budget / cost per round), capped at
 ``max_rounds``; configs under ``min_rounds`` are infeasible.
 
-Methods (``planner.schedule``): floss (rank x d_down x d_up), dense and ffa (one row per rank,
+Methods (``planner.method_spec``): floss (rank x d_down x d_up), dense and ffa (one row per rank,
 d = 1; ffa sends B and the head only) cost the same every round, so the closed form above holds.
 sparseadapter (rank x mask density) and adapterlth (rank; keep rate and floor as set) cost
 differently by round (a dense first round, then positions only to clients that lack the current
 mask): their rounds come from the seeded schedule (``--seed``, ``--num-clients``), walked while
 the cost changes and closed-form once it is steady; their per-round columns are means.
 
-The short list (``recommended``, each with its reason in ``why``; SHORT_LIST_REASONS):
+The short list (``recommended``, each with its reason in ``why``; ``planner.shortlist.SHORT_LIST_REASONS``):
 dense LoRA at the reference rank; the thesis heuristic d_up = d_down / S at the reference rank
 for each heuristic download density (default 1, 1/4, 1/16: where FLoSS matched dense); per rank,
 the FLoSS config with the most communication (densest d_down, then d_up, with d_up <= d_down / S)

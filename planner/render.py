@@ -189,7 +189,9 @@ def render_plan(p: Plan, *, fmt: str, limit: int | None = None, show_all: bool =
     if fmt == "yaml":
         import yaml
 
-        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: yaml.safe_dump's text
+        # libyaml writes yaml.safe_dump's text for plan rows (plain ASCII names and numbers);
+        # it folds long escaped or non-ASCII strings differently, which plan rows never hold
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
         return str(yaml.dump(rows, Dumper=dumper, sort_keys=False))
     if fmt == "csv":
         buf = io.StringIO()

@@ -23,8 +23,8 @@ from planner.parse import (
     fmt_fractions,
     parse_densities,
     parse_density,
-    parse_grid,
     parse_methods,
+    parse_plan_grid,
     parse_precisions,
 )
 from planner.plan_types import (
@@ -116,7 +116,7 @@ def build_settings(
             f"--encoding must be one of {', '.join(ENCODING_CHOICES)}, but got {encoding!r}."
         )
     parsed_budget = parse_budget(budget)
-    rank_grid, d_down_grid, d_up_grid = parse_grid(ranks=ranks, d_down=d_down, d_up=d_up)
+    rank_grid, d_down_grid, d_up_grid = parse_plan_grid(ranks=ranks, d_down=d_down, d_up=d_up)
     settings = PlanSettings(
         model=model_profile,
         network=network,

@@ -18,7 +18,7 @@ import typer
 from planner import command
 from planner.command import fail, new_app, run_typer
 from planner.method_spec import DEFAULT_KEEP_RATE
-from planner.parse import parse_floats, parse_grid, parse_names, parse_precisions
+from planner.parse import parse_floats, parse_names, parse_plan_grid, parse_precisions
 from planner.plan_types import DEFAULT_HEURISTIC_DOWN, REF_RANK
 from planner.settings import DEFAULT_BUDGET
 from trainer import interrupt  # stdlib only
@@ -282,7 +282,7 @@ def run_command(
         check_reachable(storage)  # and a database server that is down or refuses us
         if export is not None:  # before the study runs, not after it
             check_output_dir(export, what="--export")
-        rank_grid, d_down_grid, d_up_grid = parse_grid(ranks=ranks, d_down=d_down, d_up=d_up)
+        rank_grid, d_down_grid, d_up_grid = parse_plan_grid(ranks=ranks, d_down=d_down, d_up=d_up)
         args = PlanArgs(
             budget=budget,
             ranks=rank_grid,

@@ -12,7 +12,7 @@ walks one configuration's rounds one by one and is the reference the fast path
 
 This face names the package's API; one idea a module below it:
 
-* ``_data``: ``Fleet``, ``Tier``, ``ClientLink`` and ``FleetError``;
+* ``_data``: ``Fleet``, ``Tier``, ``ClientLink`` (their error, ``FleetError``, is ``planner.errors``');
 * ``_files``: fleet files (a name, a ``.toml`` of tiers, a ``.csv`` of measured clients);
 * ``_links``: each client's link, drawn once per run;
 * ``_setup``: the round and density policies (``FleetSetup``) and their text forms;
@@ -24,7 +24,7 @@ This face names the package's API; one idea a module below it:
 from __future__ import annotations
 
 from planner.fleet._clients import ClientPrice, client_densities, client_seconds
-from planner.fleet._data import ClientLink, Fleet, FleetError, Tier
+from planner.fleet._data import ClientLink, Fleet, FleetError, Tier, finite_number
 from planner.fleet._estimate import (
     ESTIMATE_ROUNDS,
     FleetEstimate,
@@ -96,6 +96,7 @@ __all__ = [
     "default_deadline",
     "dense_reference_seconds",
     "estimate_fleet",
+    "finite_number",
     "fleet_from_csv",
     "fleet_from_mapping",
     "fleet_round",

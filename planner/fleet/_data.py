@@ -1,4 +1,4 @@
-"""A fleet as data: its tiers, a client's link, and the one error a fleet input raises.
+"""A fleet as data: its tiers and a client's link (a bad fleet input is ``planner.errors.FleetError``).
 
 A fleet is a mixture of access-link tiers with weights (60 % LTE, 30 % Wi-Fi, 10 % 5G), each
 with its own lognormal spread, or measured per-client links (``planner.fleet._files`` reads
