@@ -38,11 +38,10 @@ from planner.fleet_shortlist import (
     DEFAULT_DROP_SHARE,
     fleet_short_list,
     fleet_up_slowdown,
-    heuristic_pairs,
 )
 from planner.method_spec import MethodSpec, wire_spec
 from planner.plan_rows import adapter_size
-from planner.plan_types import PlanSettings
+from planner.plan_types import PlanSettings, heuristic_pairs
 
 MAX_PLAN_CLIENTS = 1_000_000  # a fleet plan draws every client's link (~100 bytes each)
 

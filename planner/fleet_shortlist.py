@@ -32,7 +32,7 @@ import numpy as np
 
 from planner.fleet import Fleet, FleetEstimate
 from planner.fleet_batch import link_arrays
-from planner.plan_types import PlanSettings
+from planner.plan_types import PlanSettings, heuristic_pairs
 
 DEFAULT_DROP_SHARE = 0.3  # deadline rows dropping more of the sampled uploads are flagged
 
@@ -77,11 +77,6 @@ def _key(d: float) -> float:
     """A density as a key: the float itself (S is a power of two, so d_down / S is the grid's
     float exactly; the single-network list, with any S, compares Fractions)."""
     return d
-
-
-def heuristic_pairs(settings: PlanSettings, up_slowdown: float) -> list[tuple[float, float]]:
-    """(d_down, d_up = d_down / S) for each heuristic download density, dense first."""
-    return [(d, min(d / up_slowdown, 1.0)) for d in sorted(settings.heuristic_down, reverse=True)]
 
 
 def fleet_short_list(
@@ -206,5 +201,4 @@ __all__ = [
     "FLEET_REASONS",
     "fleet_short_list",
     "fleet_up_slowdown",
-    "heuristic_pairs",
 ]

@@ -24,7 +24,7 @@ from planner.encoding import (
 from planner.method_spec import MASK_METHODS, METHODS, SRD_METHODS, MethodSpec, wire_spec
 from planner.network import fleet_round_seconds, transfer_seconds
 from planner.parse import density_key
-from planner.plan_types import PlanRow, PlanSettings, RoundCost
+from planner.plan_types import PlanRow, PlanSettings, RoundCost, heuristic_pairs
 
 
 def round_cost(
@@ -90,12 +90,6 @@ def dense_round_cost(settings: PlanSettings) -> RoundCost:
             settings, encoding="dense", precision="fp32", precision_down=(), precision_up=()
         ),
     )
-
-
-def heuristic_pairs(settings: PlanSettings) -> list[tuple[float, float]]:
-    """(d_down, d_up = d_down / S) for each heuristic download density, dense first."""
-    s = settings.up_slowdown
-    return [(d, min(d / s, 1.0)) for d in sorted(settings.heuristic_down, reverse=True)]
 
 
 def uniform_rounds(

@@ -178,3 +178,12 @@ class Plan:
     budget_bytes: int | None = None
     dense_round: RoundCost | None = None
     infeasible: int = 0
+
+
+def heuristic_pairs(
+    settings: PlanSettings, up_slowdown: float | None = None
+) -> list[tuple[float, float]]:
+    """(d_down, d_up = d_down / S) for each heuristic download density, dense first; S is
+    ``up_slowdown`` (a fleet's, ``planner.fleet_shortlist.fleet_up_slowdown``) or the settings'."""
+    s = settings.up_slowdown if up_slowdown is None else up_slowdown
+    return [(d, min(d / s, 1.0)) for d in sorted(settings.heuristic_down, reverse=True)]

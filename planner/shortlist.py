@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from planner.method_spec import METHODS
 from planner.parse import density_key
-from planner.plan_rows import RowKey, heuristic_pairs, row_key
-from planner.plan_types import PlanRow, PlanSettings
+from planner.plan_rows import RowKey, row_key
+from planner.plan_types import PlanRow, PlanSettings, heuristic_pairs
 
 # The short list's reasons, in the order the rows appear (``why``); ``{...}`` are filled in.
 SHORT_LIST_REASONS = {

@@ -8,8 +8,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from planner.plan_rows import heuristic_pairs
-from planner.plan_types import PlanSettings
+from planner.plan_types import PlanSettings, heuristic_pairs
 from tuner.candidate import Candidate, Key
 from tuner.search_space import SearchSpace
 
