@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from planner.fleet import DENSITY_POLICIES, ROUND_POLICIES, FleetError, FleetSetup
 from planner.limits import is_number
+from planner.method_spec import DEFAULT_KEEP_RATE
 from tuner.settings import (
     TuneError,
     check_choices,
@@ -29,7 +30,6 @@ from tuner.settings import (
 
 Policy = tuple[str, str, float | None]  # (round_policy, density_policy, deadline); "" = no fleet
 NO_FLEET: Policy = ("", "", None)
-THESIS_KEEP_RATE = 0.98  # AdapterLTH: the thesis keeps 98 % of the surviving entries per round
 SPARSE_UP = ("floss", "sparseadapter")  # methods whose upload density is searched (d_up)
 
 
@@ -46,7 +46,7 @@ class MethodGrid:
     methods: tuple[str, ...] = field(default=("floss",), metadata={"help": "methods to search"})
     topks: tuple[str, ...] = field(default=("global",), metadata={"help": "FLoSS top-k modes"})
     keep_rates: tuple[float, ...] = field(
-        default=(THESIS_KEEP_RATE,), metadata={"help": "AdapterLTH keep rates per round"}
+        default=(DEFAULT_KEEP_RATE,), metadata={"help": "AdapterLTH keep rates per round"}
     )
     lth_floor: float | None = field(
         default=None, metadata={"help": "AdapterLTH density floor (None: k never below 1)"}

@@ -25,6 +25,7 @@ from tuner.rungs import (
     next_rung,
     step_costs,
 )
+from tuner.search_space import trial_clients
 from tuner.storage import study_lock
 from tuner.trial_config import trained_key
 from tuner.worker import counts
@@ -74,13 +75,13 @@ def spent_through(study: optuna.Study, rung: int) -> int:
     )
 
 
-def entries_of(space: Any, *, clients_per_round: int | None = None) -> list[Entry]:
-    """Every distinct trainable candidate of the space (one per training key, ``trained_key``
-    at the trials' ``clients_per_round``), seeds first in their order, then the space's order."""
+def entries_of(space: Any) -> list[Entry]:
+    """Every distinct trainable candidate of the space (one per training key, ``trained_key``),
+    seeds first in their order, then the space's order."""
     out: list[Entry] = []
     seen: set[str] = set()
     for cand in (*space.seeds, *space.candidates):
-        key = trained_key(space, cand, {}, clients_per_round=clients_per_round)
+        key = trained_key(space, cand, {})
         if key in seen:
             continue
         seen.add(key)
@@ -125,12 +126,12 @@ def base_step_costs(objective: Any, space: Any, *, rounds: int) -> StepCosts:
     if objective.step_costs is not None:
         return objective.step_costs(rounds)
     config = objective.base_config
-    trial_m = objective.settings.trial_clients_per_round
+    trial_m = space.trial_clients_per_round
     return run_step_costs(
         config,
         objective.workload,
         rounds=rounds,
-        clients_per_round=min(trial_m or config.clients_per_round, config.clients_per_round),
+        clients_per_round=trial_clients(trial_m, config.clients_per_round),
         exact=space.pricing.fleet is None and trial_m is None,
     )
 
@@ -148,7 +149,7 @@ def run_halving(
     holds ``target`` finished ones; it returns True when it stopped early (timeout, cap,
     interrupt), and then the search stops where it is: a rerun continues it."""
     maximize = objective.direction == "maximize"
-    entries = entries_of(space, clients_per_round=settings.trial_clients_per_round)
+    entries = entries_of(space)
     cap = settings.max_client_steps
     longest = max(len(e.curve) for e in entries)
     steps = base_step_costs(objective, space, rounds=longest)

@@ -34,18 +34,13 @@ def stop_study(study: optuna.Study) -> None:
         study.stop()
 
 
-def study_target(
-    n_trials: int, space: SearchSpace, *, tune_lr: bool, clients_per_round: int | None = None
-) -> int:
+def study_target(n_trials: int, space: SearchSpace, *, tune_lr: bool) -> int:
     """The finished trials a study runs to, duplicates not counted: ``n_trials``, or each
     configuration of a smaller space once (a target the space cannot fill would never be
     reached). Tuned learning rates make the space endless."""
     if tune_lr:
         return n_trials
-    keys = {
-        trained_key(space, c, {}, clients_per_round=clients_per_round) for c in space.candidates
-    }
-    return min(n_trials, len(keys))
+    return min(n_trials, len({trained_key(space, c, {}) for c in space.candidates}))
 
 
 def counts_towards_target(trial: optuna.trial.FrozenTrial) -> bool:
@@ -53,9 +48,7 @@ def counts_towards_target(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state.name in ("COMPLETE", "PRUNED") and ATTR_DUPLICATE_OF not in trial.user_attrs
 
 
-def planned_key(
-    trial: optuna.trial.FrozenTrial, space: SearchSpace, *, clients_per_round: int | None = None
-) -> str | None:
+def planned_key(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> str | None:
     """The candidate key of a trial, finished, running or only enqueued (from its fixed
     params when it has not set its key yet; ``trained_key``)."""
     if ATTR_KEY in trial.user_attrs:
@@ -66,7 +59,7 @@ def planned_key(
     except (KeyError, TypeError, ValueError):
         return None
     lrs = {k: float(fixed[k]) for k in ("client_lr", "server_lr") if k in fixed}
-    key = trained_key(space, cand, lrs, clients_per_round=clients_per_round)
+    key = trained_key(space, cand, lrs)
     return key + fidelity_suffix(trial.user_attrs.get(ATTR_FRACTION))
 
 
@@ -95,7 +88,7 @@ def finished_twin(trial: optuna.Trial, key: str) -> optuna.trial.FrozenTrial | N
 
 
 def earlier_live_twin(
-    trial: optuna.Trial, key: str, space: SearchSpace, *, clients_per_round: int | None
+    trial: optuna.Trial, key: str, space: SearchSpace
 ) -> optuna.trial.FrozenTrial | None:
     """A running or waiting trial with a lower number and the same key (two workers that
     enqueued the same seed, or TPE proposing what another worker is training: the earlier
@@ -103,13 +96,12 @@ def earlier_live_twin(
     this configuration (it passed this check first, under the objective's ``twin_lock``)."""
     from optuna.trial import TrialState
 
-    m = clients_per_round
     for t in trial.study.get_trials(
         deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
     ):
         if t.number == trial.number or ATTR_DUPLICATE_OF in t.user_attrs:
             continue
-        if t.number < trial.number and planned_key(t, space, clients_per_round=m) == key:
+        if t.number < trial.number and planned_key(t, space) == key:
             return t
         if t.state == TrialState.RUNNING and t.user_attrs.get(ATTR_KEY) == key:
             return t

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer import interrupt
-from tuner.candidate import Candidate
+from tuner.candidate import Candidate, candidate_label
 from tuner.fidelity import FidelityReporter, checkpoint_fractions, checkpoint_rounds
 from tuner.ledger import (
     TrialSkipped,
@@ -51,12 +51,13 @@ from tuner.trial_attrs import (
     test_split_metrics,
 )
 from tuner.trial_checkpoint import (
+    checkpoint_key,
     forget_checkpoint,
     replay_records,
     saved_records,
     trial_checkpoint_dir,
 )
-from tuner.trial_config import candidate_key, full_config, trial_config
+from tuner.trial_config import full_config, trained_key, trial_config
 
 if TYPE_CHECKING:
     import optuna
@@ -97,6 +98,12 @@ class Objective:
             raise ValueError(
                 f"metric must be one of {', '.join(METRICS)}, but got {self.metric!r}."
             )
+        if self.space.trial_clients_per_round != self.settings.trial_clients_per_round:
+            raise ValueError(  # the space keys the trials at its value: one value for both
+                "the search space's trial_clients_per_round must be the settings' "
+                f"({self.space.trial_clients_per_round} != "
+                f"{self.settings.trial_clients_per_round})."
+            )
 
     @property
     def direction(self) -> str:
@@ -131,19 +138,14 @@ class Objective:
             trial.set_user_attr(ATTR_END, "skipped")  # failed: counts for nothing
             self.quiet.add(trial.number)
             raise TrialSkipped("successive halving trains the trials it enqueued only")
-        settled = self.space.settles_as(
-            candidate, clients_per_round=self.settings.trial_clients_per_round
-        )
-        key = candidate_key(settled, lrs) + fidelity_suffix(fraction)
+        key = trained_key(self.space, candidate, lrs) + fidelity_suffix(fraction)
         trial.set_user_attr(ATTR_KEY, key)
-        if settled.key != candidate.key:  # trains exactly as an earlier candidate: one trial
-            trial.set_user_attr(ATTR_SETTLES_AS, settled.label)
         trial.set_user_attr(ATTR_CANDIDATE, candidate.to_dict())
         config = trial_config(
             self.base_config,
             candidate,
             lrs=lrs,
-            clients_per_round=self.settings.trial_clients_per_round,
+            clients_per_round=self.space.trial_clients_per_round,
         )
         checkpoints = self.checkpoints(candidate, fraction)
         if fraction is not None:
@@ -161,20 +163,16 @@ class Objective:
         with self.twin_lock():  # decide and mark as one step across workers
             done = finished_twin(trial, key)
             if done is not None:
-                trial.set_user_attr(ATTR_DUPLICATE_OF, done.number)
-                trial.set_user_attr(ATTR_END, "duplicate")
+                _mark_duplicate(trial, done, candidate)
                 self.log(
                     f"trial {trial.number}: {candidate.label} already ran as trial {done.number}"
                 )
                 if done.state == optuna.trial.TrialState.COMPLETE and done.value is not None:
                     return float(done.value)
                 raise optuna.TrialPruned(f"same as pruned trial {done.number}")
-            twin = earlier_live_twin(
-                trial, key, self.space, clients_per_round=self.settings.trial_clients_per_round
-            )
+            twin = earlier_live_twin(trial, key, self.space)
             if twin is not None:
-                trial.set_user_attr(ATTR_DUPLICATE_OF, twin.number)
-                trial.set_user_attr(ATTR_END, "duplicate")
+                _mark_duplicate(trial, twin, candidate)
                 self.quiet.add(trial.number)
                 self.log(
                     f"trial {trial.number}: {candidate.label} is {twin.state.name.lower()} as trial "
@@ -202,7 +200,8 @@ class Objective:
             f"{fraction:g} of its budget)"
         )
         root = self.checkpoint_root
-        folder = None if root is None else trial_checkpoint_dir(root, key)
+        own = checkpoint_key(candidate, lrs, fraction)
+        folder = None if root is None else trial_checkpoint_dir(root, own)
         saved = saved_records(root, folder, number=trial.number, log=self.log)
         if saved:
             source = trial.user_attrs.get(ATTR_RETRY_OF)
@@ -284,3 +283,15 @@ class Objective:
         trial.set_user_attr(ATTR_RECORDS, reporter.records)
         trial.set_user_attr(ATTR_STEPS, reporter.client_steps)
         trial.set_user_attr(ATTR_END, end)
+
+
+def _mark_duplicate(
+    trial: optuna.Trial, twin: optuna.trial.FrozenTrial, candidate: Candidate
+) -> None:
+    """Mark ``trial`` the duplicate of ``twin`` (it trains nothing); when the twin is another
+    configuration that trains the same trial (``SearchSpace.settles_as``), name it."""
+    trial.set_user_attr(ATTR_DUPLICATE_OF, twin.number)
+    trial.set_user_attr(ATTR_END, "duplicate")
+    other = twin.user_attrs.get(ATTR_CANDIDATE)
+    if isinstance(other, dict) and other.get("deadline") != candidate.deadline:
+        trial.set_user_attr(ATTR_SETTLES_AS, candidate_label(other))

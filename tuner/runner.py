@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from planner.budget import parse_budget
+from planner.method_spec import DEFAULT_KEEP_RATE
 from planner.plan_types import DEFAULT_DENSITIES, DEFAULT_HEURISTIC_DOWN, REF_RANK, PlanSettings
 from tuner.build import AdapterSize, build_space
-from tuner.grid import THESIS_KEEP_RATE, MethodGrid
+from tuner.grid import MethodGrid
 from tuner.objective import Objective
 from tuner.search_space import SearchSpace, TensorSizes
 from tuner.settings import TuneError, TuneSettings
@@ -52,7 +53,7 @@ class PlanArgs:
         """The methods searched; AdapterLTH's floor (and, unless given, its keep rate) are the
         base run's (``lth_floor``, ``keep_rate``); on a fleet, the policy lists default to the
         base run's policies and deadline."""
-        keep = self.keep_rates or (float(getattr(config, "keep_rate", THESIS_KEEP_RATE)),)
+        keep = self.keep_rates or (float(getattr(config, "keep_rate", DEFAULT_KEEP_RATE)),)
         fleet: dict[str, Any] = {}
         if getattr(config, "fleet", None) is not None:
             base_deadline = getattr(config, "deadline_seconds", None)
@@ -287,7 +288,9 @@ def run_tuning(
         tensor_sizes=trainer_tensor_sizes(config, workload),
         fleet=fleet,
     )
-    space = seed_reasons(space, config)
+    space = replace(  # the trials' clients per round, stored once for every trial key
+        seed_reasons(space, config), trial_clients_per_round=settings.trial_clients_per_round
+    )
     log(
         f"search space: {len(space.candidates)} feasible configs of {', '.join(space.methods)} "
         f"over ranks {space.ranks}; "

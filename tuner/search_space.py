@@ -4,7 +4,7 @@ and the projection of Optuna params (sampled or enqueued) onto the nearest feasi
 Densities are snapped to the nearest grid density in log space (``snap``); a point the budget
 cannot afford is projected to the nearest feasible candidate of that method and rank (ties: the
 cheaper). A candidate's rounds are priced by ``planner.pricing`` (``spec_of`` is its
-``planner.schedule`` spec).
+``planner.method_spec`` spec).
 """
 
 from __future__ import annotations
@@ -48,10 +48,24 @@ class SearchSpace:
     pricing: Pricing
     grid: MethodGrid = field(default_factory=MethodGrid)
     tensor_sizes: TensorSizes | None = None  # per-tensor top-k prices need them
+    # --trial-clients-per-round (None: the base run's); ``clients_per_trial`` is what trials use
+    trial_clients_per_round: int | None = None
+    _keys: dict[Key, Candidate] = field(  # candidate key -> candidate (``lookup``)
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # (candidate key, clients per round) -> what its fleet trial trains (``settles_as``)
+    _trained_runs: dict[tuple[Key, int], tuple[Any, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not self.candidates:
             raise TuneError("the search space is empty: no configuration is feasible.")
+
+    @property
+    def clients_per_trial(self) -> int:
+        """The clients per round every trial trains on (``trial_clients``)."""
+        return trial_clients(self.trial_clients_per_round, self.pricing.clients_per_round)
 
     @property
     def methods(self) -> list[str]:
@@ -171,11 +185,9 @@ class SearchSpace:
 
     @property
     def _by_key(self) -> dict[Key, Candidate]:
-        cache: dict[Key, Candidate] | None = self.__dict__.get("_keys")
-        if cache is None:
-            cache = {c.key: c for c in self.candidates}
-            object.__setattr__(self, "_keys", cache)
-        return cache
+        if not self._keys:
+            self._keys.update((c.key, c) for c in self.candidates)
+        return self._keys
 
     def nearest(self, rank: int, d_down: float, d_up: float, **want: Unpack[Wanted]) -> Candidate:
         """The feasible candidate closest in log densities (and keep rate): same precisions,
@@ -272,9 +284,7 @@ class SearchSpace:
             for p in self._pricing(candidate).round_prices(self._spec(candidate), rounds)
         ]
 
-    def settles_as(
-        self, candidate: Candidate, *, clients_per_round: int | None = None
-    ) -> Candidate:
+    def settles_as(self, candidate: Candidate) -> Candidate:
         """The first candidate of the space (in its order) whose trial trains exactly as
         ``candidate``'s does; ``candidate`` itself when none comes before it.
 
@@ -282,30 +292,28 @@ class SearchSpace:
         schedule the trainer follows is the same over the trial's rounds: the same rounds, and
         in every round the same sampled and kept clients, densities, bytes and seconds, and the
         same served mixture (a deadline that drops no client in any affordable round and leaves
-        every client its densities). ``clients_per_round``: the trials' (``--trial-clients-per-
-        round``), default the base run's. Decided from the planner's prices, before training."""
+        every client its densities), at the trials' clients per round (``clients_per_trial``).
+        Decided from the planner's prices, before training."""
         if candidate.deadline is None:
             return candidate
+        mine = _without_deadline(candidate)
         earlier = []
         for other in self.candidates:
             if other.key == candidate.key:
                 break
-            if other.deadline is not None and other.key[:-1] == candidate.key[:-1]:
+            if other.deadline is not None and _without_deadline(other) == mine:
                 earlier.append(other)  # the same configuration and policies at another deadline
         if not earlier:
             return candidate
-        m = clients_per_round or self.pricing.clients_per_round
-        mine = self._trained(candidate, m)
-        return next((c for c in earlier if self._trained(c, m) == mine), candidate)
+        trains = self._trained(candidate)
+        return next((c for c in earlier if self._trained(c) == trains), candidate)
 
-    def _trained(self, c: Candidate, clients_per_round: int) -> tuple[Any, ...]:
+    def _trained(self, c: Candidate) -> tuple[Any, ...]:
         """What a fleet trial of ``c`` trains, as the planner prices it (``settles_as``)."""
-        cache: dict[tuple[Key, int], tuple[Any, ...]] = self.__dict__.setdefault(
-            "_trained_runs", {}
-        )
-        memo = (c.key, clients_per_round)
-        if memo not in cache:
-            pricing = replace(self._pricing(c), clients_per_round=clients_per_round)
+        m = self.clients_per_trial
+        memo = (c.key, m)
+        if memo not in self._trained_runs:
+            pricing = replace(self._pricing(c), clients_per_round=m)
             spec = self._spec(c)
             rounds = [astuple(p) for p in itertools.islice(pricing.prices(spec), c.rounds)]
             shares: tuple[tuple[float, float], ...] = ()
@@ -317,8 +325,8 @@ class SearchSpace:
                     num_clients=pricing.num_clients,
                     compute_seconds=pricing.compute_seconds,
                 )
-            cache[memo] = (c.rounds, rounds, shares)
-        return cache[memo]
+            self._trained_runs[memo] = (c.rounds, rounds, shares)
+        return self._trained_runs[memo]
 
     def _pricing(self, c: Candidate) -> Pricing:
         return self.pricing.with_policy(*c.policy)
@@ -360,6 +368,18 @@ class SearchSpace:
         }
 
 
+def trial_clients(requested: int | None, base: int) -> int:
+    """The clients per round a trial trains on: ``--trial-clients-per-round`` (``requested``)
+    capped at the base run's ``base``, which it is when not given. The trial's RunConfig, the
+    halving's client-step prices and ``settles_as`` all read it here."""
+    return base if requested is None else min(requested, base)
+
+
+def _without_deadline(c: Candidate) -> Key:
+    """``c``'s key with the deadline left out: its configuration and policies."""
+    return replace(c, deadline=None).key
+
+
 def snap(value: float, grid: Iterable[float]) -> float:
     """The grid value nearest to ``value`` in log space (ties: the smaller)."""
     return min(sorted(grid), key=lambda g: round(abs(math.log(g / value)), 12))
@@ -378,7 +398,7 @@ def spec_of(
     *,
     precisions: tuple[str, str] | None = None,
 ) -> Any:
-    """The planner.schedule spec of a configuration (per-tensor top-k with P's tensor sizes;
+    """The planner.method_spec spec of a configuration (per-tensor top-k with P's tensor sizes;
     ``precisions``: (download, upload), default the pricing's)."""
     per_tensor = method == "floss" and topk == "per-tensor" and not d_down == d_up == 1.0
     sizes: tuple[int, ...] = ()

@@ -84,7 +84,8 @@ def check_budget_scale(scale: float) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class TuneSettings:
-    """How a study searches; what it searches over comes from the planner (``space.py``)."""
+    """How a study searches; what it searches over comes from the planner, priced into a
+    ``tuner.search_space.SearchSpace``."""
 
     storage: str = field(default=DEFAULT_STORAGE, metadata={"help": "Optuna storage URL or path"})
     study_name: str = field(default=DEFAULT_STUDY, metadata={"help": "study name in the storage"})

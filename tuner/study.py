@@ -35,8 +35,8 @@ from tuner.search_space import SearchSpace
 from tuner.seeds import seed_params
 from tuner.settings import TuneError, TuneSettings
 from tuner.storage import open_storage, study_lock
-from tuner.trial_attrs import ATTR_END, ATTR_KEY, ATTR_RETRY_OF
-from tuner.trial_checkpoint import checkpointed_round
+from tuner.trial_attrs import ATTR_CANDIDATE, ATTR_END, ATTR_RETRY_OF
+from tuner.trial_checkpoint import checkpoint_key, checkpointed_round
 from tuner.trial_config import trained_key
 from tuner.worker import run_trials
 
@@ -139,37 +139,32 @@ def meta_differences(stored: dict[str, Any], new: dict[str, Any], prefix: str = 
     return out
 
 
-def _live_keys(
-    study: optuna.Study, space: SearchSpace, *, clients_per_round: int | None = None
-) -> set[str | None]:
+def _live_keys(study: optuna.Study, space: SearchSpace) -> set[str | None]:
     """Keys of the trials that are waiting, running or finished (not failed)."""
     from optuna.trial import TrialState
 
     live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=live)
-    return {planned_key(t, space, clients_per_round=clients_per_round) for t in trials}
+    return {planned_key(t, space) for t in trials}
 
 
 def enqueue_seeds(
-    study: optuna.Study,
-    space: SearchSpace,
-    *,
-    lrs: dict[str, float],
-    clients_per_round: int | None = None,
+    study: optuna.Study, space: SearchSpace, *, lrs: dict[str, float]
 ) -> list[Candidate]:
     """Enqueue the space's seeds (dense LoRA, the heuristic family, one per other method, all
     on the grid) unless the study already holds them (resume: waiting, running, finished). A
     seed whose trials all failed (interrupted) is enqueued again. Call it under
-    ``study_lock`` so that workers starting together enqueue each seed once.
-    ``clients_per_round``: the trials' (``trained_key``)."""
-    present = _live_keys(study, space, clients_per_round=clients_per_round)
+    ``study_lock`` so that workers starting together enqueue each seed once."""
+    present = _live_keys(study, space)
     added = []
     for cand in space.seeds:
         # a seed that settles as a present trial (the same key) trains nothing new
-        if trained_key(space, cand, lrs, clients_per_round=clients_per_round) in present:
+        key = trained_key(space, cand, lrs)
+        if key in present:
             continue
         # not skip_if_exists: Optuna would match the failed (interrupted) twin and skip it
         study.enqueue_trial({**seed_params(cand, space), **lrs})
+        present.add(key)
         added.append(cand)
     return added
 
@@ -198,8 +193,12 @@ def enqueue_retries(study: optuna.Study, space: SearchSpace) -> list[int]:
 def retry_note(study: optuna.Study, number: int, objective: Objective) -> str:
     """What a rerun says of an interrupted trial it enqueued again: from which round it goes on."""
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    key = trial.user_attrs.get(ATTR_KEY)
-    held = checkpointed_round(objective.checkpoint_root, None if key is None else str(key))
+    cand = trial.user_attrs.get(ATTR_CANDIDATE)
+    key = None
+    if isinstance(cand, dict):
+        lrs = {k: float(v) for k, v in trial.params.items() if k in ("client_lr", "server_lr")}
+        key = checkpoint_key(Candidate(**cand), lrs, trial.user_attrs.get(ATTR_FRACTION))
+    held = checkpointed_round(objective.checkpoint_root, key)
     if held is None:
         return f"trial {number} kept no checkpoint: its retry trains from round 1"
     return (
@@ -235,8 +234,7 @@ def run_study(
                 if settings.tune_lr
                 else {}
             )
-            m = settings.trial_clients_per_round
-            for cand in enqueue_seeds(study, space, lrs=lrs, clients_per_round=m):
+            for cand in enqueue_seeds(study, space, lrs=lrs):
                 log(f"enqueued {cand.label} ({cand.why or 'seed'})")
     if settings.search == "halving":
         stopped = ""
@@ -248,12 +246,7 @@ def run_study(
             _interrupted(study, settings, stopped)
         return study
     done = len(finished_trials(study))
-    target = study_target(
-        settings.n_trials,
-        space,
-        tune_lr=settings.tune_lr,
-        clients_per_round=settings.trial_clients_per_round,
-    )
+    target = study_target(settings.n_trials, space, tune_lr=settings.tune_lr)
     if target < settings.n_trials:
         log(f"the search space holds {target} configurations: each runs once, then the study ends")
     study.set_user_attr(ATTR_TARGET, target)

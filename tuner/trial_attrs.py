@@ -4,6 +4,10 @@ The values are JSON, so the reports, ``floss-tune show`` and the export read a s
 re-running anything (docs/tuner.md). Selection reads validation metrics only: the test-split
 metrics (``TEST_METRICS``) are stored on complete trials for the reports and the export, and
 nothing that ranks, prunes or recommends trials reads them. This module imports nothing heavy.
+
+Kept beside the code that writes them: ``ATTR_OWNER`` (``tuner.orphans``: the process training
+a trial), ``ATTR_RUNG`` and ``ATTR_FRACTION`` (``tuner.rungs``: successive halving), and the
+study's own attributes ``ATTR_TARGET`` and ``ATTR_SPACE`` (``tuner.study``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ ATTR_RECORDS = "records"
 ATTR_STEPS = "client_steps"
 ATTR_END = "end"  # complete | pruned | diverged | capped | duplicate | interrupted
 ATTR_DUPLICATE_OF = "duplicate_of"
-ATTR_SETTLES_AS = "settles_as"  # label of the earlier candidate whose trial trains the same
+ATTR_SETTLES_AS = "settles_as"  # a duplicate's: label of the other candidate its trial is
 ATTR_RETRY_OF = "retry_of"  # an enqueued retry of an interrupted trial
 ATTR_CHECKPOINTS = "checkpoint_rounds"  # the round of each fidelity step (1/8, 1/4, ... of spend)
 ATTR_VAL_EXAMPLES = "val_examples"  # how many validation texts the value was measured on

@@ -2,7 +2,8 @@
 
 With a ``checkpoint_root`` folder (``tuner.storage.trial_checkpoints``), a trial that an
 interrupt stops at a round boundary leaves the trainer's checkpoint of that round in
-``checkpoint_root/<digest of its key>/``; the rerun's trial of the same configuration replays the
+``checkpoint_root/<digest of its own configuration's key>/`` (``checkpoint_key``: not the key of
+the twin it settles as, whose config differs); the rerun's trial of that configuration replays the
 checkpoint's records through the reporter (the same reports, the same pruning decisions) and
 trains from the next round on, bit for bit the uninterrupted trial. It counts only the client
 steps it trained itself (the interrupted trial keeps those before), and the folder is removed
@@ -17,8 +18,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tuner.candidate import Candidate
 from tuner.fidelity import FidelityReporter
+from tuner.rungs import fidelity_suffix
 from tuner.trial_attrs import ATTR_STEPS
+from tuner.trial_config import candidate_key
+
+
+def checkpoint_key(candidate: Candidate, lrs: dict[str, float], fraction: float | None) -> str:
+    """The key of a trial's checkpoint folder: its own candidate (``candidate_key``, not the
+    ``trained_key`` it shares with a twin: a checkpoint resumes only its own config), learning
+    rates and halving fraction."""
+    return candidate_key(candidate, lrs) + fidelity_suffix(fraction)
 
 
 def trial_checkpoint_dir(root: Path, key: str) -> Path:

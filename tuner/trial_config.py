@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from tuner.candidate import Candidate
-from tuner.search_space import SearchSpace
+from tuner.search_space import SearchSpace, trial_clients
 
 
 def trained_as(candidate: Candidate) -> tuple[str, str]:
@@ -40,17 +40,12 @@ def candidate_key(candidate: Candidate, lrs: dict[str, float]) -> str:
     return "|".join(parts)
 
 
-def trained_key(
-    space: SearchSpace,
-    candidate: Candidate,
-    lrs: dict[str, float],
-    *,
-    clients_per_round: int | None = None,
-) -> str:
+def trained_key(space: SearchSpace, candidate: Candidate, lrs: dict[str, float]) -> str:
     """``candidate_key`` of what ``candidate``'s trial trains: configurations that settle
-    identically (``SearchSpace.settles_as``: a deadline that binds no client, say) share one key,
-    so only the first trains and the other is its duplicate."""
-    return candidate_key(space.settles_as(candidate, clients_per_round=clients_per_round), lrs)
+    identically (``SearchSpace.settles_as``: a deadline that binds no client, say, at the
+    space's trial clients per round) share one key, so only the first to run trains and the
+    other is its duplicate."""
+    return candidate_key(space.settles_as(candidate), lrs)
 
 
 def method_fields(candidate: Candidate) -> dict[str, Any]:
@@ -88,7 +83,8 @@ def trial_config(
     clients_per_round: int | None,
 ) -> Any:
     """The RunConfig a trial trains: the base config with the candidate and the trial rounds.
-    It evaluates only the fidelity checkpoints (passed as ``eval_rounds``) and the last round."""
+    It evaluates only the fidelity checkpoints (passed as ``eval_rounds``) and the last round;
+    ``clients_per_round``: ``--trial-clients-per-round`` (``trial_clients``)."""
     changes: dict[str, Any] = {
         **method_fields(candidate),
         **precision_fields(base, candidate),
@@ -98,7 +94,7 @@ def trial_config(
         **lrs,
     }
     if clients_per_round is not None:
-        changes["clients_per_round"] = min(clients_per_round, base.clients_per_round)
+        changes["clients_per_round"] = trial_clients(clients_per_round, base.clients_per_round)
     return replace(base, **changes)
 
 

@@ -17,14 +17,15 @@ from planner.plan_rows import adapter_size
 from trainer.budget import budget_rounds
 from trainer.config import RunConfig
 from tuner.build import build_space
+from tuner.candidate import Candidate
 from tuner.cli import app
 from tuner.grid import MethodGrid, fleet_grid
 from tuner.objective import Objective
 from tuner.report import recommendation_line, trial_rows
-from tuner.search_space import SearchSpace
+from tuner.search_space import SearchSpace, trial_clients
 from tuner.settings import TuneError, TuneSettings
 from tuner.study import run_study
-from tuner.trial_config import full_config
+from tuner.trial_config import full_config, trial_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 runner = CliRunner()
@@ -253,27 +254,23 @@ def test_bad_fleet_searches_end_in_one_line(
     assert not list(tmp_path.glob("*.db"))  # refused before the study starts
 
 
-def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> None:
-    """Deadline rounds at 0.5 s and at 30 s drop no client of this configuration in any round
-    it affords: the seeded schedule (clients, densities, bytes, seconds) is the same, so the
-    second trains nothing and records the first's value (before: two identical trainings)."""
-    from tuner.ledger import study_target
-    from tuner.seeds import seed_params
-
+def settling_pair() -> tuple[SearchSpace, Candidate, Candidate]:
+    """A space whose two deadlines (0.5 s, 30 s) settle identically: (space, tight, loose)."""
     settings = replace(
         plan_settings(BUDGET, max_rounds=None), ranks=(16,), d_down=(0.25,), d_up=(1 / 16,)
     )
-    grid = MethodGrid(
-        methods=("floss",),
-        round_policies=("deadline",),
-        density_policies=("uniform",),
-        deadlines=(0.5, 30.0),
-    )
+    grid = MethodGrid(methods=("floss",), round_policies=("deadline",),
+                      density_policies=("uniform",), deadlines=(0.5, 30.0))  # fmt: skip
     space = build_space(settings, budget_scale=SCALE, grid=grid, fleet=fleet_setup())
     tight, loose = sorted(space.candidates, key=lambda c: c.deadline or 0.0)
-    assert (tight.deadline, loose.deadline) == (0.5, 30.0) and tight.rounds == loose.rounds
-    assert space.settles_as(loose) == tight and space.settles_as(tight) == tight
-    assert study_target(10, space, tune_lr=False) == 1
+    return space, tight, loose
+
+
+def settle_study(tmp_path: Path, *order: Candidate) -> tuple[FakeTrain, optuna.Study]:
+    """Enqueue ``order`` (candidates of ``settling_pair``'s space) and run one trial each."""
+    from tuner.seeds import seed_params
+
+    space = settling_pair()[0]
     train = FakeTrain(space)
     obj = Objective(
         space=space,
@@ -285,9 +282,23 @@ def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> No
         diverged=(Diverged,),
     )
     study = optuna.create_study(storage=obj.settings.storage, direction="maximize")
-    for cand in (tight, loose):
+    for cand in order:
         study.enqueue_trial(seed_params(cand, space))
-    study.optimize(obj, n_trials=2)
+    study.optimize(obj, n_trials=len(order))
+    return train, study
+
+
+def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> None:
+    """Deadline rounds at 0.5 s and at 30 s drop no client of this configuration in any round
+    it affords: the seeded schedule (clients, densities, bytes, seconds) is the same, so the
+    second trains nothing and records the first's value (before: two identical trainings)."""
+    from tuner.ledger import study_target
+
+    space, tight, loose = settling_pair()
+    assert (tight.deadline, loose.deadline) == (0.5, 30.0) and tight.rounds == loose.rounds
+    assert space.settles_as(loose) == tight and space.settles_as(tight) == tight
+    assert study_target(10, space, tune_lr=False) == 1
+    train, study = settle_study(tmp_path, tight, loose)
     assert len(train.calls) == 1 and train.calls[0].deadline_seconds == 0.5
     first, second = study.trials
     assert second.params["deadline"] == 30.0 and second.value == first.value
@@ -295,6 +306,55 @@ def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> No
     assert second.user_attrs["settles_as"] == tight.label
     assert second.user_attrs["candidate"]["deadline"] == 30.0  # its own configuration
     assert "settles_as" not in first.user_attrs
+
+
+def test_trial_clients_are_capped_at_the_base_runs() -> None:
+    """Trials train on min(--trial-clients-per-round, the base run's): settles_as compares the
+    schedules at that number too (before: at the uncapped number the trials never train on)."""
+    space, tight, loose = settling_pair()
+    base = space.pricing.clients_per_round
+    assert trial_clients(None, base) == base and trial_clients(base + 5, base) == base
+    assert trial_clients(2, base) == 2
+    many = replace(space, trial_clients_per_round=base * 10)
+    assert many.clients_per_trial == base
+    assert many.settles_as(loose) == space.settles_as(loose) == tight
+    assert trial_config(base_run(), loose, lrs={}, clients_per_round=base * 10).clients_per_round \
+        == base  # fmt: skip
+
+
+def test_settling_twin_trained_first_names_the_other(tmp_path: Path) -> None:
+    """The later deadline trains first (enqueued first): it trains, with no settles_as; the
+    earlier one is its duplicate and names it (before: settles_as on the trial that trained)."""
+    _, tight, loose = settling_pair()
+    train, study = settle_study(tmp_path, loose, tight)
+    assert len(train.calls) == 1 and train.calls[0].deadline_seconds == 30.0
+    first, second = study.trials
+    assert "settles_as" not in first.user_attrs and "duplicate_of" not in first.user_attrs
+    assert second.user_attrs["duplicate_of"] == first.number
+    assert second.user_attrs["settles_as"] == loose.label and second.value == first.value
+
+
+def test_settling_twins_keep_their_own_checkpoint_folders() -> None:
+    """One trial key, two checkpoint folders: a checkpoint resumes only its own config (the
+    deadline differs), so each candidate's interrupted trial keeps its own."""
+    from tuner.trial_checkpoint import checkpoint_key
+    from tuner.trial_config import trained_key
+
+    space, tight, loose = settling_pair()
+    assert trained_key(space, tight, {}) == trained_key(space, loose, {})
+    assert checkpoint_key(tight, {}, None) != checkpoint_key(loose, {}, None)
+    assert checkpoint_key(loose, {}, 0.5) != checkpoint_key(loose, {}, None)
+
+
+def test_seeds_that_settle_identically_are_enqueued_once(tmp_path: Path) -> None:
+    """Two seeds of one trial key: the second is not enqueued (before: both were)."""
+    from tuner.study import enqueue_seeds
+
+    space, tight, loose = settling_pair()
+    space = replace(space, seeds=(tight, loose))
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert enqueue_seeds(study, space, lrs={}) == [tight]
+    assert len(study.trials) == 1
 
 
 def test_deadlines_that_drop_clients_stay_two_trials() -> None:
