@@ -266,26 +266,38 @@ def settling_pair() -> tuple[SearchSpace, Candidate, Candidate]:
     return space, tight, loose
 
 
-def settle_study(tmp_path: Path, *order: Candidate) -> tuple[FakeTrain, optuna.Study]:
-    """Enqueue ``order`` (candidates of ``settling_pair``'s space) and run one trial each."""
+def settle_study(
+    tmp_path: Path, *order: Candidate, checkpoint_root: Path | None = None
+) -> tuple[FakeTrain, optuna.Study, list[Path]]:
+    """Enqueue ``order`` (candidates of ``settling_pair``'s space) and run one trial each:
+    (the fake trainer, the study, the checkpoint folders the trials trained with)."""
     from tuner.seeds import seed_params
 
     space = settling_pair()[0]
     train = FakeTrain(space)
+    folders: list[Path] = []
+
+    def train_fn(config: object, **kw: object) -> object:
+        if "checkpoint_dir" in kw:
+            folders.append(Path(str(kw.pop("checkpoint_dir"))))
+            kw.pop("resume")
+        return train(config, **kw)
+
     obj = Objective(
         space=space,
         base_config=base_run(),
         settings=TuneSettings(
             pruner="none", n_trials=2, seed=0, storage=f"sqlite:///{tmp_path / 't.db'}"
         ),
-        train_fn=train,
+        train_fn=train_fn,
         diverged=(Diverged,),
+        checkpoint_root=checkpoint_root,
     )
     study = optuna.create_study(storage=obj.settings.storage, direction="maximize")
     for cand in order:
         study.enqueue_trial(seed_params(cand, space))
     study.optimize(obj, n_trials=len(order))
-    return train, study
+    return train, study, folders
 
 
 def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> None:
@@ -298,7 +310,7 @@ def test_deadlines_that_drop_no_client_settle_as_one_trial(tmp_path: Path) -> No
     assert (tight.deadline, loose.deadline) == (0.5, 30.0) and tight.rounds == loose.rounds
     assert space.settles_as(loose) == tight and space.settles_as(tight) == tight
     assert study_target(10, space, tune_lr=False) == 1
-    train, study = settle_study(tmp_path, tight, loose)
+    train, study, _ = settle_study(tmp_path, tight, loose)
     assert len(train.calls) == 1 and train.calls[0].deadline_seconds == 0.5
     first, second = study.trials
     assert second.params["deadline"] == 30.0 and second.value == first.value
@@ -326,7 +338,7 @@ def test_settling_twin_trained_first_names_the_other(tmp_path: Path) -> None:
     """The later deadline trains first (enqueued first): it trains, with no settles_as; the
     earlier one is its duplicate and names it (before: settles_as on the trial that trained)."""
     _, tight, loose = settling_pair()
-    train, study = settle_study(tmp_path, loose, tight)
+    train, study, _ = settle_study(tmp_path, loose, tight)
     assert len(train.calls) == 1 and train.calls[0].deadline_seconds == 30.0
     first, second = study.trials
     assert "settles_as" not in first.user_attrs and "duplicate_of" not in first.user_attrs
@@ -334,16 +346,22 @@ def test_settling_twin_trained_first_names_the_other(tmp_path: Path) -> None:
     assert second.user_attrs["settles_as"] == loose.label and second.value == first.value
 
 
-def test_settling_twins_keep_their_own_checkpoint_folders() -> None:
+def test_settling_twins_keep_their_own_checkpoint_folders(tmp_path: Path) -> None:
     """One trial key, two checkpoint folders: a checkpoint resumes only its own config (the
-    deadline differs), so each candidate's interrupted trial keeps its own."""
-    from tuner.trial_checkpoint import checkpoint_key
+    deadline differs), so the later deadline's trial checkpoints under its own key (before:
+    under the trial key, where the earlier deadline's trial found it and refused it)."""
+    from tuner.trial_checkpoint import checkpoint_key, trial_checkpoint_dir
     from tuner.trial_config import trained_key
 
     space, tight, loose = settling_pair()
     assert trained_key(space, tight, {}) == trained_key(space, loose, {})
     assert checkpoint_key(tight, {}, None) != checkpoint_key(loose, {}, None)
     assert checkpoint_key(loose, {}, 0.5) != checkpoint_key(loose, {}, None)
+    root = tmp_path / "ckpt"
+    _, _, folders = settle_study(tmp_path, loose, checkpoint_root=root)
+    own = trial_checkpoint_dir(root, checkpoint_key(loose, {}, None))
+    assert folders == [own]
+    assert own != trial_checkpoint_dir(root, trained_key(space, loose, {}))
 
 
 def test_seeds_that_settle_identically_are_enqueued_once(tmp_path: Path) -> None:
