@@ -139,7 +139,11 @@ class SearchSpace:
 
     def _wanted(self, want: Wanted) -> tuple[str, str, float | None, tuple[str, str], Policy]:
         """(method, top-k mode, keep rate, (download, upload) precisions, policy point) that
-        ``want`` names, the defaults filled in."""
+        ``want`` names, the defaults filled in; a name ``Wanted`` does not have is a TypeError
+        (as a misspelled keyword of a plain signature would be)."""
+        unknown = sorted(set(want) - set(Wanted.__annotations__))
+        if unknown:
+            raise TypeError(f"unexpected look-up keyword(s): {', '.join(unknown)}")
         method = want.get("method", "floss")
         policy = want.get("policy")
         return (

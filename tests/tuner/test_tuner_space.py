@@ -210,3 +210,11 @@ def test_suggest_with_methods_keeps_static_distributions_and_lands_on_feasible_c
 def test_bad_method_grid(grid: dict[str, object], match: str) -> None:
     with pytest.raises(TuneError, match=match):
         MethodGrid(**grid)  # type: ignore[arg-type]
+
+
+def test_a_misspelled_look_up_keyword_is_a_type_error() -> None:
+    space = build_space(plan_settings("50-dense-rounds"), budget_scale=0.5)
+    with pytest.raises(TypeError, match="keep"):
+        space.lookup(16, 1.0, 1.0, keep=0.98)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="metod"):
+        space.nearest(16, 1.0, 1.0, metod="dense")  # type: ignore[call-arg]
