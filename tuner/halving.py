@@ -28,7 +28,7 @@ from tuner.rungs import (
 from tuner.search_space import trial_clients
 from tuner.storage import study_lock
 from tuner.trial_config import trained_key
-from tuner.worker import counts
+from tuner.worker import counts, fail_stale_when_settled, heartbeat_seconds
 
 if TYPE_CHECKING:
     import optuna
@@ -232,6 +232,11 @@ def _train_rung(
             return None
         _, live = rung_trials(study, fraction)
         if live:
+            # a trial left RUNNING by a worker that died before it could say so (no owner
+            # recorded yet) is found by its stale heartbeat, failed and enqueued again here:
+            # ``run`` claims nothing (and so checks nothing) while the queue is empty
+            with lock():
+                fail_stale_when_settled(study, heartbeat_seconds(study))
             time.sleep(WAIT_SECONDS)  # another worker trains the rest of the rung
     done, _ = rung_trials(study, fraction)
     return [

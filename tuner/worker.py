@@ -50,6 +50,17 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def fail_stale_when_settled(study: optuna.Study, beat: float | None) -> None:
+    """``fail_stale`` on a storage with a heartbeat, unless the connection is too fresh to judge:
+    right after a database outage every heartbeat is old, so wait a grace period first."""
+    if beat is None:
+        return
+    backend = getattr(study._storage, "_backend", study._storage)
+    connected_for = getattr(backend, "connected_for", None)
+    if connected_for is None or connected_for() >= GRACE_BEATS * beat:
+        fail_stale(study)
+
+
 def counts(study: optuna.Study) -> tuple[int, int]:
     """(finished, running) trials of the study, one storage read."""
     from optuna.trial import TrialState
@@ -106,13 +117,8 @@ def claim(
     """A new trial (RUNNING, this worker's); or None when ``target`` trials are finished; or
     the number of running trials to wait for when they cover the target."""
     storage = study._storage
-    backend = getattr(storage, "_backend", storage)
-    connected_for = getattr(backend, "connected_for", None)
     with study_lock(url, study.study_name, storage):
-        # right after a database outage every heartbeat is old: wait a grace period first
-        settled = connected_for is None or connected_for() >= GRACE_BEATS * (beat or 0)
-        if beat is not None and settled:
-            fail_stale(study)
+        fail_stale_when_settled(study, beat)
         finished, running = counts(study)
         if finished >= target:
             return None

@@ -251,3 +251,36 @@ def test_cli_rungs_cost_exactly_what_the_plan_priced(tmp_path: Path) -> None:
     assert sure["trial"] != sure["runner_up_trial"] and sure["val_examples"] > 0
     assert sure["gap"] == pytest.approx(abs(sure["value"] - sure["runner_up_value"]))
     assert sure["beyond_noise"] == (sure["gap"] > sure["noise_2se"])
+
+
+def test_a_rung_retries_the_trial_a_dead_worker_left_running(tmp_path: Path) -> None:
+    """A worker killed after claiming a rung trial but before recording its owner leaves it
+    RUNNING; the rung's wait finds it by its stale heartbeat, fails it, and trains its retry
+    (it used to wait forever: with the queue empty nothing checked heartbeats)."""
+    import contextlib
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from tuner.halving import _train_rung
+    from tuner.rungs import ATTR_FRACTION, ATTR_RUNG
+    from tuner.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_seconds=1)
+    study = optuna.create_study(study_name="t", storage=storage, direction="maximize")
+    entry = _entry(4, "a")
+    study.enqueue_trial(entry.params, user_attrs={ATTR_RUNG: 0, ATTR_FRACTION: 1.0})
+    dead = study.ask()  # claimed, one beat, then the worker is gone
+    storage.record_heartbeat(dead._trial_id)  # type: ignore[attr-defined]
+
+    def run(target: int) -> bool:  # trains whatever waits, as run_trials would
+        while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            trial = study.ask()
+            study.tell(trial, 0.75)
+        return False
+
+    scored = _train_rung(study, [entry], rung=0, fraction=1.0, run=run,
+                         lock=contextlib.nullcontext)  # fmt: skip
+    assert scored == [(entry, 0.75)]
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]
