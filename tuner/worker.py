@@ -59,6 +59,37 @@ def fail_stale_when_settled(study: optuna.Study, beat: float | None) -> None:
     connected_for = getattr(backend, "connected_for", None)
     if connected_for is None or connected_for() >= GRACE_BEATS * beat:
         fail_stale(study)
+        fail_ownerless(study, grace_seconds=GRACE_BEATS * beat)
+
+
+def fail_ownerless(study: optuna.Study, *, grace_seconds: float) -> None:
+    """Fail (and retry, as a stale heartbeat is) each RUNNING trial that started more than
+    ``grace_seconds`` ago and never recorded its owner: the objective records it as its first
+    act, so its worker died between the claim and that act, possibly before the claim's first
+    heartbeat (a trial without a heartbeat is never judged stale by Optuna)."""
+    from datetime import datetime
+
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    from tuner.orphans import ATTR_OWNER
+    from tuner.trial_attrs import ATTR_END
+
+    storage = study._storage
+    now = datetime.now()  # Optuna stamps datetime_start with the local clock too
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if ATTR_OWNER in t.user_attrs or t.datetime_start is None:
+            continue
+        if (now - t.datetime_start).total_seconds() < grace_seconds:
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, ATTR_END, "interrupted")
+            storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:  # it ended meanwhile
+            continue
+        retry = storage.get_failed_trial_callback()  # type: ignore[attr-defined]
+        if retry is not None:
+            retry(study, storage.get_trial(t._trial_id))
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:
