@@ -87,7 +87,9 @@ def fail_ownerless(study: optuna.Study, *, grace_seconds: float) -> None:
             storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         except UpdateFinishedTrialError:  # it ended meanwhile
             continue
-        retry = storage.get_failed_trial_callback()  # type: ignore[attr-defined]
+        # the callback a stale heartbeat gets (Optuna >= 4.9 names it so; older: "failed trial")
+        get = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+        retry = get() if get is not None else storage.get_failed_trial_callback()  # type: ignore[attr-defined]
         if retry is not None:
             retry(study, storage.get_trial(t._trial_id))
 
