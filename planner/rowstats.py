@@ -64,19 +64,22 @@ def _dd_div(hi: Floats, lo: Floats, b: float) -> tuple[Floats, Floats]:
 
 
 def _dd_sum_nonnegative(x: Floats) -> tuple[Floats, Floats]:
-    """Pairwise double-double sum along the last axis of non-negative floats."""
-    if x.shape[-1] % 2:
-        x = np.concatenate([x, np.zeros((*x.shape[:-1], 1))], axis=-1)
-    hi, lo = _two_sum(x[..., 0::2], x[..., 1::2])
-    while hi.shape[-1] > 1:
-        if hi.shape[-1] % 2:
-            pad = np.zeros((*hi.shape[:-1], 1))
-            hi = np.concatenate([hi, pad], axis=-1)
-            lo = np.concatenate([lo, pad], axis=-1)
-        s, e = _two_sum(hi[..., 0::2], hi[..., 1::2])
-        e = e + (lo[..., 0::2] + lo[..., 1::2])
-        hi, lo = _fast_two_sum(s, e)
-    return hi[..., 0], lo[..., 0]
+    """Pairwise double-double sum along the first axis of non-negative floats [n, rows]: the
+    first half of the rows plus the second, level by level (contiguous blocks), an odd row out
+    carried to the next level (depth ceil(log2 n), as a balanced tree)."""
+    hi, lo = x, None
+    while hi.shape[0] > 1:
+        half = hi.shape[0] // 2
+        s, e = _two_sum(hi[:half], hi[half : 2 * half])
+        if lo is not None:
+            e += lo[:half]
+            e += lo[half : 2 * half]
+        s, e = _fast_two_sum(s, e)
+        if hi.shape[0] % 2:
+            s = np.concatenate([s, hi[2 * half :]])
+            e = np.concatenate([e, np.zeros_like(hi[2 * half :]) if lo is None else lo[2 * half :]])
+        hi, lo = s, e
+    return hi[0], (np.zeros_like(hi[0]) if lo is None else lo[0])
 
 
 def _round_checked(hi: Floats, lo: Floats, bound: Floats) -> tuple[Floats, NDArray[np.bool_]]:
@@ -115,31 +118,35 @@ def _fsum_stdev_rows(x: Floats, *, stdev: bool) -> tuple[Floats, Floats]:
     sdev = np.zeros(rows)
     if n == 0:
         return np.zeros(rows), sdev
-    sh, sl = _dd_sum_nonnegative(x)
+    xt = np.ascontiguousarray(x.T)  # [n, rows]: every step below runs over contiguous blocks
+    sh, sl = _dd_sum_nonnegative(xt)
     total, ok = _round_checked(sh, sl, _SUM_REL * sh)
-    usable: NDArray[np.bool_] = np.asarray((x >= 0).all(axis=1) & np.isfinite(x).all(axis=1))
+    usable: NDArray[np.bool_] = np.asarray((xt >= 0).all(axis=0) & np.isfinite(sh))
     for i in np.flatnonzero(~(ok & usable)):
         total[i] = math.fsum(x[i].tolist())
     if not stdev:
         return total, sdev
-    equal = usable & (x.max(axis=1) == x.min(axis=1))  # stdev exactly 0.0
+    equal = usable & (xt.max(axis=0) == xt.min(axis=0))  # stdev exactly 0.0
     todo = np.flatnonzero(~equal)
-    if todo.size:
-        sdev[todo] = _stdev(x[todo], sh[todo], sl[todo], usable[todo])
+    if todo.size == rows:
+        sdev = _stdev(xt, sh, sl, usable)
+    elif todo.size:
+        sdev[todo] = _stdev(xt[:, todo], sh[todo], sl[todo], usable[todo])
     return total, sdev
 
 
 def _stdev(y: Floats, sh: Floats, sl: Floats, usable: NDArray[np.bool_]) -> Floats:
-    n = y.shape[1]
+    """Each column's stdev of y [n, columns] (the columns are the rows asked about)."""
+    n = y.shape[0]
     c = (sh + sl) / n  # within a few ulps of the mean
     # SS = sum (y - mean)^2 = sum (y - c)^2 - D^2 / n, D = sum (y - c) = S - n c
-    dh, dl = _two_sum(y, -c[:, None])  # exact
+    dh, dl = _two_sum(y, -c)  # exact
     ph = dh * dh
     a, b = _split(dh)
     pl = ((a * a - ph) + 2.0 * a * b) + b * b  # dh^2 = ph + pl exactly
     qh, ql = _dd_sum_nonnegative(ph)
     # the small parts in plain floats: |error| <= n u * 4 u * sum ph
-    ql = ql + (pl + (2.0 * dh * dl + dl * dl)).sum(axis=1)
+    ql = ql + (pl + (2.0 * dh * dl + dl * dl)).sum(axis=0)
     ch, cl = _two_prod(c, np.full_like(c, float(n)))  # n c exactly
     s, e = _two_sum(sh, -ch)
     d_h, d_l = _fast_two_sum(s, e + (sl - cl))
@@ -163,7 +170,7 @@ def _stdev(y: Floats, sh: Floats, sl: Floats, usable: NDArray[np.bool_]) -> Floa
     got, ok = _round_checked(rh, rl, bound)
     ok &= positive & usable
     for i in np.flatnonzero(~ok):
-        got[i] = statistics.stdev(y[i].tolist())
+        got[i] = statistics.stdev(y[:, i].tolist())
     return got
 
 

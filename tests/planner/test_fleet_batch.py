@@ -293,6 +293,17 @@ def test_rowstats_equal_fsum_and_stdev(x: np.ndarray) -> None:
     assert sdev.tolist() == [statistics.stdev(r) for r in rows]
 
 
+def test_rowstats_every_width_carries_its_odd_rows() -> None:
+    """The pairwise sum halves the values level by level, an odd one out carried: every width
+    from 1 to 70 (odd at different levels) still gives fsum's and stdev's floats."""
+    for n in range(1, 71):
+        x = np.random.default_rng(n).lognormal(0, 2, (4, n))
+        rows = x.tolist()
+        assert fsum_rows(x).tolist() == [math.fsum(r) for r in rows], n
+        if n > 1:
+            assert stdev_rows(x).tolist() == [statistics.stdev(r) for r in rows], n
+
+
 def test_rowstats_refuse_bad_shapes() -> None:
     with pytest.raises(ValueError, match=r"2-D array \(of >= 2 columns for stdev\)"):
         stdev_rows(np.ones((3, 1)))
